@@ -1,0 +1,298 @@
+"""The JSON API (django-ninja): OpenAPI schema at ``/api/openapi.json``, docs at ``/api/docs``.
+
+Authentication: ``Authorization: Bearer <token>`` with a per-user API token, or the browser session (with CSRF).
+Every endpoint checks the caller's role, exactly like the pages.
+"""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+from ninja import NinjaAPI, Router, Schema
+from ninja.errors import HttpError
+from ninja.security import HttpBearer, django_auth
+
+from . import roles, selectors, services
+from .diffing import version_diff
+from .models import ContentValidationError, PolicyVersion
+from .prompts import build_system_prompt
+
+
+class TokenAuth(HttpBearer):
+    openapi_scheme = "bearer"
+
+    def authenticate(self, request: HttpRequest, token: str):
+        user = services.api_token_authenticate(raw=token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="PolicyHub API",
+    version="1",
+    description="Policies, versions, diffs and prompts. Authenticate with `Authorization: Bearer <token>`.",
+    auth=[TokenAuth(), django_auth],
+    urls_namespace="api",
+)
+
+
+def require_role(request: HttpRequest, *allowed: str) -> None:
+    if not roles.has_role(request.auth, *allowed):
+        raise HttpError(403, f"This endpoint needs the role {' or '.join(allowed)}.")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "Forbidden."}, status=403)
+
+
+@api.exception_handler(ContentValidationError)
+def _invalid_content(request, exc: ContentValidationError):
+    errors = [
+        {"section": e.section, "index": e.index, "field": e.field, "message": e.message} for e in exc.content_errors
+    ]
+    return api.create_response(request, {"detail": "The content is invalid.", "errors": errors}, status=400)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    return api.create_response(request, {"detail": " ".join(exc.messages)}, status=400)
+
+
+@api.exception_handler(services.DraftConflict)
+def _conflict(request, exc: services.DraftConflict):
+    return api.create_response(request, {"detail": str(exc), "current_revision": exc.current.revision}, status=409)
+
+
+# --- schemas -------------------------------------------------------------------------------------------------
+class LabelSchema(Schema):
+    key: str
+    title: str = ""
+    definition: str
+
+
+class RuleSchema(Schema):
+    id: str = ""
+    text: str
+    positive_examples: list[str] = []
+    negative_examples: list[str] = []
+
+
+class VersionSummary(Schema):
+    number: int
+    status: str
+    content_hash: str
+    revision: int
+    published_at: str | None
+
+
+class VersionOut(VersionSummary):
+    policy: str
+    body: str
+    labels: list[LabelSchema]
+    rules: list[RuleSchema]
+    author: str
+    created_at: str
+    updated_at: str
+
+
+class PolicyOut(Schema):
+    slug: str
+    name: str
+    task_description: str
+    owner: str
+    latest_published: int | None
+    versions: list[VersionSummary]
+
+
+class DraftIn(Schema):
+    revision: int
+    body: str = ""
+    labels: list[LabelSchema]
+    rules: list[RuleSchema]
+
+
+class PublishIn(Schema):
+    revision: int
+
+
+class PromptOut(Schema):
+    policy: str
+    number: int
+    content_hash: str
+    frozen: bool
+    system_prompt: str
+
+
+class ItemChangeOut(Schema):
+    key: str
+    change: str
+    changed_fields: list[str]
+    old: dict | None
+    new: dict | None
+
+
+class DiffOut(Schema):
+    policy: str
+    old: int
+    new: int
+    body_changed: bool
+    body_diff: list[dict]
+    labels: list[ItemChangeOut]
+    rules: list[ItemChangeOut]
+
+
+class MeOut(Schema):
+    username: str
+    roles: list[str]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _summary(version: PolicyVersion) -> dict:
+    return {
+        "number": version.number,
+        "status": version.status,
+        "content_hash": version.content_hash,
+        "revision": version.revision,
+        "published_at": _iso(version.published_at),
+    }
+
+
+def _version_out(version: PolicyVersion) -> dict:
+    return {
+        **_summary(version),
+        "policy": version.policy.slug,
+        "body": version.body,
+        "labels": version.labels,
+        "rules": version.rules,
+        "author": version.author.get_username(),
+        "created_at": _iso(version.created_at),
+        "updated_at": _iso(version.updated_at),
+    }
+
+
+# --- endpoints -----------------------------------------------------------------------------------------------
+router = Router(tags=["policies"])
+ERRORS = {400: dict, 403: ErrorOut, 404: ErrorOut, 409: dict}
+
+
+@api.get("/me", response=MeOut, tags=["account"])
+def me(request):
+    return {"username": request.auth.get_username(), "roles": sorted(roles.user_roles(request.auth))}
+
+
+@router.get("/policies", response=list[PolicyOut])
+def list_policies(request):
+    require_role(request, *roles.READERS)
+    return [_policy_out(request, policy) for policy in selectors.policy_list(user=request.auth)]
+
+
+def _policy_out(request, policy) -> dict:
+    versions = list(selectors.version_list(user=request.auth, policy=policy))
+    latest = next((v.number for v in versions if v.status == PolicyVersion.Status.PUBLISHED), None)
+    return {
+        "slug": policy.slug,
+        "name": policy.name,
+        "task_description": policy.task_description,
+        "owner": policy.owner.get_username(),
+        "latest_published": latest,
+        "versions": [_summary(v) for v in versions],
+    }
+
+
+@router.get("/policies/{slug}", response={200: PolicyOut, **ERRORS})
+def get_policy(request, slug: str):
+    require_role(request, *roles.READERS)
+    return _policy_out(request, selectors.policy_get(user=request.auth, slug=slug))
+
+
+@router.get("/policies/{slug}/versions/{number}", response={200: VersionOut, **ERRORS})
+def get_version(request, slug: str, number: int):
+    require_role(request, *roles.READERS)
+    policy = selectors.policy_get(user=request.auth, slug=slug)
+    return _version_out(selectors.version_get(user=request.auth, policy=policy, number=number))
+
+
+@router.get("/policies/{slug}/versions/{number}/prompt", response={200: PromptOut, **ERRORS})
+def get_prompt(request, slug: str, number: int):
+    require_role(request, *roles.READERS)
+    policy = selectors.policy_get(user=request.auth, slug=slug)
+    version = selectors.version_get(user=request.auth, policy=policy, number=number)
+    snapshot = getattr(version, "prompt_snapshot", None) if not version.is_draft else None
+    return {
+        "policy": policy.slug,
+        "number": version.number,
+        "content_hash": version.content_hash,
+        "frozen": snapshot is not None,
+        "system_prompt": snapshot.system_prompt if snapshot else build_system_prompt(version),
+    }
+
+
+@router.get("/policies/{slug}/diff", response={200: DiffOut, **ERRORS})
+def get_diff(request, slug: str, old: int, new: int):
+    """Compare version ``old`` with version ``new`` (labels by key, rules by ID, body line by line)."""
+    require_role(request, *roles.READERS)
+    policy = selectors.policy_get(user=request.auth, slug=slug)
+    diff = version_diff(
+        selectors.version_get(user=request.auth, policy=policy, number=old),
+        selectors.version_get(user=request.auth, policy=policy, number=new),
+    )
+    return {
+        "policy": policy.slug,
+        "old": old,
+        "new": new,
+        "body_changed": diff.body_changed,
+        "body_diff": [row.__dict__ for row in diff.body_rows if row.kind != "equal"],
+        "labels": [_change(c) for c in diff.labels if c.change != "unchanged"],
+        "rules": [_change(c) for c in diff.rules if c.change != "unchanged"],
+    }
+
+
+def _change(change) -> dict:
+    return {
+        "key": change.key,
+        "change": change.change,
+        "changed_fields": list(change.changed_fields),
+        "old": change.old,
+        "new": change.new,
+    }
+
+
+@router.post("/policies/{slug}/draft", response={200: VersionOut, **ERRORS})
+def start_draft(request, slug: str):
+    """Open a draft copied from the latest published version (returns the open draft if there is one)."""
+    require_role(request, roles.POLICY_OWNER)
+    policy = selectors.policy_get(user=request.auth, slug=slug)
+    return _version_out(services.policy_version_draft_start(policy=policy, user=request.auth))
+
+
+@router.put("/policies/{slug}/draft", response={200: VersionOut, **ERRORS})
+def save_draft(request, slug: str, payload: DraftIn):
+    """Replace the draft's content. ``revision`` must be the draft's current revision, else 409."""
+    require_role(request, roles.POLICY_OWNER)
+    policy = selectors.policy_get(user=request.auth, slug=slug)
+    draft = selectors.policy_draft(policy=policy)
+    if draft is None:
+        raise HttpError(404, f"{slug} has no draft; POST /api/policies/{slug}/draft to start one.")
+    data = payload.dict()
+    version = services.policy_version_draft_save(version=draft, user=request.auth, **data)
+    return _version_out(version)
+
+
+@router.post("/policies/{slug}/draft/publish", response={200: VersionOut, **ERRORS})
+def publish_draft(request, slug: str, payload: PublishIn):
+    require_role(request, roles.POLICY_OWNER)
+    policy = selectors.policy_get(user=request.auth, slug=slug)
+    draft = selectors.policy_draft(policy=policy)
+    if draft is None:
+        raise HttpError(404, f"{slug} has no draft to publish.")
+    return _version_out(services.policy_version_publish(version=draft, user=request.auth, revision=payload.revision))
+
+
+api.add_router("/", router)

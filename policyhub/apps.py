@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PolicyhubConfig(AppConfig):
+    name = "policyhub"
+    verbose_name = "Policies"

@@ -1,0 +1,101 @@
+"""Forms of the policy editor. Validation of content lives in the model/service; these forms only parse."""
+
+from django import forms
+
+from .models import ContentError, Policy
+
+
+class PolicyCreateForm(forms.ModelForm):
+    class Meta:
+        model = Policy
+        fields = ["slug", "name", "task_description"]
+        widgets = {"task_description": forms.Textarea(attrs={"rows": 3})}
+
+
+class DraftForm(forms.Form):
+    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 16, "class": "mono", "id": "id_body"}))
+
+
+class LabelForm(forms.Form):
+    key = forms.CharField(max_length=64, widget=forms.TextInput(attrs={"placeholder": "strong_match"}))
+    title = forms.CharField(max_length=200, required=False)
+    definition = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class RuleForm(forms.Form):
+    id = forms.CharField(
+        max_length=12,
+        required=False,
+        label="ID",
+        widget=forms.TextInput(attrs={"placeholder": "new", "size": 5}),
+        help_text="Leave empty for a new rule: it gets the next free ID.",
+    )
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    positive_examples = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="One example per line."
+    )
+    negative_examples = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="One example per line."
+    )
+
+
+LabelFormSet = forms.formset_factory(LabelForm, extra=0, can_delete=True)
+RuleFormSet = forms.formset_factory(RuleForm, extra=0, can_delete=True)
+
+
+class DraftEditor:
+    """The draft form with its label and rule formsets, bound or initial, plus mapping of content errors."""
+
+    def __init__(self, data=None, *, version=None):
+        self.section_errors: dict[str, list[str]] = {}
+        initial = None
+        if version is not None:
+            initial = {"revision": version.revision, "body": version.body}
+        self.draft = DraftForm(data, initial=initial)
+        self.labels = LabelFormSet(data, prefix="labels", initial=None if data else (version.labels if version else []))
+        self.rules = RuleFormSet(
+            data,
+            prefix="rules",
+            initial=None
+            if data
+            else [
+                {
+                    **rule,
+                    "positive_examples": "\n".join(rule.get("positive_examples", [])),
+                    "negative_examples": "\n".join(rule.get("negative_examples", [])),
+                }
+                for rule in (version.rules if version else [])
+            ],
+        )
+
+    def is_valid(self) -> bool:
+        return all([self.draft.is_valid(), self.labels.is_valid(), self.rules.is_valid()])
+
+    @staticmethod
+    def _kept(formset) -> list[forms.Form]:
+        return [form for form in formset.forms if not form.cleaned_data.get("DELETE")]
+
+    def content(self) -> dict:
+        """Cleaned content in the order shown, deleted rows dropped."""
+        return {
+            "revision": self.draft.cleaned_data["revision"],
+            "body": self.draft.cleaned_data["body"],
+            "labels": [
+                {k: form.cleaned_data[k] for k in ("key", "title", "definition")} for form in self._kept(self.labels)
+            ],
+            "rules": [
+                {k: form.cleaned_data[k] for k in ("id", "text", "positive_examples", "negative_examples")}
+                for form in self._kept(self.rules)
+            ],
+        }
+
+    def add_content_errors(self, errors: list[ContentError]) -> None:
+        """Show each content error by its field in the row it belongs to."""
+        for error in errors:
+            formset = self.labels if error.section == "labels" else self.rules
+            kept = self._kept(formset)
+            if error.index is not None and error.index < len(kept) and error.field in kept[error.index].fields:
+                kept[error.index].add_error(error.field, error.message)
+            else:
+                self.section_errors.setdefault(error.section, []).append(str(error))

@@ -1,0 +1,302 @@
+"""Writes for policies, versions and API tokens (one function per use case)."""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import roles, selectors
+from .models import (
+    ApiToken,
+    ContentError,
+    ContentValidationError,
+    Policy,
+    PolicyVersion,
+    PromptSnapshot,
+    validate_content,
+)
+from .prompts import build_system_prompt
+
+User = get_user_model()
+
+
+class DraftConflict(Exception):
+    """Someone saved the draft after the editor was opened. Carries the version as it is now."""
+
+    def __init__(self, current: PolicyVersion):
+        self.current = current
+        super().__init__(
+            f"This draft was saved by {current.author} at {current.updated_at:%H:%M:%S} after you opened it "
+            f"(revision {current.revision})."
+        )
+
+
+def _require_owner(user) -> None:
+    if not roles.has_role(user, roles.POLICY_OWNER):
+        raise PermissionDenied("Only policy owners can change policies.")
+
+
+# --- content normalisation ---------------------------------------------------------------------------------
+def normalize_labels(labels: list[dict]) -> list[dict]:
+    return [
+        {
+            "key": str(label.get("key", "")).strip(),
+            "title": str(label.get("title", "") or "").strip(),
+            "definition": str(label.get("definition", "") or "").strip(),
+        }
+        for label in labels
+    ]
+
+
+def _examples(value) -> list[str]:
+    if isinstance(value, str):
+        value = value.splitlines()
+    return [str(example).strip() for example in value or [] if str(example).strip()]
+
+
+def normalize_rules(rules: list[dict]) -> list[dict]:
+    return [
+        {
+            "id": str(rule.get("id", "") or "").strip().upper(),
+            "text": str(rule.get("text", "") or "").strip(),
+            "positive_examples": _examples(rule.get("positive_examples")),
+            "negative_examples": _examples(rule.get("negative_examples")),
+        }
+        for rule in rules
+    ]
+
+
+def _rule_number(rule_id: str) -> int:
+    match = re.fullmatch(r"R([1-9][0-9]*)", rule_id)
+    return int(match.group(1)) if match else 0
+
+
+def _assign_rule_ids(*, version: PolicyVersion, rules: list[dict]) -> list[ContentError]:
+    """Give new rules (blank ID) the next unused ID; refuse an ID that an earlier version retired.
+
+    Rule IDs are stable: a rule keeps its ID across versions, and an ID, once published, never names a
+    different rule.
+    """
+    published_ids = selectors.rule_ids_published(policy=version.policy)
+    base_ids = set(version.based_on.rule_ids) if version.based_on else set()
+    errors: list[ContentError] = []
+    for index, rule in enumerate(rules):
+        rule_id = rule["id"]
+        if rule_id and rule_id in published_ids and rule_id not in base_ids:
+            errors.append(
+                ContentError(
+                    "rules",
+                    index,
+                    "id",
+                    f"{rule_id} belonged to a rule removed in an earlier version; IDs are never reused. "
+                    "Leave the ID empty to get a new one.",
+                )
+            )
+    next_number = max([_rule_number(r) for r in published_ids] + [_rule_number(r["id"]) for r in rules] + [0])
+    for rule in rules:
+        if not rule["id"]:
+            next_number += 1
+            rule["id"] = f"R{next_number}"
+    return errors
+
+
+# --- policies and versions ---------------------------------------------------------------------------------
+@transaction.atomic
+def policy_create(*, slug: str, name: str, task_description: str, owner, body: str = "", labels=(), rules=()) -> Policy:
+    """Create a policy with its first draft (v1)."""
+    _require_owner(owner)
+    policy = Policy(slug=slug, name=name, task_description=task_description, owner=owner)
+    policy.full_clean()
+    policy.save()
+    draft = PolicyVersion(
+        policy=policy,
+        number=1,
+        body=body,
+        labels=normalize_labels(list(labels)),
+        rules=normalize_rules(list(rules)),
+        author=owner,
+    )
+    _assign_rule_ids(version=draft, rules=draft.rules)  # a first version has no retired IDs to refuse
+    draft.full_clean()
+    draft.save()
+    return policy
+
+
+@transaction.atomic
+def policy_version_draft_start(*, policy: Policy, user) -> PolicyVersion:
+    """Start a draft as a copy of the latest published version (or return the draft already open)."""
+    _require_owner(user)
+    Policy.objects.select_for_update().get(pk=policy.pk)  # serialise concurrent starts
+    existing = policy.versions.filter(status=PolicyVersion.Status.DRAFT).first()
+    if existing:
+        return existing
+    base = selectors.policy_latest_published(policy=policy)
+    highest = policy.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    draft = PolicyVersion(
+        policy=policy,
+        number=highest + 1,
+        body=base.body if base else "",
+        labels=base.labels if base else [],
+        rules=base.rules if base else [],
+        based_on=base,
+        author=user,
+    )
+    draft.full_clean()
+    draft.save()
+    return draft
+
+
+def policy_version_draft_save(
+    *, version: PolicyVersion, user, revision: int, body: str, labels: list[dict], rules: list[dict]
+) -> PolicyVersion:
+    """Save a draft's content if nobody saved it since ``revision``; otherwise raise :class:`DraftConflict`.
+
+    Invalid content raises ``ValidationError`` with messages by field and changes nothing.
+    """
+    _require_owner(user)
+    if not version.is_draft:
+        raise ValidationError(f"Version {version.number} is {version.status}; only a draft can be edited.")
+    labels, rules = normalize_labels(labels), normalize_rules(rules)
+    errors = _assign_rule_ids(version=version, rules=rules)
+    errors += validate_content(labels=labels, rules=rules)
+    if errors:
+        raise ContentValidationError(errors)
+    candidate = PolicyVersion(
+        pk=version.pk, policy=version.policy, number=version.number, body=body, labels=labels, rules=rules
+    )
+    content_hash = candidate.compute_content_hash()
+    with transaction.atomic():
+        updated = PolicyVersion.objects.filter(
+            pk=version.pk, status=PolicyVersion.Status.DRAFT, revision=revision
+        ).update(
+            body=body,
+            labels=labels,
+            rules=rules,
+            content_hash=content_hash,
+            author=user,
+            revision=F("revision") + 1,
+            updated_at=timezone.now(),
+        )
+    current = PolicyVersion.objects.select_related("policy", "author").get(pk=version.pk)
+    if not updated:
+        if not current.is_draft:
+            raise ValidationError(f"Version {current.number} was {current.status} meanwhile; it cannot be edited.")
+        raise DraftConflict(current)
+    return current
+
+
+@transaction.atomic
+def policy_version_publish(*, version: PolicyVersion, user, revision: int | None = None) -> PolicyVersion:
+    """Publish a draft: it becomes immutable; its prompt is frozen by a Celery task after commit."""
+    _require_owner(user)
+    locked = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
+    if not locked.is_draft:
+        raise ValidationError(f"Version {locked.number} is already {locked.status}.")
+    if revision is not None and locked.revision != revision:
+        raise DraftConflict(locked)
+    locked.status = PolicyVersion.Status.PUBLISHED
+    locked.published_at = timezone.now()
+    locked.published_by = user
+    locked.full_clean()
+    locked.save()
+    from .tasks import policy_version_freeze_prompt
+
+    policy_version_freeze_prompt.delay_on_commit(locked.pk)
+    return locked
+
+
+@transaction.atomic
+def policy_version_retire(*, version: PolicyVersion, user) -> PolicyVersion:
+    """Retire a published version: it stays readable but is no longer offered for new runs."""
+    _require_owner(user)
+    locked = PolicyVersion.objects.select_for_update().get(pk=version.pk)
+    if locked.status != PolicyVersion.Status.PUBLISHED:
+        raise ValidationError(f"Only a published version can be retired; version {locked.number} is {locked.status}.")
+    locked.status = PolicyVersion.Status.RETIRED
+    locked.retired_at = timezone.now()
+    locked.save()
+    return locked
+
+
+def prompt_snapshot_store(*, version_id: int) -> PromptSnapshot:
+    """Freeze the system prompt of a published version (idempotent: a second call overwrites the row)."""
+    version = PolicyVersion.objects.select_related("policy").get(pk=version_id)
+    if version.is_draft:
+        raise ValidationError("Only published versions have a frozen prompt.")
+    prompt = build_system_prompt(version)
+    snapshot, _ = PromptSnapshot.objects.update_or_create(
+        version=version,
+        defaults={
+            "content_hash": version.content_hash,
+            "system_prompt": prompt,
+            "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
+        },
+    )
+    return snapshot
+
+
+# --- API tokens ---------------------------------------------------------------------------------------------
+TOKEN_PREFIX = "phk_"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    raw: str  # shown once; never stored
+
+
+def api_token_create(*, user, name: str) -> IssuedToken:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": ["Give the token a name, e.g. 'laptop' or 'training pipeline'."]})
+    if len(name) > 100:
+        raise ValidationError({"name": ["The name is longer than 100 characters."]})
+    if not roles.user_roles(user):
+        raise PermissionDenied("Only users with a role can have API tokens.")
+    for _ in range(3):
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with transaction.atomic():
+                token = ApiToken.objects.create(
+                    user=user, name=name, prefix=raw[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(raw)
+                )
+            return IssuedToken(token=token, raw=raw)
+        except IntegrityError:  # pragma: no cover - a 256-bit collision
+            continue
+    raise RuntimeError("Could not issue a unique token")
+
+
+def api_token_revoke(*, token: ApiToken, user) -> ApiToken:
+    if token.user_id != user.pk and not user.is_staff:
+        raise PermissionDenied("You can only revoke your own tokens.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_authenticate(*, raw: str):
+    """The active user owning the active token ``raw``, or None. Records when the token was last used."""
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

@@ -1,0 +1,10 @@
+"""Celery tasks of the policy app: thin, idempotent, keyed by ids."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def policy_version_freeze_prompt(version_id: int) -> str:
+    return services.prompt_snapshot_store(version_id=version_id).prompt_sha256

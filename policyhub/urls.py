@@ -1,0 +1,43 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
+from django.urls import include, path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from . import views
+from .api import api
+from .health import health_report
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """Public liveness probe: database and broker reachability, no data."""
+    healthy, report = health_report()
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+policy_patterns = [
+    path("", views.policy_list, name="policy_list"),
+    path("policies/new/", views.policy_create, name="policy_create"),
+    path("policies/<slug:slug>/", views.policy_detail, name="policy_detail"),
+    path("policies/<slug:slug>/compare/", views.version_compare, name="version_compare"),
+    path("policies/<slug:slug>/draft/", views.draft_edit, name="draft_edit"),
+    path("policies/<slug:slug>/draft/start/", views.draft_start, name="draft_start"),
+    path("policies/<slug:slug>/draft/publish/", views.draft_publish, name="draft_publish"),
+    path("policies/<slug:slug>/draft/preview/", views.markdown_preview, name="markdown_preview"),
+    path("policies/<slug:slug>/v<int:number>/", views.version_detail, name="version_detail"),
+    path("policies/<slug:slug>/v<int:number>/prompt/", views.version_prompt, name="version_prompt"),
+    path("policies/<slug:slug>/v<int:number>/retire/", views.version_retire, name="version_retire"),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("account/", include("policyhub.account_urls")),
+    *policy_patterns,
+]

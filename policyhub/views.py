@@ -1,0 +1,224 @@
+"""Browser views of the policy app: parse, check the role, call a service or selector, render."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import selectors, services
+from .diffing import version_diff
+from .forms import DraftEditor, PolicyCreateForm
+from .markdown import render_markdown
+from .models import ContentValidationError, PolicyVersion
+from .prompts import build_system_prompt
+from .roles import POLICY_OWNER, READERS, role_required
+
+
+def _validation_messages(error: ValidationError) -> list[str]:
+    return [str(m) for m in (error.messages if hasattr(error, "messages") else [error])]
+
+
+@role_required(*READERS)
+def policy_list(request):
+    return render(request, "policyhub/policy_list.html", {"policies": selectors.policy_list(user=request.user)})
+
+
+@role_required(POLICY_OWNER)
+@require_http_methods(["GET", "POST"])
+def policy_create(request):
+    form = PolicyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        policy = services.policy_create(owner=request.user, **form.cleaned_data)
+        messages.success(request, f"Created {policy.name} with an empty draft v1.")
+        return redirect("draft_edit", slug=policy.slug)
+    return render(request, "policyhub/policy_create.html", {"form": form})
+
+
+@role_required(*READERS)
+def policy_detail(request, slug):
+    """The policy's version history, with a form to compare any two versions."""
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    versions = list(selectors.version_list(user=request.user, policy=policy))
+    return render(
+        request,
+        "policyhub/policy_detail.html",
+        {
+            "policy": policy,
+            "versions": versions,
+            "draft": next((v for v in versions if v.is_draft), None),
+            "latest": selectors.policy_latest_published(policy=policy),
+        },
+    )
+
+
+@role_required(*READERS)
+def version_detail(request, slug, number):
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    version = selectors.version_get(user=request.user, policy=policy, number=number)
+    return render(
+        request,
+        "policyhub/version_detail.html",
+        {"policy": policy, "version": version, "body_html": render_markdown(version.body)},
+    )
+
+
+@role_required(*READERS)
+def version_prompt(request, slug, number):
+    """The exact system prompt the teacher receives for this version (frozen at publish when available)."""
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    version = selectors.version_get(user=request.user, policy=policy, number=number)
+    snapshot = getattr(version, "prompt_snapshot", None) if not version.is_draft else None
+    prompt = snapshot.system_prompt if snapshot else build_system_prompt(version)
+    return render(
+        request,
+        "policyhub/version_prompt.html",
+        {"policy": policy, "version": version, "prompt": prompt, "snapshot": snapshot},
+    )
+
+
+@role_required(*READERS)
+def version_compare(request, slug):
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    try:
+        old_number, new_number = int(request.GET["from"]), int(request.GET["to"])
+    except (KeyError, ValueError):
+        return HttpResponseBadRequest("Choose two versions to compare: ?from=<number>&to=<number>.")
+    old = selectors.version_get(user=request.user, policy=policy, number=old_number)
+    new = selectors.version_get(user=request.user, policy=policy, number=new_number)
+    return render(
+        request,
+        "policyhub/version_diff.html",
+        {
+            "policy": policy,
+            "diff": version_diff(old, new),
+            "versions": selectors.version_list(user=request.user, policy=policy),
+        },
+    )
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def draft_start(request, slug):
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    draft = services.policy_version_draft_start(policy=policy, user=request.user)
+    messages.success(request, f"Draft v{draft.number} is open.")
+    return redirect("draft_edit", slug=slug)
+
+
+def _editor_context(policy, draft, editor, conflict=None) -> dict:
+    return {
+        "policy": policy,
+        "draft": draft,
+        "editor": editor,
+        "conflict": conflict,
+        "body_html": render_markdown(editor.draft["body"].value() or ""),
+    }
+
+
+@role_required(POLICY_OWNER)
+@require_http_methods(["GET", "POST"])
+def draft_edit(request, slug):
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    draft = selectors.policy_draft(policy=policy)
+    if draft is None:
+        messages.info(request, "There is no draft: start one from the latest published version.")
+        return redirect("policy_detail", slug=slug)
+    if request.method == "GET":
+        return render(request, "policyhub/draft_edit.html", _editor_context(policy, draft, DraftEditor(version=draft)))
+
+    editor = DraftEditor(request.POST)
+    status = 400
+    conflict = None
+    if editor.is_valid():
+        content = editor.content()
+        try:
+            draft = services.policy_version_draft_save(version=draft, user=request.user, **content)
+        except ContentValidationError as error:
+            editor.add_content_errors(error.content_errors)
+        except services.DraftConflict as error:
+            # Keep the user's edit in the form and show what the other person saved; the form now carries the
+            # current revision, so saving again deliberately replaces the other edit.
+            conflict = error.current
+            data = request.POST.copy()
+            data["revision"] = str(conflict.revision)
+            editor = DraftEditor(data)
+            editor.is_valid()
+            status = 409
+        except ValidationError as error:
+            for message in _validation_messages(error):
+                messages.error(request, message)
+            return redirect("policy_detail", slug=slug)
+        else:
+            if "publish" in request.POST:
+                return _publish(request, policy, draft, draft.revision)
+            messages.success(request, f"Saved draft v{draft.number} (revision {draft.revision}).")
+            return redirect("draft_edit", slug=slug)
+    context = _editor_context(policy, draft, editor, conflict)
+    if conflict:
+        context["conflict_diff"] = version_diff(conflict, _unsaved(draft, editor))
+    return render(request, "policyhub/draft_edit.html", context, status=status)
+
+
+def _unsaved(draft: PolicyVersion, editor: DraftEditor) -> PolicyVersion:
+    """An unsaved copy of the draft holding the editor's content, to diff against the saved one."""
+    content = editor.content()
+    return PolicyVersion(
+        policy=draft.policy,
+        number=draft.number,
+        body=content["body"],
+        labels=services.normalize_labels(content["labels"]),
+        rules=services.normalize_rules(content["rules"]),
+    )
+
+
+def _publish(request, policy, draft, revision):
+    try:
+        version = services.policy_version_publish(version=draft, user=request.user, revision=revision)
+    except services.DraftConflict:
+        messages.error(request, "Someone saved the draft since you opened it: review their changes first.")
+        return redirect("draft_edit", slug=policy.slug)
+    except ValidationError as error:
+        for message in _validation_messages(error):
+            messages.error(request, f"Cannot publish: {message}")
+        return redirect("draft_edit", slug=policy.slug)
+    messages.success(request, f"Published v{version.number}. It can no longer change.")
+    return redirect("version_detail", slug=policy.slug, number=version.number)
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def draft_publish(request, slug):
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    draft = selectors.policy_draft(policy=policy)
+    if draft is None:
+        messages.error(request, "There is no draft to publish.")
+        return redirect("policy_detail", slug=slug)
+    try:
+        revision = int(request.POST["revision"])
+    except (KeyError, ValueError):
+        return HttpResponseBadRequest("The publish form must carry the draft revision it was made from.")
+    return _publish(request, policy, draft, revision)
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def markdown_preview(request, slug):
+    """htmx: the sanitised HTML of the body being edited."""
+    selectors.policy_get(user=request.user, slug=slug)
+    return render(request, "policyhub/_markdown.html", {"html": render_markdown(request.POST.get("body", ""))})
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def version_retire(request, slug, number):
+    policy = selectors.policy_get(user=request.user, slug=slug)
+    version = get_object_or_404(PolicyVersion, policy=policy, number=number)
+    try:
+        services.policy_version_retire(version=version, user=request.user)
+    except ValidationError as error:
+        for message in _validation_messages(error):
+            messages.error(request, message)
+    else:
+        messages.success(request, f"Retired v{number}: still readable, no longer offered for new runs.")
+    return redirect("policy_detail", slug=slug)

@@ -1,0 +1,87 @@
+"""Shared fixtures: users per role, a policy with a published v1 and a draft v2, clients per role."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from policyhub import roles, services
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _require_postgresql(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        if connection.vendor != "postgresql":
+            pytest.exit("The test suite runs on PostgreSQL: use bin/test or set DATABASE_URL.", returncode=2)
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str, *role_names: str, **extra):
+        user = get_user_model().objects.create_user(
+            username=username, password="pw-" + username, email=f"{username}@example.com", **extra
+        )
+        for role in role_names:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("olivia", roles.POLICY_OWNER)
+
+
+@pytest.fixture
+def annotator(make_user):
+    return make_user("arjun", roles.ANNOTATOR)
+
+
+@pytest.fixture
+def engineer(make_user):
+    return make_user("emma", roles.ML_ENGINEER)
+
+
+@pytest.fixture
+def nobody(make_user):
+    """Logged in, but holds no role."""
+    return make_user("nina")
+
+
+LABELS = [
+    {"key": "strong_match", "title": "Strong match", "definition": "Meets the must-haves."},
+    {"key": "partial_match", "title": "Partial match", "definition": "Some gaps."},
+    {"key": "no_match", "title": "No match", "definition": "A must-have is missing."},
+]
+RULES = [
+    {"id": "R1", "text": "Required skills appear in the member's skills."},
+    {"id": "R2", "text": "Seniority differs by at most one level."},
+    {"id": "R3", "text": "Location is compatible or the job is remote."},
+]
+
+
+@pytest.fixture
+def policy(owner):
+    """A policy with a published v1 and an open draft v2 (a copy of v1)."""
+    created = services.policy_create(
+        slug="match",
+        name="Member–job match",
+        task_description="Is the job a good match for the member?",
+        owner=owner,
+        body="# Match policy\n\nJudge from the profile only.\n",
+        labels=LABELS,
+        rules=RULES,
+    )
+    services.policy_version_publish(version=created.versions.get(number=1), user=owner)
+    services.policy_version_draft_start(policy=created, user=owner)
+    return created
+
+
+@pytest.fixture
+def client_for(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
