@@ -21,6 +21,12 @@ class PolicyAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     inlines = [VersionInline]
 
+    def has_delete_permission(self, request, obj=None):
+        """A policy with published versions stays: labels and datasets point at those versions."""
+        if obj is not None and obj.versions.exclude(status=PolicyVersion.Status.DRAFT).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(admin.ModelAdmin):

@@ -249,8 +249,8 @@ def get_diff(request, slug: str, old: int, new: int):
         "new": new,
         "body_changed": diff.body_changed,
         "body_diff": [row.__dict__ for row in diff.body_rows if row.kind != "equal"],
-        "labels": [_change(c) for c in diff.labels if c.change != "unchanged"],
-        "rules": [_change(c) for c in diff.rules if c.change != "unchanged"],
+        "labels": [_change(c) for c in diff.changed_labels],
+        "rules": [_change(c) for c in diff.changed_rules],
     }
 
 

@@ -39,6 +39,14 @@ class VersionDiff:
     rules: list[ItemChange] = field(default_factory=list)
 
     @property
+    def changed_labels(self) -> list[ItemChange]:
+        return [item for item in self.labels if item.change != "unchanged"]
+
+    @property
+    def changed_rules(self) -> list[ItemChange]:
+        return [item for item in self.rules if item.change != "unchanged"]
+
+    @property
     def body_changed(self) -> bool:
         return any(row.kind != "equal" for row in self.body_rows)
 

@@ -14,7 +14,14 @@ class PolicyCreateForm(forms.ModelForm):
 
 class DraftForm(forms.Form):
     revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 16, "class": "mono", "id": "id_body"}))
+    # strip=False: leading indentation and the final newline are markdown; saving unchanged must not change the text.
+    body = forms.CharField(
+        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 16, "class": "mono", "id": "id_body"})
+    )
+
+    def clean_body(self) -> str:
+        """Browsers send textarea newlines as CRLF; store LF like every other path (API, services, seed)."""
+        return self.cleaned_data["body"].replace("\r\n", "\n")
 
 
 class LabelForm(forms.Form):

@@ -49,6 +49,11 @@ def policy_latest_published(*, policy: Policy) -> PolicyVersion | None:
     return policy.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
 
 
+def policy_latest_released(*, policy: Policy) -> PolicyVersion | None:
+    """The newest published or retired version: what a new draft starts from."""
+    return policy.versions.filter(status__in=VISIBLE_TO_READERS).order_by("-number").first()
+
+
 def rule_ids_published(*, policy: Policy) -> set[str]:
     """Every rule ID any published or retired version of ``policy`` has used."""
     ids: set[str] = set()

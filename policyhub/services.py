@@ -20,6 +20,7 @@ from .models import (
     PolicyVersion,
     PromptSnapshot,
     validate_content,
+    validate_publishable,
 )
 from .prompts import build_system_prompt
 
@@ -136,7 +137,7 @@ def policy_version_draft_start(*, policy: Policy, user) -> PolicyVersion:
     existing = policy.versions.filter(status=PolicyVersion.Status.DRAFT).first()
     if existing:
         return existing
-    base = selectors.policy_latest_published(policy=policy)
+    base = selectors.policy_latest_released(policy=policy)
     highest = policy.versions.order_by("-number").values_list("number", flat=True).first() or 0
     draft = PolicyVersion(
         policy=policy,
@@ -200,6 +201,10 @@ def policy_version_publish(*, version: PolicyVersion, user, revision: int | None
         raise ValidationError(f"Version {locked.number} is already {locked.status}.")
     if revision is not None and locked.revision != revision:
         raise DraftConflict(locked)
+    errors = validate_content(labels=locked.labels, rules=locked.rules)
+    errors += validate_publishable(labels=locked.labels, rules=locked.rules)
+    if errors:
+        raise ContentValidationError(errors)
     locked.status = PolicyVersion.Status.PUBLISHED
     locked.published_at = timezone.now()
     locked.published_by = user

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services
@@ -10,6 +11,7 @@ from .models import ApiToken
 from .roles import ALL_ROLES, role_required
 
 
+@never_cache  # the page that shows a new token must not be kept in a browser or proxy cache
 @role_required(*ALL_ROLES)
 @require_http_methods(["GET", "POST"])
 def token_list(request):
