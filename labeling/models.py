@@ -1,1 +1,349 @@
-"""Models of the labeling app arrive with their issue (see ../shared/DESIGN.md)."""
+"""Members, jobs and the pairs the teacher labels, and the import batches that brought them in.
+
+A member or job is identified by its external id (the id in the system it came from). Profiles are what the
+teacher sees, so they do not change silently: an import that brings a different profile under a known id is
+refused row by row rather than overwriting the data earlier labels were made on.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Seniority(models.TextChoices):
+    INTERN = "intern", "Intern"
+    JUNIOR = "junior", "Junior"
+    MID = "mid", "Mid-level"
+    SENIOR = "senior", "Senior"
+    STAFF = "staff", "Staff"
+    PRINCIPAL = "principal", "Principal"
+    DIRECTOR = "director", "Director"
+    EXECUTIVE = "executive", "Executive"
+
+
+class ImportBatch(models.Model):
+    class Kind(models.TextChoices):
+        MEMBERS = "members", "Members"
+        JOBS = "jobs", "Jobs"
+        PAIRS = "pairs", "Pairs"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    source_name = models.CharField(max_length=255, help_text="File name as uploaded or given on the command line.")
+    file_format = models.CharField(max_length=10)
+    file_sha256 = models.CharField(max_length=64)
+    file_size = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    stored_file = models.CharField(
+        max_length=255, blank=True, help_text="Upload waiting for the worker (storage name); removed once imported."
+    )
+    rows_seen = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_unchanged = models.PositiveIntegerField(default=0, help_text="Rows already present with the same data.")
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, field, reason}, …] (first 10,000).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "file_sha256"], condition=Q(status="succeeded"), name="importbatch_file_imported_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import #{self.pk} ({self.source_name}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class Member(models.Model):
+    external_id = models.CharField(max_length=100, unique=True)
+    headline = models.CharField(max_length=300)
+    skills = models.JSONField(default=list, blank=True)
+    seniority = models.CharField(max_length=20, choices=Seniority.choices, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    summary = models.TextField(blank=True)
+    import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"member {self.external_id}"
+
+
+class Job(models.Model):
+    external_id = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=300)
+    description = models.TextField()
+    required_skills = models.JSONField(default=list, blank=True)
+    seniority = models.CharField(max_length=20, choices=Seniority.choices, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"job {self.external_id}"
+
+
+class Pair(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="pairs")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="pairs")
+    import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "job"], name="pair_unique_member_job")]
+
+    def __str__(self) -> str:
+        return f"pair {self.member_id}×{self.job_id}"
+
+
+# --- the teacher ---------------------------------------------------------------------------------------------
+class TeacherConfig(models.Model):
+    """How the teacher is asked: provider, model and sampling. Runs keep a snapshot, so editing a config later
+    never changes what an earlier run did. API keys are never stored: ``api_key_env`` names the variable."""
+
+    class Provider(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible API"
+        HEURISTIC = "heuristic", "Heuristic baseline (rules, not an LLM)"
+
+    name = models.SlugField(max_length=80, unique=True)
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.OPENAI)
+    model = models.CharField(max_length=100, default="gpt-4o-mini")
+    base_url = models.URLField(blank=True, help_text="Empty: the provider's default (OPENAI_BASE_URL or OpenAI).")
+    api_key_env = models.CharField(max_length=100, default="OPENAI_API_KEY", help_text="Environment variable.")
+    temperature = models.FloatField(default=0.7)
+    samples_per_pair = models.PositiveSmallIntegerField(default=3, help_text="K answers per pair (votes).")
+    logprobs = models.BooleanField(default=False, help_text="Read the label distribution from token logprobs.")
+    top_logprobs = models.PositiveSmallIntegerField(default=5)
+    price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    concurrency = models.PositiveSmallIntegerField(default=8, help_text="Requests in flight per worker process.")
+    request_timeout = models.FloatField(default=60.0, help_text="Seconds per request.")
+    max_attempts = models.PositiveSmallIntegerField(default=5, help_text="Per request, for 429/5xx/timeouts.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(samples_per_pair__gte=1, samples_per_pair__lte=20), name="teacherconfig_k_1_20"
+            ),
+            models.CheckConstraint(condition=Q(concurrency__gte=1, concurrency__lte=512), name="teacherconfig_conc"),
+            models.CheckConstraint(condition=Q(temperature__gte=0, temperature__lte=2), name="teacherconfig_temp"),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=1, max_attempts__lte=20), name="teacherconfig_attempts"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider}:{self.model})"
+
+    def snapshot(self) -> dict:
+        fields = (
+            "name", "provider", "model", "base_url", "temperature", "samples_per_pair", "logprobs", "top_logprobs",
+            "concurrency", "request_timeout", "max_attempts", "api_key_env",
+        )  # fmt: skip
+        data = {f: getattr(self, f) for f in fields}
+        data["price_input_per_mtok"] = str(self.price_input_per_mtok)
+        data["price_output_per_mtok"] = str(self.price_output_per_mtok)
+        return data
+
+
+class LabelingRun(models.Model):
+    """A published policy version × a teacher config × a set of pairs (materialised as its candidates)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
+        CANCELLED = "cancelled", "Cancelled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="runs")
+    teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="runs")
+    config_snapshot = models.JSONField(help_text="The teacher config as it was when the run was created.")
+    system_prompt = models.TextField(help_text="The exact system prompt every request of this run carries.")
+    selection = models.JSONField(default=dict, help_text="How the pairs were chosen, e.g. {'import_batch': 3}.")
+    thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.routing).")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    chunk_size = models.PositiveIntegerField(default=500)
+    pairs_total = models.PositiveIntegerField(default=0)
+    samples_total = models.PositiveIntegerField(default=0)
+    samples_done = models.PositiveIntegerField(default=0)
+    samples_failed = models.PositiveIntegerField(default=0)
+    samples_cached = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="labelingrun_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} ({self.policy_version} × {self.teacher_config.name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING, self.Status.CANCELLING)
+
+
+class RunChunk(models.Model):
+    """A slice of a run's candidates handled by one Celery task. Marking it done happens in the same transaction
+    as writing its samples, so a re-delivered task finds it done and does nothing twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+
+    run = models.ForeignKey(LabelingRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_candidate_id = models.BigIntegerField()
+    last_candidate_id = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="runchunk_unique_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class Candidate(models.Model):
+    """One per (run, pair): the teacher's aggregated answer, its soft label, trust checks and routing."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        LABELED = "labeled", "Labeled"
+        FAILED = "failed", "Failed"
+
+    class Routing(models.TextChoices):
+        NONE = "", "Not routed yet"
+        AUTO_ACCEPTED = "auto_accepted", "Auto-accepted"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+
+    run = models.ForeignKey(LabelingRun, on_delete=models.CASCADE, related_name="candidates")
+    pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="candidates")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    label = models.CharField(max_length=64, blank=True, help_text="Majority (or most probable) label.")
+    label_distribution = models.JSONField(default=dict, blank=True, help_text="Soft label: {label key: p}.")
+    confidence = models.FloatField(null=True, blank=True, help_text="Vote share, or probability from logprobs.")
+    vote_share = models.FloatField(null=True, blank=True)
+    samples_ok = models.PositiveSmallIntegerField(default=0)
+    trust = models.JSONField(default=dict, blank=True, help_text="{check: {ok, detail}} per trust check.")
+    trust_ok = models.BooleanField(null=True)
+    routing = models.CharField(max_length=16, choices=Routing.choices, blank=True, default="")
+    reason_self_disagreement = models.BooleanField(default=False)
+    reason_low_confidence = models.BooleanField(default=False)
+    reason_teacher_disagreement = models.BooleanField(default=False)
+    reason_gold_conflict = models.BooleanField(default=False)
+    reason_trust_check_failed = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    REASONS = ("self_disagreement", "low_confidence", "teacher_disagreement", "gold_conflict", "trust_check_failed")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "pair"], name="candidate_unique_run_pair")]
+        indexes = [models.Index(fields=["run", "routing"], name="candidate_run_routing")]
+
+    def __str__(self) -> str:
+        return f"candidate {self.pair_id} in run {self.run_id}: {self.label or '—'} ({self.routing or 'pending'})"
+
+    @property
+    def reasons(self) -> list[str]:
+        return [reason for reason in self.REASONS if getattr(self, f"reason_{reason}")]
+
+
+class TeacherSample(models.Model):
+    """One teacher answer. Unique on (run, pair, sample index): retries and re-deliveries overwrite."""
+
+    run = models.ForeignKey(LabelingRun, on_delete=models.CASCADE, related_name="samples")
+    pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="+")
+    sample_index = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=64, blank=True)
+    rationale = models.TextField(blank=True)
+    cited_rules = models.JSONField(default=list, blank=True)
+    label_probs = models.JSONField(null=True, blank=True, help_text="From token logprobs, when requested.")
+    raw_response = models.TextField(blank=True, help_text="The answer text as received (kept for failures too).")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    cached = models.BooleanField(default=False)
+    error_kind = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "pair", "sample_index"], name="teachersample_unique_run_pair_k")
+        ]
+
+    def __str__(self) -> str:
+        return f"sample {self.sample_index} of pair {self.pair_id} in run {self.run_id}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_kind
+
+
+class ResponseCache(models.Model):
+    """Valid teacher answers keyed by sha256 of (model, messages, parameters, sample index)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=100)
+    answer = models.JSONField(help_text="{label, rationale, cited_rules, label_probs, raw}")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"cached answer {self.key[:12]}"
+
+
+class GoldLabel(models.Model):
+    """A trusted human label for a pair under a policy; a teacher answer that contradicts it needs review."""
+
+    policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="gold_labels")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="gold_labels")
+    label = models.CharField(max_length=64)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["policy", "pair"], name="goldlabel_unique_policy_pair")]
+
+    def __str__(self) -> str:
+        return f"gold {self.label} for pair {self.pair_id}"

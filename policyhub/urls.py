@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from labeling.api import router as labeling_api
+
 from . import views
 from .api import api
 from .health import health_report
@@ -17,6 +19,8 @@ def healthz(request):
     healthy, report = health_report()
     return JsonResponse(report, status=200 if healthy else 503)
 
+
+api.add_router("/", labeling_api)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),
@@ -39,5 +43,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("account/", include("policyhub.account_urls")),
+    path("", include("labeling.urls")),
     *policy_patterns,
 ]

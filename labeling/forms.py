@@ -1,0 +1,56 @@
+from django import forms
+
+from policyhub.models import PolicyVersion
+
+from .imports.schemas import SCHEMAS
+from .models import ImportBatch, TeacherConfig
+from .routing import DEFAULT_THRESHOLDS
+
+
+class ImportForm(forms.Form):
+    kind = forms.ChoiceField(choices=[(kind, kind.title()) for kind in SCHEMAS])
+    file = forms.FileField(help_text="CSV with a header row, or JSONL (one JSON object per line).")
+
+
+class TeacherConfigForm(forms.ModelForm):
+    class Meta:
+        model = TeacherConfig
+        fields = [
+            "name", "provider", "model", "base_url", "api_key_env", "temperature", "samples_per_pair", "logprobs",
+            "top_logprobs", "price_input_per_mtok", "price_output_per_mtok", "concurrency", "request_timeout",
+            "max_attempts",
+        ]  # fmt: skip
+
+
+class RunForm(forms.Form):
+    version = forms.ModelChoiceField(
+        queryset=PolicyVersion.objects.filter(status=PolicyVersion.Status.PUBLISHED).select_related("policy"),
+        label="Policy version",
+    )
+    config = forms.ModelChoiceField(queryset=TeacherConfig.objects.all(), label="Teacher config")
+    import_batch = forms.ModelChoiceField(
+        queryset=ImportBatch.objects.filter(kind=ImportBatch.Kind.PAIRS, status=ImportBatch.Status.SUCCEEDED),
+        required=False,
+        empty_label="All pairs",
+        label="Pairs",
+    )
+    limit = forms.IntegerField(required=False, min_value=1, help_text="Only the first N pairs (optional).")
+    min_vote_share = forms.FloatField(
+        initial=DEFAULT_THRESHOLDS["min_vote_share"], min_value=0, max_value=1,
+        help_text="Below this share of agreeing samples: self_disagreement.",
+    )  # fmt: skip
+    min_confidence = forms.FloatField(
+        initial=DEFAULT_THRESHOLDS["min_confidence"], min_value=0, max_value=1,
+        help_text="Below this probability of the label: low_confidence.",
+    )  # fmt: skip
+    chunk_size = forms.IntegerField(initial=500, min_value=1, max_value=10_000)
+
+    def selection(self) -> dict:
+        data = self.cleaned_data
+        selection: dict = {"import_batch": data["import_batch"].pk} if data["import_batch"] else {"all": True}
+        if data.get("limit"):
+            selection["limit"] = data["limit"]
+        return selection
+
+    def thresholds(self) -> dict:
+        return {name: self.cleaned_data[name] for name in DEFAULT_THRESHOLDS}

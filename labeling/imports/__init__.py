@@ -1,0 +1,1 @@
+"""Atomic, streaming imports of members, jobs and pairs from CSV and JSONL (see :func:`services.import_file`)."""

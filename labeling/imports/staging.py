@@ -1,0 +1,181 @@
+# ruff: noqa: S608 - table and column names come from the constants below, values are always parameters
+"""Load cleaned rows into a temporary staging table, check them there in SQL, then insert them in one statement.
+
+Checks that need the whole file (duplicates inside it, ids already taken with other data, pairs naming unknown
+members or jobs) run as set queries on the staging table, so memory stays flat however large the file is. On
+PostgreSQL rows go in with ``COPY … FROM STDIN`` through psycopg 3; on the embedded SQLite with batched inserts.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils import timezone
+
+from .readers import RowError
+
+STAGE = "labeling_import_stage"
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Target:
+    table: str
+    stage_columns: tuple[str, ...]  # after "line"; the schema's columns in order
+    key: tuple[str, ...]  # identity of a row within a file
+    json_columns: tuple[str, ...] = ()
+
+
+TARGETS = {
+    "members": Target(
+        "labeling_member",
+        ("external_id", "headline", "skills", "seniority", "location", "summary"),
+        ("external_id",),
+        ("skills",),
+    ),
+    "jobs": Target(
+        "labeling_job",
+        ("external_id", "title", "description", "required_skills", "seniority", "location"),
+        ("external_id",),
+        ("required_skills",),
+    ),
+    "pairs": Target("labeling_pair", ("member_ext", "job_ext"), ("member_ext", "job_ext")),
+}
+
+
+def _pg() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _json(expr: str) -> str:
+    """A staging column (text) as the database's JSON value."""
+    return f"{expr}::jsonb" if _pg() else f"json({expr})"
+
+
+class Stage:
+    """The staging table for one import; use inside ``transaction.atomic()``."""
+
+    def __init__(self, kind: str, error_cap: int):
+        self.kind = kind
+        self.target = TARGETS[kind]
+        self.error_cap = error_cap
+
+    def create(self) -> None:
+        columns = ", ".join(f"{name} text NOT NULL" for name in self.target.stage_columns)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            suffix = " ON COMMIT DROP" if _pg() else ""
+            cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} (line integer NOT NULL, {columns}){suffix}")
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+    def load(self, rows: Iterable[tuple[int, tuple]]) -> None:
+        names = ", ".join(("line", *self.target.stage_columns))
+        with connection.cursor() as cursor:
+            if _pg():
+                with cursor.cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN") as copy:
+                    for line, values in rows:
+                        copy.write_row((line, *values))
+                cursor.execute(f"ANALYZE {STAGE}")
+                return
+            marks = ", ".join(["%s"] * (1 + len(self.target.stage_columns)))
+            sql = f"INSERT INTO {STAGE} ({names}) VALUES ({marks})"
+            batch: list[tuple] = []
+            for line, values in rows:
+                batch.append((line, *values))
+                if len(batch) >= BATCH:
+                    cursor.executemany(sql, batch)
+                    batch.clear()
+            if batch:
+                cursor.executemany(sql, batch)
+
+    # --- checks over the whole file --------------------------------------------------------------------------
+    def _errors(self, sql: str, field: str, reason) -> tuple[int, list[RowError]]:
+        """Run ``sql`` (selecting line first) and turn rows into errors; returns (total, first error_cap)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS problems")
+            total = cursor.fetchone()[0]
+            if not total:
+                return 0, []
+            cursor.execute(f"{sql} ORDER BY 1 LIMIT {self.error_cap}")
+            return total, [RowError(row[0], field, reason(*row[1:])) for row in cursor.fetchall()]
+
+    def duplicate_errors(self) -> tuple[int, list[RowError]]:
+        key = self.target.key
+        join = " AND ".join(f"f.{k} = s.{k}" for k in key)
+        sql = (
+            f"SELECT s.line, f.first_line FROM {STAGE} s JOIN (SELECT {', '.join(key)}, MIN(line) AS first_line "
+            f"FROM {STAGE} GROUP BY {', '.join(key)} HAVING COUNT(*) > 1) f ON {join} WHERE s.line <> f.first_line"
+        )
+        field = "member_id, job_id" if self.kind == "pairs" else key[0].replace("external_id", self._id_field)
+        return self._errors(sql, field, lambda first: f"duplicate of line {first}")
+
+    @property
+    def _id_field(self) -> str:
+        return "member_id" if self.kind == "members" else "job_id"
+
+    def conflict_errors(self) -> tuple[int, list[RowError]]:
+        """Members/jobs whose id exists already with different data (the data labels were made on)."""
+        if self.kind == "pairs":
+            return 0, []
+        stored_json = (lambda expr: expr) if _pg() else _json  # SQLite: normalise both sides' JSON text
+        differs = " OR ".join(
+            f"{stored_json('t.' + c)} <> {_json('s.' + c)}" if c in self.target.json_columns else f"t.{c} <> s.{c}"
+            for c in self.target.stage_columns
+            if c != "external_id"
+        )
+        sql = (
+            f"SELECT s.line, s.external_id FROM {STAGE} s JOIN {self.target.table} t "
+            f"ON t.external_id = s.external_id WHERE {differs}"
+        )
+        return self._errors(
+            sql, self._id_field, lambda ext: f"{ext!r} already exists with different data; profiles are not overwritten"
+        )
+
+    def unknown_reference_errors(self) -> tuple[int, list[RowError]]:
+        if self.kind != "pairs":
+            return 0, []
+        total = 0
+        errors: list[RowError] = []
+        for column, table, field in (
+            ("member_ext", "labeling_member", "member_id"),
+            ("job_ext", "labeling_job", "job_id"),
+        ):
+            sql = (
+                f"SELECT s.line, s.{column} FROM {STAGE} s LEFT JOIN {table} t ON t.external_id = s.{column} "
+                "WHERE t.id IS NULL"
+            )
+            count, found = self._errors(sql, field, lambda ext, what=field[:-3]: f"unknown {what} id {ext!r}")
+            total += count
+            errors += found
+        return total, errors
+
+    # --- the insert --------------------------------------------------------------------------------------------
+    def insert(self, *, batch_id: int) -> tuple[int, int]:
+        """Insert the rows not present yet; returns (created, unchanged)."""
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {STAGE}")
+            staged = cursor.fetchone()[0]
+            if self.kind == "pairs":
+                cursor.execute(
+                    "INSERT INTO labeling_pair (member_id, job_id, import_batch_id, created_at) "
+                    f"SELECT m.id, j.id, %s, %s FROM {STAGE} s "
+                    "JOIN labeling_member m ON m.external_id = s.member_ext "
+                    "JOIN labeling_job j ON j.external_id = s.job_ext WHERE true "
+                    "ON CONFLICT (member_id, job_id) DO NOTHING",
+                    [batch_id, now],
+                )
+            else:
+                columns = self.target.stage_columns
+                select = ", ".join(_json(f"s.{c}") if c in self.target.json_columns else f"s.{c}" for c in columns)
+                cursor.execute(
+                    f"INSERT INTO {self.target.table} ({', '.join(columns)}, import_batch_id, created_at) "
+                    f"SELECT {select}, %s, %s FROM {STAGE} s WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {self.target.table} t WHERE t.external_id = s.external_id)",
+                    [batch_id, now],
+                )
+            created = cursor.rowcount
+        return created, staged - created

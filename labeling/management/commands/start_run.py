@@ -1,0 +1,76 @@
+"""``manage.py start_run --policy member-job-match --version 1 --teacher baseline [--plan] [--wait]``."""
+
+import json
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from labeling import selectors, services
+from labeling.models import TeacherConfig
+from labeling.planning import run_plan
+from policyhub.models import PolicyVersion
+
+
+class Command(BaseCommand):
+    help = "Plan or start a labeling run (a published policy version × a teacher config × pairs)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--policy", required=True, help="Policy slug.")
+        parser.add_argument("--version", required=True, type=int, help="Published version number.")
+        parser.add_argument("--teacher", required=True, help="Teacher config name.")
+        parser.add_argument("--import-batch", type=int, help="Only the pairs of this pairs import.")
+        parser.add_argument("--limit", type=int, help="Only the first N pairs.")
+        parser.add_argument("--thresholds", default="{}", help='JSON, e.g. {"min_confidence": 0.8}.')
+        parser.add_argument("--chunk-size", type=int, default=500)
+        parser.add_argument("--user", help="Username recorded as the starter.")
+        parser.add_argument("--plan", action="store_true", help="Only show the plan: one prompt and the estimate.")
+        parser.add_argument("--wait", action="store_true", help="Print progress until the run ends.")
+
+    def handle(self, *args, **opts):
+        version = PolicyVersion.objects.filter(policy__slug=opts["policy"], number=opts["version"]).first()
+        if version is None:
+            raise CommandError(f"No version {opts['version']} of policy {opts['policy']!r}.")
+        config = TeacherConfig.objects.filter(name=opts["teacher"]).first()
+        if config is None:
+            raise CommandError(f"No teacher config {opts['teacher']!r}.")
+        selection: dict = {"import_batch": opts["import_batch"]} if opts["import_batch"] else {"all": True}
+        if opts["limit"]:
+            selection["limit"] = opts["limit"]
+        user = get_user_model().objects.filter(username=opts["user"]).first() if opts["user"] else None
+        try:
+            thresholds = json.loads(opts["thresholds"])
+            if opts["plan"]:
+                return self._print_plan(run_plan(version=version, config=config, selection=selection))
+            run = services.labeling_run_create(
+                version=version, config=config, selection=selection, thresholds=thresholds,
+                chunk_size=opts["chunk_size"], user=user,
+            )  # fmt: skip
+        except (ValidationError, json.JSONDecodeError) as error:
+            raise CommandError(" ".join(getattr(error, "messages", [str(error)]))) from error
+        self.stdout.write(f"Run #{run.pk} started on {run.pairs_total} pairs ({run.samples_total} samples).")
+        while opts["wait"]:
+            run.refresh_from_db()
+            self.stdout.write(
+                f"  {run.status}: {run.samples_done} done, {run.samples_failed} failed, {run.samples_cached} cached "
+                f"of {run.samples_total}; {run.input_tokens + run.output_tokens} tokens, ${run.cost:.4f}"
+            )
+            if not run.is_active:
+                summary = selectors.run_routing_summary(run=run)
+                self.stdout.write(
+                    f"Auto-accepted {summary['auto_accepted']}, needs review {summary['needs_review']} "
+                    f"({', '.join(f'{k} {v}' for k, v in summary['reasons'].items())})."
+                )
+                break
+            time.sleep(2)
+
+    def _print_plan(self, plan):
+        self.stdout.write(f"{plan.pairs} pairs, {plan.requests} teacher requests"
+                          f"{'' if plan.is_llm else ' (heuristic baseline, no LLM)'}.")  # fmt: skip
+        for message in plan.example_messages:
+            self.stdout.write(f"--- {message['role']} ---\n{message['content']}")
+        self.stdout.write(
+            f"≈ {plan.estimated_input_tokens} input + {plan.estimated_output_tokens} output tokens "
+            f"(4 characters per token), {plan.cached_share:.0%} already cached: ≈ ${plan.estimated_cost}."
+        )

@@ -1,0 +1,104 @@
+"""Browser views for teacher configs and labeling runs (ml_engineer)."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from policyhub.roles import ML_ENGINEER, role_required
+
+from . import selectors, services
+from .forms import RunForm, TeacherConfigForm
+from .models import Candidate, LabelingRun, TeacherConfig
+from .planning import run_plan
+
+
+@role_required(ML_ENGINEER)
+@require_http_methods(["GET", "POST"])
+def teacher_list(request, pk=None):
+    config = get_object_or_404(TeacherConfig, pk=pk) if pk else None
+    form = TeacherConfigForm(request.POST or None, instance=config)
+    if request.method == "POST" and form.is_valid():
+        saved = services.teacher_config_save(form=form, user=request.user)
+        messages.success(request, f"Saved teacher config {saved.name}.")
+        return redirect("teacher_list")
+    return render(
+        request,
+        "labeling/teacher_list.html",
+        {"form": form, "editing": config, "configs": selectors.teacher_config_list()},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(ML_ENGINEER)
+@require_http_methods(["GET", "POST"])
+def run_new(request):
+    form = RunForm(request.POST or None)
+    plan = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if "start" in request.POST:
+                run = services.labeling_run_create(
+                    version=data["version"], config=data["config"], selection=form.selection(),
+                    thresholds=form.thresholds(), chunk_size=data["chunk_size"], user=request.user,
+                    idempotency_key=request.POST.get("idempotency_key", ""),
+                )  # fmt: skip
+                messages.success(request, f"Run #{run.pk} started on {run.pairs_total} pairs.")
+                return redirect("run_detail", pk=run.pk)
+            plan = run_plan(version=data["version"], config=data["config"], selection=form.selection())
+        except ValidationError as error:
+            form.add_error(None, error)
+    return render(request, "labeling/run_new.html", {"form": form, "plan": plan}, status=400 if form.errors else 200)
+
+
+@role_required(ML_ENGINEER)
+def run_list(request):
+    return render(request, "labeling/run_list.html", {"runs": selectors.run_list()})
+
+
+def _run_or_404(pk) -> LabelingRun:
+    try:
+        return selectors.run_get(pk=pk)
+    except LabelingRun.DoesNotExist:
+        raise Http404(f"No run #{pk}.") from None
+
+
+@role_required(ML_ENGINEER)
+def run_detail(request, pk):
+    run = _run_or_404(pk)
+    context = {"run": run, "summary": selectors.run_routing_summary(run=run), "reasons": Candidate.REASONS}
+    if request.headers.get("HX-Request"):
+        return render(request, "labeling/_run_progress.html", context)
+    routing = request.GET.get("routing", "needs_review")
+    reason = request.GET.get("reason", "")
+    page = Paginator(selectors.run_candidates(run=run, routing=routing, reason=reason), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "labeling/run_detail.html", {**context, "page": page, "routing": routing, "reason": reason})
+
+
+@role_required(ML_ENGINEER)
+@require_POST
+def run_cancel(request, pk):
+    return _run_action(request, pk, services.labeling_run_cancel, "Run #{pk} cancelled: finished work is kept.")
+
+
+@role_required(ML_ENGINEER)
+@require_POST
+def run_resume(request, pk):
+    return _run_action(request, pk, services.labeling_run_resume, "Run #{pk} resumed.")
+
+
+def _run_action(request, pk, action, success):
+    run = _run_or_404(pk)
+    try:
+        action(run=run, user=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, success.format(pk=pk))
+    return redirect("run_detail", pk=pk)

@@ -1,0 +1,184 @@
+"""Imports of members, jobs and pairs (one function per use case)."""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows
+from ..imports.schemas import SCHEMAS
+from ..imports.staging import Stage
+from ..models import ImportBatch
+
+#: How many bad rows an import keeps for its report (the count is always exact).
+ERROR_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    batch: ImportBatch
+    already_imported: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.batch.status == ImportBatch.Status.SUCCEEDED
+
+    def summary(self) -> str:
+        b = self.batch
+        if self.already_imported:
+            return (
+                f"{b.source_name}: this file was already imported as {b.kind} import #{b.pk} on "
+                f"{b.created_at:%Y-%m-%d %H:%M}; nothing changed."
+            )
+        if self.ok:
+            return f"{b.source_name}: {b.rows_created} {b.kind} created, {b.rows_unchanged} already present."
+        more = f" (the first {len(b.errors)} are listed)" if b.error_count > len(b.errors) else ""
+        return f"{b.source_name}: {b.error_count} bad rows{more}; nothing was imported."
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _sha256(stream: BinaryIO) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    stream.seek(0)
+    return digest.hexdigest(), size
+
+
+def _previous_import(kind: str, sha256: str) -> ImportBatch | None:
+    return ImportBatch.objects.filter(kind=kind, file_sha256=sha256, status=ImportBatch.Status.SUCCEEDED).first()
+
+
+def import_batch_create(
+    *, kind: str, stream: BinaryIO, name: str, user=None, file_format: str | None = None
+) -> ImportResult:
+    """Record an import of ``stream`` (queued), or return the earlier import of the very same file."""
+    if kind not in SCHEMAS:
+        raise ValueError(f"Unknown import kind {kind!r}; expected one of {', '.join(SCHEMAS)}.")
+    sha256, size = _sha256(stream)
+    previous = _previous_import(kind, sha256)
+    if previous:
+        return ImportResult(previous, already_imported=True)
+    batch = ImportBatch.objects.create(
+        kind=kind,
+        source_name=name[:255],
+        file_format=file_format or "",
+        file_sha256=sha256,
+        file_size=size,
+        created_by=user,
+    )
+    return ImportResult(batch)
+
+
+def import_batch_run(*, batch: ImportBatch, stream: BinaryIO) -> ImportResult:
+    """Run a recorded import, all or nothing.
+
+    Any bad row (missing field, bad value or encoding, duplicate, unknown member/job id, wrong column set) fails
+    the whole file, which changes no data; the batch records every bad row with its line, field and reason.
+    Safe to run again after a crash: the data is written in one transaction, so a half-run left nothing.
+    """
+    batch.status, batch.started_at = ImportBatch.Status.RUNNING, timezone.now()
+    batch.save(update_fields=["status", "started_at"])
+    try:
+        fmt = batch.file_format or detect_format(batch.source_name)
+        batch.file_format = fmt
+        _run_import(batch, iter_rows(stream, fmt, SCHEMAS[batch.kind]))
+    except FileFormatError as error:
+        _fail(batch, len(error.errors), error.errors)
+    except IntegrityError:
+        previous = _previous_import(batch.kind, batch.file_sha256)
+        if previous is None:
+            raise
+        reason = f"the same file was imported meanwhile as import #{previous.pk}; nothing changed"
+        _fail(batch, 1, [RowError(0, "file", reason)])
+    return ImportResult(batch)
+
+
+def import_file(*, kind: str, stream: BinaryIO, name: str, user=None, file_format: str | None = None) -> ImportResult:
+    """Import members, jobs or pairs from a CSV or JSONL stream now (see :func:`import_batch_run`)."""
+    created = import_batch_create(kind=kind, stream=stream, name=name, user=user, file_format=file_format)
+    if created.already_imported:
+        return created
+    return import_batch_run(batch=created.batch, stream=stream)
+
+
+def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
+    """Keep an uploaded file and import it on a worker after commit (large files take a while)."""
+    created = import_batch_create(kind=kind, stream=upload, name=upload.name, user=user)
+    if created.already_imported:
+        return created
+    batch = created.batch
+    batch.stored_file = default_storage.save(f"imports/{batch.pk}-{uuid.uuid4().hex}", upload)
+    batch.save(update_fields=["stored_file"])
+    from ..tasks import import_batch_process
+
+    import_batch_process.delay_on_commit(batch.pk)
+    return created
+
+
+def import_stored_run(*, batch_id: int) -> ImportResult:
+    """Worker side of :func:`import_upload_enqueue`; a re-delivered task for a finished batch does nothing."""
+    batch = ImportBatch.objects.get(pk=batch_id)
+    if batch.is_finished:
+        return ImportResult(batch)
+    with default_storage.open(batch.stored_file, "rb") as stream:
+        result = import_batch_run(batch=batch, stream=stream)
+    default_storage.delete(batch.stored_file)
+    batch.stored_file = ""
+    batch.save(update_fields=["stored_file"])
+    return result
+
+
+def _run_import(batch: ImportBatch, rows) -> None:
+    stage = Stage(batch.kind, ERROR_CAP)
+    row_errors: list[RowError] = []
+    counts = {"seen": 0, "errors": 0}
+
+    def good_rows():
+        for item in rows:
+            if isinstance(item, RowError):
+                counts["errors"] += 1
+                if len(row_errors) < ERROR_CAP:
+                    row_errors.append(item)
+                continue
+            counts["seen"] += 1
+            yield item
+
+    try:
+        with transaction.atomic():
+            stage.create()
+            stage.load(good_rows())
+            total = counts["errors"]
+            for check in (stage.duplicate_errors, stage.unknown_reference_errors, stage.conflict_errors):
+                count, found = check()
+                total += count
+                row_errors.extend(found)
+            batch.rows_seen = counts["seen"] + counts["errors"]
+            if total:
+                batch.error_count = total
+                raise _Rollback
+            created, unchanged = stage.insert(batch_id=batch.pk)
+            stage.drop()
+            batch.rows_created, batch.rows_unchanged = created, unchanged
+            batch.status = ImportBatch.Status.SUCCEEDED
+            batch.finished_at = timezone.now()
+            batch.save()
+    except _Rollback:
+        _fail(batch, batch.error_count, row_errors)
+
+
+def _fail(batch: ImportBatch, count: int, errors: list[RowError]) -> None:
+    errors = sorted(errors, key=lambda e: (e.line, e.field))[:ERROR_CAP]
+    batch.status = ImportBatch.Status.FAILED
+    batch.error_count = count
+    batch.errors = [e.as_dict() for e in errors]
+    batch.finished_at = timezone.now()
+    batch.save()

@@ -1,0 +1,500 @@
+"""Labeling runs: create a run, process its chunks on workers, cancel and resume it.
+
+A run materialises its pairs as pending candidates and cuts them into chunks (``RunChunk``); each chunk is one
+Celery task. A chunk claims itself with a lease, asks the teacher for every (pair, sample) it does not have yet
+(cache first), and writes samples, cache entries, candidates, counters and its own "done" in ONE transaction,
+so a worker killed mid-chunk loses nothing that was committed and a re-delivered task redoes nothing.
+"""
+
+import hashlib
+import json
+import threading
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from policyhub.models import PolicyVersion
+from policyhub.prompts import build_system_prompt
+
+from .. import routing, trust
+from ..models import Candidate, GoldLabel, LabelingRun, Pair, ResponseCache, RunChunk, TeacherConfig, TeacherSample
+from ..teacher import (
+    LabelSpace,
+    TeacherAnswer,
+    TeacherConfigError,
+    TeacherRequest,
+    get_provider,
+    request_parameters,
+)
+from ..teacher.messages import build_messages, job_facts, member_facts
+
+LEASE = timedelta(seconds=120)
+WATCH_INTERVAL = 2.0
+
+
+class ChunkBusy(Exception):
+    """Another worker holds this chunk's lease; retry after ``retry_in`` seconds."""
+
+    def __init__(self, retry_in: float):
+        self.retry_in = retry_in
+        super().__init__(f"chunk is leased by another worker for {retry_in:.0f} s more")
+
+
+def label_space(version: PolicyVersion) -> LabelSpace:
+    return LabelSpace(labels=tuple(version.label_keys), rule_ids=tuple(version.rule_ids))
+
+
+def run_system_prompt(version: PolicyVersion) -> str:
+    snapshot = getattr(version, "prompt_snapshot", None)
+    return snapshot.system_prompt if snapshot else build_system_prompt(version)
+
+
+# --- creating a run -----------------------------------------------------------------------------------------
+def pairs_for_selection(selection: dict) -> QuerySet[Pair]:
+    """``{"all": true}``, ``{"import_batch": id}``, ``{"pair_ids": [...]}``; optional ``"limit": n``."""
+    allowed = {"all", "import_batch", "pair_ids", "limit"}
+    if not isinstance(selection, dict) or not selection or set(selection) - allowed:
+        raise ValidationError(
+            "Choose the pairs: {'all': true}, {'import_batch': <id>} or {'pair_ids': [...]}, optionally with 'limit'."
+        )
+    pairs = Pair.objects.order_by("id")
+    if "import_batch" in selection:
+        pairs = pairs.filter(import_batch_id=selection["import_batch"])
+    elif "pair_ids" in selection:
+        ids = selection["pair_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise ValidationError("pair_ids must be a list of pair ids.")
+        pairs = pairs.filter(id__in=ids)
+    elif selection.get("all") is not True:
+        raise ValidationError("Choose the pairs: {'all': true}, {'import_batch': <id>} or {'pair_ids': [...]}.")
+    if "limit" in selection:
+        limit = selection["limit"]
+        if not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit must be a positive number of pairs.")
+        pairs = pairs[:limit]
+    return pairs
+
+
+def labeling_run_create(
+    *,
+    version: PolicyVersion,
+    config: TeacherConfig,
+    selection: dict,
+    user=None,
+    thresholds: dict | None = None,
+    idempotency_key: str = "",
+    chunk_size: int = 500,
+) -> LabelingRun:
+    """Create a run over the selected pairs and queue its chunks (after commit). Same idempotency key and user:
+    the same run comes back."""
+    if idempotency_key:
+        existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    if version.status != PolicyVersion.Status.PUBLISHED:
+        raise ValidationError(f"Runs label under a published version; v{version.number} is {version.status}.")
+    try:
+        limits = routing.thresholds_with_defaults(thresholds)
+    except ValueError as error:
+        raise ValidationError(str(error)) from None
+    if not 1 <= chunk_size <= 10_000:
+        raise ValidationError("chunk_size must be between 1 and 10,000.")
+    pairs = pairs_for_selection(selection)
+    try:
+        with transaction.atomic():
+            run = _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs)
+    except IntegrityError:
+        existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
+        if idempotency_key and existing:
+            return existing
+        raise
+    return run
+
+
+def _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs) -> LabelingRun:
+    run = LabelingRun.objects.create(
+        policy_version=version,
+        teacher_config=config,
+        config_snapshot=config.snapshot(),
+        system_prompt=run_system_prompt(version),
+        selection=selection,
+        thresholds=limits,
+        chunk_size=chunk_size,
+        idempotency_key=idempotency_key,
+        created_by=user,
+        status=LabelingRun.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    pair_sql, params = pairs.values("id").query.sql_with_params()
+    table = Candidate._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (run_id, pair_id, status, label, label_distribution, samples_ok, trust, routing, "  # noqa: S608
+            "reason_self_disagreement, reason_low_confidence, reason_teacher_disagreement, reason_gold_conflict, "
+            "reason_trust_check_failed, error, updated_at) "
+            f"SELECT %s, sub.id, 'pending', '', %s, 0, %s, '', false, false, false, false, false, '', %s "
+            f"FROM ({pair_sql}) sub ORDER BY sub.id",
+            [run.pk, "{}", "{}", timezone.now(), *params],
+        )
+        pairs_total = cursor.rowcount
+        cursor.execute(
+            f"SELECT MIN(id), MAX(id) FROM (SELECT id, (ROW_NUMBER() OVER (ORDER BY id) - 1) / %s AS bucket "  # noqa: S608
+            f"FROM {table} WHERE run_id = %s) numbered GROUP BY bucket ORDER BY bucket",
+            [chunk_size, run.pk],
+        )
+        bounds = cursor.fetchall()
+    if not pairs_total:
+        raise ValidationError("The selection has no pairs: import pairs first or change the selection.")
+    RunChunk.objects.bulk_create(
+        RunChunk(run=run, index=i, first_candidate_id=lo, last_candidate_id=hi) for i, (lo, hi) in enumerate(bounds)
+    )
+    run.pairs_total = pairs_total
+    run.samples_total = pairs_total * config.samples_per_pair
+    run.save(update_fields=["pairs_total", "samples_total"])
+    _enqueue_chunks(run, range(len(bounds)))
+    return run
+
+
+def _enqueue_chunks(run: LabelingRun, indexes) -> None:
+    from ..tasks import labeling_run_chunk
+
+    indexes = list(indexes)
+    transaction.on_commit(lambda: [labeling_run_chunk.delay(run.pk, index) for index in indexes])
+
+
+# --- cancel and resume --------------------------------------------------------------------------------------
+def labeling_run_cancel(*, run: LabelingRun, user=None) -> LabelingRun:
+    """Stop the run: queued chunks will not start, running ones start no new request and keep what they got."""
+    updated = LabelingRun.objects.filter(
+        pk=run.pk, status__in=[LabelingRun.Status.QUEUED, LabelingRun.Status.RUNNING]
+    ).update(status=LabelingRun.Status.CANCELLED, finished_at=timezone.now())
+    run.refresh_from_db()
+    if not updated:
+        raise ValidationError(f"Run #{run.pk} is {run.status}; only a queued or running run can be cancelled.")
+    return run
+
+
+def labeling_run_resume(*, run: LabelingRun, user=None) -> LabelingRun:
+    """Carry on a cancelled (or failed) run: its unfinished chunks are queued again; done work is kept."""
+    with transaction.atomic():
+        updated = LabelingRun.objects.filter(
+            pk=run.pk, status__in=[LabelingRun.Status.CANCELLED, LabelingRun.Status.FAILED]
+        ).update(status=LabelingRun.Status.RUNNING, finished_at=None, error="")
+        run.refresh_from_db()
+        if not updated:
+            raise ValidationError(f"Run #{run.pk} is {run.status}; only a cancelled or failed run can be resumed.")
+        pending = list(run.chunks.filter(status=RunChunk.Status.PENDING).values_list("index", flat=True))
+        RunChunk.objects.filter(run=run, status=RunChunk.Status.PENDING).update(lease_until=None, lease_token="")
+        _enqueue_chunks(run, pending)
+        if not pending:
+            _finish_if_complete(run.pk)
+    return run
+
+
+# --- processing a chunk -------------------------------------------------------------------------------------
+def cache_key(params: dict, messages: list[dict], sample_index: int) -> str:
+    payload = json.dumps({"params": params, "messages": messages, "sample": sample_index}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _claim(chunk: RunChunk, token: str) -> bool:
+    now = timezone.now()
+    return bool(
+        RunChunk.objects.filter(pk=chunk.pk, status=RunChunk.Status.PENDING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
+        .update(lease_until=now + LEASE, lease_token=token)
+    )
+
+
+class _Watcher(threading.Thread):
+    """Polls the run's status and renews the chunk's lease while the teacher works (in its own connection)."""
+
+    def __init__(self, run_id: int, chunk_id: int, token: str):
+        super().__init__(daemon=True)
+        self.run_id, self.chunk_id, self.token = run_id, chunk_id, token
+        self.stop_requested = threading.Event()
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.finished.wait(WATCH_INTERVAL):
+                status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
+                if status != LabelingRun.Status.RUNNING:
+                    self.stop_requested.set()
+                RunChunk.objects.filter(pk=self.chunk_id, lease_token=self.token).update(
+                    lease_until=timezone.now() + LEASE
+                )
+        finally:
+            connection.close()
+
+
+def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
+    """Label one chunk; returns what happened (for logs). Raises :class:`ChunkBusy` while leased elsewhere."""
+    run = LabelingRun.objects.select_related("policy_version__policy").get(pk=run_id)
+    chunk = RunChunk.objects.get(run=run, index=chunk_index)
+    if chunk.status == RunChunk.Status.DONE:
+        return "already done"
+    if run.status != LabelingRun.Status.RUNNING:
+        return f"run is {run.status}"
+    token = uuid.uuid4().hex
+    if not _claim(chunk, token):
+        chunk.refresh_from_db()
+        if chunk.status == RunChunk.Status.DONE:
+            return "already done"
+        raise ChunkBusy(max(1.0, (chunk.lease_until - timezone.now()).total_seconds()))
+
+    space = label_space(run.policy_version)
+    try:
+        provider = get_provider(run.config_snapshot, space)
+    except TeacherConfigError as error:
+        LabelingRun.objects.filter(pk=run.pk).update(
+            status=LabelingRun.Status.FAILED, error=str(error), finished_at=timezone.now()
+        )
+        return f"failed: {error}"
+    candidates = list(
+        Candidate.objects.filter(run=run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id)
+        .select_related("pair__member", "pair__job")
+        .order_by("id")
+    )
+    k = int(run.config_snapshot["samples_per_pair"])
+    have = set(
+        TeacherSample.objects.filter(run=run, pair_id__in=[c.pair_id for c in candidates]).values_list(
+            "pair_id", "sample_index"
+        )
+    )
+    facts = {c.pair_id: (member_facts(c.pair.member), job_facts(c.pair.job)) for c in candidates}
+    params = request_parameters(run.config_snapshot, space)
+    requests, keys = [], {}
+    for candidate in candidates:
+        member, job = facts[candidate.pair_id]
+        messages = build_messages(run.system_prompt, member, job)
+        for index in range(k):
+            if (candidate.pair_id, index) in have:
+                continue
+            request = TeacherRequest(
+                key=(candidate.pair_id, index), messages=messages, sample_index=index,
+                facts={"member": member, "job": job},
+            )  # fmt: skip
+            requests.append(request)
+            keys[request.key] = cache_key(params, messages, index)
+
+    answers = _from_cache(keys, requests)
+    misses = [r for r in requests if r.key not in answers]
+    watcher = _Watcher(run.pk, chunk.pk, token)
+    watcher.start()
+    try:
+        for answer in provider.answer_all(misses, should_stop=watcher.stop_requested.is_set):
+            answers[answer.key] = answer
+    finally:
+        watcher.finished.set()
+        watcher.join()
+
+    with transaction.atomic():
+        outcome = _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, params)
+    _finish_if_complete(run.pk)
+    return outcome
+
+
+def _from_cache(keys: dict, requests: list[TeacherRequest]) -> dict:
+    found = {}
+    if not keys:
+        return found
+    by_key = {row.key: row for row in ResponseCache.objects.filter(key__in=set(keys.values()))}
+    for request in requests:
+        row = by_key.get(keys[request.key])
+        if row:
+            found[request.key] = TeacherAnswer(
+                key=request.key,
+                label=row.answer["label"],
+                rationale=row.answer["rationale"],
+                cited_rules=row.answer["cited_rules"],
+                label_probs=row.answer.get("label_probs"),
+                raw=row.answer.get("raw", ""),
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                attempts=0,
+                cached=True,
+            )
+    return found
+
+
+def _price(snapshot: dict, input_tokens: int, output_tokens: int) -> Decimal:
+    million = Decimal(1_000_000)
+    return (
+        Decimal(input_tokens) * Decimal(snapshot["price_input_per_mtok"])
+        + Decimal(output_tokens) * Decimal(snapshot["price_output_per_mtok"])
+    ) / million
+
+
+def _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, params) -> str:
+    locked = RunChunk.objects.select_for_update().get(pk=chunk.pk)
+    if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
+        return "another worker finished this chunk"
+    samples = [
+        TeacherSample(
+            run=run,
+            pair_id=key[0],
+            sample_index=key[1],
+            label=a.label,
+            rationale=a.rationale,
+            cited_rules=a.cited_rules,
+            label_probs=a.label_probs,
+            raw_response=a.raw,
+            input_tokens=a.input_tokens,
+            output_tokens=a.output_tokens,
+            latency_ms=a.latency_ms,
+            attempts=a.attempts,
+            cached=a.cached,
+            error_kind=a.error_kind,
+            error=a.error,
+        )  # fmt: skip
+        for key, a in answers.items()
+    ]
+    TeacherSample.objects.bulk_create(
+        samples,
+        update_conflicts=True,
+        unique_fields=["run", "pair", "sample_index"],
+        update_fields=["label", "rationale", "cited_rules", "label_probs", "raw_response", "input_tokens",
+                       "output_tokens", "latency_ms", "attempts", "cached", "error_kind", "error"],
+        batch_size=1000,
+    )  # fmt: skip
+    fresh_ok = [a for a in answers.values() if a.ok and not a.cached]
+    ResponseCache.objects.bulk_create(
+        [
+            ResponseCache(
+                key=keys[a.key],
+                model=params["model"],
+                input_tokens=a.input_tokens,
+                output_tokens=a.output_tokens,
+                answer={
+                    "label": a.label,
+                    "rationale": a.rationale,
+                    "cited_rules": a.cited_rules,
+                    "label_probs": a.label_probs,
+                    "raw": a.raw,
+                },
+            )  # fmt: skip
+            for a in fresh_ok
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    complete = _aggregate_candidates(run, candidates, facts, space, k)
+    paid = [a for a in answers.values() if not a.cached]
+    input_tokens = sum(a.input_tokens for a in paid)
+    output_tokens = sum(a.output_tokens for a in paid)
+    LabelingRun.objects.filter(pk=run.pk).update(
+        samples_done=F("samples_done") + sum(1 for a in answers.values() if a.ok),
+        samples_failed=F("samples_failed") + sum(1 for a in answers.values() if not a.ok),
+        samples_cached=F("samples_cached") + sum(1 for a in answers.values() if a.cached),
+        input_tokens=F("input_tokens") + input_tokens,
+        output_tokens=F("output_tokens") + output_tokens,
+        cost=F("cost") + _price(run.config_snapshot, input_tokens, output_tokens),
+    )
+    locked.lease_until, locked.lease_token = None, ""
+    if complete:
+        locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()
+    locked.save()
+    return f"{len(answers)} samples written; chunk {'done' if complete else 'stopped early'}"
+
+
+def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
+    """Aggregate every candidate of the chunk whose K samples are all in; returns True if all of them are."""
+    pair_ids = [c.pair_id for c in candidates]
+    by_pair: dict[int, list[TeacherSample]] = {}
+    for sample in TeacherSample.objects.filter(run=run, pair_id__in=pair_ids):
+        by_pair.setdefault(sample.pair_id, []).append(sample)
+    others = _other_run_labels(run, pair_ids)
+    gold = dict(
+        GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids).values_list("pair_id", "label")
+    )
+    vocab = trust.vocabulary(facts.values())
+    limits = routing.thresholds_with_defaults(run.thresholds)
+    changed, all_complete, disagreeing = [], True, set()
+    for candidate in candidates:
+        samples = by_pair.get(candidate.pair_id, [])
+        if len(samples) < k:
+            all_complete = False
+            continue
+        ok = [s for s in samples if s.ok]
+        candidate.samples_ok = len(ok)
+        if not ok:
+            candidate.status, candidate.routing = Candidate.Status.FAILED, Candidate.Routing.NONE
+            candidate.error = "; ".join(sorted({f"{s.error_kind}: {s.error}"[:300] for s in samples}))
+            changed.append(candidate)
+            continue
+        member, job = facts[candidate.pair_id]
+        checks = trust.combine([trust.check_answer(s, space=space, member=member, job=job, vocab=vocab) for s in ok])
+        trust_ok = all(check["ok"] for check in checks.values())
+        agg = routing.aggregate(ok, space.labels, samples_requested=k)
+        other_labels = others.get(candidate.pair_id, set())
+        routing.route(
+            agg, thresholds=limits, samples_requested=k, trust_ok=trust_ok, other_labels=other_labels,
+            gold_label=gold.get(candidate.pair_id),
+        )  # fmt: skip
+        if other_labels - {agg.label}:
+            disagreeing.add(candidate.pair_id)
+        candidate.status, candidate.label, candidate.error = Candidate.Status.LABELED, agg.label, ""
+        candidate.label_distribution, candidate.vote_share, candidate.confidence = (
+            agg.distribution, agg.vote_share, agg.confidence,
+        )  # fmt: skip
+        candidate.trust, candidate.trust_ok, candidate.routing = checks, trust_ok, agg.routing
+        for reason in Candidate.REASONS:
+            setattr(candidate, f"reason_{reason}", reason in agg.reasons)
+        changed.append(candidate)
+    Candidate.objects.bulk_update(
+        changed,
+        ["status", "label", "label_distribution", "vote_share", "confidence", "samples_ok", "trust", "trust_ok",
+         "routing", "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at"],
+        batch_size=500,
+    )  # fmt: skip
+    if disagreeing:  # the other teacher's candidates disagree with ours just as much
+        Candidate.objects.filter(
+            run__policy_version=run.policy_version, pair_id__in=disagreeing, status=Candidate.Status.LABELED
+        ).exclude(run=run).update(
+            reason_teacher_disagreement=True, routing=Candidate.Routing.NEEDS_REVIEW, updated_at=timezone.now()
+        )
+    return all_complete
+
+
+def _other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[str]]:
+    labels: dict[int, set[str]] = {}
+    rows = (
+        Candidate.objects.filter(
+            run__policy_version=run.policy_version, pair_id__in=pair_ids, status=Candidate.Status.LABELED
+        )
+        .exclude(run=run)
+        .exclude(run__teacher_config=run.teacher_config)
+        .values_list("pair_id", "label")
+    )
+    for pair_id, label in rows:
+        labels.setdefault(pair_id, set()).add(label)
+    return labels
+
+
+def _finish_if_complete(run_id: int) -> None:
+    LabelingRun.objects.filter(pk=run_id, status=LabelingRun.Status.RUNNING).exclude(
+        chunks__status=RunChunk.Status.PENDING
+    ).update(status=LabelingRun.Status.SUCCEEDED, finished_at=timezone.now())
+
+
+def labeling_run_fail(*, run_id: int, error: str) -> None:
+    """Record an unexpected failure of a chunk; the run can be resumed once the cause is fixed."""
+    LabelingRun.objects.filter(pk=run_id, status=LabelingRun.Status.RUNNING).update(
+        status=LabelingRun.Status.FAILED, error=error[:5000], finished_at=timezone.now()
+    )
+
+
+def teacher_config_save(*, form, user) -> TeacherConfig:
+    """Save a teacher config from a validated form (runs keep their own snapshot, so edits are safe)."""
+    config = form.save(commit=False)
+    if config.created_by_id is None:
+        config.created_by = user
+    config.full_clean()
+    config.save()
+    return config

@@ -1,0 +1,53 @@
+"""The interface every teacher provider implements, and the values that cross it."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """What a valid answer may contain, from the policy version the run labels under."""
+
+    labels: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TeacherRequest:
+    key: object  # the caller's handle, e.g. (pair_id, sample_index)
+    messages: list[dict]
+    sample_index: int
+    facts: dict = field(default_factory=dict)  # member/job fields (for the heuristic provider)
+
+
+@dataclass
+class TeacherAnswer:
+    key: object
+    label: str = ""
+    rationale: str = ""
+    cited_rules: list[str] = field(default_factory=list)
+    label_probs: dict[str, float] | None = None
+    raw: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: int = 0
+    attempts: int = 1
+    cached: bool = False
+    error_kind: str = ""  # "" when the answer is valid
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_kind
+
+
+class Provider(Protocol):
+    """Answers requests, running up to ``concurrency`` of them at once; yields answers as they complete.
+
+    ``should_stop`` is polled between requests: when it returns True no new request starts (cancelling a run).
+    """
+
+    def answer_all(
+        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
+    ) -> Iterable[TeacherAnswer]: ...

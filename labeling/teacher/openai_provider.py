@@ -1,0 +1,157 @@
+"""The OpenAI provider: the official SDK against any OpenAI-compatible endpoint (``base_url``).
+
+Requests run concurrently (``AsyncOpenAI`` under a semaphore of ``concurrency``). Faults:
+
+* 429, 5xx, timeouts and connection errors are retried up to ``max_attempts`` with exponential backoff and
+  jitter, waiting at least what ``Retry-After`` (or ``retry-after-ms``) asks;
+* an answer that violates the schema (bad JSON, label outside the set, unknown rule ID) is retried once, then
+  recorded as failed with its raw text and the reason;
+* any other 4xx (bad request, auth) fails at once with the provider's message.
+"""
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from email.utils import parsedate_to_datetime
+
+import openai
+
+from .base import LabelSpace, TeacherAnswer, TeacherRequest
+from .messages import answer_schema
+from .parsing import label_probs_from_logprobs, parse_answer
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 120.0
+
+
+class TeacherConfigError(Exception):
+    """The teacher cannot be used as configured (e.g. no API key in the environment)."""
+
+
+def retry_after_seconds(response) -> float | None:
+    if response is None:
+        return None
+    headers = response.headers
+    if value := headers.get("retry-after-ms"):
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def backoff(attempt: int) -> float:
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)  # noqa: S311
+
+
+def request_parameters(snapshot: dict, space: LabelSpace) -> dict:
+    """Everything besides messages that determines an answer: the model and the sampling parameters."""
+    params: dict = {
+        "model": snapshot["model"],
+        "temperature": snapshot.get("temperature", 0.7),
+        "response_format": answer_schema(space),
+    }
+    if snapshot.get("logprobs"):
+        params.update(logprobs=True, top_logprobs=int(snapshot.get("top_logprobs", 5)))
+    return params
+
+
+class OpenAIProvider:
+    def __init__(self, *, snapshot: dict, space: LabelSpace):
+        api_key = os.environ.get(snapshot.get("api_key_env") or "OPENAI_API_KEY")
+        if not api_key:
+            raise TeacherConfigError(
+                f"No API key: set {snapshot.get('api_key_env') or 'OPENAI_API_KEY'} in the worker's environment."
+            )
+        self.api_key = api_key
+        self.base_url = snapshot.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
+        self.model = snapshot["model"]
+        self.space = space
+        self.concurrency = max(1, int(snapshot.get("concurrency", 8)))
+        self.timeout = float(snapshot.get("request_timeout", 60.0))
+        self.max_attempts = max(1, int(snapshot.get("max_attempts", 5)))
+        self.params = {k: v for k, v in request_parameters(snapshot, space).items() if k != "model"}
+
+    def answer_all(
+        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
+    ) -> list[TeacherAnswer]:
+        return asyncio.run(self._answer_all(list(requests), should_stop))
+
+    async def _answer_all(self, requests: list[TeacherRequest], should_stop) -> list[TeacherAnswer]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        async with openai.AsyncOpenAI(
+            api_key=self.api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout
+        ) as client:
+            results = await asyncio.gather(*(self._guarded(client, semaphore, r, should_stop) for r in requests))
+        return [answer for answer in results if answer is not None]
+
+    async def _guarded(self, client, semaphore, request, should_stop) -> TeacherAnswer | None:
+        async with semaphore:
+            if should_stop():
+                return None  # not attempted: the run is being cancelled
+            return await self._answer(client, request)
+
+    async def _answer(self, client, request: TeacherRequest) -> TeacherAnswer:
+        answer = TeacherAnswer(key=request.key, attempts=0)
+        started = time.perf_counter()
+        schema_retried = False
+        while True:
+            answer.attempts += 1
+            wait, error_kind, error = None, "", ""
+            try:
+                response = await client.chat.completions.create(
+                    model=self.model, messages=request.messages, n=1, **self.params
+                )
+            except openai.RateLimitError as exc:
+                wait, error_kind, error = retry_after_seconds(exc.response), "rate_limited", str(exc)
+            except openai.APITimeoutError as exc:
+                error_kind, error = "timeout", f"no answer within {self.timeout:g} s ({exc})"
+            except openai.APIConnectionError as exc:
+                error_kind, error = "connection_error", str(exc)
+            except openai.APIStatusError as exc:
+                if exc.status_code < 500:
+                    return self._failed(answer, started, f"http_{exc.status_code}", str(exc))
+                wait, error_kind, error = retry_after_seconds(exc.response), "server_error", str(exc)
+            else:
+                choice = response.choices[0]
+                raw = choice.message.content or ""
+                if response.usage:
+                    answer.input_tokens += response.usage.prompt_tokens
+                    answer.output_tokens += response.usage.completion_tokens
+                parsed = parse_answer(raw, self.space)
+                answer.raw = raw
+                if parsed.error_kind:
+                    if not schema_retried:
+                        schema_retried = True
+                        continue
+                    return self._failed(answer, started, parsed.error_kind, parsed.error)
+                answer.label, answer.rationale, answer.cited_rules = (
+                    parsed.label,
+                    parsed.rationale,
+                    list(parsed.cited_rules),
+                )
+                if self.params.get("logprobs") and choice.logprobs and choice.logprobs.content:
+                    answer.label_probs = label_probs_from_logprobs(choice.logprobs.content, raw, self.space.labels)
+                answer.latency_ms = int((time.perf_counter() - started) * 1000)
+                return answer
+            if answer.attempts >= self.max_attempts:
+                return self._failed(answer, started, error_kind, f"gave up after {answer.attempts} attempts: {error}")
+            await asyncio.sleep(min(RETRY_AFTER_CAP, max(wait or 0.0, backoff(answer.attempts))))
+
+    @staticmethod
+    def _failed(answer: TeacherAnswer, started: float, kind: str, error: str) -> TeacherAnswer:
+        answer.error_kind, answer.error = kind, error[:2000]
+        answer.latency_ms = int((time.perf_counter() - started) * 1000)
+        return answer

@@ -1,0 +1,68 @@
+"""Turn the teacher's raw answer into a validated one, and read the label distribution from token logprobs."""
+
+import json
+import math
+from dataclasses import dataclass
+
+from .base import LabelSpace
+
+
+@dataclass(frozen=True)
+class Parsed:
+    label: str = ""
+    rationale: str = ""
+    cited_rules: tuple[str, ...] = ()
+    error_kind: str = ""
+    error: str = ""
+
+
+def parse_answer(raw: str, space: LabelSpace) -> Parsed:
+    """Schema violations (bad JSON, label outside the set, unknown rule ID) come back as ``error_kind``."""
+    try:
+        data = json.loads(raw)
+    except (TypeError, json.JSONDecodeError) as error:
+        return Parsed(error_kind="malformed_json", error=f"not valid JSON: {error}")
+    if not isinstance(data, dict):
+        return Parsed(error_kind="malformed_json", error="the answer is not a JSON object")
+    label, rationale, cited = data.get("label"), data.get("rationale", ""), data.get("cited_rules", [])
+    if not isinstance(label, str) or label not in space.labels:
+        return Parsed(error_kind="label_outside_set", error=f"label {label!r} is not one of {', '.join(space.labels)}")
+    if not isinstance(rationale, str):
+        return Parsed(error_kind="schema_violation", error="rationale must be text")
+    if not isinstance(cited, list) or not all(isinstance(rule, str) for rule in cited):
+        return Parsed(error_kind="schema_violation", error="cited_rules must be a list of rule IDs")
+    unknown = [rule for rule in cited if rule not in space.rule_ids]
+    if unknown:
+        return Parsed(error_kind="unknown_rule", error=f"cites rules not in this version: {', '.join(unknown)}")
+    return Parsed(label=label, rationale=rationale.strip(), cited_rules=tuple(dict.fromkeys(cited)))
+
+
+def label_probs_from_logprobs(tokens: list, content: str, labels: tuple[str, ...]) -> dict[str, float] | None:
+    """The label distribution at the token where the label value starts.
+
+    ``tokens`` are the choice's logprob entries (objects with ``token`` and ``top_logprobs``). We find the token
+    that begins the label value (right after ``"label": "``), and give each label the probability of the
+    alternatives at that position that are a prefix of it. Labels sharing that first token split it equally;
+    probabilities are normalised over the labels. Returns None when the position cannot be found.
+    """
+    marker = content.find('"label"')
+    if marker < 0:
+        return None
+    value_start = content.find('"', content.find(":", marker) + 1) + 1
+    offset = 0
+    for token in tokens:
+        text = token.token
+        if offset <= value_start < offset + len(text):
+            local = value_start - offset
+            scores: dict[str, float] = dict.fromkeys(labels, 0.0)
+            for alternative in token.top_logprobs or []:
+                piece = alternative.token[local:] if alternative.token.startswith(text[:local]) else ""
+                if not piece:
+                    continue
+                matching = [label for label in labels if label.startswith(piece) or piece.startswith(label)]
+                for label in matching:
+                    scores[label] += math.exp(alternative.logprob) / len(matching)
+            total = sum(scores.values())
+            return {label: score / total for label, score in scores.items()} if total > 0 else None
+        offset += len(text)
+    return None

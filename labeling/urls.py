@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import run_views, views
+
+urlpatterns = [
+    path("imports/", views.import_list, name="import_list"),
+    path("imports/<int:pk>/", views.import_detail, name="import_detail"),
+    path("teachers/", run_views.teacher_list, name="teacher_list"),
+    path("teachers/<int:pk>/", run_views.teacher_list, name="teacher_edit"),
+    path("runs/", run_views.run_list, name="run_list"),
+    path("runs/new/", run_views.run_new, name="run_new"),
+    path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cancel/", run_views.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/resume/", run_views.run_resume, name="run_resume"),
+]

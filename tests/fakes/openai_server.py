@@ -1,0 +1,803 @@
+"""A real local HTTP server speaking enough of the OpenAI API for PolicyHub's teacher tests.
+
+Standard library only: ``http.server.ThreadingHTTPServer`` in a daemon thread, one thread per connection,
+HTTP/1.1 keep-alive. Reach it with the real ``openai`` client::
+
+    with FakeOpenAI(latency=0.05) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        client.chat.completions.create(model="m", messages=[...], response_format={...})
+
+Endpoints (all under ``/v1``)
+-----------------------------
+``POST /v1/chat/completions``
+    Honours ``model``, ``messages``, ``n`` (default 1), ``response_format`` (``json_schema``), ``logprobs`` and
+    ``top_logprobs``. Every choice's ``message.content`` is the JSON string of
+    ``{"label": ..., "rationale": ..., "cited_rules": [...]}`` (keys in that order, ``json.dumps`` default
+    separators), produced by :attr:`FakeOpenAI.responder`.
+``POST /v1/files`` (multipart ``purpose`` + ``file``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``,
+``DELETE /v1/files/{id}``.
+``POST /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``.
+    A batch is ``validating`` when created, ``in_progress`` after the first GET and ``completed`` once it has been
+    polled :attr:`FakeOpenAI.batch_polls_to_complete` times (default 2). On completion every input line
+    (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``) goes through the same chat
+    completion logic (no latency; faults only when :attr:`FakeOpenAI.batch_faults` is true). Successful lines (and
+    content faults) go to the output file as
+    ``{"id": "batch_req_…", "custom_id", "response": {"status_code": 200, "request_id", "body": <completion>},
+    "error": null}``; HTTP faults (429/500/503: ``response.status_code`` + error body; ``timeout``:
+    ``response: null, error {code: "request_timeout"}``) and unusable lines go to the error file and count as
+    ``failed``. Cancelling a batch that already finished returns it unchanged.
+Anything else: 404 with an OpenAI-style error body; a body that is not JSON: 400.
+
+The responder
+-------------
+``responder(request_json, call_number) -> {"label", "rationale", "cited_rules", "probs" (optional)}``.
+``call_number`` counts the earlier responder calls whose ``messages`` were identical (0 the first time). The
+responder is called once per returned choice, so the ``n`` choices of one request get consecutive numbers; HTTP
+faults (429/500/503/timeout) do not call it, content faults (malformed_json, bad_label, bad_rule,
+empty_rationale) do and then spoil its answer. Batch lines call it too.
+
+The default responder answers the first key of the label enum found in the request's JSON schema (``"label"``
+property, searched recursively; ``"strong_match"`` when there is no schema), rationale ``"Default fake answer."``,
+``cited_rules`` = the first entry of the ``cited_rules`` items enum when the schema has one (else ``[]``), and
+``probs`` = 0.9 for its label with 0.1 shared equally by the other enum keys.
+
+Logprobs — how the label distribution is encoded
+------------------------------------------------
+With ``logprobs: true``, ``choices[i].logprobs = {"content": [token, ...]}`` where the tokens concatenate back to
+the content string exactly, and the label VALUE starts a new token::
+
+    '{"label": "'  'strong'  '_match'  '", '  '"rationale'  ...
+
+The label is split on ``"_"`` keeping the underscore on the following piece (``"strong_match"`` ->
+``"strong"``, ``"_match"``). The token holding the label's FIRST SEGMENT carries the distribution: its
+``top_logprobs`` hold, for every label in the responder's ``probs``, that label's first segment with
+``logprob = ln(probs[label])`` (labels sharing a first segment are summed), sorted by logprob descending and
+truncated to the request's ``top_logprobs`` (0 when not given, as with OpenAI). Its own ``logprob`` is that of its
+first-segment group. Every other token has ``logprob`` 0.0 and ``top_logprobs`` ``[{token, 0.0, bytes}]``
+(truncated the same way). Each token object is ``{"token", "logprob", "bytes": list(token.encode()),
+"top_logprobs"}``. Client code reads the label's probability distribution from the first token that follows
+the ``"label": "`` prefix; keep label keys distinguishable by their first segment if you need exact values.
+
+Faults
+------
+:meth:`FakeOpenAI.fail_next` queues faults consumed, in order, by the next chat completion requests:
+``"429"`` (with ``Retry-After`` when ``retry_after`` is given), ``"500"``, ``"503"``, ``"timeout"`` (holds the
+request until the server stops or 60 s pass, then drops the connection without an answer),
+``"malformed_json"`` (200, content cut after ``"rationale": ``), ``"bad_label"`` (label
+``"definitely_not_a_label"``), ``"bad_rule"`` (cites ``"R999"``), ``"empty_rationale"``. A request the server
+rejects as invalid (400: no model, no messages, bad ``n``, body not JSON) does not use up a queued fault.
+
+:attr:`FakeOpenAI.latency` seconds are slept before every chat completion response (errors included, the
+``timeout`` fault excepted). Every chat completion request body received over HTTP (faulted ones included,
+batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives.
+
+CLI: ``python -m tests.fakes.openai_server --port 8001 --latency 0.2`` serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import email.message
+import http.server
+import json
+import math
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FAULT_KINDS", "FakeOpenAI", "default_responder", "label_segments"]
+
+FAULT_KINDS = ("429", "500", "503", "timeout", "malformed_json", "bad_label", "bad_rule", "empty_rationale")
+HTTP_FAULTS = {"429": 429, "500": 500, "503": 503}
+BAD_LABEL = "definitely_not_a_label"
+BAD_RULE = "R999"
+FALLBACK_LABEL = "strong_match"
+TIMEOUT_HOLD_SECONDS = 60.0
+
+Responder = Callable[[dict, int], dict]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def _hex(n: int = 24) -> str:
+    return uuid.uuid4().hex[:n]
+
+
+def _error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _find_property(schema: Any, name: str) -> dict | None:
+    """Depth-first search of a JSON schema for ``properties[name]``."""
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict) and isinstance(props.get(name), dict):
+            return props[name]
+        for value in schema.values():
+            found = _find_property(value, name)
+            if found is not None:
+                return found
+    elif isinstance(schema, list):
+        for value in schema:
+            found = _find_property(value, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _request_schema(request: dict) -> dict | None:
+    fmt = request.get("response_format")
+    if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
+        schema = fmt["json_schema"].get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
+
+
+def _enum_of(prop: dict | None) -> list[str]:
+    if not prop:
+        return []
+    if isinstance(prop.get("enum"), list):
+        return [str(v) for v in prop["enum"]]
+    for key in ("anyOf", "oneOf", "allOf"):  # e.g. pydantic Literal unions or $ref wrappers
+        for sub in prop.get(key) or []:
+            if isinstance(sub, dict) and isinstance(sub.get("enum"), list):
+                return [str(v) for v in sub["enum"]]
+    return []
+
+
+def schema_labels(request: dict) -> list[str]:
+    """The label enum of the request's JSON schema (``[]`` when there is none)."""
+    return _enum_of(_find_property(_request_schema(request), "label"))
+
+
+def schema_rule_ids(request: dict) -> list[str]:
+    """The enum of the ``cited_rules`` items in the request's JSON schema (``[]`` when there is none)."""
+    prop = _find_property(_request_schema(request), "cited_rules")
+    if not prop:
+        return []
+    items = prop.get("items")
+    return _enum_of(items if isinstance(items, dict) else None)
+
+
+def default_responder(request: dict, call_number: int) -> dict:
+    labels = schema_labels(request) or [FALLBACK_LABEL]
+    label = labels[0]
+    rules = schema_rule_ids(request)
+    others = [key for key in labels if key != label]
+    probs = {label: 0.9 if others else 1.0}
+    for key in others:
+        probs[key] = 0.1 / len(others)
+    return {
+        "label": label,
+        "rationale": "Default fake answer.",
+        "cited_rules": rules[:1],
+        "probs": probs,
+    }
+
+
+def label_segments(label: str) -> list[str]:
+    """``"strong_match"`` -> ``["strong", "_match"]``: split on ``_``, keeping it on the following piece."""
+    return [piece for piece in re.split(r"(?=_)", label) if piece] or [label]
+
+
+def _split_rest(text: str) -> list[str]:
+    return re.findall(r"\s+|\w+|[^\w\s]", text)
+
+
+def _token(token: str, logprob: float, top: list[dict]) -> dict:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": top}
+
+
+def _logprobs_for(content: str, label_value: str, probs: dict[str, float], top_n: int) -> dict:
+    """Token logprobs for ``content``; see the module docstring for the layout."""
+    prefix = '{"label": "'
+    escaped = json.dumps(label_value)[1:-1]
+    tokens: list[dict] = []
+
+    def plain(text: str) -> dict:
+        return _token(text, 0.0, [{"token": text, "logprob": 0.0, "bytes": list(text.encode())}][:top_n])
+
+    if not content.startswith(prefix + escaped):
+        return {"content": [plain(t) for t in _split_rest(content)], "refusal": None}
+
+    groups: dict[str, float] = {}
+    for key, p in probs.items():
+        if p and p > 0:
+            first = label_segments(json.dumps(str(key))[1:-1])[0]
+            groups[first] = groups.get(first, 0.0) + float(p)
+    ranked = sorted(
+        ({"token": seg, "logprob": math.log(p), "bytes": list(seg.encode())} for seg, p in groups.items()),
+        key=lambda entry: -entry["logprob"],
+    )
+    segments = label_segments(escaped)
+    tokens.append(plain(prefix))
+    first = segments[0]
+    own = math.log(groups[first]) if first in groups else 0.0
+    tokens.append(_token(first, own, ranked[:top_n]))
+    tokens.extend(plain(seg) for seg in segments[1:])
+    tokens.extend(plain(t) for t in _split_rest(content[len(prefix) + len(escaped) :]))
+    return {"content": tokens, "refusal": None}
+
+
+def _message_chars(messages: list) -> int:
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else message
+        total += len(content) if isinstance(content, str) else len(json.dumps(content))
+    return total
+
+
+def _parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """``{field name: (filename or None, raw bytes)}`` for a multipart/form-data body."""
+    header = email.message.Message()
+    header["content-type"] = content_type
+    boundary = header.get_param("boundary")
+    if not boundary:
+        raise ValueError("multipart body without a boundary")
+    delimiter = b"--" + str(boundary).encode()
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        if chunk.startswith(b"\r\n"):
+            chunk = chunk[2:]
+        head, sep, data = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        part = email.message.Message()
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            name, _, value = line.partition(":")
+            if value:
+                part[name.strip()] = value.strip()
+        field = part.get_param("name", header="content-disposition")
+        filename = part.get_param("filename", header="content-disposition")
+        if field:
+            fields[str(field)] = (str(filename) if filename else None, data)
+    return fields
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, fake: FakeOpenAI):
+        self.fake = fake
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def handle_error(self, request, client_address):  # connection resets during stop() are expected
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self):
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self):
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format, *args):  # quiet by default
+        pass
+
+    # -- I/O --------------------------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload: Any, headers: dict | None = None, content_type: str | None = None):
+        if isinstance(payload, bytes):
+            body = payload
+            content_type = content_type or "application/octet-stream"
+        else:
+            body = json.dumps(payload).encode()
+            content_type = content_type or "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-request-id", "req_" + _hex())
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json_body(self) -> dict | None:
+        raw = self._read_body()
+        try:
+            data = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError):
+            self._send(400, _error_body("We could not parse the JSON body of your request.", "invalid_request_error"))
+            return None
+        if not isinstance(data, dict):
+            self._send(400, _error_body("The request body must be a JSON object.", "invalid_request_error"))
+            return None
+        return data
+
+    def _not_found(self):
+        self._send(
+            404,
+            _error_body(f"Unknown request URL: {self.command} {self.path}.", "invalid_request_error", "unknown_url"),
+        )
+
+    # -- routing ----------------------------------------------------------------------------------------------
+
+    def do_POST(self):
+        path = self.path.split("?", 1)[0].rstrip("/")
+        fake = self.server.fake
+        if path == "/v1/chat/completions":
+            body = self._json_body()
+            if body is not None:
+                fake._handle_chat(self, body)
+        elif path == "/v1/files":
+            fake._handle_file_upload(self, self._read_body())
+        elif path == "/v1/batches":
+            body = self._json_body()
+            if body is not None:
+                self._send(*fake._batch_create(body))
+        elif match := re.fullmatch(r"/v1/batches/([^/]+)/cancel", path):
+            self._read_body()
+            self._send(*fake._batch_cancel(match.group(1)))
+        else:
+            self._read_body()
+            self._not_found()
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0].rstrip("/")
+        fake = self.server.fake
+        if match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
+            stored = fake._files_content.get(match.group(1))
+            if stored is None:
+                self._send(*fake._missing("file", match.group(1)))
+            else:
+                self._send(200, stored, content_type="application/octet-stream")
+        elif match := re.fullmatch(r"/v1/files/([^/]+)", path):
+            obj = fake._files.get(match.group(1))
+            if obj is None:
+                self._send(*fake._missing("file", match.group(1)))
+            else:
+                self._send(200, obj)
+        elif match := re.fullmatch(r"/v1/batches/([^/]+)", path):
+            self._send(*fake._batch_poll(match.group(1)))
+        else:
+            self._not_found()
+
+    def do_DELETE(self):
+        path = self.path.split("?", 1)[0].rstrip("/")
+        fake = self.server.fake
+        if match := re.fullmatch(r"/v1/files/([^/]+)", path):
+            with fake._lock:
+                obj = fake._files.pop(match.group(1), None)
+                fake._files_content.pop(match.group(1), None)
+            if obj is None:
+                self._send(*fake._missing("file", match.group(1)))
+            else:
+                self._send(200, {"id": obj["id"], "object": "file", "deleted": True})
+        else:
+            self._not_found()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The fake
+
+
+class FakeOpenAI:
+    """A local OpenAI-compatible server; see the module docstring."""
+
+    def __init__(self, *, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+        self.latency = latency
+        self.host = host
+        self.port = port
+        self.responder: Responder | None = None
+        self.requests: list[dict] = []
+        self.batch_polls_to_complete = 2
+        self.batch_faults = False
+        self._lock = threading.Lock()
+        self._faults: collections.deque[tuple[str, float | None]] = collections.deque()
+        self._calls: dict[str, int] = {}
+        self._files: dict[str, dict] = {}
+        self._files_content: dict[str, bytes] = {}
+        self._batches: dict[str, dict] = {}
+        self._batch_polls: dict[str, int] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None and not self.port:
+            raise RuntimeError("FakeOpenAI is not started")
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        if self._server is not None:
+            return self
+        self._stopping = threading.Event()
+        self._server = _Server((self.host, self.port), _Handler, self)
+        self.port = self._server.server_address[1]  # a restart binds the same port again
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with server.connections_lock:
+            connections = list(server.connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- control ----------------------------------------------------------------------------------------------
+
+    def fail_next(self, kind: str, count: int = 1, *, retry_after: float | None = None) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.extend([(kind, retry_after)] * count)
+
+    def pending_faults(self) -> list[str]:
+        with self._lock:
+            return [kind for kind, _ in self._faults]
+
+    def chat_requests(self) -> list[dict]:
+        with self._lock:
+            return list(self.requests)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._faults.clear()
+            self._calls.clear()
+            self.responder = None
+
+    # -- chat completions -------------------------------------------------------------------------------------
+
+    def _next_fault(self) -> tuple[str, float | None] | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _call_responder(self, request: dict) -> dict:
+        key = json.dumps(request.get("messages"), sort_keys=True, default=str)
+        with self._lock:
+            number = self._calls.get(key, 0)
+            self._calls[key] = number + 1
+        answer = dict((self.responder or default_responder)(request, number))
+        answer.setdefault("rationale", "")
+        answer.setdefault("cited_rules", [])
+        return answer
+
+    def _validate_chat(self, body: dict) -> tuple[int, dict] | None:
+        if not body.get("model"):
+            return 400, _error_body("you must provide a model parameter", "invalid_request_error", None, "model")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return 400, _error_body("'messages' must be a non-empty array", "invalid_request_error", None, "messages")
+        n = body.get("n", 1)
+        if n is None:
+            n = 1
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
+            return 400, _error_body("'n' must be an integer from 1 to 128", "invalid_request_error", None, "n")
+        return None
+
+    def _complete(self, body: dict, fault: tuple[str, float | None] | None) -> tuple[int, dict, dict]:
+        """(status, JSON payload, extra headers) for one chat completion request. Never sleeps."""
+        invalid = self._validate_chat(body)
+        if invalid:
+            return invalid[0], invalid[1], {}
+        kind, retry_after = fault if fault else (None, None)
+        if kind in HTTP_FAULTS:
+            status = HTTP_FAULTS[kind]
+            headers = {}
+            if kind == "429":
+                payload = _error_body("Rate limit reached for requests (fake).", "requests", "rate_limit_exceeded")
+                if retry_after is not None:
+                    headers["Retry-After"] = f"{retry_after:g}"
+            elif kind == "500":
+                payload = _error_body("The server had an error while processing your request.", "server_error")
+            else:
+                payload = _error_body("The engine is currently overloaded, please try again later.", "server_error")
+            return status, payload, headers
+
+        n = body.get("n") or 1
+        want_logprobs = bool(body.get("logprobs"))
+        top_n = int(body.get("top_logprobs") or 0)
+        choices = []
+        completion_chars = 0
+        for index in range(n):
+            answer = self._call_responder(body)
+            label = str(answer["label"])
+            rules = list(answer.get("cited_rules") or [])
+            rationale = str(answer.get("rationale") or "")
+            probs = answer.get("probs") or {label: 1.0}
+            if kind == "bad_label":
+                label, probs = BAD_LABEL, {BAD_LABEL: 1.0}
+            elif kind == "bad_rule":
+                rules = [BAD_RULE]
+            elif kind == "empty_rationale":
+                rationale = ""
+            content = json.dumps({"label": label, "rationale": rationale, "cited_rules": rules})
+            if kind == "malformed_json":
+                content = content[: content.index('"rationale": ') + len('"rationale": ')]
+            completion_chars += len(content)
+            choices.append(
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                    "finish_reason": "stop",
+                    "logprobs": _logprobs_for(content, label, probs, top_n) if want_logprobs else None,
+                }
+            )
+        prompt_tokens = max(1, _message_chars(body["messages"]) // 4)
+        completion_tokens = max(1, completion_chars // 4)
+        payload = {
+            "id": "chatcmpl-" + _hex(29),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_fake",
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return 200, payload, {}
+
+    def _handle_chat(self, handler: _Handler, body: dict) -> None:
+        with self._lock:
+            self.requests.append(body)
+        invalid = self._validate_chat(body)
+        if invalid:  # a malformed request does not use up a queued fault
+            handler._send(*invalid)
+            return
+        fault = self._next_fault()
+        if fault and fault[0] == "timeout":
+            self._stopping.wait(TIMEOUT_HOLD_SECONDS)
+            handler.close_connection = True  # drop without an answer
+            return
+        if self.latency > 0:
+            time.sleep(self.latency)
+        handler._send(*self._complete(body, fault))
+
+    # -- files ------------------------------------------------------------------------------------------------
+
+    def _missing(self, what: str, ident: str) -> tuple[int, dict]:
+        return 404, _error_body(f"No such {what}: '{ident}'.", "invalid_request_error", None, "id")
+
+    def _store_file(self, data: bytes, filename: str, purpose: str) -> dict:
+        obj = {
+            "id": "file-" + _hex(),
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "status_details": None,
+            "expires_at": None,
+        }
+        with self._lock:
+            self._files[obj["id"]] = obj
+            self._files_content[obj["id"]] = data
+        return obj
+
+    def _handle_file_upload(self, handler: _Handler, raw: bytes) -> None:
+        try:
+            fields = _parse_multipart(raw, handler.headers.get("Content-Type") or "")
+        except ValueError as exc:
+            handler._send(400, _error_body(str(exc), "invalid_request_error"))
+            return
+        if "file" not in fields or "purpose" not in fields:
+            handler._send(400, _error_body("'file' and 'purpose' are required", "invalid_request_error"))
+            return
+        filename, data = fields["file"]
+        purpose = fields["purpose"][1].decode("utf-8", "replace")
+        handler._send(200, self._store_file(data, filename or "upload", purpose))
+
+    # -- batches ----------------------------------------------------------------------------------------------
+
+    def _batch_create(self, body: dict) -> tuple[int, dict]:
+        file_id = body.get("input_file_id")
+        if body.get("endpoint") != "/v1/chat/completions":
+            return 400, _error_body(
+                "Only /v1/chat/completions is supported.", "invalid_request_error", None, "endpoint"
+            )
+        if body.get("completion_window") != "24h":
+            return 400, _error_body("completion_window must be '24h'.", "invalid_request_error")
+        if file_id not in self._files:
+            return 400, _error_body(f"No such file: '{file_id}'.", "invalid_request_error", None, "input_file_id")
+        lines = [line for line in self._files_content[file_id].decode("utf-8", "replace").splitlines() if line.strip()]
+        now = int(time.time())
+        batch = {
+            "id": "batch_" + _hex(),
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "errors": None,
+            "input_file_id": file_id,
+            "completion_window": "24h",
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + 24 * 3600,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+        }
+        with self._lock:
+            self._batches[batch["id"]] = batch
+            self._batch_polls[batch["id"]] = 0
+        if self.batch_polls_to_complete <= 0:
+            self._batch_run(batch)
+        return 200, dict(batch)
+
+    def _batch_poll(self, batch_id: str) -> tuple[int, dict]:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return self._missing("batch", batch_id)
+            if batch["status"] in ("finalizing", "completed", "cancelled", "failed", "expired"):
+                return 200, dict(batch)
+            self._batch_polls[batch_id] += 1
+            polls = self._batch_polls[batch_id]
+            if polls < self.batch_polls_to_complete:
+                batch["status"] = "in_progress"
+                batch["in_progress_at"] = batch["in_progress_at"] or int(time.time())
+                return 200, dict(batch)
+            batch["status"] = "finalizing"  # concurrent polls see this while the lines run
+        self._batch_run(batch)
+        return 200, dict(batch)
+
+    def _batch_run(self, batch: dict) -> None:
+        lines = self._files_content[batch["input_file_id"]].decode("utf-8", "replace").splitlines()
+        outputs, errors = [], []
+        for line in lines:
+            if not line.strip():
+                continue
+            custom_id = None
+            try:
+                item = json.loads(line)
+                custom_id = item.get("custom_id")
+                if item.get("url") != "/v1/chat/completions" or not isinstance(item.get("body"), dict):
+                    raise ValueError("each line needs url /v1/chat/completions and a body object")
+            except (ValueError, AttributeError) as exc:
+                errors.append(
+                    {
+                        "id": "batch_req_" + _hex(),
+                        "custom_id": custom_id,
+                        "response": None,
+                        "error": {"code": "invalid_request", "message": str(exc)},
+                    }
+                )
+                continue
+            fault = self._next_fault() if self.batch_faults else None
+            record = {"id": "batch_req_" + _hex(), "custom_id": custom_id, "response": None, "error": None}
+            if fault and fault[0] == "timeout":
+                record["error"] = {"code": "request_timeout", "message": "The request timed out."}
+                errors.append(record)
+                continue
+            status, payload, _headers = self._complete(item["body"], fault)
+            record["response"] = {"status_code": status, "request_id": "req_" + _hex(), "body": payload}
+            (outputs if status == 200 else errors).append(record)
+
+        def jsonl(records: list[dict]) -> bytes:
+            return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+        now = int(time.time())
+        output_file = self._store_file(jsonl(outputs), f"{batch['id']}_output.jsonl", "batch_output")
+        error_file = self._store_file(jsonl(errors), f"{batch['id']}_error.jsonl", "batch_output") if errors else None
+        with self._lock:
+            batch.update(
+                status="completed",
+                in_progress_at=batch["in_progress_at"] or now,
+                finalizing_at=now,
+                completed_at=now,
+                output_file_id=output_file["id"],
+                error_file_id=error_file["id"] if error_file else None,
+                request_counts={"total": len(outputs) + len(errors), "completed": len(outputs), "failed": len(errors)},
+            )
+
+    def _batch_cancel(self, batch_id: str) -> tuple[int, dict]:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return self._missing("batch", batch_id)
+            if batch["status"] not in ("finalizing", "completed", "cancelled", "failed", "expired"):
+                now = int(time.time())
+                batch.update(status="cancelled", cancelling_at=now, cancelled_at=now)
+            return 200, dict(batch)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the fake OpenAI-compatible API until Ctrl-C.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds slept before each chat completion")
+    parser.add_argument("--batch-polls", type=int, default=2, help="GETs before a batch completes")
+    args = parser.parse_args(argv)
+    server = FakeOpenAI(latency=args.latency, host=args.host, port=args.port)
+    server.batch_polls_to_complete = args.batch_polls
+    server.start()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops it as cleanly as Ctrl-C
+    print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

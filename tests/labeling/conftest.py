@@ -1,0 +1,107 @@
+import io
+
+import pytest
+
+from labeling.services import import_file
+
+
+@pytest.fixture
+def do_import(db):
+    """Import ``text`` (str or bytes) as ``kind`` from a file called ``name``."""
+
+    def run(kind: str, name: str, text: str | bytes, user=None):
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        return import_file(kind=kind, stream=io.BytesIO(data), name=name, user=user)
+
+    return run
+
+
+MEMBERS_CSV = (
+    "member_id,headline,skills,seniority,location,summary\n"
+    "m1,Data engineer,Python;SQL;Airflow,senior,Berlin,Builds pipelines\n"
+    'm2,Registered nurse,"Triage; ICU",mid,Paris,"Night shifts, ICU"\n'
+)
+JOBS_JSONL = (
+    '{"job_id": "j1", "title": "Senior data engineer", "description": "Build pipelines in Python.", '
+    '"required_skills": ["Python", "SQL"], "seniority": "senior", "location": "Berlin"}\n'
+    '{"job_id": "j2", "title": "ICU nurse", "description": "Intensive care unit.", "required_skills": "ICU;Triage"}\n'
+)
+
+
+@pytest.fixture
+def members_and_jobs(do_import):
+    assert do_import("members", "members.csv", MEMBERS_CSV).ok
+    assert do_import("jobs", "jobs.jsonl", JOBS_JSONL).ok
+
+
+PAIRS_CSV = "member_id,job_id\nm1,j1\nm1,j2\nm2,j1\nm2,j2\n"
+
+
+@pytest.fixture
+def pairs(members_and_jobs, do_import):
+    from labeling.models import Pair
+
+    assert do_import("pairs", "pairs.csv", PAIRS_CSV).ok
+    return list(Pair.objects.order_by("id"))
+
+
+@pytest.fixture
+def published(policy):
+    """The published v1 of the shared policy fixture."""
+    return policy.versions.get(number=1)
+
+
+@pytest.fixture
+def make_config(db):
+    from labeling.models import TeacherConfig
+
+    def make(name="fake", **fields):
+        defaults = {"provider": "openai", "model": "fake-teacher", "samples_per_pair": 1, "temperature": 0.0}
+        return TeacherConfig.objects.create(name=name, **{**defaults, **fields})
+
+    return make
+
+
+@pytest.fixture
+def process_run():
+    """Run every pending chunk of a run in this process, as the worker would."""
+    from labeling.models import RunChunk
+    from labeling.services import labeling_run_chunk_process
+
+    def run_all(run):
+        for chunk in RunChunk.objects.filter(run=run, status="pending").order_by("index"):
+            labeling_run_chunk_process(run_id=run.pk, chunk_index=chunk.index)
+        run.refresh_from_db()
+        return run
+
+    return run_all
+
+
+@pytest.fixture
+def fake_openai(monkeypatch):
+    """A real local OpenAI-compatible server; the teacher reaches it through the real openai client."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")  # the provider reads the key from the environment
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_config(make_config, fake_openai):
+    def make(name="fake", **fields):
+        return make_config(name, **{"base_url": fake_openai.base_url, "request_timeout": 5, **fields})
+
+    return make
+
+
+def answer(label, rationale="The profile fits the posting.", rules=("R1",), probs=None):
+    """A fake-teacher responder that always gives this answer."""
+
+    def respond(request, call_number):
+        reply = {"label": label, "rationale": rationale, "cited_rules": list(rules)}
+        if probs:
+            reply["probs"] = probs
+        return reply
+
+    return respond
