@@ -168,12 +168,23 @@ if not CELERY_BROKER_URL:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+else:
+    # A task whose worker died unacknowledged is handed out again after this many seconds (Redis). A short
+    # timeout (tests, fast recovery) also needs the sweep for such tasks to run often.
+    _visibility = int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility}
+    if _visibility < 300:
+        CELERY_BROKER_TRANSPORT_OPTIONS.update(unacked_restore_interval=1, unacked_restore_throttle=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- labeling -------------------------------------------------------------------------------------------------
+# A chunk of a labeling run is leased by one worker at a time; a dead worker's lease expires after this long.
+LABELING_CHUNK_LEASE_SECONDS = int(env("LABELING_CHUNK_LEASE_SECONDS", "120"))
 
 LOGGING = {
     "version": 1,

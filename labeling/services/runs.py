@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
@@ -33,8 +34,11 @@ from ..teacher import (
 )
 from ..teacher.messages import build_messages, job_facts, member_facts
 
-LEASE = timedelta(seconds=120)
 WATCH_INTERVAL = 2.0
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=max(settings.LABELING_CHUNK_LEASE_SECONDS, 2 * WATCH_INTERVAL))
 
 
 class ChunkBusy(Exception):
@@ -207,7 +211,7 @@ def _claim(chunk: RunChunk, token: str) -> bool:
     return bool(
         RunChunk.objects.filter(pk=chunk.pk, status=RunChunk.Status.PENDING)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
-        .update(lease_until=now + LEASE, lease_token=token)
+        .update(lease_until=now + _lease(), lease_token=token)
     )
 
 
@@ -227,7 +231,7 @@ class _Watcher(threading.Thread):
                 if status != LabelingRun.Status.RUNNING:
                     self.stop_requested.set()
                 RunChunk.objects.filter(pk=self.chunk_id, lease_token=self.token).update(
-                    lease_until=timezone.now() + LEASE
+                    lease_until=timezone.now() + _lease()
                 )
         finally:
             connection.close()
