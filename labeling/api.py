@@ -89,6 +89,17 @@ class RunIn(Schema):
     selection: dict = {"all": True}
     thresholds: dict = {}
     chunk_size: int = 500
+    mode: str = "online"
+
+
+class BatchJobOut(Schema):
+    attempt: int
+    openai_batch_id: str
+    status: str
+    openai_status: str
+    request_count: int
+    completed_count: int
+    failed_count: int
 
 
 class RunOut(Schema):
@@ -96,6 +107,8 @@ class RunOut(Schema):
     policy: str
     version: int
     teacher: str
+    mode: str
+    batches: list[BatchJobOut]
     status: str
     error: str
     pairs_total: int
@@ -143,6 +156,8 @@ def _run_out(run: LabelingRun) -> dict:
         "policy": run.policy_version.policy.slug,
         "version": run.policy_version.number,
         "teacher": run.teacher_config.name,
+        "mode": run.mode,
+        "batches": list(run.batch_jobs.values(*BatchJobOut.model_fields)),
         "status": run.status,
         "error": run.error,
         **{f: getattr(run, f) for f in ("pairs_total", "samples_total", "samples_done", "samples_failed",
@@ -184,7 +199,7 @@ def create_run(request, payload: RunIn):
     existed = bool(key) and LabelingRun.objects.filter(created_by=request.auth, idempotency_key=key).exists()
     run = services.labeling_run_create(
         version=version, config=config, selection=payload.selection, thresholds=payload.thresholds,
-        chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key,
+        chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key, mode=payload.mode,
     )  # fmt: skip
     return Status(200 if existed else 201, _run_out(selectors.run_get(pk=run.pk)))
 

@@ -3,7 +3,7 @@ from django import forms
 from policyhub.models import PolicyVersion
 
 from .imports.schemas import SCHEMAS
-from .models import ImportBatch, TeacherConfig
+from .models import ImportBatch, LabelingRun, TeacherConfig
 from .routing import DEFAULT_THRESHOLDS
 
 
@@ -44,6 +44,13 @@ class RunForm(forms.Form):
         help_text="Below this probability of the label: low_confidence.",
     )  # fmt: skip
     chunk_size = forms.IntegerField(initial=500, min_value=1, max_value=10_000)
+    mode = forms.ChoiceField(
+        choices=LabelingRun.Mode.choices, initial=LabelingRun.Mode.ONLINE, required=False,
+        help_text="Batch: one OpenAI Batch API job, answered within 24 h (usually at half the price).",
+    )  # fmt: skip
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or LabelingRun.Mode.ONLINE
 
     def selection(self) -> dict:
         data = self.cleaned_data

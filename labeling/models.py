@@ -8,6 +8,7 @@ refused row by row rather than overwriting the data earlier labels were made on.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Seniority(models.TextChoices):
@@ -173,6 +174,10 @@ class LabelingRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    class Mode(models.TextChoices):
+        ONLINE = "online", "Online (chat completions, concurrent)"
+        BATCH = "batch", "OpenAI Batch API (offline, within 24 h)"
+
     policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="runs")
     teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="runs")
     config_snapshot = models.JSONField(help_text="The teacher config as it was when the run was created.")
@@ -180,6 +185,7 @@ class LabelingRun(models.Model):
     selection = models.JSONField(default=dict, help_text="How the pairs were chosen, e.g. {'import_batch': 3}.")
     thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.routing).")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ONLINE)
     chunk_size = models.PositiveIntegerField(default=500)
     pairs_total = models.PositiveIntegerField(default=0)
     samples_total = models.PositiveIntegerField(default=0)
@@ -237,6 +243,46 @@ class RunChunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class BatchJob(models.Model):
+    """One submission of a batch-mode run to the OpenAI Batch API. Attempt 1 asks every request the run still
+    needs; a *resubmission* re-asks, once, the requests whose answers violated the schema in the attempt before.
+    A resumed run submits what is still missing as a new attempt. One row per (run, attempt): a re-delivered
+    task finds it and submits nothing twice."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    run = models.ForeignKey(LabelingRun, on_delete=models.CASCADE, related_name="batch_jobs")
+    attempt = models.PositiveSmallIntegerField()
+    resubmission = models.BooleanField(default=False, help_text="Re-asks the schema violations of the attempt before.")
+    openai_batch_id = models.CharField(max_length=100)
+    input_file_id = models.CharField(max_length=100)
+    output_file_id = models.CharField(max_length=100, blank=True)
+    error_file_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED)
+    openai_status = models.CharField(max_length=20, blank=True, help_text="The batch's status as OpenAI reports it.")
+    request_count = models.PositiveIntegerField(default=0)
+    completed_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    violations = models.JSONField(
+        default=dict, blank=True, help_text="Schema-violating answers: {custom_id: {error_kind, error, raw, tokens}}."
+    )
+    error = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["run", "attempt"], name="batchjob_unique_run_attempt")]
+
+    def __str__(self) -> str:
+        return f"batch {self.openai_batch_id} (run {self.run_id}, attempt {self.attempt}, {self.status})"
 
 
 class Candidate(models.Model):

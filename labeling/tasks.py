@@ -1,8 +1,11 @@
 """Celery tasks of the labeling app: thin, idempotent, keyed by ids."""
 
+import openai
 from celery import shared_task
+from django.conf import settings
 
 from . import services
+from .services import batches
 
 
 @shared_task(acks_late=True)
@@ -19,3 +22,36 @@ def labeling_run_chunk(self, run_id: int, chunk_index: int) -> str:
     except Exception as error:
         services.labeling_run_fail(run_id=run_id, error=f"chunk {chunk_index}: {type(error).__name__}: {error}")
         raise
+
+
+def _transient(error: Exception) -> bool:
+    return isinstance(error, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=20)
+def labeling_run_batch_submit(self, run_id: int) -> str:
+    try:
+        outcome = services.labeling_run_batch_submit(run_id=run_id)
+    except Exception as error:
+        if _transient(error):
+            raise self.retry(countdown=settings.LABELING_BATCH_POLL_SECONDS) from None
+        services.labeling_run_fail(run_id=run_id, error=f"batch submission: {type(error).__name__}: {error}")
+        raise
+    if outcome == batches.PENDING:
+        labeling_run_batch_poll.apply_async((run_id,), countdown=settings.LABELING_BATCH_POLL_SECONDS)
+    return outcome
+
+
+@shared_task(bind=True, acks_late=True, max_retries=20)
+def labeling_run_batch_poll(self, run_id: int) -> str:
+    """Polls until the batch ends; each poll is a new task, so a 24-hour batch uses no retry budget."""
+    try:
+        outcome = services.labeling_run_batch_poll(run_id=run_id)
+    except Exception as error:
+        if _transient(error):
+            raise self.retry(countdown=settings.LABELING_BATCH_POLL_SECONDS) from None
+        services.labeling_run_fail(run_id=run_id, error=f"batch polling: {type(error).__name__}: {error}")
+        raise
+    if outcome == batches.PENDING:
+        labeling_run_batch_poll.apply_async((run_id,), countdown=settings.LABELING_BATCH_POLL_SECONDS)
+    return outcome

@@ -1,5 +1,6 @@
 """Writes of the labeling app, one module per area; import them from here."""
 
+from .batches import labeling_run_batch_poll, labeling_run_batch_submit
 from .imports import (
     ERROR_CAP,
     ImportResult,
@@ -26,6 +27,8 @@ __all__ = [
     "ChunkBusy",
     "cache_key",
     "label_space",
+    "labeling_run_batch_poll",
+    "labeling_run_batch_submit",
     "labeling_run_cancel",
     "labeling_run_chunk_process",
     "labeling_run_create",

@@ -1,4 +1,4 @@
-"""``manage.py start_run --policy member-job-match --version 1 --teacher baseline [--plan] [--wait]``."""
+"""``manage.py start_run --policy member-job-match --version 1 --teacher baseline [--plan] [--batch] [--wait]``."""
 
 import json
 import time
@@ -16,6 +16,10 @@ from policyhub.models import PolicyVersion
 class Command(BaseCommand):
     help = "Plan or start a labeling run (a published policy version × a teacher config × pairs)."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # our --version (the policy version) replaces Django's --version (the Django version)
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("--policy", required=True, help="Policy slug.")
         parser.add_argument("--version", required=True, type=int, help="Published version number.")
@@ -27,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="Username recorded as the starter.")
         parser.add_argument("--plan", action="store_true", help="Only show the plan: one prompt and the estimate.")
         parser.add_argument("--wait", action="store_true", help="Print progress until the run ends.")
+        parser.add_argument("--batch", action="store_true", help="Use the OpenAI Batch API (offline, within 24 h).")
 
     def handle(self, *args, **opts):
         version = PolicyVersion.objects.filter(policy__slug=opts["policy"], number=opts["version"]).first()
@@ -45,7 +50,7 @@ class Command(BaseCommand):
                 return self._print_plan(run_plan(version=version, config=config, selection=selection))
             run = services.labeling_run_create(
                 version=version, config=config, selection=selection, thresholds=thresholds,
-                chunk_size=opts["chunk_size"], user=user,
+                chunk_size=opts["chunk_size"], user=user, mode="batch" if opts["batch"] else "online",
             )  # fmt: skip
         except (ValidationError, json.JSONDecodeError) as error:
             raise CommandError(" ".join(getattr(error, "messages", [str(error)]))) from error

@@ -1,0 +1,356 @@
+"""Batch-mode runs: the OpenAI Batch API instead of concurrent chat completions (cheaper, within 24 h).
+
+Submitting writes one JSONL line per (pair, sample) the run still needs — ``custom_id`` ``"<pair_id>:<sample>"``,
+the same body an online request sends — after answering what it can from the response cache, uploads the file
+and creates the batch (``BatchJob`` attempt 1). Polling asks for the batch's status; once it has completed, the
+output and error files are read by ``custom_id`` and every line is validated like an online answer. Schema
+violations (bad JSON, label outside the set, unknown rule) are re-asked ONCE in a follow-up batch (a
+*resubmission*); a second violation, an HTTP error line or a line missing from both files is a failed sample with
+its reason. Samples, cache entries, counters, candidates and chunks are written with the same code as online
+runs (``runs._write_answers``), in one transaction with the batch's move to ``completed``, so ingesting twice adds
+nothing. A failed, expired or cancelled batch fails the run with a clear error; resuming it submits what is still
+missing as a new attempt.
+
+Costs use the config's prices, like online runs; the Batch API usually charges half of that, so the figure is an
+upper bound.
+"""
+
+import json
+
+import openai
+import pydantic
+from django.db import transaction
+from django.utils import timezone
+from openai.types.chat import ChatCompletion
+
+from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherSample
+from ..teacher import LabelSpace, TeacherAnswer, TeacherConfigError, TeacherRequest, request_parameters
+from ..teacher.messages import build_messages, job_facts, member_facts
+from ..teacher.openai_provider import sync_client
+from ..teacher.parsing import label_probs_from_logprobs, parse_answer
+from .runs import _finish_if_complete, _from_cache, _write_answers, cache_key, label_space, labeling_run_fail
+
+PENDING = "pending"  # the batch is open: poll again later
+BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
+SCHEMA_ERRORS = frozenset({"malformed_json", "label_outside_set", "schema_violation", "unknown_rule"})
+ENDED = {"failed": BatchJob.Status.FAILED, "expired": BatchJob.Status.EXPIRED, "cancelled": BatchJob.Status.CANCELLED}
+
+
+def custom_id(key: tuple[int, int]) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def parse_custom_id(value) -> tuple[int, int] | None:
+    try:
+        pair_id, index = str(value).split(":")
+        return int(pair_id), int(index)
+    except ValueError:
+        return None
+
+
+class _Context:
+    """What every step needs about a run: label space, request parameters, K."""
+
+    def __init__(self, run: LabelingRun):
+        self.run = run
+        self.space: LabelSpace = label_space(run.policy_version)
+        self.params = request_parameters(run.config_snapshot, self.space)
+        self.k = int(run.config_snapshot["samples_per_pair"])
+        self.logprobs = bool(self.params.get("logprobs"))
+
+    def line(self, key: tuple[int, int], messages: list[dict]) -> bytes:
+        body = {"model": self.params["model"], "messages": messages, "n": 1}
+        body.update((name, value) for name, value in self.params.items() if name != "model")
+        item = {"custom_id": custom_id(key), "method": "POST", "url": "/v1/chat/completions", "body": body}
+        return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def pending_chunks(self):
+        """(chunk, candidates, facts, messages by pair id) for each chunk of the run that is not done."""
+        for chunk in list(RunChunk.objects.filter(run=self.run, status=RunChunk.Status.PENDING).order_by("index")):
+            candidates = list(
+                Candidate.objects.filter(
+                    run=self.run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id
+                )
+                .select_related("pair__member", "pair__job")
+                .order_by("id")
+            )
+            facts = {c.pair_id: (member_facts(c.pair.member), job_facts(c.pair.job)) for c in candidates}
+            messages = {pair_id: build_messages(self.run.system_prompt, *fact) for pair_id, fact in facts.items()}
+            yield chunk, candidates, facts, messages
+
+    def sampled(self, candidates) -> set[tuple[int, int]]:
+        return set(
+            TeacherSample.objects.filter(run=self.run, pair_id__in=[c.pair_id for c in candidates]).values_list(
+                "pair_id", "sample_index"
+            )
+        )
+
+    def write(self, chunk, candidates, facts, answers, keys) -> None:
+        """Write answers for a chunk's candidates and close the chunk once they are all complete."""
+        complete = _write_answers(self.run, candidates, facts, answers, keys, self.space, self.k, self.params)
+        if complete:
+            RunChunk.objects.filter(pk=chunk.pk).update(
+                status=RunChunk.Status.DONE, finished_at=timezone.now(), lease_until=None, lease_token=""
+            )
+
+
+def _load(run_id: int) -> LabelingRun:
+    return LabelingRun.objects.select_related("policy_version__policy").get(pk=run_id)
+
+
+def _client(run: LabelingRun) -> openai.OpenAI | None:
+    try:
+        return sync_client(run.config_snapshot)
+    except TeacherConfigError as error:
+        labeling_run_fail(run_id=run.pk, error=str(error))
+        return None
+
+
+# --- submitting ---------------------------------------------------------------------------------------------
+def labeling_run_batch_submit(*, run_id: int) -> str:
+    """Submit the run's missing requests as one batch (cached answers are written directly). Returns
+    :data:`PENDING` when a batch is open (poll it), otherwise what happened. A run that already has an open or
+    completed batch submits nothing: polling carries on from there."""
+    run = _load(run_id)
+    if run.status != LabelingRun.Status.RUNNING:
+        return f"run is {run.status}"
+    client = _client(run)
+    if client is None:
+        return "failed: no client"
+    ctx = _Context(run)
+    with transaction.atomic():
+        LabelingRun.objects.select_for_update().filter(pk=run.pk).first()  # one submitter per run at a time
+        latest = run.batch_jobs.order_by("-attempt").first()
+        if latest and latest.status in (BatchJob.Status.SUBMITTED, BatchJob.Status.COMPLETED):
+            return PENDING
+        lines: list[bytes] = []
+        for chunk, candidates, facts, messages in ctx.pending_chunks():
+            have = ctx.sampled(candidates)
+            requests, keys = [], {}
+            for candidate in candidates:
+                for index in range(ctx.k):
+                    key = (candidate.pair_id, index)
+                    if key not in have:
+                        requests.append(TeacherRequest(key=key, messages=messages[key[0]], sample_index=index))
+                        keys[key] = cache_key(ctx.params, messages[key[0]], index)
+            cached = _from_cache(keys, requests)
+            ctx.write(chunk, candidates, facts, cached, keys)
+            lines.extend(ctx.line(r.key, r.messages) for r in requests if r.key not in cached)
+        if lines:
+            _submit(client, run, attempt=(latest.attempt + 1) if latest else 1, lines=lines, resubmission=False)
+    if not lines:
+        _finish_if_complete(run.pk)
+        return "everything was cached: nothing to submit"
+    return PENDING
+
+
+def _submit(client: openai.OpenAI, run: LabelingRun, *, attempt: int, lines: list[bytes], resubmission: bool):
+    """Upload the JSONL, create the batch, record it. Call with the run row locked."""
+    name = f"policyhub-run-{run.pk}-attempt-{attempt}.jsonl"
+    upload = client.files.create(file=(name, b"".join(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=upload.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"policyhub_run": str(run.pk), "attempt": str(attempt)},
+    )
+    job = BatchJob(
+        run=run, attempt=attempt, resubmission=resubmission, openai_batch_id=batch.id, input_file_id=upload.id,
+        openai_status=batch.status, request_count=len(lines),
+    )  # fmt: skip
+    job.full_clean()
+    job.save()
+    return job
+
+
+def _resubmit_violations(client: openai.OpenAI, run: LabelingRun, job: BatchJob) -> bool:
+    """Re-ask, once, the requests whose answers violated the schema in ``job`` (idempotent); False if none of
+    them is still missing."""
+    ctx = _Context(run)
+    wanted = {key for key in map(parse_custom_id, job.violations) if key}
+    with transaction.atomic():
+        LabelingRun.objects.select_for_update().filter(pk=run.pk).first()
+        if BatchJob.objects.filter(run=run, attempt=job.attempt + 1).exists():
+            return True
+        lines = []
+        for _chunk, candidates, _facts, messages in ctx.pending_chunks():
+            for candidate in candidates:
+                lines.extend(
+                    ctx.line((candidate.pair_id, i), messages[candidate.pair_id])
+                    for i in range(ctx.k)
+                    if (candidate.pair_id, i) in wanted
+                )
+        if lines:
+            _submit(client, run, attempt=job.attempt + 1, lines=lines, resubmission=True)
+    return bool(lines)
+
+
+# --- polling and ingesting ----------------------------------------------------------------------------------
+def labeling_run_batch_poll(*, run_id: int) -> str:
+    """Check the run's latest batch. Returns :data:`PENDING` while there is something to wait for; ingests a
+    completed batch (once), resubmits its schema violations, and finishes the run when nothing is left."""
+    run = _load(run_id)
+    if run.status != LabelingRun.Status.RUNNING:
+        return f"run is {run.status}"
+    job = run.batch_jobs.order_by("-attempt").first()
+    if job is None:
+        return "nothing submitted"
+    if job.status not in (BatchJob.Status.SUBMITTED, BatchJob.Status.COMPLETED):
+        return f"batch {job.status}"
+    client = _client(run)
+    if client is None:
+        return "failed: no client"
+    if job.status == BatchJob.Status.SUBMITTED:
+        batch = client.batches.retrieve(job.openai_batch_id)
+        counts = batch.request_counts
+        BatchJob.objects.filter(pk=job.pk, status=BatchJob.Status.SUBMITTED).update(
+            openai_status=batch.status,
+            request_count=counts.total if counts else job.request_count,
+            completed_count=counts.completed if counts else 0,
+            failed_count=counts.failed if counts else 0,
+        )
+        if batch.status in ENDED:
+            return _batch_ended(run, job, batch)
+        if batch.status != "completed":
+            return PENDING
+        results = _read_results(client, batch, _Context(run))
+        _ingest(run, job, batch, results)
+        job.refresh_from_db()
+    if job.violations and not job.resubmission and _resubmit_violations(client, run, job):
+        return PENDING
+    _finish_if_complete(run.pk)
+    return "done"
+
+
+def _batch_ended(run: LabelingRun, job: BatchJob, batch) -> str:
+    details = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data or [])) if batch.errors else ""
+    error = f"OpenAI batch {batch.id} (attempt {job.attempt}) {batch.status}" + (f": {details}" if details else ".")
+    BatchJob.objects.filter(pk=job.pk, status=BatchJob.Status.SUBMITTED).update(
+        status=ENDED[batch.status], error=error[:5000], finished_at=timezone.now()
+    )
+    labeling_run_fail(run_id=run.pk, error=error + " Resume the run to submit what is still missing.")
+    return f"failed: batch {batch.status}"
+
+
+def _read_results(client: openai.OpenAI, batch, ctx: _Context) -> dict[tuple[int, int], TeacherAnswer]:
+    """Every line of the output and error files as an answer, keyed (pair id, sample index)."""
+    results: dict[tuple[int, int], TeacherAnswer] = {}
+    for file_id in (batch.output_file_id, batch.error_file_id):
+        if not file_id:
+            continue
+        for line in client.files.content(file_id).text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # not attributable to a request; its request counts as missing
+            key = parse_custom_id(record.get("custom_id"))
+            if key is not None:
+                results[key] = _answer(key, record, ctx)
+    return results
+
+
+def _answer(key: tuple[int, int], record: dict, ctx: _Context) -> TeacherAnswer:
+    """One output line as an answer, validated like an online one."""
+    answer = TeacherAnswer(key=key)
+    response, error = record.get("response") or {}, record.get("error") or {}
+    status = response.get("status_code")
+    if status != 200 or error:
+        body_error = (response.get("body") or {}).get("error") or {}
+        message = error.get("message") or body_error.get("message") or "no response"
+        if status == 429:
+            kind = "rate_limited"
+        elif status and status >= 500:
+            kind = "server_error"
+        elif status:
+            kind = f"http_{status}"
+        else:
+            kind = "timeout" if "timeout" in str(error.get("code")) else "batch_error"
+        answer.error_kind, answer.error = kind, f"batch request failed ({status or error.get('code')}): {message}"
+        return answer
+    try:
+        completion = ChatCompletion.model_validate(response.get("body"))
+    except pydantic.ValidationError as exc:
+        answer.error_kind, answer.error = "bad_response", f"not a chat completion: {exc}"[:2000]
+        return answer
+    choice = completion.choices[0]
+    raw = choice.message.content or ""
+    answer.raw = raw
+    if completion.usage:
+        answer.input_tokens, answer.output_tokens = completion.usage.prompt_tokens, completion.usage.completion_tokens
+    parsed = parse_answer(raw, ctx.space)
+    if parsed.error_kind:
+        answer.error_kind, answer.error = parsed.error_kind, parsed.error
+        return answer
+    answer.label, answer.rationale, answer.cited_rules = parsed.label, parsed.rationale, list(parsed.cited_rules)
+    if ctx.logprobs and choice.logprobs and choice.logprobs.content:
+        answer.label_probs = label_probs_from_logprobs(choice.logprobs.content, raw, ctx.space.labels)
+    return answer
+
+
+def _ingest(run: LabelingRun, job: BatchJob, batch, results: dict) -> bool:
+    """Write a completed batch's results; False if it was ingested already (nothing is written twice)."""
+    ctx = _Context(run)
+    earlier = {}
+    if job.resubmission:
+        earlier = BatchJob.objects.filter(run=run, attempt=job.attempt - 1).values_list("violations", flat=True)[0]
+    violations = {}
+    for key, answer in results.items():
+        first = earlier.get(custom_id(key))
+        if first:  # the second try of a violation: it costs both requests, and a second violation fails it
+            answer.attempts = 2
+            answer.input_tokens += first["input_tokens"]
+            answer.output_tokens += first["output_tokens"]
+        elif answer.error_kind in SCHEMA_ERRORS and not job.resubmission:
+            violations[custom_id(key)] = {
+                "error_kind": answer.error_kind, "error": answer.error, "raw": answer.raw,
+                "input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens,
+            }  # fmt: skip
+    with transaction.atomic():
+        locked = BatchJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != BatchJob.Status.SUBMITTED:
+            return False
+        for chunk, candidates, facts, messages in ctx.pending_chunks():
+            have = ctx.sampled(candidates)
+            answers, keys = {}, {}
+            for candidate in candidates:
+                for index in range(ctx.k):
+                    key = (candidate.pair_id, index)
+                    if key in have or custom_id(key) in violations:
+                        continue
+                    answers[key] = results.get(key) or TeacherAnswer(
+                        key=key, error_kind="batch_missing", error=f"no result for {custom_id(key)} in batch {batch.id}"
+                    )
+                    keys[key] = cache_key(ctx.params, messages[candidate.pair_id], index)
+            ctx.write(chunk, candidates, facts, answers, keys)
+        counts = batch.request_counts
+        locked.status, locked.openai_status = BatchJob.Status.COMPLETED, batch.status
+        locked.finished_at = timezone.now()
+        locked.output_file_id, locked.error_file_id = batch.output_file_id or "", batch.error_file_id or ""
+        if counts:
+            locked.request_count, locked.completed_count, locked.failed_count = (
+                counts.total, counts.completed, counts.failed,
+            )  # fmt: skip
+        locked.violations = violations
+        locked.save()
+    return True
+
+
+# --- cancelling ---------------------------------------------------------------------------------------------
+def batch_cancel_open(*, run: LabelingRun) -> None:
+    """Cancel the run's open batch at OpenAI (best effort) and stop polling it."""
+    job = run.batch_jobs.filter(status=BatchJob.Status.SUBMITTED).order_by("-attempt").first()
+    if job is None:
+        return
+    error = ""
+    try:
+        status = sync_client(run.config_snapshot, max_retries=1).batches.cancel(job.openai_batch_id).status
+    except (TeacherConfigError, openai.OpenAIError) as exc:
+        status, error = job.openai_status, f"cancelling at OpenAI failed: {exc}"[:5000]
+    if status in ("completed", "finalizing"):  # too late to cancel: keep it, so resuming ingests what was paid for
+        BatchJob.objects.filter(pk=job.pk).update(openai_status=status)
+        return
+    BatchJob.objects.filter(pk=job.pk, status=BatchJob.Status.SUBMITTED).update(
+        status=BatchJob.Status.CANCELLED, openai_status=status, error=error, finished_at=timezone.now()
+    )
