@@ -8,17 +8,13 @@ rows/s per file, total wall time against the 60 s target and the peak RSS of thi
 
 import argparse
 import csv
-import os
 import random
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "policyhub.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/policyhub_bench")
+from _common import peak_rss_mb, reset_database
 
 SKILLS = [f"skill{i}" for i in range(500)]
 SENIORITY = ["junior", "mid", "senior", "staff", ""]
@@ -46,35 +42,14 @@ def write_files(folder: Path, pairs: int) -> dict[str, Path]:
     return paths
 
 
-def reset_database() -> None:
-    import dj_database_url
-    import psycopg
-
-    cfg = dj_database_url.parse(os.environ["DATABASE_URL"])
-    if "bench" not in cfg["NAME"]:
-        sys.exit(f"refusing to drop {cfg['NAME']!r}: use a database whose name contains 'bench'")
-    admin = (
-        f"host={cfg['HOST'] or '127.0.0.1'} port={cfg['PORT'] or 5432} user={cfg['USER'] or 'postgres'} dbname=postgres"
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=1_000_000)
     args = parser.parse_args()
     reset_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
     from labeling.models import Pair
     from labeling.services import import_file
 
-    call_command("migrate", verbosity=0)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_files(Path(tmp), args.pairs)
         total_start = time.perf_counter()
@@ -89,7 +64,7 @@ def main() -> None:
             size_mb = path.stat().st_size / 1e6
             print(f"{kind:8} {rows:>9,} rows in {elapsed:6.1f} s = {rows / elapsed:>9,.0f} rows/s ({size_mb:.0f} MB)")
         total = time.perf_counter() - total_start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     assert Pair.objects.count() == args.pairs
     print(
         f"total    {total:6.1f} s for {args.pairs:,} pairs with their members and jobs (target < 60 s): "

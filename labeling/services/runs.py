@@ -9,6 +9,7 @@ so a worker killed mid-chunk loses nothing that was committed and a re-delivered
 import hashlib
 import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from policyhub.models import PolicyVersion
 from policyhub.prompts import build_system_prompt
 
 from .. import routing, trust
+from ..bulk import bulk_update
 from ..models import Candidate, GoldLabel, LabelingRun, Pair, ResponseCache, RunChunk, TeacherConfig, TeacherSample
 from ..teacher import (
     LabelSpace,
@@ -93,9 +95,10 @@ def labeling_run_create(
     thresholds: dict | None = None,
     idempotency_key: str = "",
     chunk_size: int = 500,
+    mode: str = LabelingRun.Mode.ONLINE,
 ) -> LabelingRun:
-    """Create a run over the selected pairs and queue its chunks (after commit). Same idempotency key and user:
-    the same run comes back."""
+    """Create a run over the selected pairs and queue its chunks (after commit), or, in batch mode, its OpenAI
+    batch submission. Same idempotency key and user: the same run comes back."""
     if idempotency_key:
         existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
         if existing:
@@ -108,10 +111,14 @@ def labeling_run_create(
         raise ValidationError(str(error)) from None
     if not 1 <= chunk_size <= 10_000:
         raise ValidationError("chunk_size must be between 1 and 10,000.")
+    if mode not in LabelingRun.Mode.values:
+        raise ValidationError(f"mode must be one of {', '.join(LabelingRun.Mode.values)}, not {mode!r}.")
+    if mode == LabelingRun.Mode.BATCH and config.provider != TeacherConfig.Provider.OPENAI:
+        raise ValidationError("Batch mode uses the OpenAI Batch API: choose a teacher config with the openai provider.")
     pairs = pairs_for_selection(selection)
     try:
         with transaction.atomic():
-            run = _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs)
+            run = _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode)
     except IntegrityError:
         existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
         if idempotency_key and existing:
@@ -120,8 +127,9 @@ def labeling_run_create(
     return run
 
 
-def _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs) -> LabelingRun:
+def _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode) -> LabelingRun:
     run = LabelingRun.objects.create(
+        mode=mode,
         policy_version=version,
         teacher_config=config,
         config_snapshot=config.snapshot(),
@@ -160,7 +168,17 @@ def _create_run(version, config, selection, user, limits, idempotency_key, chunk
     run.pairs_total = pairs_total
     run.samples_total = pairs_total * config.samples_per_pair
     run.save(update_fields=["pairs_total", "samples_total"])
-    _enqueue_chunks(run, range(len(bounds)))
+    if mode == LabelingRun.Mode.BATCH:
+        from .batches import BATCH_MAX_REQUESTS
+
+        if run.samples_total > BATCH_MAX_REQUESTS:
+            raise ValidationError(
+                f"A batch run sends at most {BATCH_MAX_REQUESTS:,} requests (the OpenAI Batch API limit); this "
+                f"selection needs {run.samples_total:,}. Split it into smaller runs or use online mode."
+            )
+        _enqueue_batch_submit(run)
+    else:
+        _enqueue_chunks(run, range(len(bounds)))
     return run
 
 
@@ -169,6 +187,12 @@ def _enqueue_chunks(run: LabelingRun, indexes) -> None:
 
     indexes = list(indexes)
     transaction.on_commit(lambda: [labeling_run_chunk.delay(run.pk, index) for index in indexes])
+
+
+def _enqueue_batch_submit(run: LabelingRun) -> None:
+    from ..tasks import labeling_run_batch_submit
+
+    transaction.on_commit(lambda: labeling_run_batch_submit.delay(run.pk))
 
 
 # --- cancel and resume --------------------------------------------------------------------------------------
@@ -180,6 +204,10 @@ def labeling_run_cancel(*, run: LabelingRun, user=None) -> LabelingRun:
     run.refresh_from_db()
     if not updated:
         raise ValidationError(f"Run #{run.pk} is {run.status}; only a queued or running run can be cancelled.")
+    if run.mode == LabelingRun.Mode.BATCH:
+        from .batches import batch_cancel_open
+
+        batch_cancel_open(run=run)
     return run
 
 
@@ -194,7 +222,10 @@ def labeling_run_resume(*, run: LabelingRun, user=None) -> LabelingRun:
             raise ValidationError(f"Run #{run.pk} is {run.status}; only a cancelled or failed run can be resumed.")
         pending = list(run.chunks.filter(status=RunChunk.Status.PENDING).values_list("index", flat=True))
         RunChunk.objects.filter(run=run, status=RunChunk.Status.PENDING).update(lease_until=None, lease_token="")
-        _enqueue_chunks(run, pending)
+        if run.mode == LabelingRun.Mode.BATCH and pending:
+            _enqueue_batch_submit(run)  # polls an open batch, or submits what is still missing
+        else:
+            _enqueue_chunks(run, pending)
         if not pending:
             _finish_if_complete(run.pk)
     return run
@@ -228,7 +259,7 @@ class _Watcher(threading.Thread):
         try:
             while not self.finished.wait(WATCH_INTERVAL):
                 status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
-                if status != LabelingRun.Status.RUNNING:
+                if status is not None and status != LabelingRun.Status.RUNNING:  # None: not visible to us yet
                     self.stop_requested.set()
                 RunChunk.objects.filter(pk=self.chunk_id, lease_token=self.token).update(
                     lease_until=timezone.now() + _lease()
@@ -239,6 +270,7 @@ class _Watcher(threading.Thread):
 
 def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
     """Label one chunk; returns what happened (for logs). Raises :class:`ChunkBusy` while leased elsewhere."""
+    started = time.perf_counter()
     run = LabelingRun.objects.select_related("policy_version__policy").get(pk=run_id)
     chunk = RunChunk.objects.get(run=run, index=chunk_index)
     if chunk.status == RunChunk.Status.DONE:
@@ -291,17 +323,21 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
     misses = [r for r in requests if r.key not in answers]
     watcher = _Watcher(run.pk, chunk.pk, token)
     watcher.start()
+    prepared = time.perf_counter()
     try:
         for answer in provider.answer_all(misses, should_stop=watcher.stop_requested.is_set):
             answers[answer.key] = answer
     finally:
         watcher.finished.set()
         watcher.join()
-
+    asked = time.perf_counter()
     with transaction.atomic():
         outcome = _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, params)
     _finish_if_complete(run.pk)
-    return outcome
+    return (
+        f"{outcome} (prepare {prepared - started:.1f} s, teacher {asked - prepared:.1f} s for {len(misses)} "
+        f"requests, write {time.perf_counter() - asked:.1f} s)"
+    )
 
 
 def _from_cache(keys: dict, requests: list[TeacherRequest]) -> dict:
@@ -339,6 +375,18 @@ def _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, 
     locked = RunChunk.objects.select_for_update().get(pk=chunk.pk)
     if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
         return "another worker finished this chunk"
+    complete = _write_answers(run, candidates, facts, answers, keys, space, k, params)
+    locked.lease_until, locked.lease_token = None, ""
+    if complete:
+        locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()
+    locked.save()
+    return f"{len(answers)} samples written; chunk {'done' if complete else 'stopped early'}"
+
+
+def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> bool:
+    """Write answers (keyed (pair id, sample index)) as samples, cache the valid fresh ones, aggregate the
+    candidates and add to the run's counters; call inside a transaction. Returns True if every candidate has all
+    its samples. Shared by online chunks and batch ingestion."""
     samples = [
         TeacherSample(
             run=run,
@@ -400,15 +448,12 @@ def _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, 
         output_tokens=F("output_tokens") + output_tokens,
         cost=F("cost") + _price(run.config_snapshot, input_tokens, output_tokens),
     )
-    locked.lease_until, locked.lease_token = None, ""
-    if complete:
-        locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()
-    locked.save()
-    return f"{len(answers)} samples written; chunk {'done' if complete else 'stopped early'}"
+    return complete
 
 
 def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
-    """Aggregate every candidate of the chunk whose K samples are all in; returns True if all of them are."""
+    """Aggregate every given candidate (a chunk's, or any of the run's) whose K samples are all in; returns True
+    if all of them are."""
     pair_ids = [c.pair_id for c in candidates]
     by_pair: dict[int, list[TeacherSample]] = {}
     for sample in TeacherSample.objects.filter(run=run, pair_id__in=pair_ids):
@@ -451,11 +496,14 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
         for reason in Candidate.REASONS:
             setattr(candidate, f"reason_{reason}", reason in agg.reasons)
         changed.append(candidate)
-    Candidate.objects.bulk_update(
+    now = timezone.now()
+    for candidate in changed:
+        candidate.updated_at = now
+    bulk_update(
+        Candidate,
         changed,
         ["status", "label", "label_distribution", "vote_share", "confidence", "samples_ok", "trust", "trust_ok",
          "routing", "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at"],
-        batch_size=500,
     )  # fmt: skip
     if disagreeing:  # the other teacher's candidates disagree with ours just as much
         Candidate.objects.filter(

@@ -37,11 +37,16 @@ def parse_answer(raw: str, space: LabelSpace) -> Parsed:
     return Parsed(label=label, rationale=rationale.strip(), cited_rules=tuple(dict.fromkeys(cited)))
 
 
+def _field(item, name: str):
+    """Logprob entries come as dicts (raw JSON) or SDK objects."""
+    return item[name] if isinstance(item, dict) else getattr(item, name)
+
+
 def label_probs_from_logprobs(tokens: list, content: str, labels: tuple[str, ...]) -> dict[str, float] | None:
     """The label distribution at the token where the label value starts.
 
-    ``tokens`` are the choice's logprob entries (objects with ``token`` and ``top_logprobs``). We find the token
-    that begins the label value (right after ``"label": "``), and give each label the probability of the
+    ``tokens`` are the choice's logprob entries (dicts or objects with ``token`` and ``top_logprobs``). We find the
+    token that begins the label value (right after ``"label": "``), and give each label the probability of the
     alternatives at that position that are a prefix of it. Labels sharing that first token split it equally;
     probabilities are normalised over the labels. Returns None when the position cannot be found.
     """
@@ -51,17 +56,18 @@ def label_probs_from_logprobs(tokens: list, content: str, labels: tuple[str, ...
     value_start = content.find('"', content.find(":", marker) + 1) + 1
     offset = 0
     for token in tokens:
-        text = token.token
+        text = _field(token, "token")
         if offset <= value_start < offset + len(text):
             local = value_start - offset
             scores: dict[str, float] = dict.fromkeys(labels, 0.0)
-            for alternative in token.top_logprobs or []:
-                piece = alternative.token[local:] if alternative.token.startswith(text[:local]) else ""
+            for alternative in _field(token, "top_logprobs") or []:
+                alt_text, alt_logprob = _field(alternative, "token"), _field(alternative, "logprob")
+                piece = alt_text[local:] if alt_text.startswith(text[:local]) else ""
                 if not piece:
                     continue
                 matching = [label for label in labels if label.startswith(piece) or piece.startswith(label)]
                 for label in matching:
-                    scores[label] += math.exp(alternative.logprob) / len(matching)
+                    scores[label] += math.exp(alt_logprob) / len(matching)
             total = sum(scores.values())
             return {label: score / total for label, score in scores.items()} if total > 0 else None
         offset += len(text)

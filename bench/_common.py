@@ -1,0 +1,37 @@
+"""Shared set-up for the benchmarks: a throw-away PostgreSQL database and Django."""
+
+import os
+import resource
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "policyhub.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/policyhub_bench")
+
+
+def reset_database() -> None:
+    """Drop and re-create the database DATABASE_URL names (only if its name contains 'bench'), then migrate."""
+    import dj_database_url
+    import psycopg
+
+    cfg = dj_database_url.parse(os.environ["DATABASE_URL"])
+    if "bench" not in cfg["NAME"]:
+        sys.exit(f"refusing to drop {cfg['NAME']!r}: use a database whose name contains 'bench'")
+    admin = (
+        f"host={cfg['HOST'] or '127.0.0.1'} port={cfg['PORT'] or 5432} user={cfg['USER'] or 'postgres'} dbname=postgres"
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,131 @@
+"""Benchmark: a labeling run of 10,000 pairs against the fake OpenAI server at 200 ms latency.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/policyhub_bench \\
+        CELERY_BROKER_URL=redis://127.0.0.1:6379/9 .venv/bin/python bench/teacher_throughput.py [--pairs 10000]
+
+Real parts: PostgreSQL, Redis, a Celery worker (``--workers`` processes sharing the concurrency), the fake server
+in its own process, the official openai client. K = 1. Ideal wall time is pairs × latency / concurrency; prints
+pairs/s, the ratio to ideal (target ≥ 90 %) and each chunk's time split into prepare / teacher / write (samples
+are written once per chunk, in bulk: no per-sample round trips).
+"""
+
+import argparse
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, reset_database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--chunk-size", type=int, default=2_500)
+    parser.add_argument("--workers", type=int, default=2, help="Worker processes; concurrency is split among them.")
+    args = parser.parse_args()
+    broker = os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
+    reset_database()
+
+    from django.contrib.auth import get_user_model
+
+    from labeling.models import LabelingRun, TeacherConfig
+    from labeling.services import import_file, labeling_run_create
+    from policyhub import celery_app
+    from policyhub.demo import DEMO_SLUG, demo_seed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["POLICYHUB_VAR_DIR"] = tmp
+        from django.conf import settings
+
+        settings.VAR_DIR = Path(tmp)
+        policy = demo_seed().policy
+        version = policy.versions.get(number=1)
+        members, jobs = max(1, args.pairs // 10), 10
+        import_file(kind="members", stream=io.BytesIO(("member_id,headline\n" + "".join(
+            f"m{i},Engineer {i}\n" for i in range(members))).encode()), name="m.csv")  # fmt: skip
+        import_file(kind="jobs", stream=io.BytesIO(("job_id,title,description\n" + "".join(
+            f"j{i},Job {i},Build things\n" for i in range(jobs))).encode()), name="j.csv")  # fmt: skip
+        pairs = "".join(f"m{i // jobs},j{i % jobs}\n" for i in range(args.pairs))
+        assert import_file(kind="pairs", stream=io.BytesIO(("member_id,job_id\n" + pairs).encode()), name="p.csv").ok
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--latency", str(args.latency)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "the fake server")
+        with celery_app.connection_for_write() as conn:
+            celery_app.control.purge(connection=conn)
+        worker_log = Path(tmp) / "worker.log"
+        env = {**os.environ, "OPENAI_API_KEY": "bench", "CELERY_BROKER_URL": broker}
+        with worker_log.open("wb") as log:
+            worker = subprocess.Popen(
+                [str(ROOT / ".venv/bin/celery"), "-A", "policyhub", "worker", "--pool=prefork",
+                 f"--concurrency={args.workers}", "--loglevel=INFO", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            time.sleep(3)  # worker start-up
+            config = TeacherConfig.objects.create(
+                name="bench", model="fake", base_url=f"http://127.0.0.1:{port}/v1", samples_per_pair=1,
+                concurrency=args.concurrency // args.workers, temperature=0, request_timeout=30,
+            )  # fmt: skip
+            owner = get_user_model().objects.get(username="owner")
+            started = time.perf_counter()
+            run = labeling_run_create(
+                version=version, config=config, selection={"all": True}, user=owner, chunk_size=args.chunk_size
+            )
+            wait_until(
+                lambda: not LabelingRun.objects.get(pk=run.pk).is_active, 3600, f"run {run.pk} (see {worker_log})"
+            )
+            elapsed = time.perf_counter() - started
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            server.send_signal(signal.SIGINT)
+            worker.wait(30)
+            server.wait(30)
+        chunk_lines = [
+            line.split("succeeded in ")[-1] for line in worker_log.read_text().splitlines() if "chunk done" in line
+        ]
+        run.refresh_from_db()
+        if run.status != "succeeded" or run.samples_done != args.pairs:
+            sys.exit(f"run ended {run.status}: {run.samples_done} done, {run.samples_failed} failed, {run.error}\n"
+                     + worker_log.read_text()[-3000:])  # fmt: skip
+    ideal = args.pairs * args.latency / args.concurrency
+    per_worker = args.concurrency // args.workers
+    print(f"policy {DEMO_SLUG} v1, {args.pairs:,} pairs, K=1, concurrency {args.concurrency} in flight "
+          f"({args.workers} worker processes × {per_worker}), latency {args.latency * 1000:.0f} ms, "
+          f"chunks of {args.chunk_size}")  # fmt: skip
+    print(f"wall time   {elapsed:6.1f} s   (ideal {ideal:.1f} s)")
+    print(f"throughput  {args.pairs / elapsed:6.0f} pairs/s")
+    print(f"vs ideal    {ideal / elapsed:6.0%}   (target >= 90 %): {'OK' if ideal / elapsed >= 0.9 else 'MISSED'}")
+    print("chunks (worker log):", *chunk_lines, sep="\n  ")
+    print(f"DB writes   samples written per chunk in bulk: {-(-args.pairs // args.chunk_size)} chunk transactions")
+
+
+if __name__ == "__main__":
+    main()
