@@ -44,7 +44,7 @@ def run_new(request):
                 run = services.labeling_run_create(
                     version=data["version"], config=data["config"], selection=form.selection(),
                     thresholds=form.thresholds(), chunk_size=data["chunk_size"], user=request.user,
-                    idempotency_key=request.POST.get("idempotency_key", ""),
+                    idempotency_key=request.POST.get("idempotency_key", ""), mode=data["mode"],
                 )  # fmt: skip
                 messages.success(request, f"Run #{run.pk} started on {run.pairs_total} pairs.")
                 return redirect("run_detail", pk=run.pk)
@@ -71,7 +71,10 @@ def run_detail(request, pk):
     run = _run_or_404(pk)
     context = {"run": run, "summary": selectors.run_routing_summary(run=run), "reasons": Candidate.REASONS}
     if request.headers.get("HX-Request"):
-        return render(request, "labeling/_run_progress.html", context)
+        response = render(request, "labeling/_run_progress.html", context)
+        if not run.is_active:  # only an active run's page polls: it just ended, so reload once for the candidates
+            response["HX-Refresh"] = "true"
+        return response
     routing = request.GET.get("routing", "needs_review")
     reason = request.GET.get("reason", "")
     page = Paginator(selectors.run_candidates(run=run, routing=routing, reason=reason), 50).get_page(

@@ -1,0 +1,102 @@
+"""Admin for the labeling app. Teacher configs and gold labels are edited here; imported data, runs, samples
+and candidates are records of what happened and are read-only (change them through imports and runs)."""
+
+from django.contrib import admin
+
+from .models import (
+    BatchJob,
+    Candidate,
+    GoldLabel,
+    ImportBatch,
+    Job,
+    LabelingRun,
+    Member,
+    Pair,
+    ResponseCache,
+    TeacherConfig,
+    TeacherSample,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TeacherConfig)
+class TeacherConfigAdmin(admin.ModelAdmin):
+    list_display = ("name", "provider", "model", "samples_per_pair", "logprobs", "temperature", "concurrency")
+    list_filter = ("provider",)
+    search_fields = ("name", "model")
+    readonly_fields = ("created_by", "created_at")
+
+
+@admin.register(GoldLabel)
+class GoldLabelAdmin(admin.ModelAdmin):
+    list_display = ("pair", "policy", "label", "created_by", "created_at")
+    list_filter = ("policy", "label")
+    raw_id_fields = ("pair",)
+    readonly_fields = ("created_by", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        if not obj.created_by_id:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Member)
+class MemberAdmin(ReadOnlyAdmin):
+    list_display = ("external_id", "headline", "seniority", "location")
+    search_fields = ("external_id", "headline")
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = ("external_id", "title", "seniority", "location")
+    search_fields = ("external_id", "title")
+
+
+@admin.register(Pair)
+class PairAdmin(ReadOnlyAdmin):
+    list_display = ("id", "member", "job", "import_batch")
+    raw_id_fields = ("member", "job")
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "source_name", "status", "rows_seen", "rows_created", "error_count", "created_at")
+    list_filter = ("kind", "status")
+
+
+@admin.register(LabelingRun)
+class LabelingRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "policy_version", "teacher_config", "status", "pairs_total", "samples_done", "cost")
+    list_filter = ("status",)
+
+
+@admin.register(Candidate)
+class CandidateAdmin(ReadOnlyAdmin):
+    list_display = ("id", "run", "pair", "label", "confidence", "routing")
+    list_filter = ("routing", "status")
+    raw_id_fields = ("pair",)
+
+
+@admin.register(TeacherSample)
+class TeacherSampleAdmin(ReadOnlyAdmin):
+    list_display = ("id", "run", "pair", "sample_index", "label", "error_kind", "cached")
+    list_filter = ("error_kind", "cached")
+    raw_id_fields = ("pair",)
+
+
+@admin.register(ResponseCache)
+class ResponseCacheAdmin(ReadOnlyAdmin):
+    list_display = ("key", "model", "created_at")
+
+
+@admin.register(BatchJob)
+class BatchJobAdmin(ReadOnlyAdmin):
+    list_display = ("run", "attempt", "openai_batch_id", "status", "request_count", "completed_count", "failed_count")
+    list_filter = ("status",)
