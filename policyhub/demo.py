@@ -1,6 +1,10 @@
-"""Demo data for the embedded quickstart: one user per role and a member–job matching policy with a published
-v1 and a draft v2. Idempotent: running it again changes nothing and prints the same credentials."""
+"""Demo data for the embedded quickstart: one user per role, a member–job matching policy with a published v1 and
+a draft v2, a few members, jobs and their pairs, and teacher configs. Idempotent: running it again changes nothing
+and prints the same credentials."""
 
+import io
+import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +123,66 @@ def _demo_users() -> dict[str, tuple[str, str]]:
     return {u: known[u] for u in DEMO_USERS}
 
 
+MEMBERS_CSV = """member_id,headline,skills,seniority,location,summary
+m-ana,Senior data engineer,Python;SQL;Airflow;dbt,senior,Berlin,Builds batch and streaming pipelines.
+m-ben,Junior frontend developer,JavaScript;React;CSS,junior,Lisbon,Bootcamp graduate building web apps.
+m-chloe,ICU nurse,Triage;Intensive care;Patient safety,mid,Paris,Eight years in intensive care units.
+m-dev,Staff machine learning engineer,Python;PyTorch;Kubernetes;SQL,staff,Remote,Ranking and recommendation models.
+m-eva,Accountant,Excel;IFRS;SAP,mid,Berlin,Monthly close and audits for a retailer.
+m-femi,Data analyst moving into engineering,SQL;Python;Tableau,mid,London,"Analytics, now learning Airflow."
+"""
+JOBS_JSONL = "\n".join(
+    json.dumps(job)
+    for job in [
+        {"job_id": "j-data", "title": "Senior data engineer", "description": "Own our Airflow and dbt pipelines.",
+         "required_skills": ["Python", "SQL", "Airflow"], "seniority": "senior", "location": "Berlin"},
+        {"job_id": "j-ml", "title": "Machine learning engineer", "description": "Train and serve ranking models.",
+         "required_skills": ["Python", "PyTorch"], "seniority": "senior", "location": "Remote"},
+        {"job_id": "j-nurse", "title": "Intensive care nurse", "description": "Night shifts in a 20-bed ICU.",
+         "required_skills": ["Intensive care", "Triage"], "seniority": "mid", "location": "Paris"},
+        {"job_id": "j-web", "title": "Frontend developer", "description": "Build our React design system.",
+         "required_skills": ["JavaScript", "React"], "seniority": "mid", "location": "Lisbon"},
+    ]
+) + "\n"  # fmt: skip
+
+
+def _load(kind: str, name: str, text: str, user) -> None:
+    from labeling.services import import_file
+
+    result = import_file(kind=kind, stream=io.BytesIO(text.encode()), name=name, user=user)
+    if not result.ok:
+        raise RuntimeError(f"demo data is broken: {result.summary()} {result.batch.errors[:3]}")
+
+
+def _demo_data(user) -> None:
+    """Members, jobs, every member×job pair, and teacher configs: the heuristic baseline always, an OpenAI one
+    when OPENAI_API_KEY is set (model from OPENAI_MODEL, default gpt-4o-mini)."""
+    from labeling.models import Job, Member, TeacherConfig
+
+    _load("members", "demo-members.csv", MEMBERS_CSV, user)
+    _load("jobs", "demo-jobs.jsonl", JOBS_JSONL, user)
+    members = Member.objects.filter(external_id__startswith="m-").values_list("external_id", flat=True)
+    jobs = Job.objects.filter(external_id__startswith="j-").values_list("external_id", flat=True)
+    pairs = "member_id,job_id\n" + "".join(f"{m},{j}\n" for m in sorted(members) for j in sorted(jobs))
+    _load("pairs", "demo-pairs.csv", pairs, user)
+    TeacherConfig.objects.get_or_create(
+        name="heuristic-baseline",
+        defaults={"provider": TeacherConfig.Provider.HEURISTIC, "model": "heuristic-v1", "samples_per_pair": 1,
+                  "temperature": 0, "created_by": user},
+    )  # fmt: skip
+    if os.environ.get("OPENAI_API_KEY"):
+        TeacherConfig.objects.get_or_create(
+            name="openai-default",
+            defaults={"provider": TeacherConfig.Provider.OPENAI, "model": os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+                      "samples_per_pair": 3, "created_by": user},
+        )  # fmt: skip
+
+
 @transaction.atomic
 def demo_seed() -> DemoResult:
     credentials = _demo_users()
+    engineer = get_user_model().objects.get(username="engineer")
+    _demo_data(engineer)
     existing = Policy.objects.filter(slug=DEMO_SLUG).first()
     if existing:
         return DemoResult(credentials, existing, created=False)

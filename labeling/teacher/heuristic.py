@@ -1,8 +1,9 @@
 """The heuristic provider: a deterministic, rule-based baseline. It is NOT an LLM and never presents as one.
 
-Score = 0.6 × skill overlap (share of the job's required skills found in the member's skills, case-insensitive;
-1 when the job lists none) + 0.2 × seniority fit (1 within one level, 0.5 two levels apart, else 0)
-+ 0.2 × location fit (1 for the same location or a remote job, else 0).
+Score = skill overlap × (0.6 + 0.2 × seniority fit + 0.2 × location fit), where skill overlap is the share of
+the job's required skills found in the member's skills (case-insensitive; 1 when the job lists none), seniority
+fit is 1 within one level, 0.5 two levels apart or unknown, else 0, and location fit is 1 for the same location
+or a remote job, else 0. Skills gate the rest: without any required skill, seniority and location cannot help.
 The policy's labels are taken as ordered best to worst (e.g. strong_match, partial_match, no_match); the score is
 cut into that many equal bands, best band first. The rationale states the facts it used; no rule is cited, as
 the heuristic does not read the policy text. Every sample of a pair is the same answer.
@@ -35,7 +36,7 @@ def score_pair(member: dict, job: dict) -> tuple[float, list[str]]:
     location = 1.0 if (j_loc in {"remote", "anywhere"} or (m_loc and m_loc == j_loc)) else 0.0
     if j_loc:
         facts.append(f"location {member.get('location') or 'unknown'} for a job in {job['location']}")
-    return 0.6 * overlap + 0.2 * seniority + 0.2 * location, facts
+    return overlap * (0.6 + 0.2 * seniority + 0.2 * location), facts
 
 
 class HeuristicProvider:
