@@ -69,7 +69,8 @@ def main() -> None:
         import_file(kind="jobs", stream=io.BytesIO(("job_id,title,description\n" + "".join(
             f"j{i},Job {i},Build things\n" for i in range(jobs))).encode()), name="j.csv")  # fmt: skip
         pairs = "".join(f"m{i // jobs},j{i % jobs}\n" for i in range(args.pairs))
-        assert import_file(kind="pairs", stream=io.BytesIO(("member_id,job_id\n" + pairs).encode()), name="p.csv").ok
+        imported = import_file(kind="pairs", stream=io.BytesIO(("member_id,job_id\n" + pairs).encode()), name="p.csv")
+        assert imported.ok, imported.summary()
 
         port = free_port()
         server = subprocess.Popen(
@@ -97,7 +98,11 @@ def main() -> None:
             owner = get_user_model().objects.get(username="owner")
             started = time.perf_counter()
             run = labeling_run_create(
-                version=version, config=config, selection={"all": True}, user=owner, chunk_size=args.chunk_size
+                version=version,
+                config=config,
+                selection={"import_batch": imported.batch.pk},
+                user=owner,
+                chunk_size=args.chunk_size,
             )
             wait_until(
                 lambda: not LabelingRun.objects.get(pk=run.pk).is_active, 3600, f"run {run.pk} (see {worker_log})"

@@ -6,6 +6,7 @@ Celery task. A chunk claims itself with a lease, asks the teacher for every (pai
 so a worker killed mid-chunk loses nothing that was committed and a re-delivered task redoes nothing.
 """
 
+import functools
 import hashlib
 import json
 import threading
@@ -26,6 +27,7 @@ from policyhub.prompts import build_system_prompt
 from .. import routing, trust
 from ..bulk import bulk_update
 from ..models import Candidate, GoldLabel, LabelingRun, Pair, ResponseCache, RunChunk, TeacherConfig, TeacherSample
+from ..storage import store_cache, store_samples
 from ..teacher import (
     LabelSpace,
     TeacherAnswer,
@@ -37,6 +39,10 @@ from ..teacher import (
 from ..teacher.messages import build_messages, job_facts, member_facts
 
 WATCH_INTERVAL = 2.0
+#: A chunk stores its answers every this many answers or seconds, whichever comes first, while later requests
+#: are still in flight: progress shows live and a killed worker loses at most one batch.
+FLUSH_ANSWERS = 1000
+FLUSH_SECONDS = 5.0
 
 
 def _lease() -> timedelta:
@@ -319,24 +325,34 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
             requests.append(request)
             keys[request.key] = cache_key(params, messages, index)
 
-    answers = _from_cache(keys, requests)
-    misses = [r for r in requests if r.key not in answers]
+    pending = _from_cache(keys, requests)
+    misses = [r for r in requests if r.key not in pending]
+    by_pair = {c.pair_id: c for c in candidates}
+    flush = functools.partial(_flush, run, chunk.pk, token, by_pair, facts, keys, space, k, params)
     watcher = _Watcher(run.pk, chunk.pk, token)
     watcher.start()
     prepared = time.perf_counter()
+    written, last_flush, lost = 0, time.monotonic(), False
     try:
-        for answer in provider.answer_all(misses, should_stop=watcher.stop_requested.is_set):
-            answers[answer.key] = answer
+        for answer in provider.answer_stream(misses, should_stop=watcher.stop_requested.is_set):
+            pending[answer.key] = answer
+            if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                if flush(pending, final=False) is None:
+                    lost = True
+                    break
+                written, pending, last_flush = written + len(pending), {}, time.monotonic()
     finally:
         watcher.finished.set()
         watcher.join()
     asked = time.perf_counter()
-    with transaction.atomic():
-        outcome = _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, params)
+    outcome = None if lost else flush(pending, final=True)
+    if outcome is None:
+        return "lost the chunk's lease to another worker; it carries on"
+    written += len(pending)
     _finish_if_complete(run.pk)
     return (
-        f"{outcome} (prepare {prepared - started:.1f} s, teacher {asked - prepared:.1f} s for {len(misses)} "
-        f"requests, write {time.perf_counter() - asked:.1f} s)"
+        f"{written} samples written; chunk {outcome} (prepare {prepared - started:.1f} s, teacher and writes "
+        f"{asked - prepared:.1f} s for {len(misses)} requests, last write {time.perf_counter() - asked:.1f} s)"
     )
 
 
@@ -371,71 +387,37 @@ def _price(snapshot: dict, input_tokens: int, output_tokens: int) -> Decimal:
     ) / million
 
 
-def _write_chunk(run, chunk, token, candidates, facts, answers, keys, space, k, params) -> str:
-    locked = RunChunk.objects.select_for_update().get(pk=chunk.pk)
-    if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
-        return "another worker finished this chunk"
-    complete = _write_answers(run, candidates, facts, answers, keys, space, k, params)
-    locked.lease_until, locked.lease_token = None, ""
-    if complete:
-        locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()
-    locked.save()
-    return f"{len(answers)} samples written; chunk {'done' if complete else 'stopped early'}"
+def _flush(run, chunk_id, token, by_pair, facts, keys, space, k, params, answers, *, final: bool) -> str | None:
+    """Store a batch of a chunk's answers in one transaction while this worker still holds the chunk's lease:
+    samples, cache, the candidates they complete, the run's counters; at the end, the chunk's own state.
+
+    Returns None if the lease was lost (another worker has the chunk: write nothing), else "done" /
+    "stopped early" for the final flush and "" for the others.
+    """
+    with transaction.atomic():
+        locked = RunChunk.objects.select_for_update().get(pk=chunk_id)
+        if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
+            return None
+        if answers:
+            touched = [by_pair[pair_id] for pair_id in {key[0] for key in answers}]
+            _write_answers(run, touched, facts, answers, keys, space, k, params)
+        if not final:
+            return ""
+        have = TeacherSample.objects.filter(run=run, pair_id__in=list(by_pair)).count()
+        complete = have >= len(by_pair) * k
+        locked.lease_until, locked.lease_token = None, ""
+        if complete:
+            locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()
+        locked.save()
+        return "done" if complete else "stopped early"
 
 
 def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> bool:
     """Write answers (keyed (pair id, sample index)) as samples, cache the valid fresh ones, aggregate the
     candidates and add to the run's counters; call inside a transaction. Returns True if every candidate has all
     its samples. Shared by online chunks and batch ingestion."""
-    samples = [
-        TeacherSample(
-            run=run,
-            pair_id=key[0],
-            sample_index=key[1],
-            label=a.label,
-            rationale=a.rationale,
-            cited_rules=a.cited_rules,
-            label_probs=a.label_probs,
-            raw_response=a.raw,
-            input_tokens=a.input_tokens,
-            output_tokens=a.output_tokens,
-            latency_ms=a.latency_ms,
-            attempts=a.attempts,
-            cached=a.cached,
-            error_kind=a.error_kind,
-            error=a.error,
-        )  # fmt: skip
-        for key, a in answers.items()
-    ]
-    TeacherSample.objects.bulk_create(
-        samples,
-        update_conflicts=True,
-        unique_fields=["run", "pair", "sample_index"],
-        update_fields=["label", "rationale", "cited_rules", "label_probs", "raw_response", "input_tokens",
-                       "output_tokens", "latency_ms", "attempts", "cached", "error_kind", "error"],
-        batch_size=1000,
-    )  # fmt: skip
-    fresh_ok = [a for a in answers.values() if a.ok and not a.cached]
-    ResponseCache.objects.bulk_create(
-        [
-            ResponseCache(
-                key=keys[a.key],
-                model=params["model"],
-                input_tokens=a.input_tokens,
-                output_tokens=a.output_tokens,
-                answer={
-                    "label": a.label,
-                    "rationale": a.rationale,
-                    "cited_rules": a.cited_rules,
-                    "label_probs": a.label_probs,
-                    "raw": a.raw,
-                },
-            )  # fmt: skip
-            for a in fresh_ok
-        ],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
+    store_samples(run.pk, answers)
+    store_cache(params["model"], keys, [a for a in answers.values() if a.ok and not a.cached])
     complete = _aggregate_candidates(run, candidates, facts, space, k)
     paid = [a for a in answers.values() if not a.cached]
     input_tokens = sum(a.input_tokens for a in paid)

@@ -1,6 +1,6 @@
 """The interface every teacher provider implements, and the values that cross it."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,11 +43,16 @@ class TeacherAnswer:
 
 
 class Provider(Protocol):
-    """Answers requests, running up to ``concurrency`` of them at once; yields answers as they complete.
+    """Answers requests, running up to ``concurrency`` of them at once.
 
-    ``should_stop`` is polled between requests: when it returns True no new request starts (cancelling a run).
+    ``should_stop`` is polled before each request starts: when it returns True no new request starts (cancelling
+    a run). ``answer_stream`` yields answers as they complete; ``answer_all`` returns them all at the end.
     """
+
+    def answer_stream(
+        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
+    ) -> Iterator[TeacherAnswer]: ...
 
     def answer_all(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
-    ) -> Iterable[TeacherAnswer]: ...
+    ) -> list[TeacherAnswer]: ...

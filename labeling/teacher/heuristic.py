@@ -9,7 +9,7 @@ cut into that many equal bands, best band first. The rationale states the facts 
 the heuristic does not read the policy text. Every sample of a pair is the same answer.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ..models import Seniority
 from .base import LabelSpace, TeacherAnswer, TeacherRequest
@@ -56,12 +56,15 @@ class HeuristicProvider:
             raw="",
         )
 
+    def answer_stream(
+        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
+    ) -> Iterator[TeacherAnswer]:
+        for request in requests:
+            if should_stop():
+                return
+            yield self.answer(request)
+
     def answer_all(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
     ) -> list[TeacherAnswer]:
-        answers = []
-        for request in requests:
-            if should_stop():
-                break
-            answers.append(self.answer(request))
-        return answers
+        return list(self.answer_stream(requests, should_stop=should_stop))

@@ -12,9 +12,11 @@ Requests run concurrently (``AsyncOpenAI`` under a semaphore of ``concurrency``)
 import asyncio
 import json
 import os
+import queue
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 
 import openai
@@ -26,6 +28,8 @@ from .parsing import label_probs_from_logprobs, parse_answer
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
+HANDOFF_ANSWERS = 200
+HANDOFF_SECONDS = 1.0
 
 
 class TeacherConfigError(Exception):
@@ -99,15 +103,62 @@ class OpenAIProvider:
     def answer_all(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
     ) -> list[TeacherAnswer]:
-        return asyncio.run(self._answer_all(list(requests), should_stop))
+        return list(self.answer_stream(requests, should_stop=should_stop))
 
-    async def _answer_all(self, requests: list[TeacherRequest], should_stop) -> list[TeacherAnswer]:
+    def answer_stream(
+        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
+    ) -> Iterator[TeacherAnswer]:
+        """Yield answers as they complete. The requests run on an event loop in a helper thread, so the caller's
+        thread (and its database connection) is free to store answers while later ones are still in flight."""
+        finished = object()
+        results: queue.Queue = queue.Queue()
+        abandoned = threading.Event()
+
+        def stop() -> bool:
+            return abandoned.is_set() or should_stop()
+
+        def run_loop() -> None:
+            try:
+                asyncio.run(self._run_requests(list(requests), stop, results.put))
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+                results.put(error)
+            finally:
+                results.put(finished)
+
+        thread = threading.Thread(target=run_loop, name="teacher-requests", daemon=True)
+        thread.start()
+        try:
+            while (item := results.get()) is not finished:
+                if isinstance(item, BaseException):
+                    raise item
+                yield from item
+        finally:
+            abandoned.set()  # the caller stopped early: start no new request
+            thread.join()
+
+    async def _run_requests(self, requests: list[TeacherRequest], should_stop, deliver) -> None:
+        """Answer ``requests`` and hand them to ``deliver`` in batches (every HANDOFF_ANSWERS answers or
+        HANDOFF_SECONDS): waking the consumer thread per answer would cost more CPU than the answers do."""
         semaphore = asyncio.Semaphore(self.concurrency)
+        batch: list[TeacherAnswer] = []
+        last = time.monotonic()
+
         async with openai.AsyncOpenAI(
             api_key=self.api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout
         ) as client:
-            results = await asyncio.gather(*(self._guarded(client, semaphore, r, should_stop) for r in requests))
-        return [answer for answer in results if answer is not None]
+
+            async def one(request: TeacherRequest) -> None:
+                nonlocal batch, last
+                answer = await self._guarded(client, semaphore, request, should_stop)
+                if answer is not None:
+                    batch.append(answer)
+                if batch and (len(batch) >= HANDOFF_ANSWERS or time.monotonic() - last >= HANDOFF_SECONDS):
+                    deliver(batch)
+                    batch, last = [], time.monotonic()
+
+            await asyncio.gather(*(one(r) for r in requests))
+        if batch:
+            deliver(batch)
 
     async def _guarded(self, client, semaphore, request, should_stop) -> TeacherAnswer | None:
         async with semaphore:
