@@ -13,6 +13,10 @@ class ImportForm(forms.Form):
 
 
 class TeacherConfigForm(forms.ModelForm):
+    base_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Empty: OPENAI_BASE_URL, or OpenAI itself."
+    )
+
     class Meta:
         model = TeacherConfig
         fields = [

@@ -4,14 +4,7 @@ import pytest
 from django.test.html import parse_html
 
 from policyhub import services
-
-
-def _elements(node):
-    if node.name:
-        yield node
-    for child in node.children:
-        if not isinstance(child, str):
-            yield from _elements(child)
+from tests.html import elements
 
 
 def _attrs(element) -> dict:
@@ -22,7 +15,7 @@ def _rows(response, **attribute):
     """The ``<tr>`` elements of the page carrying ``data-<name>="value"``."""
     ((name, value),) = attribute.items()
     root = parse_html(response.content.decode())
-    return [e for e in _elements(root) if e.name == "tr" and _attrs(e).get(f"data-{name}") == value]
+    return [e for e in elements(root) if e.name == "tr" and _attrs(e).get(f"data-{name}") == value]
 
 
 def _text(node) -> str:
@@ -32,7 +25,7 @@ def _text(node) -> str:
 def _body_rows(response) -> list[tuple[str, list[str]]]:
     """(kind, [old number, old text, new number, new text]) for each row of the side-by-side body table."""
     root = parse_html(response.content.decode())
-    table = next(e for e in _elements(root) if e.name == "table" and "diff" in _attrs(e).get("class", "").split())
+    table = next(e for e in elements(root) if e.name == "table" and "diff" in _attrs(e).get("class", "").split())
     tbody = next(e for e in table.children if not isinstance(e, str) and e.name == "tbody")
     return [
         (_attrs(tr).get("class", ""), [_text(td) for td in tr.children if not isinstance(td, str)])

@@ -4,6 +4,7 @@ import pytest
 from django.test.html import parse_html
 
 from policyhub import services
+from tests.html import elements
 
 PAYLOAD = (
     "# Heading\n\n"
@@ -14,17 +15,8 @@ PAYLOAD = (
 )
 
 
-def _elements(node):
-    """``node`` (parse_html returns the element itself when there is one) and every element inside it."""
-    if node.name:
-        yield node
-    for child in node.children:
-        if not isinstance(child, str):
-            yield from _elements(child)
-
-
 def _find(node, predicate):
-    return next(element for element in _elements(node) if predicate(element))
+    return next(element for element in elements(node) if predicate(element))
 
 
 def _has_class(element, name: str) -> bool:
@@ -33,10 +25,10 @@ def _has_class(element, name: str) -> bool:
 
 def assert_harmless(fragment) -> None:
     """No script element, no event-handler attribute, no javascript: URL anywhere in ``fragment``."""
-    elements = list(_elements(fragment))
-    assert elements, "nothing was rendered"
-    assert not [e for e in elements if e.name in ("script", "iframe", "object", "embed", "img")]
-    for element in elements:
+    found = list(elements(fragment))
+    assert found, "nothing was rendered"
+    assert not [e for e in found if e.name in ("script", "iframe", "object", "embed", "img")]
+    for element in found:
         for name, value in element.attributes:
             assert not name.startswith("on"), f"<{element.name} {name}={value!r}>"
             assert "javascript:" not in (value or "").lower(), f"<{element.name} {name}={value!r}>"
