@@ -1,12 +1,13 @@
 """Imports of members, jobs and pairs (one function per use case)."""
 
 import hashlib
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows
@@ -137,6 +138,32 @@ def import_stored_run(*, batch_id: int) -> ImportResult:
     return result
 
 
+#: How often a running import publishes how many rows it has read.
+PROGRESS_SECONDS = 1.0
+
+
+class _ProgressReporter(threading.Thread):
+    """Publishes rows read so far on the batch row from its own connection, since the import itself is one
+    transaction nobody else can see into until it ends."""
+
+    def __init__(self, batch_id: int, counts: dict):
+        super().__init__(name=f"import-{batch_id}-progress", daemon=True)
+        self.batch_id, self.counts = batch_id, counts
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.finished.wait(PROGRESS_SECONDS):
+                seen = self.counts["seen"] + self.counts["errors"]
+                ImportBatch.objects.filter(pk=self.batch_id, status=ImportBatch.Status.RUNNING).update(rows_seen=seen)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.finished.set()
+        self.join()
+
+
 def _run_import(batch: ImportBatch, rows) -> None:
     stage = Stage(batch.kind, ERROR_CAP)
     row_errors: list[RowError] = []
@@ -152,10 +179,15 @@ def _run_import(batch: ImportBatch, rows) -> None:
             counts["seen"] += 1
             yield item
 
+    reporter = _ProgressReporter(batch.pk, counts)
+    reporter.start()
     try:
         with transaction.atomic():
             stage.create()
-            stage.load(good_rows())
+            try:
+                stage.load(good_rows())
+            finally:
+                reporter.stop()
             total = counts["errors"]
             for check in (stage.duplicate_errors, stage.unknown_reference_errors, stage.conflict_errors):
                 count, found = check()
