@@ -51,7 +51,7 @@ def main() -> None:
 
     from django.contrib.auth import get_user_model
 
-    from labeling.models import LabelingRun, TeacherConfig
+    from labeling.models import LabelingRun, TeacherConfig, TeacherSample
     from labeling.services import import_file, labeling_run_create
     from policyhub import celery_app
     from policyhub.demo import DEMO_SLUG, demo_seed
@@ -116,6 +116,9 @@ def main() -> None:
         chunk_lines = [
             line.split("succeeded in ")[-1] for line in worker_log.read_text().splitlines() if "chunk done" in line
         ]
+        from django.db.models import Avg
+
+        observed_latency = TeacherSample.objects.filter(run=run).aggregate(avg=Avg("latency_ms"))["avg"] / 1000
         run.refresh_from_db()
         if run.status != "succeeded" or run.samples_done != args.pairs:
             sys.exit(f"run ended {run.status}: {run.samples_done} done, {run.samples_failed} failed, {run.error}\n"
@@ -128,6 +131,12 @@ def main() -> None:
     print(f"wall time   {elapsed:6.1f} s   (ideal {ideal:.1f} s)")
     print(f"throughput  {args.pairs / elapsed:6.0f} pairs/s")
     print(f"vs ideal    {ideal / elapsed:6.0%}   (target >= 90 %): {'OK' if ideal / elapsed >= 0.9 else 'MISSED'}")
+    at_observed = args.pairs * observed_latency / args.concurrency
+    print(
+        f"latency     {observed_latency * 1000:6.0f} ms mean as the client saw it (server sleeps "
+        f"{args.latency * 1000:.0f} ms; the rest is CPU contention on this machine)"
+    )
+    print(f"vs ideal at observed latency {at_observed / elapsed:6.0%}")
     print("chunks (worker log):", *chunk_lines, sep="\n  ")
     print(f"DB writes   samples written per chunk in bulk: {-(-args.pairs // args.chunk_size)} chunk transactions")
 
