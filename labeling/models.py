@@ -179,6 +179,9 @@ class LabelingRun(models.Model):
         BATCH = "batch", "OpenAI Batch API (offline, within 24 h)"
 
     policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="runs")
+    reviewers_per_item = models.PositiveSmallIntegerField(
+        default=1, help_text="Annotators who review each needs-review item (1–3); disagreement goes to adjudication."
+    )
     teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="runs")
     config_snapshot = models.JSONField(help_text="The teacher config as it was when the run was created.")
     system_prompt = models.TextField(help_text="The exact system prompt every request of this run carries.")
@@ -285,8 +288,22 @@ class BatchJob(models.Model):
         return f"batch {self.openai_batch_id} (run {self.run_id}, attempt {self.attempt}, {self.status})"
 
 
+class ReviewState(models.TextChoices):
+    NONE = "", "No review needed"
+    PENDING = "pending", "Waiting for reviews"
+    ADJUDICATION = "adjudication", "Reviewers disagree: adjudication"
+    DONE = "done", "Reviewed"
+
+
+class ApprovedBy(models.TextChoices):
+    TEACHER = "teacher", "Teacher (auto-accepted)"
+    REVIEWERS = "reviewers", "Reviewers"
+    ADJUDICATOR = "adjudicator", "Adjudicator"
+
+
 class Candidate(models.Model):
-    """One per (run, pair): the teacher's aggregated answer, its soft label, trust checks and routing."""
+    """One per (run, pair): the teacher's aggregated answer, its soft label, trust checks and routing, and the
+    human review it went through."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -316,12 +333,35 @@ class Candidate(models.Model):
     reason_trust_check_failed = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # --- human review (needs_review candidates) ---
+    review_state = models.CharField(max_length=14, choices=ReviewState.choices, blank=True, default="")
+    reviews_needed = models.PositiveSmallIntegerField(default=0)
+    reviews_done = models.PositiveSmallIntegerField(default=0)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # --- the approved label: the auto-accepted teacher label, or the human (adjudicated) one ---
+    approved_label = models.CharField(max_length=64, blank=True)
+    approved_by = models.CharField(max_length=12, choices=ApprovedBy.choices, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     REASONS = ("self_disagreement", "low_confidence", "teacher_disagreement", "gold_conflict", "trust_check_failed")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "pair"], name="candidate_unique_run_pair")]
-        indexes = [models.Index(fields=["run", "routing"], name="candidate_run_routing")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "pair"], name="candidate_unique_run_pair"),
+            models.CheckConstraint(
+                condition=Q(reviews_done__lte=models.F("reviews_needed")) | Q(reviews_needed=0),
+                name="candidate_reviews_within_needed",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "routing"], name="candidate_run_routing"),
+            # the review queue's lookup: only pending items are indexed, so it stays small at a million rows
+            models.Index(fields=["id"], condition=Q(review_state="pending"), name="candidate_review_pending"),
+            models.Index(fields=["id"], condition=Q(review_state="adjudication"), name="candidate_adjudication"),
+        ]
 
     def __str__(self) -> str:
         return f"candidate {self.pair_id} in run {self.run_id}: {self.label or '—'} ({self.routing or 'pending'})"
@@ -393,3 +433,41 @@ class GoldLabel(models.Model):
 
     def __str__(self) -> str:
         return f"gold {self.label} for pair {self.pair_id}"
+
+
+class Review(models.Model):
+    """An annotator's label for a candidate, or a policy owner's adjudication (final, with the reason why)."""
+
+    class Kind(models.TextChoices):
+        REVIEW = "review", "Review"
+        ADJUDICATION = "adjudication", "Adjudication"
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.REVIEW)
+    label = models.CharField(max_length=64)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "reviewer", "kind"], name="review_once_per_reviewer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.label} by {self.reviewer_id} on candidate {self.candidate_id}"
+
+
+class ReviewSkip(models.Model):
+    """An annotator skipped this item: the queue does not offer it to them again."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["candidate", "reviewer"], name="reviewskip_once")]
+
+    def __str__(self) -> str:
+        return f"skip of candidate {self.candidate_id} by {self.reviewer_id}"

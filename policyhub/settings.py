@@ -185,6 +185,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- labeling -------------------------------------------------------------------------------------------------
 # A chunk of a labeling run is leased by one worker at a time; a dead worker's lease expires after this long.
 LABELING_CHUNK_LEASE_SECONDS = int(env("LABELING_CHUNK_LEASE_SECONDS", "120"))
+# An annotator's claim on a review item; an abandoned item returns to the queue when it expires.
+REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
 # A batch-mode run asks the OpenAI Batch API for its batch's status this often until it ends.
 LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
 

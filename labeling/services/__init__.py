@@ -10,6 +10,14 @@ from .imports import (
     import_stored_run,
     import_upload_enqueue,
 )
+from .reviews import (
+    ReviewError,
+    review_adjudicate,
+    review_claim_next,
+    review_skip,
+    review_submit,
+    review_undo_last,
+)
 from .runs import (
     ChunkBusy,
     cache_key,
@@ -24,6 +32,12 @@ from .runs import (
 )
 
 __all__ = [
+    "ReviewError",
+    "review_adjudicate",
+    "review_claim_next",
+    "review_skip",
+    "review_submit",
+    "review_undo_last",
     "ChunkBusy",
     "cache_key",
     "label_space",

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from policyhub.models import PolicyVersion
@@ -26,7 +26,18 @@ from policyhub.prompts import build_system_prompt
 
 from .. import routing, trust
 from ..bulk import bulk_update
-from ..models import Candidate, GoldLabel, LabelingRun, Pair, ResponseCache, RunChunk, TeacherConfig, TeacherSample
+from ..models import (
+    ApprovedBy,
+    Candidate,
+    GoldLabel,
+    LabelingRun,
+    Pair,
+    ResponseCache,
+    ReviewState,
+    RunChunk,
+    TeacherConfig,
+    TeacherSample,
+)
 from ..storage import store_cache, store_samples
 from ..teacher import (
     LabelSpace,
@@ -102,6 +113,7 @@ def labeling_run_create(
     idempotency_key: str = "",
     chunk_size: int = 500,
     mode: str = LabelingRun.Mode.ONLINE,
+    reviewers_per_item: int = 1,
 ) -> LabelingRun:
     """Create a run over the selected pairs and queue its chunks (after commit), or, in batch mode, its OpenAI
     batch submission. Same idempotency key and user: the same run comes back."""
@@ -117,6 +129,8 @@ def labeling_run_create(
         raise ValidationError(str(error)) from None
     if not 1 <= chunk_size <= 10_000:
         raise ValidationError("chunk_size must be between 1 and 10,000.")
+    if reviewers_per_item not in (1, 2, 3):
+        raise ValidationError("reviewers_per_item must be 1, 2 or 3.")
     if mode not in LabelingRun.Mode.values:
         raise ValidationError(f"mode must be one of {', '.join(LabelingRun.Mode.values)}, not {mode!r}.")
     if mode == LabelingRun.Mode.BATCH and config.provider != TeacherConfig.Provider.OPENAI:
@@ -124,7 +138,9 @@ def labeling_run_create(
     pairs = pairs_for_selection(selection)
     try:
         with transaction.atomic():
-            run = _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode)
+            run = _create_run(
+                version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode, reviewers_per_item
+            )
     except IntegrityError:
         existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
         if idempotency_key and existing:
@@ -133,9 +149,12 @@ def labeling_run_create(
     return run
 
 
-def _create_run(version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode) -> LabelingRun:
+def _create_run(
+    version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode, reviewers_per_item
+) -> LabelingRun:
     run = LabelingRun.objects.create(
         mode=mode,
+        reviewers_per_item=reviewers_per_item,
         policy_version=version,
         teacher_config=config,
         config_snapshot=config.snapshot(),
@@ -154,8 +173,10 @@ def _create_run(version, config, selection, user, limits, idempotency_key, chunk
         cursor.execute(
             f"INSERT INTO {table} (run_id, pair_id, status, label, label_distribution, samples_ok, trust, routing, "  # noqa: S608
             "reason_self_disagreement, reason_low_confidence, reason_teacher_disagreement, reason_gold_conflict, "
-            "reason_trust_check_failed, error, updated_at) "
-            f"SELECT %s, sub.id, 'pending', '', %s, 0, %s, '', false, false, false, false, false, '', %s "
+            "reason_trust_check_failed, error, updated_at, review_state, reviews_needed, reviews_done, "
+            "approved_label, approved_by) "
+            f"SELECT %s, sub.id, 'pending', '', %s, 0, %s, '', false, false, false, false, false, '', %s, '', 0, 0, "
+            "'', '' "
             f"FROM ({pair_sql}) sub ORDER BY sub.id",
             [run.pk, "{}", "{}", timezone.now(), *params],
         )
@@ -446,6 +467,7 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
     )
     vocab = trust.vocabulary(facts.values())
     limits = routing.thresholds_with_defaults(run.thresholds)
+    now = timezone.now()
     changed, all_complete, disagreeing = [], True, set()
     for candidate in candidates:
         samples = by_pair.get(candidate.pair_id, [])
@@ -475,17 +497,18 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
             agg.distribution, agg.vote_share, agg.confidence,
         )  # fmt: skip
         candidate.trust, candidate.trust_ok, candidate.routing = checks, trust_ok, agg.routing
+        _set_review_state(candidate, run, now)
         for reason in Candidate.REASONS:
             setattr(candidate, f"reason_{reason}", reason in agg.reasons)
         changed.append(candidate)
-    now = timezone.now()
     for candidate in changed:
         candidate.updated_at = now
     bulk_update(
         Candidate,
         changed,
         ["status", "label", "label_distribution", "vote_share", "confidence", "samples_ok", "trust", "trust_ok",
-         "routing", "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at"],
+         "routing", "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at", "review_state",
+         "reviews_needed", "approved_label", "approved_by", "approved_at"],
     )  # fmt: skip
     if disagreeing:  # the other teacher's candidates disagree with ours just as much
         Candidate.objects.filter(
@@ -493,7 +516,30 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
         ).exclude(run=run).update(
             reason_teacher_disagreement=True, routing=Candidate.Routing.NEEDS_REVIEW, updated_at=timezone.now()
         )
+        Candidate.objects.filter(
+            run__policy_version=run.policy_version, pair_id__in=disagreeing, review_state=ReviewState.NONE,
+            routing=Candidate.Routing.NEEDS_REVIEW,
+        ).exclude(run=run).update(
+            review_state=ReviewState.PENDING, approved_label="", approved_by="", approved_at=None,
+            reviews_needed=Subquery(
+                LabelingRun.objects.filter(pk=OuterRef("run_id")).values("reviewers_per_item")[:1]
+            ),
+        )  # fmt: skip
     return all_complete
+
+
+def _set_review_state(candidate: Candidate, run: LabelingRun, now) -> None:
+    """Auto-accepted: the teacher's label is approved. Needs review: queue it, unless humans already reviewed it."""
+    if candidate.reviews_done or candidate.review_state in (ReviewState.ADJUDICATION, ReviewState.DONE):
+        return
+    if candidate.routing == Candidate.Routing.AUTO_ACCEPTED:
+        candidate.review_state, candidate.reviews_needed = ReviewState.NONE, 0
+        candidate.approved_label, candidate.approved_by, candidate.approved_at = (
+            candidate.label, ApprovedBy.TEACHER, now,
+        )  # fmt: skip
+    else:
+        candidate.review_state, candidate.reviews_needed = ReviewState.PENDING, run.reviewers_per_item
+        candidate.approved_label, candidate.approved_by, candidate.approved_at = "", "", None
 
 
 def _other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[str]]:

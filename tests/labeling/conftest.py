@@ -105,3 +105,33 @@ def answer(label, rationale="The profile fits the posting.", rules=("R1",), prob
         return reply
 
     return respond
+
+
+@pytest.fixture
+def review_items(db, published, make_user):
+    """``make(n, reviewers=1)``: n candidates of a run waiting for review (routed low_confidence)."""
+    import io
+
+    from labeling.models import Candidate
+    from labeling.services import import_file, labeling_run_create
+
+    def make(n: int, reviewers: int = 1):
+        members = "member_id,headline\n" + "".join(f"r{i},Member {i}\n" for i in range(n))
+        assert import_file(kind="members", stream=io.BytesIO(members.encode()), name=f"rm{n}.csv").ok
+        assert import_file(kind="jobs", stream=io.BytesIO(b"job_id,title,description\nrj,Job,Work\n"), name="rj.csv").ok
+        pairs = "member_id,job_id\n" + "".join(f"r{i},rj\n" for i in range(n))
+        batch = import_file(kind="pairs", stream=io.BytesIO(pairs.encode()), name=f"rp{n}.csv").batch
+        from labeling.models import TeacherConfig
+
+        config, _ = TeacherConfig.objects.get_or_create(name="review-fixture", defaults={"provider": "heuristic"})
+        run = labeling_run_create(
+            version=published, config=config, selection={"import_batch": batch.pk}, reviewers_per_item=reviewers
+        )
+        Candidate.objects.filter(run=run).update(
+            status="labeled", label="strong_match", routing="needs_review", reason_low_confidence=True,
+            review_state="pending", reviews_needed=reviewers, confidence=0.5,
+            label_distribution={"strong_match": 0.5, "partial_match": 0.3, "no_match": 0.2},
+        )  # fmt: skip
+        return run
+
+    return make

@@ -1,0 +1,180 @@
+"""Human review of needs-review candidates: claim, submit, skip, undo, adjudicate.
+
+The next item is claimed inside a short transaction with ``SELECT … FOR NO KEY UPDATE SKIP LOCKED`` on the
+pending-items index plus a lease (``claimed_by`` / ``claim_expires_at``): two annotators never hold the same item,
+an abandoned item returns to the queue when its lease expires, and nobody reviews the same item twice. When the
+required reviews disagree the item goes to adjudication, where a policy owner's decision is final.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from policyhub import roles
+
+from ..models import ApprovedBy, Candidate, Review, ReviewSkip, ReviewState
+
+
+class ReviewError(ValidationError):
+    """A review action that cannot be done as asked; the message says why. Nothing was changed."""
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+def _require(user, role: str) -> None:
+    if not roles.has_role(user, role):
+        raise PermissionDenied(f"This needs the role {role}.")
+
+
+_HELD = (
+    "UPDATE labeling_candidate SET claim_expires_at = %(until)s WHERE id = (SELECT id FROM labeling_candidate "
+    "WHERE review_state = 'pending' AND claimed_by_id = %(user)s AND claim_expires_at > %(now)s ORDER BY id LIMIT 1) "
+    "RETURNING id"
+)
+_NEXT = (
+    "UPDATE labeling_candidate SET claimed_by_id = %(user)s, claim_expires_at = %(until)s WHERE id = ("
+    "SELECT c.id FROM labeling_candidate c WHERE c.review_state = 'pending' "
+    "AND (c.claimed_by_id IS NULL OR c.claim_expires_at <= %(now)s) "
+    "AND NOT EXISTS (SELECT 1 FROM labeling_review r WHERE r.candidate_id = c.id AND r.reviewer_id = %(user)s) "
+    "AND NOT EXISTS (SELECT 1 FROM labeling_reviewskip s WHERE s.candidate_id = c.id AND s.reviewer_id = %(user)s)"
+    "{filters} ORDER BY c.id LIMIT 1{lock}) RETURNING id"
+)
+
+
+def review_claim_next(*, user, run_id: int | None = None, reason: str = "") -> Candidate | None:
+    """The item this annotator holds (its lease renewed), or the next free one, claimed for them in one
+    statement; None when the queue is empty. On PostgreSQL the pick is ``FOR NO KEY UPDATE SKIP LOCKED`` over the
+    partial index of pending items, so concurrent annotators never wait for, or get, the same item."""
+    _require(user, roles.ANNOTATOR)
+    now = timezone.now()
+    params = {"user": user.pk, "now": now, "until": now + _lease(), "run": run_id}
+    filters = " AND c.run_id = %(run)s" if run_id else ""
+    if reason in Candidate.REASONS:
+        filters += f" AND c.reason_{reason}"  # a fixed column name from Candidate.REASONS
+    lock = " FOR NO KEY UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_HELD, params)
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(_NEXT.format(filters=filters, lock=lock), params)
+            row = cursor.fetchone()
+    return _load(row[0]) if row else None
+
+
+def _load(candidate_id: int) -> Candidate:
+    return Candidate.objects.select_related("run__policy_version__policy", "pair__member", "pair__job").get(
+        pk=candidate_id
+    )
+
+
+def _locked(candidate_id: int) -> Candidate:
+    try:
+        return (
+            Candidate.objects.select_for_update(no_key=True).select_related("run__policy_version").get(pk=candidate_id)
+        )
+    except Candidate.DoesNotExist:
+        raise ReviewError(f"There is no item #{candidate_id}.") from None
+
+
+def _check_claim(candidate: Candidate, user) -> None:
+    if candidate.review_state != ReviewState.PENDING:
+        raise ReviewError("This item no longer needs a review: nothing was saved.")
+    if candidate.claimed_by_id == user.pk:
+        return  # even with an expired lease: nobody else took it meanwhile
+    if candidate.claimed_by_id is None:
+        raise ReviewError("Your claim on this item expired and it went back to the queue: nothing was saved.")
+    raise ReviewError("Your claim on this item expired and another annotator took it: nothing was saved.")
+
+
+def _check_label(candidate: Candidate, label: str) -> None:
+    keys = candidate.run.policy_version.label_keys
+    if label not in keys:
+        raise ReviewError(f"{label!r} is not a label of this policy version; choose one of {', '.join(keys)}.")
+
+
+def review_submit(*, user, candidate_id: int, label: str, note: str = "") -> Candidate:
+    """Record the annotator's label; with all required reviews in, approve the label or send it to adjudication."""
+    _require(user, roles.ANNOTATOR)
+    with transaction.atomic():
+        candidate = _locked(candidate_id)
+        _check_claim(candidate, user)
+        _check_label(candidate, label)
+        try:
+            with transaction.atomic():
+                Review.objects.create(candidate=candidate, reviewer=user, label=label, note=note.strip()[:5000])
+        except IntegrityError:
+            raise ReviewError("You already reviewed this item.") from None
+        candidate.reviews_done += 1
+        candidate.claimed_by, candidate.claim_expires_at = None, None
+        if candidate.reviews_done >= candidate.reviews_needed:
+            labels = set(candidate.reviews.filter(kind=Review.Kind.REVIEW).values_list("label", flat=True))
+            if len(labels) == 1:
+                _approve(candidate, label, ApprovedBy.REVIEWERS)
+            else:
+                candidate.review_state = ReviewState.ADJUDICATION
+        candidate.save()
+    return candidate
+
+
+def _approve(candidate: Candidate, label: str, by: str) -> None:
+    candidate.review_state = ReviewState.DONE
+    candidate.approved_label, candidate.approved_by, candidate.approved_at = label, by, timezone.now()
+
+
+def review_skip(*, user, candidate_id: int) -> None:
+    """Give the item back; this annotator will not be offered it again."""
+    _require(user, roles.ANNOTATOR)
+    with transaction.atomic():
+        candidate = _locked(candidate_id)
+        _check_claim(candidate, user)
+        ReviewSkip.objects.get_or_create(candidate=candidate, reviewer=user)
+        candidate.claimed_by, candidate.claim_expires_at = None, None
+        candidate.save(update_fields=["claimed_by", "claim_expires_at", "updated_at"])
+
+
+def review_undo_last(*, user) -> Candidate:
+    """Take back this annotator's last review: the item is theirs to review again."""
+    _require(user, roles.ANNOTATOR)
+    with transaction.atomic():
+        last = Review.objects.filter(reviewer=user, kind=Review.Kind.REVIEW).order_by("-created_at", "-id").first()
+        if last is None:
+            raise ReviewError("There is no review of yours to undo.")
+        candidate = _locked(last.candidate_id)
+        if (
+            candidate.approved_by == ApprovedBy.ADJUDICATOR
+            or candidate.reviews.filter(kind=Review.Kind.ADJUDICATION).exists()
+        ):
+            raise ReviewError("That item was adjudicated meanwhile; its decision is final.")
+        now = timezone.now()
+        if candidate.claimed_by_id not in (None, user.pk) and candidate.claim_expires_at > now:
+            raise ReviewError("Another annotator is reviewing that item right now; try again in a moment.")
+        last.delete()
+        candidate.reviews_done -= 1
+        candidate.review_state = ReviewState.PENDING
+        candidate.approved_label, candidate.approved_by, candidate.approved_at = "", "", None
+        candidate.claimed_by, candidate.claim_expires_at = user, now + _lease()
+        candidate.save()
+    return _load(candidate.pk)
+
+
+def review_adjudicate(*, user, candidate_id: int, label: str, reason: str) -> Candidate:
+    """A policy owner's final decision on an item whose reviewers disagreed, with the reason why."""
+    _require(user, roles.POLICY_OWNER)
+    if not reason.strip():
+        raise ReviewError("Say why: the adjudication is final and its reason is recorded.")
+    with transaction.atomic():
+        candidate = _locked(candidate_id)
+        if candidate.review_state != ReviewState.ADJUDICATION:
+            raise ReviewError("This item is not waiting for adjudication.")
+        _check_label(candidate, label)
+        Review.objects.create(
+            candidate=candidate, reviewer=user, kind=Review.Kind.ADJUDICATION, label=label, note=reason.strip()
+        )
+        _approve(candidate, label, ApprovedBy.ADJUDICATOR)
+        candidate.save()
+    return candidate
