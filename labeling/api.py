@@ -90,6 +90,7 @@ class RunIn(Schema):
     thresholds: dict = {}
     chunk_size: int = 500
     mode: str = "online"
+    reviewers_per_item: int = 1
 
 
 class BatchJobOut(Schema):
@@ -108,6 +109,7 @@ class RunOut(Schema):
     version: int
     teacher: str
     mode: str
+    reviewers_per_item: int
     batches: list[BatchJobOut]
     status: str
     error: str
@@ -157,6 +159,7 @@ def _run_out(run: LabelingRun) -> dict:
         "version": run.policy_version.number,
         "teacher": run.teacher_config.name,
         "mode": run.mode,
+        "reviewers_per_item": run.reviewers_per_item,
         "batches": list(run.batch_jobs.values(*BatchJobOut.model_fields)),
         "status": run.status,
         "error": run.error,
@@ -200,6 +203,7 @@ def create_run(request, payload: RunIn):
     run = services.labeling_run_create(
         version=version, config=config, selection=payload.selection, thresholds=payload.thresholds,
         chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key, mode=payload.mode,
+        reviewers_per_item=payload.reviewers_per_item,
     )  # fmt: skip
     return Status(200 if existed else 201, _run_out(selectors.run_get(pk=run.pk)))
 

@@ -48,10 +48,17 @@ class RunForm(forms.Form):
         help_text="Below this probability of the label: low_confidence.",
     )  # fmt: skip
     chunk_size = forms.IntegerField(initial=500, min_value=1, max_value=10_000)
+    reviewers_per_item = forms.IntegerField(
+        initial=1, min_value=1, max_value=3, required=False,
+        help_text="Annotators who review each needs-review item (1–3); when they disagree, a policy owner decides.",
+    )  # fmt: skip
     mode = forms.ChoiceField(
         choices=LabelingRun.Mode.choices, initial=LabelingRun.Mode.ONLINE, required=False,
         help_text="Batch: one OpenAI Batch API job, answered within 24 h (usually at half the price).",
     )  # fmt: skip
+
+    def clean_reviewers_per_item(self) -> int:
+        return self.cleaned_data.get("reviewers_per_item") or 1
 
     def clean_mode(self) -> str:
         return self.cleaned_data.get("mode") or LabelingRun.Mode.ONLINE

@@ -1,8 +1,24 @@
 """Reads of the labeling app."""
 
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass, field
 
-from .models import Candidate, ImportBatch, Job, LabelingRun, Member, Pair, TeacherConfig
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from policyhub.markdown import render_markdown
+
+from .models import (
+    Candidate,
+    ImportBatch,
+    Job,
+    LabelingRun,
+    Member,
+    Pair,
+    Review,
+    ReviewSkip,
+    ReviewState,
+    TeacherConfig,
+    TeacherSample,
+)
 
 
 def import_batch_list(*, limit: int = 50, with_errors: bool = False) -> QuerySet[ImportBatch]:
@@ -61,3 +77,118 @@ def run_candidates(*, run: LabelingRun, routing: str = "", reason: str = "") -> 
     if reason in Candidate.REASONS:
         qs = qs.filter(**{f"reason_{reason}": True})
     return qs
+
+
+# --- human review --------------------------------------------------------------------------------------------
+REASON_TEXT = {
+    "self_disagreement": "The teacher's samples disagree with each other.",
+    "low_confidence": "The teacher's probability for its label is below the run's threshold.",
+    "teacher_disagreement": "Another run of this policy version labeled the pair differently.",
+    "gold_conflict": "A gold label says otherwise.",
+    "trust_check_failed": "A trust check on the teacher's answer failed.",
+}
+
+
+@dataclass
+class ReviewSample:
+    """One teacher answer as the reviewer sees it: its cited rules come with their text from the run's version."""
+
+    sample: TeacherSample
+    rules: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ReviewItem:
+    candidate: Candidate
+    labels: list[dict]
+    samples: list[ReviewSample]
+    distribution: list[dict]
+    reasons: list[dict]
+    failed_checks: list[dict]
+    policy_html: str
+
+
+def soft_label(*, candidate: Candidate) -> list[dict]:
+    """The candidate's label distribution in the order of its version's labels."""
+    version = candidate.run.policy_version
+    return [
+        {
+            "key": label["key"],
+            "title": label.get("title", label["key"]),
+            "p": candidate.label_distribution.get(label["key"]) or 0,
+        }
+        for label in version.labels
+    ]
+
+
+def review_item(*, candidate: Candidate) -> ReviewItem:
+    """Everything the review page shows about one candidate (loaded with run → version, pair → member, job)."""
+    version = candidate.run.policy_version
+    rules = {rule["id"]: rule.get("text", "") for rule in version.rules}
+    samples = TeacherSample.objects.filter(run_id=candidate.run_id, pair_id=candidate.pair_id).order_by("sample_index")
+    return ReviewItem(
+        candidate=candidate,
+        labels=[{**label, "number": index} for index, label in enumerate(version.labels, start=1)],
+        samples=[
+            ReviewSample(
+                sample=sample,
+                rules=[
+                    {"id": rid, "text": rules.get(rid, "(not a rule of this version)")} for rid in sample.cited_rules
+                ],
+            )
+            for sample in samples
+        ],
+        distribution=soft_label(candidate=candidate),
+        reasons=[{"key": reason, "text": REASON_TEXT[reason]} for reason in candidate.reasons],
+        failed_checks=[
+            {"name": name, "detail": (check or {}).get("detail", "")}
+            for name, check in (candidate.trust or {}).items()
+            if isinstance(check, dict) and check.get("ok") is False
+        ],
+        policy_html=render_markdown(version.body),
+    )
+
+
+def review_queue_count(*, user, run_id: int | None = None, reason: str = "") -> int:
+    """Items waiting for a review that this annotator may still take (not reviewed or skipped by them)."""
+    qs = (
+        Candidate.objects.filter(review_state=ReviewState.PENDING)
+        .exclude(Exists(Review.objects.filter(candidate=OuterRef("pk"), reviewer=user)))
+        .exclude(Exists(ReviewSkip.objects.filter(candidate=OuterRef("pk"), reviewer=user)))
+    )
+    if run_id:
+        qs = qs.filter(run_id=run_id)
+    if reason in Candidate.REASONS:
+        qs = qs.filter(**{f"reason_{reason}": True})
+    return qs.count()
+
+
+def review_runs() -> QuerySet[LabelingRun]:
+    """Runs with items waiting for review (the review queue's run filter)."""
+    pending = Candidate.objects.filter(run=OuterRef("pk"), review_state=ReviewState.PENDING)
+    return LabelingRun.objects.filter(Exists(pending)).select_related("policy_version__policy", "teacher_config")
+
+
+def _with_reviews(qs: QuerySet[Candidate]) -> QuerySet[Candidate]:
+    reviews = Review.objects.select_related("reviewer").order_by("created_at", "id")
+    return qs.select_related(
+        "run__policy_version__policy", "run__teacher_config", "pair__member", "pair__job"
+    ).prefetch_related(Prefetch("reviews", queryset=reviews))
+
+
+def adjudication_queue() -> QuerySet[Candidate]:
+    """Items whose reviewers disagree, oldest first, with every review and its reviewer (no query per item)."""
+    return _with_reviews(Candidate.objects.filter(review_state=ReviewState.ADJUDICATION)).order_by("id")
+
+
+def adjudication_item(*, pk: int) -> Candidate:
+    return _with_reviews(Candidate.objects.all()).get(pk=pk)
+
+
+def adjudication_recent(*, limit: int = 20) -> QuerySet[Review]:
+    """The latest adjudications: the decision, who made it and why."""
+    return (
+        Review.objects.filter(kind=Review.Kind.ADJUDICATION)
+        .select_related("reviewer", "candidate__pair__member", "candidate__pair__job", "candidate__run")
+        .order_by("-created_at", "-id")[:limit]
+    )

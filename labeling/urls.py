@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import run_views, views
+from . import review_views, run_views, views
 
 urlpatterns = [
     path("imports/", views.import_list, name="import_list"),
@@ -12,4 +12,10 @@ urlpatterns = [
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", run_views.run_resume, name="run_resume"),
+    path("review/", review_views.review_queue, name="review_queue"),
+    path("review/<int:pk>/submit/", review_views.review_submit, name="review_submit"),
+    path("review/<int:pk>/skip/", review_views.review_skip, name="review_skip"),
+    path("review/undo/", review_views.review_undo, name="review_undo"),
+    path("review/adjudication/", review_views.adjudication_list, name="adjudication_list"),
+    path("review/adjudication/<int:pk>/", review_views.adjudicate, name="adjudicate"),
 ]

@@ -32,9 +32,9 @@ def _require(user, role: str) -> None:
 
 
 _HELD = (
-    "UPDATE labeling_candidate SET claim_expires_at = %(until)s WHERE id = (SELECT id FROM labeling_candidate "
-    "WHERE review_state = 'pending' AND claimed_by_id = %(user)s AND claim_expires_at > %(now)s ORDER BY id LIMIT 1) "
-    "RETURNING id"
+    "UPDATE labeling_candidate SET claim_expires_at = %(until)s WHERE id = (SELECT c.id FROM labeling_candidate c "
+    "WHERE c.review_state = 'pending' AND c.claimed_by_id = %(user)s AND c.claim_expires_at > %(now)s{filters} "
+    "ORDER BY c.id LIMIT 1) RETURNING id"
 )
 _NEXT = (
     "UPDATE labeling_candidate SET claimed_by_id = %(user)s, claim_expires_at = %(until)s WHERE id = ("
@@ -47,7 +47,7 @@ _NEXT = (
 
 
 def review_claim_next(*, user, run_id: int | None = None, reason: str = "") -> Candidate | None:
-    """The item this annotator holds (its lease renewed), or the next free one, claimed for them in one
+    """The item this annotator holds within the filters (its lease renewed), or the next free one, claimed in one
     statement; None when the queue is empty. On PostgreSQL the pick is ``FOR NO KEY UPDATE SKIP LOCKED`` over the
     partial index of pending items, so concurrent annotators never wait for, or get, the same item."""
     _require(user, roles.ANNOTATOR)
@@ -58,7 +58,7 @@ def review_claim_next(*, user, run_id: int | None = None, reason: str = "") -> C
         filters += f" AND c.reason_{reason}"  # a fixed column name from Candidate.REASONS
     lock = " FOR NO KEY UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_HELD, params)
+        cursor.execute(_HELD.format(filters=filters), params)
         row = cursor.fetchone()
         if row is None:
             cursor.execute(_NEXT.format(filters=filters, lock=lock), params)

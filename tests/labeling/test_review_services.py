@@ -160,3 +160,10 @@ def test_sixteen_annotators_claiming_at_once_never_share_an_item(review_items, m
     assert len(per_item) == 120 and max(per_item.values()) == 1  # every item claimed once, by one annotator
     assert Review.objects.count() == 120
     assert len({user for user, _ in claims}) > 1  # the work was really shared
+
+
+def test_a_held_item_outside_the_filter_is_not_served(review_items, annotators):
+    run = review_items(1)
+    held = review_claim_next(user=annotators[0])
+    assert review_claim_next(user=annotators[0], reason="gold_conflict") is None
+    assert review_claim_next(user=annotators[0], run_id=run.pk).pk == held.pk
