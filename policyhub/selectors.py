@@ -45,10 +45,6 @@ def policy_draft(*, policy: Policy) -> PolicyVersion | None:
     return policy.versions.filter(status=PolicyVersion.Status.DRAFT).select_related("author").first()
 
 
-def policy_latest_published(*, policy: Policy) -> PolicyVersion | None:
-    return policy.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
-
-
 def policy_latest_released(*, policy: Policy) -> PolicyVersion | None:
     """The newest published or retired version: what a new draft starts from."""
     return policy.versions.filter(status__in=VISIBLE_TO_READERS).order_by("-number").first()

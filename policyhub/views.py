@@ -47,7 +47,7 @@ def policy_detail(request, slug):
             "policy": policy,
             "versions": versions,
             "draft": next((v for v in versions if v.is_draft), None),
-            "latest": selectors.policy_latest_published(policy=policy),
+            "latest": next((v for v in versions if v.status == PolicyVersion.Status.PUBLISHED), None),
         },
     )
 

@@ -46,13 +46,9 @@ class Provider(Protocol):
     """Answers requests, running up to ``concurrency`` of them at once.
 
     ``should_stop`` is polled before each request starts: when it returns True no new request starts (cancelling
-    a run). ``answer_stream`` yields answers as they complete; ``answer_all`` returns them all at the end.
+    a run). ``answer_stream`` yields answers as they complete.
     """
 
     def answer_stream(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
     ) -> Iterator[TeacherAnswer]: ...
-
-    def answer_all(
-        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
-    ) -> list[TeacherAnswer]: ...

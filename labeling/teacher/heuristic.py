@@ -63,8 +63,3 @@ class HeuristicProvider:
             if should_stop():
                 return
             yield self.answer(request)
-
-    def answer_all(
-        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
-    ) -> list[TeacherAnswer]:
-        return list(self.answer_stream(requests, should_stop=should_stop))

@@ -101,11 +101,6 @@ class OpenAIProvider:
         self.max_attempts = max(1, int(snapshot.get("max_attempts", 5)))
         self.params = {k: v for k, v in request_parameters(snapshot, space).items() if k != "model"}
 
-    def answer_all(
-        self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
-    ) -> list[TeacherAnswer]:
-        return list(self.answer_stream(requests, should_stop=should_stop))
-
     def answer_stream(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
     ) -> Iterator[TeacherAnswer]:
