@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import review_views, run_views, views
+from . import agreement_views, review_views, run_views, views
 
 urlpatterns = [
     path("imports/", views.import_list, name="import_list"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", run_views.run_resume, name="run_resume"),
+    path("runs/<int:pk>/agreement/", agreement_views.run_agreement, name="run_agreement"),
+    path("policies/<slug:slug>/v<int:number>/agreement/", agreement_views.version_agreement, name="version_agreement"),
     path("review/", review_views.review_queue, name="review_queue"),
     path("review/<int:pk>/submit/", review_views.review_submit, name="review_submit"),
     path("review/<int:pk>/skip/", review_views.review_skip, name="review_skip"),

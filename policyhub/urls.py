@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from labeling.agreement_api import router as agreement_api
 from labeling.api import router as labeling_api
 
 from . import views
@@ -21,6 +22,7 @@ def healthz(request):
 
 
 api.add_router("/", labeling_api)
+api.add_router("/", agreement_api)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),

@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 
 SCREENSHOT = Path("/tmp/review_page.png")
 ADJUDICATION_SCREENSHOT = Path("/tmp/adjudication_page.png")
+AGREEMENT_SCREENSHOT = Path("/tmp/agreement_page.png")
 K = 3
 
 
@@ -173,3 +174,27 @@ def test_two_annotators_review_and_a_policy_owner_adjudicates(review_run, page, 
     }
     final = Review.objects.get(candidate_id=c2, kind="adjudication")
     assert (final.reviewer, final.label, final.note) == (owner, "no_match", "ICU experience is required by R1.")
+
+    # --- the agreement page shows what these reviews imply ------------------------------------------------------
+    # Reviews: c1 arjun strong / bea strong, c2 arjun partial / bea no, c3 arjun strong. The teacher said
+    # strong_match on every pair with 2 of 3 votes (confidence 2/3); humans approved c1 strong and c2 no.
+    #   Cohen's κ(arjun, bea) over c1, c2: observed ½, expected ½·½ = ¼ → κ = ¼ / ¾ = 0.333
+    #   Krippendorff's α over c1, c2: values strong ×2, partial, no → 1 − 3·2 / (16 − 6) = 0.4
+    #   teacher vs human: 1 of 2 right; both at confidence 0.667 → ECE |0.5 − 0.667| = 0.167
+    page.goto(f"/policies/{review_run.policy_version.policy.slug}/v{review_run.policy_version.number}/")
+    page.get_by_role("link", name="Agreement and teacher accuracy").click()
+    expect(page.locator("h1")).to_contain_text("Agreement")
+    counts = page.locator("#agreement-counts")
+    for name, value in {"reviews": "5", "items-reviewed": "3", "items-multi": "2", "adjudicated": "1",
+                        "human-approved": "2"}.items():  # fmt: skip
+        expect(counts.locator(f'[data-value="{name}"]')).to_have_text(value)
+    expect(page.locator('tr[data-pair="arjun|bea"] [data-value="kappa"]')).to_have_text("0.333")
+    expect(page.locator('[data-value="alpha"]')).to_have_text("0.400")
+    expect(page.locator('[data-value="accuracy"]')).to_have_text("0.500")
+    expect(page.locator('[data-value="ece"]')).to_have_text("0.167")
+    confusion = page.locator("table.confusion")
+    expect(confusion.locator('[data-cell="strong_match|0"]')).to_have_text("1")  # human strong, teacher strong
+    expect(confusion.locator('[data-cell="no_match|0"]')).to_have_text("1")  # human no, teacher strong
+    expect(page.locator('tr[data-rule="R1"]')).to_contain_text("0.500")
+    page.screenshot(path=str(AGREEMENT_SCREENSHOT), full_page=True)
+    assert page.js_errors == []

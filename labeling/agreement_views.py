@@ -1,0 +1,48 @@
+"""Agreement pages: per run and per policy version (policy owners and ML engineers)."""
+
+from django.http import Http404
+from django.shortcuts import render
+
+from policyhub import selectors as policy_selectors
+from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
+
+from . import agreement, selectors
+from .evaluation import DEFAULT_TARGET_PRECISION, parse_target_precision
+from .models import LabelingRun
+
+
+def _render(request, scope: str, build, **context):
+    error = ""
+    try:
+        target = parse_target_precision(request.GET.get("precision"))
+    except ValueError as exc:
+        error, target = str(exc), DEFAULT_TARGET_PRECISION
+    report = build(target)
+    status = 400 if error else 200
+    return render(
+        request,
+        "labeling/agreement.html",
+        {"report": report, "evaluation": report.evaluation, "truth_name": "human", "scope": scope,
+         "error": error, **context},
+        status=status,
+    )  # fmt: skip
+
+
+@role_required(POLICY_OWNER, ML_ENGINEER)
+def run_agreement(request, pk):
+    try:
+        run = selectors.run_get(pk=pk)
+    except LabelingRun.DoesNotExist:
+        raise Http404(f"No run #{pk}.") from None
+    return _render(request, f"Run #{run.pk}", lambda t: agreement.run_agreement(run=run, target_precision=t), run=run)
+
+
+@role_required(POLICY_OWNER, ML_ENGINEER)
+def version_agreement(request, slug, number):
+    policy = policy_selectors.policy_get(user=request.user, slug=slug)
+    version = policy_selectors.version_get(user=request.user, policy=policy, number=number)
+    return _render(
+        request,
+        f"{policy.name} v{version.number}, all runs",
+        lambda t: agreement.version_agreement(version=version, target_precision=t),
+    )
