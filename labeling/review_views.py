@@ -38,7 +38,8 @@ def _item_context(request, filters: dict, *, candidate=None, error: str = "", in
     return {
         "item": selectors.review_item(candidate=candidate) if candidate else None,
         "filters": filters,
-        "waiting": selectors.review_queue_count(user=request.user, **filters),
+        "waiting": selectors.review_queue_count(user=request.user, cap=selectors.QUEUE_COUNT_CAP, **filters),
+        "waiting_cap": selectors.QUEUE_COUNT_CAP,
         "error": error,
         "info": info,
         "note": note,

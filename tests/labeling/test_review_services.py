@@ -167,3 +167,14 @@ def test_a_held_item_outside_the_filter_is_not_served(review_items, annotators):
     held = review_claim_next(user=annotators[0])
     assert review_claim_next(user=annotators[0], reason="gold_conflict") is None
     assert review_claim_next(user=annotators[0], run_id=run.pk).pk == held.pk
+
+
+def test_the_count_of_items_left_stops_at_the_cap(review_items, annotators):
+    from labeling.selectors import review_queue_count
+
+    review_items(5)
+    assert review_queue_count(user=annotators[0]) == 5
+    assert review_queue_count(user=annotators[0], cap=3) == 4  # "more than 3"
+    item = review_claim_next(user=annotators[0])
+    review_submit(user=annotators[0], candidate_id=item.pk, label="no_match")
+    assert review_queue_count(user=annotators[0]) == 4  # reviewed by them: no longer theirs to take

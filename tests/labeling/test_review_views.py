@@ -317,3 +317,13 @@ def test_runs_take_reviewers_per_item_in_the_form_and_the_api(pairs, published, 
     assert default.json()["reviewers_per_item"] == 1
     bad = client.post("/api/runs", {**body, "reviewers_per_item": 0}, content_type="application/json", **auth)
     assert bad.status_code == 400 and "reviewers_per_item" in bad.json()["detail"]
+
+
+def test_a_long_queue_says_more_than_the_cap_instead_of_counting_it_all(pairs, needs_review, annotator, client_for,
+                                                                         monkeypatch):
+    from labeling import selectors
+
+    needs_review()
+    monkeypatch.setattr(selectors, "QUEUE_COUNT_CAP", 2)
+    page = client_for(annotator).get("/review/").content.decode()
+    assert "More than 2 left for you" in page
