@@ -233,13 +233,9 @@ def frozen_draft(preview: DraftPreview) -> PolicyVersion:
 
 
 def preview_staleness(preview: DraftPreview) -> str:
-    draft = PolicyVersion.objects.filter(pk=preview.draft_id).values("status", "content_hash", "revision").first()
-    if draft is None:
-        return "The draft this preview labelled no longer exists."
-    if draft["status"] != PolicyVersion.Status.DRAFT:
-        if draft["content_hash"] == preview.content_hash:
-            return ""
-        return f"The draft changed and is now {draft['status']}."  # pragma: no cover - published content is frozen
+    """Why the figures no longer describe the draft ("" while they do). Publishing keeps the content, so a preview
+    of a draft published since stays valid."""
+    draft = PolicyVersion.objects.filter(pk=preview.draft_id).values("content_hash", "revision").first()
     if draft["content_hash"] != preview.content_hash:
         return (
             f"The draft changed since this preview (revision {preview.draft_revision} → {draft['revision']}): "

@@ -6,65 +6,166 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0003_review_queue'),
-        ('policyhub', '0003_immutable_published_versions'),
+        ("labeling", "0003_review_queue"),
+        ("policyhub", "0003_immutable_published_versions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='goldlabel',
-            name='source_candidate',
-            field=models.ForeignKey(blank=True, help_text='The human-approved item the label came from.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='labeling.candidate'),
+            model_name="goldlabel",
+            name="source_candidate",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The human-approved item the label came from.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="labeling.candidate",
+            ),
         ),
         migrations.AddField(
-            model_name='labelingrun',
-            name='purpose',
-            field=models.CharField(choices=[('labeling', 'Labeling'), ('gold_score', 'Score on the gold set'), ('draft_preview', 'Draft preview on the gold set')], default='labeling', max_length=14),
+            model_name="labelingrun",
+            name="purpose",
+            field=models.CharField(
+                choices=[
+                    ("labeling", "Labeling"),
+                    ("gold_score", "Score on the gold set"),
+                    ("draft_preview", "Draft preview on the gold set"),
+                ],
+                default="labeling",
+                max_length=14,
+            ),
         ),
         migrations.AddField(
-            model_name='labelingrun',
-            name='version_content',
-            field=models.JSONField(blank=True, default=dict, help_text='{content_hash, labels, rules} of the version when the run was created: a draft may change later.'),
+            model_name="labelingrun",
+            name="version_content",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="{content_hash, labels, rules} of the version when the run was created: a draft may change later.",
+            ),
         ),
         migrations.CreateModel(
-            name='DraftPreview',
+            name="DraftPreview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('draft_revision', models.PositiveIntegerField()),
-                ('content_hash', models.CharField(max_length=64)),
-                ('gold_pairs', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('draft', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='policyhub.policyversion')),
-                ('draft_run', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='labeling.labelingrun')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='draft_previews', to='policyhub.policy')),
-                ('published_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='labeling.labelingrun')),
-                ('published_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='policyhub.policyversion')),
-                ('teacher_config', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='labeling.teacherconfig')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("draft_revision", models.PositiveIntegerField()),
+                ("content_hash", models.CharField(max_length=64)),
+                ("gold_pairs", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "draft",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="policyhub.policyversion"
+                    ),
+                ),
+                (
+                    "draft_run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="labeling.labelingrun"
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="draft_previews",
+                        to="policyhub.policy",
+                    ),
+                ),
+                (
+                    "published_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="labeling.labelingrun",
+                    ),
+                ),
+                (
+                    "published_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="policyhub.policyversion",
+                    ),
+                ),
+                (
+                    "teacher_config",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="labeling.teacherconfig"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='GoldLabelEvent',
+            name="GoldLabelEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('added', 'Added'), ('replaced', 'Replaced'), ('removed', 'Removed')], max_length=10)),
-                ('label', models.CharField(help_text='The gold label added, or the one replaced or removed.', max_length=64)),
-                ('new_label', models.CharField(blank=True, help_text='Replaced: the label it became.', max_length=64)),
-                ('reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('pair', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='labeling.pair')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='gold_events', to='policyhub.policy')),
-                ('source_candidate', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='labeling.candidate')),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("added", "Added"), ("replaced", "Replaced"), ("removed", "Removed")], max_length=10
+                    ),
+                ),
+                (
+                    "label",
+                    models.CharField(help_text="The gold label added, or the one replaced or removed.", max_length=64),
+                ),
+                ("new_label", models.CharField(blank=True, help_text="Replaced: the label it became.", max_length=64)),
+                ("reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "pair",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="labeling.pair"
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="gold_events", to="policyhub.policy"
+                    ),
+                ),
+                (
+                    "source_candidate",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="labeling.candidate",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

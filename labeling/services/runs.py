@@ -172,7 +172,17 @@ def labeling_run_create(
 
 
 def _create_run(
-    version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode, reviewers_per_item, purpose,
+    version,
+    config,
+    selection,
+    user,
+    limits,
+    idempotency_key,
+    chunk_size,
+    pairs,
+    mode,
+    reviewers_per_item,
+    purpose,
     enqueue,
 ) -> LabelingRun:
     run = LabelingRun.objects.create(
@@ -537,7 +547,9 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
     )  # fmt: skip
     if disagreeing and run.purpose == LabelingRun.Purpose.LABELING:  # the other teacher's candidates disagree too
         Candidate.objects.filter(
-            run__policy_version=run.policy_version, pair_id__in=disagreeing, status=Candidate.Status.LABELED,
+            run__policy_version=run.policy_version,
+            pair_id__in=disagreeing,
+            status=Candidate.Status.LABELED,
             run__purpose=LabelingRun.Purpose.LABELING,
         ).exclude(run=run).update(
             reason_teacher_disagreement=True, routing=Candidate.Routing.NEEDS_REVIEW, updated_at=timezone.now()
@@ -577,7 +589,9 @@ def _other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[st
         return labels
     rows = (
         Candidate.objects.filter(
-            run__policy_version=run.policy_version, pair_id__in=pair_ids, status=Candidate.Status.LABELED,
+            run__policy_version=run.policy_version,
+            pair_id__in=pair_ids,
+            status=Candidate.Status.LABELED,
             run__purpose=LabelingRun.Purpose.LABELING,
         )
         .exclude(run=run)
