@@ -224,9 +224,9 @@ class PreviewState:
     errors: list[str] = field(default_factory=list)
 
 
-def frozen_draft(preview: DraftPreview) -> PolicyVersion:
-    """The draft as the preview labelled it (unsaved): its frozen labels and rules."""
-    content = preview.draft_run.version_content
+def frozen_draft(preview: DraftPreview, draft_run: LabelingRun) -> PolicyVersion:
+    """The draft as the preview labelled it (unsaved): the labels and rules frozen on its run."""
+    content = draft_run.version_content
     return PolicyVersion(
         policy=preview.policy, number=preview.draft.number, labels=content["labels"], rules=content["rules"]
     )
@@ -257,7 +257,8 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
     draft_run = LabelingRun.objects.get(pk=preview.draft_run_id)
     published_run = LabelingRun.objects.get(pk=preview.published_run_id) if preview.published_run_id else None
     pair_ids = list(Candidate.objects.filter(run=draft_run).values_list("pair_id", flat=True))
-    gold = {pair: label for pair, label in gold_labels(policy=preview.policy).items() if pair in set(pair_ids)}
+    in_preview = set(pair_ids)
+    gold = {pair: label for pair, label in gold_labels(policy=preview.policy).items() if pair in in_preview}
     draft_answers = run_answers(run=draft_run, pair_ids=pair_ids)
     draft_done, draft_failed = _done(draft_run, pair_ids)
     state = PreviewState(
@@ -268,7 +269,7 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
         published_done=None,
         finished=not draft_run.is_active and not (published_run and published_run.is_active),
         draft_evaluation=evaluation_report(
-            judged(draft_answers, gold), version=frozen_draft(preview), target_precision=target_precision
+            judged(draft_answers, gold), version=frozen_draft(preview, draft_run), target_precision=target_precision
         ),
         published_evaluation=None,
         compared=0,
@@ -294,7 +295,7 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
             draft_label=draft_answers[p].label,
             draft_rationale=draft_answers[p].rationale,
             gold_label=gold.get(p),
-        )  # fmt: skip
+        )
         for p in flipped
     ]
     return state

@@ -218,3 +218,18 @@ def test_the_editor_offers_the_preview_with_the_teacher_configs(draft, owner, op
     preview = DraftPreview.objects.get()
     assert started.status_code == 302 and started.url == f"/policies/match/draft/gold-preview/{preview.pk}/"
     assert (preview.draft_revision, preview.content_hash, preview.created_by) == (2, draft.content_hash, owner)
+
+
+def test_a_teacher_that_fails_on_the_worker_ends_the_preview_with_its_error(
+    draft, owner, openai_config, fake_teacher, client_for, monkeypatch
+):
+    preview = draft_preview_start(user=owner, draft=draft, config=openai_config())
+    monkeypatch.delenv("OPENAI_API_KEY")  # the worker's environment lacks the key the web process had
+    run_chunks(preview)
+
+    page = client_for(owner).get(f"/policies/match/draft/gold-preview/{preview.pk}/").content.decode()
+
+    assert "Draft: No API key: set OPENAI_API_KEY in the worker&#x27;s environment." in page
+    assert "Published: No API key" in page
+    assert '<span class="badge failed" id="preview-status">Failed</span>' in page and "hx-trigger" not in page
+    assert fake_teacher.chat_requests() == []
