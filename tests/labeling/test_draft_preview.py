@@ -233,3 +233,17 @@ def test_a_teacher_that_fails_on_the_worker_ends_the_preview_with_its_error(
     assert "Published: No API key" in page
     assert '<span class="badge failed" id="preview-status">Failed</span>' in page and "hx-trigger" not in page
     assert fake_teacher.chat_requests() == []
+
+
+def test_ml_engineers_do_not_see_a_previews_draft_run(draft, owner, engineer, make_config, client_for):
+    preview = draft_preview_start(user=owner, draft=draft, config=make_config("baseline", provider="heuristic"))
+    client = client_for(engineer)
+
+    listing = client.get("/runs/").content.decode()
+
+    assert client.get(f"/runs/{preview.draft_run_id}/").status_code == 404
+    assert client.post(f"/runs/{preview.draft_run_id}/cancel/").status_code == 404
+    assert client.get(f"/runs/{preview.published_run_id}/").status_code == 200  # a score of the published version
+    assert f'href="/runs/{preview.published_run_id}/"' in listing
+    assert f'href="/runs/{preview.draft_run_id}/"' not in listing
+    assert LabelingRun.objects.get(pk=preview.draft_run_id).status == "running"
