@@ -7,6 +7,7 @@ from .models import (
     BatchJob,
     Candidate,
     GoldLabel,
+    GoldLabelEvent,
     ImportBatch,
     Job,
     LabelingRun,
@@ -38,13 +39,19 @@ class TeacherConfigAdmin(admin.ModelAdmin):
 class GoldLabelAdmin(admin.ModelAdmin):
     list_display = ("pair", "policy", "label", "created_by", "created_at")
     list_filter = ("policy", "label")
-    raw_id_fields = ("pair",)
+    raw_id_fields = ("pair", "source_candidate")
     readonly_fields = ("created_by", "created_at")
 
     def save_model(self, request, obj, form, change):
         if not obj.created_by_id:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(GoldLabelEvent)
+class GoldLabelEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "policy", "pair", "action", "label", "new_label", "user")
+    list_filter = ("policy", "action")
 
 
 @admin.register(Member)
@@ -73,8 +80,17 @@ class ImportBatchAdmin(ReadOnlyAdmin):
 
 @admin.register(LabelingRun)
 class LabelingRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "policy_version", "teacher_config", "status", "pairs_total", "samples_done", "cost")
-    list_filter = ("status",)
+    list_display = (
+        "id",
+        "policy_version",
+        "teacher_config",
+        "purpose",
+        "status",
+        "pairs_total",
+        "samples_done",
+        "cost",
+    )
+    list_filter = ("status", "purpose")
 
 
 @admin.register(Candidate)

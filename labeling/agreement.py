@@ -85,10 +85,10 @@ def run_agreement(*, run: LabelingRun, target_precision: float = DEFAULT_TARGET_
 
 
 def version_agreement(*, version: PolicyVersion, target_precision: float = DEFAULT_TARGET_PRECISION) -> AgreementReport:
-    """Over every run of the version (two runs reviewing the same pair count as two items)."""
-    return _report(
-        version=version, runs=LabelingRun.objects.filter(policy_version=version), target_precision=target_precision
-    )
+    """Over every labeling run of the version (two runs reviewing the same pair count as two items); gold scores
+    and draft previews are evaluations, not labeling, and are left out."""
+    runs = LabelingRun.objects.filter(policy_version=version, purpose=LabelingRun.Purpose.LABELING)
+    return _report(version=version, runs=runs, target_precision=target_precision)
 
 
 def agreement_figures(report: AgreementReport) -> dict:

@@ -178,6 +178,14 @@ class LabelingRun(models.Model):
         ONLINE = "online", "Online (chat completions, concurrent)"
         BATCH = "batch", "OpenAI Batch API (offline, within 24 h)"
 
+    class Purpose(models.TextChoices):
+        """Only ``labeling`` runs feed the review queue, teacher-disagreement routing and exports; the others
+        measure a version or a draft on the gold set."""
+
+        LABELING = "labeling", "Labeling"
+        GOLD_SCORE = "gold_score", "Score on the gold set"
+        DRAFT_PREVIEW = "draft_preview", "Draft preview on the gold set"
+
     policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="runs")
     reviewers_per_item = models.PositiveSmallIntegerField(
         default=1, help_text="Annotators who review each needs-review item (1–3); disagreement goes to adjudication."
@@ -189,6 +197,12 @@ class LabelingRun(models.Model):
     thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.routing).")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ONLINE)
+    purpose = models.CharField(max_length=14, choices=Purpose.choices, default=Purpose.LABELING)
+    version_content = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{content_hash, labels, rules} of the version when the run was created: a draft may change later.",
+    )
     chunk_size = models.PositiveIntegerField(default=500)
     pairs_total = models.PositiveIntegerField(default=0)
     samples_total = models.PositiveIntegerField(default=0)
@@ -419,12 +433,17 @@ class ResponseCache(models.Model):
 
 
 class GoldLabel(models.Model):
-    """A trusted human label for a pair under a policy; a teacher answer that contradicts it needs review."""
+    """A trusted human label for a pair under a policy; a teacher answer that contradicts it needs review.
+    ``created_by`` / ``created_at`` say who set the current label and when; the history is in GoldLabelEvent."""
 
     policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="gold_labels")
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="gold_labels")
     label = models.CharField(max_length=64)
     note = models.TextField(blank=True)
+    source_candidate = models.ForeignKey(
+        "Candidate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The human-approved item the label came from.",
+    )  # fmt: skip
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -433,6 +452,59 @@ class GoldLabel(models.Model):
 
     def __str__(self) -> str:
         return f"gold {self.label} for pair {self.pair_id}"
+
+
+class GoldLabelEvent(models.Model):
+    """The gold set's history: every label added, replaced or removed, by whom, from which item and why."""
+
+    class Action(models.TextChoices):
+        ADDED = "added", "Added"
+        REPLACED = "replaced", "Replaced"
+        REMOVED = "removed", "Removed"
+
+    policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="gold_events")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    label = models.CharField(max_length=64, help_text="The gold label added, or the one replaced or removed.")
+    new_label = models.CharField(max_length=64, blank=True, help_text="Replaced: the label it became.")
+    source_candidate = models.ForeignKey(
+        "Candidate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"gold {self.action} {self.label} for pair {self.pair_id}"
+
+
+class DraftPreview(models.Model):
+    """A draft labelled on the gold set with one teacher config, compared with gold and with the published
+    version's labels under the same config. The draft's content is frozen on ``draft_run`` (its system prompt and
+    ``version_content``); ``content_hash`` tells whether the draft changed since."""
+
+    policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="draft_previews")
+    draft = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.CASCADE, related_name="+")
+    draft_revision = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="+")
+    draft_run = models.ForeignKey(LabelingRun, on_delete=models.PROTECT, related_name="+")
+    published_version = models.ForeignKey(
+        "policyhub.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    published_run = models.ForeignKey(LabelingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    gold_pairs = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"preview #{self.pk} of {self.draft} × {self.teacher_config.name}"
 
 
 class Review(models.Model):

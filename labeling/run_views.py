@@ -7,7 +7,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from policyhub.roles import ML_ENGINEER, role_required
+from policyhub.roles import ML_ENGINEER, POLICY_OWNER, has_role, role_required
 
 from . import selectors, services
 from .forms import RunForm, TeacherConfigForm
@@ -60,16 +60,20 @@ def run_list(request):
     return render(request, "labeling/run_list.html", {"runs": selectors.run_list()})
 
 
-def _run_or_404(pk) -> LabelingRun:
+def _run_or_404(pk, user) -> LabelingRun:
+    """The run; a draft preview's run only for policy owners (drafts are theirs only)."""
     try:
-        return selectors.run_get(pk=pk)
+        run = selectors.run_get(pk=pk)
     except LabelingRun.DoesNotExist:
         raise Http404(f"No run #{pk}.") from None
+    if run.purpose == LabelingRun.Purpose.DRAFT_PREVIEW and not has_role(user, POLICY_OWNER):
+        raise Http404(f"No run #{pk}.")
+    return run
 
 
 @role_required(ML_ENGINEER)
 def run_detail(request, pk):
-    run = _run_or_404(pk)
+    run = _run_or_404(pk, request.user)
     context = {"run": run, "summary": selectors.run_routing_summary(run=run), "reasons": Candidate.REASONS}
     if request.headers.get("HX-Request"):
         response = render(request, "labeling/_run_progress.html", context)
@@ -97,7 +101,7 @@ def run_resume(request, pk):
 
 
 def _run_action(request, pk, action, success):
-    run = _run_or_404(pk)
+    run = _run_or_404(pk, request.user)
     try:
         action(run=run, user=request.user)
     except ValidationError as error:

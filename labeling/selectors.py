@@ -39,7 +39,9 @@ def teacher_config_list() -> QuerySet[TeacherConfig]:
 
 
 def run_list(*, limit: int = 50) -> QuerySet[LabelingRun]:
-    return LabelingRun.objects.select_related("policy_version__policy", "teacher_config", "created_by")[:limit]
+    """Labeling and gold-score runs; a draft preview's runs belong to its page (drafts are the owners' only)."""
+    qs = LabelingRun.objects.exclude(purpose=LabelingRun.Purpose.DRAFT_PREVIEW)
+    return qs.select_related("policy_version__policy", "teacher_config", "created_by")[:limit]
 
 
 def run_get(*, pk: int) -> LabelingRun:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import agreement_views, review_views, run_views, views
+from . import agreement_views, gold_views, preview_views, review_views, run_views, views
 
 urlpatterns = [
     path("imports/", views.import_list, name="import_list"),
@@ -20,4 +20,15 @@ urlpatterns = [
     path("review/undo/", review_views.review_undo, name="review_undo"),
     path("review/adjudication/", review_views.adjudication_list, name="adjudication_list"),
     path("review/adjudication/<int:pk>/", review_views.adjudicate, name="adjudicate"),
+    # the gold set, scores on it and draft previews
+    path("gold/items/<int:pk>/mark/", gold_views.gold_mark, name="gold_mark"),
+    path("runs/<int:pk>/gold/", gold_views.gold_run_items, name="gold_run_items"),
+    path("runs/<int:pk>/gold/mark-all/", gold_views.gold_mark_run, name="gold_mark_run"),
+    path("policies/<slug:slug>/gold/", gold_views.gold_set, name="gold_set"),
+    path("policies/<slug:slug>/gold/<int:pk>/remove/", gold_views.gold_remove, name="gold_remove"),
+    path("policies/<slug:slug>/gold/score/", gold_views.gold_score, name="gold_score"),
+    path("policies/<slug:slug>/gold/score/<int:pk>/", gold_views.gold_score_run, name="gold_score_run"),
+    path("policies/<slug:slug>/draft/gold-preview/", preview_views.draft_preview_panel, name="draft_preview_panel"),
+    path("policies/<slug:slug>/draft/gold-preview/start/", preview_views.draft_preview_start, name="preview_start"),
+    path("policies/<slug:slug>/draft/gold-preview/<int:pk>/", preview_views.draft_preview_detail, name="preview"),
 ]

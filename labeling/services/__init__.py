@@ -1,6 +1,8 @@
 """Writes of the labeling app, one module per area; import them from here."""
 
 from .batches import labeling_run_batch_poll, labeling_run_batch_submit
+from .gold import GoldConflict, GoldError, gold_mark, gold_mark_run, gold_remove
+from .gold_runs import draft_preview_start, gold_score_start
 from .imports import (
     ERROR_CAP,
     ImportResult,
@@ -32,6 +34,13 @@ from .runs import (
 )
 
 __all__ = [
+    "GoldConflict",
+    "GoldError",
+    "draft_preview_start",
+    "gold_mark",
+    "gold_mark_run",
+    "gold_remove",
+    "gold_score_start",
     "ReviewError",
     "review_adjudicate",
     "review_claim_next",

@@ -72,6 +72,17 @@ def label_space(version: PolicyVersion) -> LabelSpace:
     return LabelSpace(labels=tuple(version.label_keys), rule_ids=tuple(version.rule_ids))
 
 
+def run_label_space(run: LabelingRun) -> LabelSpace:
+    """The labels and rules frozen on the run (a draft preview's draft may change while it runs)."""
+    content = run.version_content
+    if content.get("labels"):
+        return LabelSpace(
+            labels=tuple(label["key"] for label in content["labels"]),
+            rule_ids=tuple(rule["id"] for rule in content.get("rules", [])),
+        )
+    return label_space(run.policy_version)
+
+
 def run_system_prompt(version: PolicyVersion) -> str:
     snapshot = getattr(version, "prompt_snapshot", None)
     return snapshot.system_prompt if snapshot else build_system_prompt(version)
@@ -114,15 +125,25 @@ def labeling_run_create(
     chunk_size: int = 500,
     mode: str = LabelingRun.Mode.ONLINE,
     reviewers_per_item: int = 1,
+    purpose: str = LabelingRun.Purpose.LABELING,
+    enqueue: bool = True,
 ) -> LabelingRun:
     """Create a run over the selected pairs and queue its chunks (after commit), or, in batch mode, its OpenAI
-    batch submission. Same idempotency key and user: the same run comes back."""
+    batch submission. Same idempotency key and user: the same run comes back. Only a draft preview labels under a
+    draft; ``enqueue=False`` leaves queueing the chunks to the caller (online mode)."""
     if idempotency_key:
         existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
         if existing:
             return existing
-    if version.status != PolicyVersion.Status.PUBLISHED:
+    if purpose not in LabelingRun.Purpose.values:
+        raise ValidationError(f"purpose must be one of {', '.join(LabelingRun.Purpose.values)}, not {purpose!r}.")
+    if purpose == LabelingRun.Purpose.DRAFT_PREVIEW:
+        if version.status != PolicyVersion.Status.DRAFT:
+            raise ValidationError(f"A draft preview labels under a draft; v{version.number} is {version.status}.")
+    elif version.status != PolicyVersion.Status.PUBLISHED:
         raise ValidationError(f"Runs label under a published version; v{version.number} is {version.status}.")
+    if purpose != LabelingRun.Purpose.LABELING and mode != LabelingRun.Mode.ONLINE:
+        raise ValidationError("Gold-set scoring and draft previews run online.")
     try:
         limits = routing.thresholds_with_defaults(thresholds)
     except ValueError as error:
@@ -139,8 +160,9 @@ def labeling_run_create(
     try:
         with transaction.atomic():
             run = _create_run(
-                version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode, reviewers_per_item
-            )
+                version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode,
+                reviewers_per_item, purpose, enqueue,
+            )  # fmt: skip
     except IntegrityError:
         existing = LabelingRun.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
         if idempotency_key and existing:
@@ -150,10 +172,23 @@ def labeling_run_create(
 
 
 def _create_run(
-    version, config, selection, user, limits, idempotency_key, chunk_size, pairs, mode, reviewers_per_item
+    version,
+    config,
+    selection,
+    user,
+    limits,
+    idempotency_key,
+    chunk_size,
+    pairs,
+    mode,
+    reviewers_per_item,
+    purpose,
+    enqueue,
 ) -> LabelingRun:
     run = LabelingRun.objects.create(
         mode=mode,
+        purpose=purpose,
+        version_content={"content_hash": version.content_hash, "labels": version.labels, "rules": version.rules},
         reviewers_per_item=reviewers_per_item,
         policy_version=version,
         teacher_config=config,
@@ -204,7 +239,7 @@ def _create_run(
                 f"selection needs {run.samples_total:,}. Split it into smaller runs or use online mode."
             )
         _enqueue_batch_submit(run)
-    else:
+    elif enqueue:
         _enqueue_chunks(run, range(len(bounds)))
     return run
 
@@ -311,7 +346,7 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
             return "already done"
         raise ChunkBusy(max(1.0, (chunk.lease_until - timezone.now()).total_seconds()))
 
-    space = label_space(run.policy_version)
+    space = run_label_space(run)
     try:
         provider = get_provider(run.config_snapshot, space)
     except TeacherConfigError as error:
@@ -510,15 +545,18 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
          "routing", "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at", "review_state",
          "reviews_needed", "approved_label", "approved_by", "approved_at"],
     )  # fmt: skip
-    if disagreeing:  # the other teacher's candidates disagree with ours just as much
+    if disagreeing and run.purpose == LabelingRun.Purpose.LABELING:  # the other teacher's candidates disagree too
         Candidate.objects.filter(
-            run__policy_version=run.policy_version, pair_id__in=disagreeing, status=Candidate.Status.LABELED
+            run__policy_version=run.policy_version,
+            pair_id__in=disagreeing,
+            status=Candidate.Status.LABELED,
+            run__purpose=LabelingRun.Purpose.LABELING,
         ).exclude(run=run).update(
             reason_teacher_disagreement=True, routing=Candidate.Routing.NEEDS_REVIEW, updated_at=timezone.now()
         )
         Candidate.objects.filter(
             run__policy_version=run.policy_version, pair_id__in=disagreeing, review_state=ReviewState.NONE,
-            routing=Candidate.Routing.NEEDS_REVIEW,
+            routing=Candidate.Routing.NEEDS_REVIEW, run__purpose=LabelingRun.Purpose.LABELING,
         ).exclude(run=run).update(
             review_state=ReviewState.PENDING, approved_label="", approved_by="", approved_at=None,
             reviews_needed=Subquery(
@@ -529,7 +567,10 @@ def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
 
 
 def _set_review_state(candidate: Candidate, run: LabelingRun, now) -> None:
-    """Auto-accepted: the teacher's label is approved. Needs review: queue it, unless humans already reviewed it."""
+    """Auto-accepted: the teacher's label is approved. Needs review: queue it, unless humans already reviewed it.
+    Scoring and preview runs only measure: nothing of theirs is queued or approved."""
+    if run.purpose != LabelingRun.Purpose.LABELING:
+        return
     if candidate.reviews_done or candidate.review_state in (ReviewState.ADJUDICATION, ReviewState.DONE):
         return
     if candidate.routing == Candidate.Routing.AUTO_ACCEPTED:
@@ -544,9 +585,14 @@ def _set_review_state(candidate: Candidate, run: LabelingRun, now) -> None:
 
 def _other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[str]]:
     labels: dict[int, set[str]] = {}
+    if run.purpose != LabelingRun.Purpose.LABELING:
+        return labels
     rows = (
         Candidate.objects.filter(
-            run__policy_version=run.policy_version, pair_id__in=pair_ids, status=Candidate.Status.LABELED
+            run__policy_version=run.policy_version,
+            pair_id__in=pair_ids,
+            status=Candidate.Status.LABELED,
+            run__purpose=LabelingRun.Purpose.LABELING,
         )
         .exclude(run=run)
         .exclude(run__teacher_config=run.teacher_config)

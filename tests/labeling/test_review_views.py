@@ -319,8 +319,9 @@ def test_runs_take_reviewers_per_item_in_the_form_and_the_api(pairs, published, 
     assert bad.status_code == 400 and "reviewers_per_item" in bad.json()["detail"]
 
 
-def test_a_long_queue_says_more_than_the_cap_instead_of_counting_it_all(pairs, needs_review, annotator, client_for,
-                                                                         monkeypatch):
+def test_a_long_queue_says_more_than_the_cap_instead_of_counting_it_all(
+    pairs, needs_review, annotator, client_for, monkeypatch
+):
     from labeling import selectors
 
     needs_review()

@@ -263,3 +263,112 @@ def test_admin_cannot_change_a_published_version(policy, make_user, client_for):
     assert post.status_code == 403
     v1.refresh_from_db()
     assert v1.body == "# Match policy\n\nJudge from the profile only.\n"
+
+
+# --- the gold set, scores on it and draft previews ---------------------------------------------------------------
+@dataclass(frozen=True)
+class GoldPage:
+    name: str
+    method: str
+    path: str  # formatted with the ids of gold_world
+    engineer: int  # status for ML engineers (annotators always get 403 here)
+    owner: int  # status for policy owners and staff
+    data: dict | None = None
+
+
+GOLD_PAGES = [
+    GoldPage("gold set", "get", "/policies/match/gold/", 200, 200),
+    GoldPage("gold remove", "post", "/policies/match/gold/{gold}/remove/", 403, 302, {"reason": "matrix"}),
+    GoldPage("gold mark", "post", "/gold/items/{approved}/mark/", 403, 302, {}),
+    GoldPage("run reviewed items", "get", "/runs/{run}/gold/", 403, 200),
+    GoldPage("run mark all", "post", "/runs/{run}/gold/mark-all/", 403, 302, {}),
+    GoldPage("scores", "get", "/policies/match/gold/score/", 200, 200),
+    GoldPage(
+        "score start", "post", "/policies/match/gold/score/", 403, 302, {"version": "{version}", "config": "{config}"}
+    ),
+    GoldPage("score of a run", "get", "/policies/match/gold/score/{score}/", 200, 200),
+    GoldPage("preview panel", "get", "/policies/match/draft/gold-preview/", 403, 200),
+    GoldPage("preview start", "post", "/policies/match/draft/gold-preview/start/", 403, 302, {"config": "{config}"}),
+    GoldPage("preview", "get", "/policies/match/draft/gold-preview/{preview}/", 403, 200),
+]
+
+
+@pytest.fixture
+def gold_world(policy, owner, make_user):
+    """One human-approved item already gold, another not yet; a gold score run and a draft preview."""
+    import io
+
+    from labeling.models import Candidate, TeacherConfig
+    from labeling.services import (
+        draft_preview_start,
+        gold_mark,
+        gold_score_start,
+        import_file,
+        labeling_run_create,
+        review_claim_next,
+        review_submit,
+    )
+
+    for kind, text in [
+        ("members", "member_id,headline\ng1,One\ng2,Two\n"),
+        ("jobs", "job_id,title,description\ngj,Job,Work\n"),
+        ("pairs", "member_id,job_id\ng1,gj\ng2,gj\n"),
+    ]:
+        assert import_file(kind=kind, stream=io.BytesIO(text.encode()), name=f"{kind}.csv").ok
+    config = TeacherConfig.objects.create(name="matrix", provider="heuristic")
+    published = policy.versions.get(number=1)
+    run = labeling_run_create(version=published, config=config, selection={"all": True})
+    Candidate.objects.filter(run=run).update(
+        status="labeled", label="strong_match", routing="needs_review", review_state="pending", reviews_needed=1
+    )
+    reviewer = make_user("rita", roles.ANNOTATOR)
+    while (item := review_claim_next(user=reviewer, run_id=run.pk)) is not None:
+        review_submit(user=reviewer, candidate_id=item.pk, label="no_match")
+    first, second = Candidate.objects.filter(run=run).order_by("id")
+    gold = gold_mark(user=owner, candidate_id=first.pk).gold
+    score = gold_score_start(user=owner, version=published, config=config)
+    preview = draft_preview_start(user=owner, draft=policy.versions.get(number=2), config=config)
+    return {
+        "gold": gold.pk, "approved": second.pk, "run": run.pk, "score": score.pk, "preview": preview.pk,
+        "version": published.pk, "config": config.pk,
+    }  # fmt: skip
+
+
+def _gold_state():
+    from labeling.models import DraftPreview, GoldLabel, GoldLabelEvent, LabelingRun
+
+    return {
+        "gold": list(GoldLabel.objects.order_by("pk").values_list("pk", "label")),
+        "events": GoldLabelEvent.objects.count(),
+        "runs": LabelingRun.objects.count(),
+        "previews": DraftPreview.objects.count(),
+    }
+
+
+@pytest.mark.parametrize("acting_user", ROLES, indirect=True, ids=ROLES)
+@pytest.mark.parametrize("page", GOLD_PAGES, ids=[page.name for page in GOLD_PAGES])
+def test_gold_role_matrix(page, acting_user, gold_world, client):
+    path = page.path.format(**gold_world)
+    data = {key: value.format(**gold_world) for key, value in (page.data or {}).items()}
+    if acting_user is not None:
+        client.force_login(acting_user)
+    before = _gold_state()
+
+    response = client.post(path, data) if page.method == "post" else client.get(path)
+
+    if acting_user is None:
+        assert response.status_code == 302 and urlsplit(response.url).path == "/login/"
+    elif roles.has_role(acting_user, roles.POLICY_OWNER):
+        assert response.status_code == page.owner
+    elif roles.has_role(acting_user, roles.ML_ENGINEER):
+        assert response.status_code == page.engineer
+    else:  # no role, or annotators only
+        assert response.status_code == 403
+    is_owner = acting_user is not None and roles.has_role(acting_user, roles.POLICY_OWNER)
+    if page.method == "post":
+        if is_owner:
+            assert _gold_state() != before, "an allowed write did nothing"
+        else:
+            assert _gold_state() == before, "a refused request changed something"
+    if response.status_code == 403:
+        assert b"needs the role" in response.content

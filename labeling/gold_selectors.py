@@ -1,0 +1,305 @@
+"""Reads for the gold set, scores on it and draft previews. Every accuracy, confusion, per-rule and calibration figure
+comes from ``labeling.evaluation.evaluation_report`` over ``Judged`` records built here (truth = the gold label)."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+
+from policyhub.models import Policy, PolicyVersion
+
+from .evaluation import EvaluationReport, evaluation_report
+from .metrics import Judged
+from .models import (
+    Candidate,
+    DraftPreview,
+    GoldLabel,
+    GoldLabelEvent,
+    LabelingRun,
+    Pair,
+    ReviewState,
+    TeacherSample,
+)
+from .services.gold import HUMAN_APPROVALS
+
+
+# --- the gold set ----------------------------------------------------------------------------------------------
+def gold_labels(*, policy: Policy) -> dict[int, str]:
+    """{pair id: gold label} of the policy."""
+    return dict(GoldLabel.objects.filter(policy=policy).values_list("pair_id", "label"))
+
+
+def gold_list(*, policy: Policy) -> QuerySet[GoldLabel]:
+    return (
+        GoldLabel.objects.filter(policy=policy)
+        .select_related("pair__member", "pair__job", "created_by", "source_candidate__run")
+        .order_by("pair__member__external_id", "pair__job__external_id")
+    )
+
+
+def gold_counts(*, policy: Policy) -> list[tuple[str, int]]:
+    """Gold labels per label, in the order of the latest version's labels, then any other label."""
+    counts = Counter(GoldLabel.objects.filter(policy=policy).values_list("label", flat=True))
+    latest = policy.versions.order_by("-number").first()
+    order = [key for key in (latest.label_keys if latest else []) if key in counts]
+    order += sorted(set(counts) - set(order))
+    return [(label, counts[label]) for label in order]
+
+
+def gold_events(*, policy: Policy, limit: int = 50) -> QuerySet[GoldLabelEvent]:
+    return GoldLabelEvent.objects.filter(policy=policy).select_related("pair__member", "pair__job", "user")[:limit]
+
+
+def _gold_label_of_pair(policy_id) -> Subquery:
+    return Subquery(GoldLabel.objects.filter(policy_id=policy_id, pair_id=OuterRef("pair_id")).values("label")[:1])
+
+
+def runs_with_human_approvals(*, policy: Policy) -> QuerySet[LabelingRun]:
+    """Labeling runs of the policy with items humans approved (``approved``) and how many of those are gold."""
+    approved = Q(candidates__review_state=ReviewState.DONE, candidates__approved_by__in=HUMAN_APPROVALS)
+    gold_pairs = GoldLabel.objects.filter(policy=policy).values("pair_id")
+    return (
+        LabelingRun.objects.filter(policy_version__policy=policy, purpose=LabelingRun.Purpose.LABELING)
+        .annotate(
+            approved=Count("candidates", filter=approved),
+            gold=Count("candidates", filter=approved & Q(candidates__pair_id__in=gold_pairs)),
+        )
+        .filter(approved__gt=0)
+        .select_related("policy_version", "teacher_config")
+        .order_by("-created_at")
+    )
+
+
+def run_human_approved(*, run: LabelingRun) -> QuerySet[Candidate]:
+    """The run's human-approved items, each with ``gold_label`` (the pair's gold label under the policy or None)."""
+    return (
+        Candidate.objects.filter(run=run, review_state=ReviewState.DONE, approved_by__in=HUMAN_APPROVALS)
+        .exclude(approved_label="")
+        .annotate(gold_label=_gold_label_of_pair(run.policy_version.policy_id))
+        .select_related("pair__member", "pair__job")
+        .order_by("id")
+    )
+
+
+def run_waiting_count(*, run: LabelingRun) -> int:
+    return Candidate.objects.filter(run=run, review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION]).count()
+
+
+# --- scores on the gold set ------------------------------------------------------------------------------------
+@dataclass
+class Answer:
+    """A run's aggregated answer for one pair, with the rules and a rationale of the samples that voted for it."""
+
+    pair_id: int
+    label: str
+    confidence: float | None
+    cited_rules: tuple[str, ...]
+    rationale: str
+
+
+def run_answers(*, run: LabelingRun, pair_ids) -> dict[int, Answer]:
+    """Labeled candidates of ``run`` on ``pair_ids``."""
+    candidates = {
+        c.pair_id: c
+        for c in Candidate.objects.filter(run=run, pair_id__in=pair_ids, status=Candidate.Status.LABELED).only(
+            "pair_id", "label", "confidence"
+        )
+    }
+    rules: dict[int, set[str]] = {}
+    rationale: dict[int, str] = {}
+    samples = TeacherSample.objects.filter(run=run, pair_id__in=list(candidates), error_kind="").order_by(
+        "pair_id", "sample_index"
+    )
+    for sample in samples.only("pair_id", "label", "cited_rules", "rationale"):
+        if sample.label != candidates[sample.pair_id].label:
+            continue
+        rules.setdefault(sample.pair_id, set()).update(sample.cited_rules)
+        rationale.setdefault(sample.pair_id, sample.rationale)
+    return {
+        pair_id: Answer(
+            pair_id, c.label, c.confidence, tuple(sorted(rules.get(pair_id, ()))), rationale.get(pair_id, "")
+        )
+        for pair_id, c in candidates.items()
+    }
+
+
+def judged(answers: dict[int, Answer], gold: dict[int, str]) -> list[Judged]:
+    return [
+        Judged(predicted=a.label, truth=gold[pair_id], confidence=a.confidence, cited_rules=a.cited_rules)
+        for pair_id, a in sorted(answers.items())
+        if pair_id in gold
+    ]
+
+
+@dataclass
+class RunGoldScore:
+    run: LabelingRun
+    evaluation: EvaluationReport
+    gold_total: int  # pairs in the gold set now
+    in_run: int  # gold pairs the run covers
+    labeled: int  # of those, labeled so far
+    failed: int
+
+
+def run_gold_score(*, run: LabelingRun, target_precision: float) -> RunGoldScore:
+    """A run's teacher labels against the policy's current gold labels."""
+    gold = gold_labels(policy=run.policy_version.policy)
+    answers = run_answers(run=run, pair_ids=list(gold))
+    covered = Candidate.objects.filter(run=run, pair_id__in=list(gold))
+    return RunGoldScore(
+        run=run,
+        evaluation=evaluation_report(
+            judged(answers, gold), version=run.policy_version, target_precision=target_precision
+        ),
+        gold_total=len(gold),
+        in_run=covered.count(),
+        labeled=len(answers),
+        failed=covered.filter(status=Candidate.Status.FAILED).count(),
+    )
+
+
+@dataclass
+class RunOnGold:
+    run: LabelingRun
+    n: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+
+def runs_on_gold(*, policy: Policy) -> list[RunOnGold]:
+    """Every labeling or scoring run of the policy's released versions with labeled items on gold pairs: how many
+    and how many agree with gold (one grouped query)."""
+    gold_pairs = GoldLabel.objects.filter(policy=policy).values("pair_id")
+    rows = (
+        Candidate.objects.filter(
+            run__policy_version__policy=policy,
+            run__purpose__in=[LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE],
+            status=Candidate.Status.LABELED,
+            pair_id__in=gold_pairs,
+        )
+        .annotate(gold_label=_gold_label_of_pair(policy.pk))
+        .values("run_id")
+        .annotate(n=Count("id"), correct=Count("id", filter=Q(label=F("gold_label"))))
+        .order_by()
+    )
+    counts = {row["run_id"]: (row["n"], row["correct"]) for row in rows}
+    runs = LabelingRun.objects.filter(pk__in=counts).select_related("policy_version", "teacher_config")
+    return [RunOnGold(run, *counts[run.pk]) for run in runs.order_by("-created_at")]
+
+
+def gold_score_runs(*, policy: Policy) -> QuerySet[LabelingRun]:
+    return LabelingRun.objects.filter(policy_version__policy=policy, purpose=LabelingRun.Purpose.GOLD_SCORE)
+
+
+def released_versions(*, policy: Policy) -> QuerySet[PolicyVersion]:
+    return policy.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number")
+
+
+# --- draft previews --------------------------------------------------------------------------------------------
+@dataclass
+class Flip:
+    pair: Pair
+    published_label: str
+    draft_label: str
+    draft_rationale: str
+    gold_label: str | None
+
+
+@dataclass
+class PreviewState:
+    preview: DraftPreview
+    total: int
+    draft_done: int  # pairs the draft run has finished (labeled or failed)
+    draft_failed: int
+    published_done: int | None  # None: nothing to compare with
+    finished: bool
+    draft_evaluation: EvaluationReport
+    published_evaluation: EvaluationReport | None
+    compared: int  # pairs both runs labeled
+    flips: list[Flip] = field(default_factory=list)
+    stale: str = ""  # why the preview no longer shows the draft as it is, "" when it does
+    errors: list[str] = field(default_factory=list)
+
+
+def frozen_draft(preview: DraftPreview, draft_run: LabelingRun) -> PolicyVersion:
+    """The draft as the preview labelled it (unsaved): the labels and rules frozen on its run."""
+    content = draft_run.version_content
+    return PolicyVersion(
+        policy=preview.policy, number=preview.draft.number, labels=content["labels"], rules=content["rules"]
+    )
+
+
+def preview_staleness(preview: DraftPreview) -> str:
+    """Why the figures no longer describe the draft ("" while they do). Publishing keeps the content, so a preview
+    of a draft published since stays valid."""
+    draft = PolicyVersion.objects.filter(pk=preview.draft_id).values("content_hash", "revision").first()
+    if draft["content_hash"] != preview.content_hash:
+        return (
+            f"The draft changed since this preview (revision {preview.draft_revision} → {draft['revision']}): "
+            "these figures are for the earlier content. Preview again to see the current draft."
+        )
+    return ""
+
+
+def _done(run: LabelingRun, pair_ids) -> tuple[int, int]:
+    counts = Candidate.objects.filter(run=run, pair_id__in=pair_ids).aggregate(
+        done=Count("id", filter=~Q(status=Candidate.Status.PENDING)),
+        failed=Count("id", filter=Q(status=Candidate.Status.FAILED)),
+    )
+    return counts["done"], counts["failed"]
+
+
+def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> PreviewState:
+    """What the preview page shows now: progress, the figures so far and the flips so far."""
+    draft_run = LabelingRun.objects.get(pk=preview.draft_run_id)
+    published_run = LabelingRun.objects.get(pk=preview.published_run_id) if preview.published_run_id else None
+    pair_ids = list(Candidate.objects.filter(run=draft_run).values_list("pair_id", flat=True))
+    in_preview = set(pair_ids)
+    gold = {pair: label for pair, label in gold_labels(policy=preview.policy).items() if pair in in_preview}
+    draft_answers = run_answers(run=draft_run, pair_ids=pair_ids)
+    draft_done, draft_failed = _done(draft_run, pair_ids)
+    state = PreviewState(
+        preview=preview,
+        total=len(pair_ids),
+        draft_done=draft_done,
+        draft_failed=draft_failed,
+        published_done=None,
+        finished=not draft_run.is_active and not (published_run and published_run.is_active),
+        draft_evaluation=evaluation_report(
+            judged(draft_answers, gold), version=frozen_draft(preview, draft_run), target_precision=target_precision
+        ),
+        published_evaluation=None,
+        compared=0,
+        stale=preview_staleness(preview),
+        errors=[f"{name}: {run.error}" for name, run in (("Draft", draft_run), ("Published", published_run))
+                if run is not None and run.error],
+    )  # fmt: skip
+    if published_run is None:
+        return state
+    published_answers = run_answers(run=published_run, pair_ids=pair_ids)
+    state.published_done = _done(published_run, pair_ids)[0]
+    state.published_evaluation = evaluation_report(
+        judged(published_answers, gold), version=preview.published_version, target_precision=target_precision
+    )
+    both = sorted(set(draft_answers) & set(published_answers))
+    state.compared = len(both)
+    flipped = [p for p in both if draft_answers[p].label != published_answers[p].label]
+    pairs = Pair.objects.select_related("member", "job").in_bulk(flipped)
+    state.flips = [
+        Flip(
+            pair=pairs[p],
+            published_label=published_answers[p].label,
+            draft_label=draft_answers[p].label,
+            draft_rationale=draft_answers[p].rationale,
+            gold_label=gold.get(p),
+        )
+        for p in flipped
+    ]
+    return state
+
+
+def draft_previews(*, draft: PolicyVersion, limit: int = 10) -> QuerySet[DraftPreview]:
+    return DraftPreview.objects.filter(draft=draft).select_related("teacher_config", "created_by")[:limit]

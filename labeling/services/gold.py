@@ -1,0 +1,187 @@
+"""The gold set: human-approved items a policy owner marks as trusted labels, and their removal.
+
+Only an item humans approved (reviewed to agreement, or adjudicated) can become gold, with its approved label. A
+pair is gold at most once per policy: marking it again with the same label changes nothing; with a different label
+it is refused unless the owner explicitly replaces it. Every addition, replacement and removal is logged in
+``GoldLabelEvent``. Writes for one policy are serialised by locking the policy row.
+"""
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from policyhub import roles
+from policyhub.models import Policy
+
+from ..models import ApprovedBy, Candidate, GoldLabel, GoldLabelEvent, LabelingRun, ReviewState
+
+HUMAN_APPROVALS = (ApprovedBy.REVIEWERS, ApprovedBy.ADJUDICATOR)
+
+
+class GoldError(ValidationError):
+    """A gold-set action that cannot be done as asked; the message says why. Nothing was changed."""
+
+
+class GoldConflict(GoldError):
+    """The pair is already gold with a different label: replacing it must be an explicit action."""
+
+    def __init__(self, gold: GoldLabel, candidate: Candidate):
+        self.gold, self.candidate = gold, candidate
+        super().__init__(
+            f"Pair {candidate.pair.member.external_id} × {candidate.pair.job.external_id} is already gold as "
+            f"{gold.label}; item #{candidate.pk} was approved as {candidate.approved_label}. Replace the gold label "
+            "explicitly if the new one is right."
+        )
+
+
+def _require_owner(user) -> None:
+    if not roles.has_role(user, roles.POLICY_OWNER):
+        raise PermissionDenied("Only policy owners can change the gold set.")
+
+
+def is_human_approved(candidate: Candidate) -> bool:
+    return (
+        candidate.review_state == ReviewState.DONE
+        and candidate.approved_by in HUMAN_APPROVALS
+        and bool(candidate.approved_label)
+    )
+
+
+def _lock_policy(policy_id: int) -> None:
+    Policy.objects.select_for_update().filter(pk=policy_id).first()
+
+
+@dataclass
+class GoldMarkResult:
+    gold: GoldLabel
+    outcome: str  # "added" | "unchanged" | "replaced"
+
+
+def gold_mark(*, user, candidate_id: int, replace: bool = False) -> GoldMarkResult:
+    """Make a human-approved item's label the gold label of its pair under its policy."""
+    _require_owner(user)
+    try:
+        candidate = Candidate.objects.select_related("run__policy_version", "pair__member", "pair__job").get(
+            pk=candidate_id
+        )
+    except Candidate.DoesNotExist:
+        raise GoldError(f"There is no item #{candidate_id}.") from None
+    if candidate.run.purpose != LabelingRun.Purpose.LABELING or not is_human_approved(candidate):
+        state = candidate.get_review_state_display() if candidate.review_state else "not reviewed by a human"
+        raise GoldError(
+            f"Item #{candidate.pk} is not human-approved yet ({state}): only items reviewers agreed on or a policy "
+            "owner adjudicated can become gold."
+        )
+    policy_id = candidate.run.policy_version.policy_id
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_policy(policy_id)
+        gold = GoldLabel.objects.filter(policy_id=policy_id, pair_id=candidate.pair_id).first()
+        if gold is None:
+            gold = GoldLabel.objects.create(
+                policy_id=policy_id, pair_id=candidate.pair_id, label=candidate.approved_label,
+                source_candidate=candidate, created_by=user,
+            )  # fmt: skip
+            GoldLabelEvent.objects.create(
+                policy_id=policy_id, pair_id=candidate.pair_id, action=GoldLabelEvent.Action.ADDED,
+                label=gold.label, source_candidate=candidate, user=user,
+            )  # fmt: skip
+            return GoldMarkResult(gold, "added")
+        if gold.label == candidate.approved_label:
+            return GoldMarkResult(gold, "unchanged")
+        if not replace:
+            raise GoldConflict(gold, candidate)
+        GoldLabelEvent.objects.create(
+            policy_id=policy_id, pair_id=candidate.pair_id, action=GoldLabelEvent.Action.REPLACED, label=gold.label,
+            new_label=candidate.approved_label, source_candidate=candidate, user=user,
+        )  # fmt: skip
+        gold.label, gold.source_candidate, gold.created_by, gold.created_at = (
+            candidate.approved_label, candidate, user, now,
+        )  # fmt: skip
+        gold.save()
+    return GoldMarkResult(gold, "replaced")
+
+
+@dataclass
+class BulkGoldResult:
+    added: int = 0
+    unchanged: int = 0
+    conflicts: list[tuple[Candidate, GoldLabel]] = field(default_factory=list)
+    waiting: int = 0  # items of the run still waiting for review or adjudication
+
+    @property
+    def summary(self) -> str:
+        parts = [f"{self.added} added to the gold set", f"{self.unchanged} already gold with the same label"]
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} refused: already gold with a different label")
+        if self.waiting:
+            parts.append(f"{self.waiting} still waiting for a human decision (skipped)")
+        return "; ".join(parts) + "."
+
+
+def gold_mark_run(*, user, run: LabelingRun) -> BulkGoldResult:
+    """Mark every human-approved item of a run as gold. Idempotent: items already gold with the same label are
+    left alone; pairs gold with a different label are reported, never changed."""
+    _require_owner(user)
+    if run.purpose != LabelingRun.Purpose.LABELING:
+        raise GoldError(f"Run #{run.pk} is a {run.get_purpose_display().lower()} run: it has no human-approved items.")
+    policy_id = run.policy_version.policy_id
+    result = BulkGoldResult()
+    with transaction.atomic():
+        _lock_policy(policy_id)
+        approved = list(
+            Candidate.objects.filter(run=run, review_state=ReviewState.DONE, approved_by__in=HUMAN_APPROVALS)
+            .exclude(approved_label="")
+            .select_related("pair__member", "pair__job")
+            .order_by("id")
+        )
+        result.waiting = Candidate.objects.filter(
+            run=run, review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION]
+        ).count()
+        existing = {
+            gold.pair_id: gold
+            for gold in GoldLabel.objects.filter(policy_id=policy_id, pair_id__in=[c.pair_id for c in approved])
+        }
+        new_gold, events = [], []
+        for candidate in approved:
+            gold = existing.get(candidate.pair_id)
+            if gold is None:
+                new_gold.append(
+                    GoldLabel(
+                        policy_id=policy_id, pair_id=candidate.pair_id, label=candidate.approved_label,
+                        source_candidate=candidate, created_by=user,
+                    )
+                )  # fmt: skip
+                events.append(
+                    GoldLabelEvent(
+                        policy_id=policy_id, pair_id=candidate.pair_id, action=GoldLabelEvent.Action.ADDED,
+                        label=candidate.approved_label, source_candidate=candidate, user=user,
+                    )
+                )  # fmt: skip
+            elif gold.label == candidate.approved_label:
+                result.unchanged += 1
+            else:
+                result.conflicts.append((candidate, gold))
+        GoldLabel.objects.bulk_create(new_gold)
+        GoldLabelEvent.objects.bulk_create(events)
+        result.added = len(new_gold)
+    return result
+
+
+def gold_remove(*, user, gold_id: int, reason: str) -> GoldLabelEvent:
+    """Take a pair out of the gold set; who, when, which label and why are kept in the log."""
+    _require_owner(user)
+    if not reason.strip():
+        raise GoldError("Say why the gold label is removed: the reason is recorded.")
+    with transaction.atomic():
+        gold = GoldLabel.objects.select_for_update().filter(pk=gold_id).first()
+        if gold is None:
+            raise GoldError("That gold label no longer exists (someone removed it already).")
+        event = GoldLabelEvent.objects.create(
+            policy_id=gold.policy_id, pair_id=gold.pair_id, action=GoldLabelEvent.Action.REMOVED, label=gold.label,
+            source_candidate_id=gold.source_candidate_id, user=user, reason=reason.strip()[:5000],
+        )  # fmt: skip
+        gold.delete()
+    return event
