@@ -6,44 +6,89 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('labeling', '0003_review_queue'),
-        ('policyhub', '0003_immutable_published_versions'),
+        ("labeling", "0003_review_queue"),
+        ("policyhub", "0003_immutable_published_versions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DatasetExport',
+            name="DatasetExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('filters', models.JSONField(default=dict, help_text='What was selected (see exports.selection.Filters).')),
-                ('split', models.JSONField(default=dict, help_text='Split recipe: ratios, seed, group_by_job.')),
-                ('formats', models.JSONField(default=list)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('building', 'Building'), ('ready', 'Ready'), ('failed', 'Failed'), ('deleted', 'Deleted')], default='queued', max_length=10)),
-                ('rows_total', models.PositiveIntegerField(default=0)),
-                ('rows_done', models.PositiveIntegerField(default=0)),
-                ('stage', models.CharField(blank=True, help_text='What the build is doing now.', max_length=60)),
-                ('error', models.TextField(blank=True)),
-                ('manifest', models.JSONField(blank=True, default=dict)),
-                ('archive_sha256', models.CharField(blank=True, max_length=64)),
-                ('archive_size', models.PositiveBigIntegerField(default=0)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('deleted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('policy_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='exports', to='policyhub.policyversion')),
-                ('runs', models.ManyToManyField(related_name='exports', to='labeling.labelingrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "filters",
+                    models.JSONField(default=dict, help_text="What was selected (see exports.selection.Filters)."),
+                ),
+                ("split", models.JSONField(default=dict, help_text="Split recipe: ratios, seed, group_by_job.")),
+                ("formats", models.JSONField(default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("building", "Building"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                            ("deleted", "Deleted"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("rows_total", models.PositiveIntegerField(default=0)),
+                ("rows_done", models.PositiveIntegerField(default=0)),
+                ("stage", models.CharField(blank=True, help_text="What the build is doing now.", max_length=60)),
+                ("error", models.TextField(blank=True)),
+                ("manifest", models.JSONField(blank=True, default=dict)),
+                ("archive_sha256", models.CharField(blank=True, max_length=64)),
+                ("archive_size", models.PositiveBigIntegerField(default=0)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "deleted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "policy_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="exports",
+                        to="policyhub.policyversion",
+                    ),
+                ),
+                ("runs", models.ManyToManyField(related_name="exports", to="labeling.labelingrun")),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('created_by', 'idempotency_key'), name='export_unique_idempotency_key')],
+                "ordering": ["-created_at", "-pk"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("idempotency_key", ""), _negated=True),
+                        fields=("created_by", "idempotency_key"),
+                        name="export_unique_idempotency_key",
+                    )
+                ],
             },
         ),
     ]
