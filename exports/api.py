@@ -155,12 +155,10 @@ def get_manifest(request, export_id: int):
 
 def _download(request, export: DatasetExport, name: str):
     try:
-        path = services.export_file_path(export, name)
+        download = services.export_download(export, name)
     except ExportError as error:
         raise HttpError(404 if error.field == "name" else 409, error.message) from None
-    entry = export.file_entry(name)
-    etag = export.archive_sha256 if name == export.archive_name else entry["sha256"] if entry else ""
-    return file_response(request, path, filename=f"export-{export.pk}-{name}" if entry else name, etag=etag)
+    return file_response(request, download.path, filename=download.filename, etag=download.etag)
 
 
 @router.get("/exports/{export_id}/files/{name}", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut})

@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -217,13 +218,26 @@ def export_delete(*, export: DatasetExport, user) -> DatasetExport:
     return export
 
 
-def export_file_path(export: DatasetExport, name: str) -> Path:
-    """The path of a built file (or the archive); ExportError when there is no such file to download."""
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    filename: str  # what the browser saves it as
+    etag: str  # the file's sha256: built exports never change
+
+
+def export_download(export: DatasetExport, name: str) -> Download:
+    """A built file (or the archive) to stream; ExportError (field ``name`` or ``status``) when there is none."""
     if not export.is_ready:
         raise ExportError("status", f"Export #{export.pk} is {export.status}: nothing to download.")
-    if name != export.archive_name and name != "manifest.json" and export.file_entry(name) is None:
+    entry = export.file_entry(name)
+    if name == export.archive_name:
+        etag = export.archive_sha256
+    elif name == "manifest.json" or entry is not None:
+        etag = entry["sha256"] if entry else ""
+    else:
         raise ExportError("name", f"Export #{export.pk} has no file {name!r}.")
     path = export_dir(export) / name
     if not os.path.isfile(path):
         raise ExportError("name", f"The file {name!r} of export #{export.pk} is missing on disk.")
-    return path
+    filename = name if name == export.archive_name else f"export-{export.pk}-{name}"
+    return Download(path, filename, etag)

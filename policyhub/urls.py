@@ -48,5 +48,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("account/", include("policyhub.account_urls")),
     path("", include("labeling.urls")),
+    path("", include("exports.urls")),
     *policy_patterns,
 ]
