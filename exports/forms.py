@@ -4,12 +4,18 @@ from labeling.models import Candidate, LabelingRun
 from policyhub.models import PolicyVersion
 
 
+class RunChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, run: LabelingRun) -> str:
+        version = run.policy_version
+        return f"Run #{run.pk} · {version.policy.slug} v{version.number} · {run.teacher_config.name} ({run.status})"
+
+
 class ExportForm(forms.Form):
     version = forms.ModelChoiceField(
         queryset=PolicyVersion.objects.exclude(status=PolicyVersion.Status.DRAFT).select_related("policy"),
         label="Policy version",
     )
-    runs = forms.ModelMultipleChoiceField(
+    runs = RunChoices(
         queryset=LabelingRun.objects.select_related("policy_version__policy", "teacher_config").order_by("-pk"),
         required=False,
         widget=forms.CheckboxSelectMultiple,

@@ -92,4 +92,9 @@ def build_manifest(export: DatasetExport, *, counts: dict, rows: int, approved_b
 
 def render_card(manifest: dict) -> str:
     """The human-readable dataset card (markdown; user text in it is sanitised when the site renders it)."""
-    return render_to_string("exports/dataset_card.md", {"m": manifest})
+    labels = manifest["policy"]["labels"]
+    table = [
+        (split, manifest["counts"]["by_split"][split], [counts.get(label, 0) for label in labels])
+        for split, counts in manifest["counts"]["by_split_label"].items()
+    ]
+    return render_to_string("exports/dataset_card.md", {"m": manifest, "split_table": table})
