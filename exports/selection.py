@@ -189,33 +189,31 @@ def _fields(d: _Dialect, labels: list[str]) -> list[tuple[str, str]]:
 class Query:
     sql: str
     params: list
+    columns: int = 0  # how many columns the rows have (what a binary COPY needs to decode them)
 
 
 def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
-    """The selected candidates, one per pair, with every exported column (JSON values as JSON text)."""
+    """The selected candidates, one per pair, with every exported column (JSON values as JSON text).
+
+    Per row: the teacher sample that gave the exported label (its rationale and cited rules), else an annotator's
+    or adjudicator's note for that label; the reviews come from one grouped join, the gold label from another."""
     d = _dialect()
     labels = version.label_keys
+    runs = ", ".join(["%s"] * len(run_ids))
     hard = "CASE WHEN c.approved_label <> '' THEN c.approved_label ELSE c.label END"
-    sample = (
-        "FROM labeling_teachersample s WHERE s.run_id = c.run_id AND s.pair_id = c.pair_id "
-        f"AND s.label = ({hard}) AND s.error_kind = '' ORDER BY s.sample_index LIMIT 1"
-    )
     note = (
-        f"FROM labeling_review r WHERE r.candidate_id = c.id AND r.label = ({hard}) AND r.note <> '' "
-        "ORDER BY CASE WHEN r.kind = 'adjudication' THEN 0 ELSE 1 END, r.id LIMIT 1"
+        f"(SELECT r.note FROM labeling_review r WHERE r.candidate_id = c.id AND r.label = ({hard}) AND r.note <> '' "
+        "ORDER BY CASE WHEN r.kind = 'adjudication' THEN 0 ELSE 1 END, r.id LIMIT 1)"
     )
     reasons = " || ".join(f"CASE WHEN c.reason_{r} THEN '\"{r}\",' ELSE '' END" for r in Candidate.REASONS)
-    reviewed = (
-        "labeling_review r JOIN auth_user u ON u.id = r.reviewer_id WHERE r.candidate_id = c.id AND r.kind = 'review'"
-    )
-    agreement = (
-        "CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') THEN (SELECT CAST(SUM(CASE WHEN r.label = "
-        "c.approved_label THEN 1 ELSE 0 END) AS FLOAT) / COUNT(*) FROM labeling_review r WHERE r.candidate_id = c.id "
-        "AND r.kind = 'review') ELSE c.vote_share END"
-    )
     probs = ", ".join(f"COALESCE({d.dist}, 0) AS p{i}" for i in range(len(labels)))
-    where = ["c.run_id IN ({})".format(", ".join(["%s"] * len(run_ids))), "c.status = 'labeled'"]
-    params: list = [d.key_param.format(key) for key in labels] + [version.policy_id] + list(run_ids)
+    reviewers = (
+        "COALESCE(json_agg(u.username ORDER BY u.username) FILTER (WHERE r.kind = 'review'), '[]'::json)"
+        if d is _POSTGRES
+        else "json_group_array(u.username) FILTER (WHERE r.kind = 'review')"
+    )
+    where = [f"c.run_id IN ({runs})", "c.status = 'labeled'"]
+    params: list = [d.key_param.format(key) for key in labels] + list(run_ids)
     if filters.approved_only:
         where.append("c.approved_label <> ''")
     if filters.human_only:
@@ -226,11 +224,16 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
         where.append("c.confidence >= %s")
         params.append(filters.min_confidence)
     if filters.min_agreement is not None:
-        where.append(f"({agreement}) >= %s")
+        where.append(
+            "(CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') THEN (SELECT CAST(SUM(CASE WHEN r.label = "
+            "c.approved_label THEN 1 ELSE 0 END) AS FLOAT) / COUNT(*) FROM labeling_review r "
+            "WHERE r.candidate_id = c.id AND r.kind = 'review') ELSE c.vote_share END) >= %s"
+        )
         params.append(filters.min_agreement)
     if filters.gold_only:
         where.append("EXISTS (SELECT 1 FROM labeling_goldlabel g WHERE g.policy_id = %s AND g.pair_id = c.pair_id)")
         params.append(version.policy_id)
+    params += list(run_ids) + [version.policy_id]
     picked = (
         "SELECT id FROM (SELECT c.id, ROW_NUMBER() OVER (PARTITION BY c.pair_id ORDER BY CASE WHEN c.approved_by "
         "IN ('reviewers', 'adjudicator') THEN 0 ELSE 1 END, c.run_id DESC) AS pick FROM labeling_candidate c "
@@ -243,29 +246,35 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
           j.title AS job_title, j.description AS job_description, j.required_skills AS job_required_skills,
           j.seniority AS job_seniority, j.location AS job_location,
           {hard} AS label, c.label AS teacher_label, {probs}, c.confidence AS confidence,
-          COALESCE((SELECT s.rationale {sample}), (SELECT r.note {note}), '') AS rationale,
-          CASE WHEN EXISTS (SELECT 1 {sample}) THEN 'teacher' WHEN EXISTS (SELECT 1 {note}) THEN 'human'
-               ELSE '' END AS rationale_source,
-          COALESCE((SELECT {d.jsoncol.format("s.cited_rules")} {sample}), '[]') AS cited_rules,
+          COALESCE(s.rationale, {note}, '') AS rationale,
+          CASE WHEN s.id IS NOT NULL THEN 'teacher' WHEN {note} IS NOT NULL THEN 'human' ELSE '' END
+            AS rationale_source,
+          COALESCE({d.jsoncol.format("s.cited_rules")}, '[]') AS cited_rules,
           c.routing AS routing, '[' || rtrim({reasons}, ',') || ']' AS reasons,
           CASE WHEN c.approved_by = '' THEN 'unapproved' ELSE c.approved_by END AS approved_by,
-          {
-        d.agg.format(expr="u.username", order="u.username", source=reviewed)
-        if d is _POSTGRES
-        else d.agg.format(expr="username", order="username", source="(SELECT u.username " + "FROM " + reviewed + ")")
-    }
-            AS reviewers,
-          COALESCE((SELECT u.username FROM labeling_review r JOIN auth_user u ON u.id = r.reviewer_id
-                    WHERE r.candidate_id = c.id AND r.kind = 'adjudication' LIMIT 1), '') AS adjudicator,
-          {agreement} AS agreement,
-          COALESCE((SELECT g.label FROM labeling_goldlabel g WHERE g.policy_id = %s AND g.pair_id = c.pair_id), '')
-            AS gold_label,
+          COALESCE(rv.reviewers, '[]') AS reviewers, COALESCE(rv.adjudicator, '') AS adjudicator,
+          CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') AND rv.n > 0 THEN CAST(rv.agree AS FLOAT) / rv.n
+               ELSE c.vote_share END AS agreement,
+          COALESCE(g.label, '') AS gold_label,
           c.run_id AS run_id
         FROM ({picked}) picked
         JOIN labeling_candidate c ON c.id = picked.id
         JOIN labeling_pair p ON p.id = c.pair_id
         JOIN labeling_member m ON m.id = p.member_id
         JOIN labeling_job j ON j.id = p.job_id
+        LEFT JOIN labeling_teachersample s ON s.run_id = c.run_id AND s.pair_id = c.pair_id
+          AND s.sample_index = (SELECT MIN(s2.sample_index) FROM labeling_teachersample s2 WHERE s2.run_id = c.run_id
+                                AND s2.pair_id = c.pair_id AND s2.label = ({hard}) AND s2.error_kind = '')
+        LEFT JOIN (
+          SELECT r.candidate_id, {reviewers} AS reviewers,
+            MAX(CASE WHEN r.kind = 'adjudication' THEN u.username END) AS adjudicator,
+            SUM(CASE WHEN r.kind = 'review' THEN 1 ELSE 0 END) AS n,
+            SUM(CASE WHEN r.kind = 'review' AND r.label = cc.approved_label THEN 1 ELSE 0 END) AS agree
+          FROM labeling_review r JOIN auth_user u ON u.id = r.reviewer_id
+          JOIN labeling_candidate cc ON cc.id = r.candidate_id
+          WHERE cc.run_id IN ({runs}) GROUP BY r.candidate_id
+        ) rv ON rv.candidate_id = c.id
+        LEFT JOIN labeling_goldlabel g ON g.policy_id = %s AND g.pair_id = c.pair_id
     """
     return Query(sql, params)
 
@@ -280,7 +289,7 @@ def rows_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> 
     fields = ", ".join(f"'{key}', {expr}" for key, expr in _fields(d, version.label_keys))
     cast = "::text" if d is _POSTGRES else ""
     sql = f"SELECT t.member_id, t.label, t.approved_by, {d.obj}({fields}){cast} FROM ({inner.sql}) t {ORDER}"
-    return Query(sql, inner.params)
+    return Query(sql, inner.params, columns=4)
 
 
 def floor_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
@@ -297,4 +306,4 @@ def count_query(version: PolicyVersion, run_ids: list[int], filters: Filters) ->
 def pairs_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
     """(member id, job id) of the selected rows: what grouping by job needs."""
     inner = _inner(version, run_ids, filters)
-    return Query(f"SELECT t.member_id, t.job_id FROM ({inner.sql}) t", inner.params)
+    return Query(f"SELECT t.member_id, t.job_id FROM ({inner.sql}) t", inner.params, columns=2)

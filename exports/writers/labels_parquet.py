@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-ROW_GROUP_ROWS = 50_000
-BLOCK_BYTES = 4 << 20
+ROW_GROUP_ROWS = 20_000
+BLOCK_BYTES = 1 << 20
 
 
 def schema(labels: list[str]) -> pa.Schema:

@@ -8,16 +8,17 @@ output schema, with the approved label. Each line is ``{"messages": [system, use
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
-from labeling.models import Job, Member
 from labeling.teacher.messages import build_messages, job_facts, member_facts
 
 from .labels_jsonl import PROGRESS_EVERY
 
 
 def example(row: dict, system_prompt: str) -> dict:
-    member = Member(external_id=row["member_id"], **row["member"])
-    job = Job(external_id=row["job_id"], **row["job"])
+    # member_facts / job_facts read attributes: a namespace with the exported fields stands in for the model rows
+    member = SimpleNamespace(external_id=row["member_id"], **row["member"])
+    job = SimpleNamespace(external_id=row["job_id"], **row["job"])
     answer = {"label": row["label"], "rationale": row["rationale"], "cited_rules": row["cited_rules"]}
     messages = build_messages(system_prompt, member_facts(member), job_facts(job))
     messages.append({"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)})
