@@ -63,6 +63,10 @@ def export_create(
     foreign = [run.pk for run in chosen if run.policy_version_id != version.pk]
     if foreign:
         raise ExportError("runs", f"Run #{foreign[0]} labelled another policy version, not v{version.number}.")
+    active = [run.pk for run in chosen if run.is_active]
+    if active:
+        raise ExportError("runs", f"Run #{active[0]} is still labelling: wait for it to finish (or cancel it) so the "
+                          "export does not miss its last labels.")  # fmt: skip
     parsed_filters, recipe = Filters.from_dict(filters), SplitRecipe.from_dict(split)
     try:
         with transaction.atomic():

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from exports import services
 from exports.models import DatasetExport
 from exports.selection import ExportError
-from labeling.models import Candidate
+from labeling.models import Candidate, LabelingRun
 
 
 def build(run, user, **kwargs) -> DatasetExport:
@@ -195,3 +195,11 @@ def test_the_same_idempotency_key_returns_the_same_export(export_run, engineer):
     )
     assert created and not created_again and again.pk == first.pk
     assert list(first.runs.all()) == [export_run]  # no runs given: every run of the version
+
+
+def test_a_run_still_labelling_cannot_be_exported(export_run, engineer):
+    LabelingRun.objects.filter(pk=export_run.pk).update(status="running")
+    export_run.refresh_from_db()
+    with pytest.raises(ExportError, match="still labelling"):
+        services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+    assert DatasetExport.objects.count() == 0
