@@ -107,7 +107,7 @@ def _stage(name: str, version_id: int, run_id: int, folder: str, result) -> None
     from django.db import connection
     from psycopg import ClientCursor
 
-    from exports import selection, services, splits
+    from exports import selection, services
     from exports.writers import labels_jsonl, labels_parquet, openai_chat
     from policyhub.models import PolicyVersion
 
@@ -124,11 +124,12 @@ def _stage(name: str, version_id: int, run_id: int, folder: str, result) -> None
             for block in copy:
                 rows += bytes(block).count(b"\n")
     elif name == "jsonl":
-        splitter = splits.Splitter(selection.SplitRecipe())
-        stream = services._stream(selection.rows_query(version, [run_id], filters))
-        rows = labels_jsonl.write(stream, folder / "labels.jsonl", splitter=splitter).rows
+        stream = services._stream_lines(selection.rows_query(version, [run_id], filters, selection.SplitRecipe()))
+        rows = labels_jsonl.write(stream, folder / "labels.jsonl")
     elif name == "parquet":
-        rows = labels_parquet.write(folder / "labels.jsonl", folder / "labels.parquet", labels=version.label_keys)
+        rows, _tally = labels_parquet.write(
+            folder / "labels.jsonl", folder / "labels.parquet", labels=version.label_keys
+        )
     else:
         rows = openai_chat.write(folder / "labels.jsonl", folder / "openai_chat.jsonl", system_prompt="-" * 2000)
     seconds = time.perf_counter() - start

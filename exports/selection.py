@@ -127,6 +127,8 @@ class _Dialect:
     agg: str  # JSON array of {expr} ordered by {order}, from {source}
     dist: str  # a float from the label distribution: {} the JSON path/key parameter placeholder
     key_param: str  # how a label key is passed to ``dist``
+    sha256_hex: str  # sha256 of a text as 64 hex digits (on SQLite, Django registers SHA256)
+    bytewise: str  # compare texts byte by byte, whatever the database's collation
 
 
 _POSTGRES = _Dialect(
@@ -136,6 +138,8 @@ _POSTGRES = _Dialect(
     agg="(SELECT COALESCE(json_agg({expr} ORDER BY {order}), '[]'::json) FROM {source})",
     dist="(c.label_distribution ->> %s)::float8",
     key_param="{}",
+    sha256_hex="encode(sha256(convert_to({}, 'UTF8')), 'hex')",
+    bytewise=' COLLATE "C"',
 )
 _SQLITE = _Dialect(
     obj="json_object",
@@ -144,6 +148,8 @@ _SQLITE = _Dialect(
     agg="(SELECT json_group_array({expr}) FROM (SELECT * FROM {source} ORDER BY {order}) AS agg)",
     dist="json_extract(c.label_distribution, %s)",
     key_param='$."{}"',
+    sha256_hex="SHA256({})",
+    bytewise="",
 )
 
 
@@ -282,14 +288,35 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
 ORDER = "ORDER BY t.member_id, t.job_id"
 
 
-def rows_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
-    """Rows of (member id, label, approved by, the row's JSON object as text): what the writers stream."""
+#: member id → split group key, filled per build when the recipe groups by job (exports.splits.job_groups)
+GROUPS_TABLE = "export_split_groups"
+
+
+def _split(d: _Dialect, recipe: SplitRecipe) -> tuple[str, list]:
+    """The split as SQL: the first 16 hex digits of sha256("<seed>:<group key>") against the cumulative ratios as
+    16-digit hex strings (fixed-width hex compares like the number). Same answer as ``exports.splits.split_of``."""
+    key = "COALESCE(gr.group_key, t.member_id)" if recipe.group_by_job else "t.member_id"
+    digits = f"substr({d.sha256_hex.format(f'%s || {key}')}, 1, 16){d.bytewise}"
+    bounds = [boundary_hex(recipe.train), boundary_hex(recipe.train + recipe.validation)]
+    sql = f"CASE WHEN {digits} < %s THEN 'train' WHEN {digits} < %s THEN 'validation' ELSE 'test' END"
+    return sql, [f"{recipe.seed}:", bounds[0], f"{recipe.seed}:", bounds[1]]
+
+
+def boundary_hex(fraction: float) -> str:
+    """A cumulative ratio as the 16-hex-digit number it means; above every digest when it is 1."""
+    return "g" * 16 if fraction >= 1 - 1e-12 else f"{int(fraction * 2**64):016x}"
+
+
+def rows_query(version: PolicyVersion, run_ids: list[int], filters: Filters, recipe: SplitRecipe) -> Query:
+    """One column: each row as a complete JSON object, split included. The writers copy it byte for byte."""
     inner = _inner(version, run_ids, filters)
     d = _dialect()
+    split, split_params = _split(d, recipe)
     fields = ", ".join(f"'{key}', {expr}" for key, expr in _fields(d, version.label_keys))
     cast = "::text" if d is _POSTGRES else ""
-    sql = f"SELECT t.member_id, t.label, t.approved_by, {d.obj}({fields}){cast} FROM ({inner.sql}) t {ORDER}"
-    return Query(sql, inner.params, columns=4)
+    groups = f"LEFT JOIN {GROUPS_TABLE} gr ON gr.member_id = t.member_id" if recipe.group_by_job else ""
+    sql = f"SELECT {d.obj}({fields}, 'split', {split}){cast} FROM ({inner.sql}) t {groups} {ORDER}"
+    return Query(sql, split_params + inner.params, columns=1)
 
 
 def floor_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:

@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import tarfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,22 +95,41 @@ def _progress(export_id: int, stage: str):
 
 def _stream(query: selection.Query):
     """Rows of a query in constant memory. On PostgreSQL through ``COPY … TO STDOUT (FORMAT BINARY)``: the server
-    streams rows while this process writes them, instead of waiting on one cursor FETCH after another, and sorts
-    get more memory than the 4 MB default before they spill to disk. Elsewhere (SQLite), a plain cursor."""
+    streams rows while this process handles them, instead of waiting on one cursor FETCH after another. Elsewhere
+    (SQLite), a plain cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(query.sql, query.params)
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                yield from rows
+        return
+    with _copy_out(query, "FORMAT BINARY") as copy:
+        copy.set_types(["text"] * query.columns)
+        yield from copy.rows()
+
+
+def _stream_lines(query: selection.Query):
+    """The single text column of a query as newline-terminated UTF-8 bytes, in blocks. On PostgreSQL, CSV mode
+    with a delimiter and quote character that JSON text never contains (JSON escapes every control character)
+    puts each value out unquoted and unescaped: the blocks are the file."""
+    if connection.vendor != "postgresql":
+        for (line,) in _stream(query):
+            yield (line + "\n").encode()
+        return
+    with _copy_out(query, "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'") as copy:
+        for block in copy:
+            yield bytes(block)
+
+
+@contextmanager
+def _copy_out(query: selection.Query, options: str):
     with transaction.atomic():
-        if connection.vendor != "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(query.sql, query.params)
-                while rows := cursor.fetchmany(FETCH_ROWS):
-                    yield from rows
-            return
         raw = connection.connection
         with raw.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+            cursor.execute("SET LOCAL work_mem = '64MB'")  # sorts spill to disk later than with the 4 MB default
             sql = ClientCursor(raw).mogrify(query.sql, query.params)  # COPY takes no bind parameters
-            with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
-                copy.set_types(["text"] * query.columns)
-                yield from copy.rows()
+            with cursor.copy(f"COPY ({sql}) TO STDOUT ({options})") as copy:
+                yield copy
 
 
 def _scalar(query: selection.Query):
@@ -160,36 +180,45 @@ def _build_files(export: DatasetExport, folder: Path) -> dict:
     filters, recipe = Filters.from_dict(export.filters), SplitRecipe.from_dict(export.split)
     rows_total = _scalar(selection.count_query(version, run_ids, filters))
     DatasetExport.objects.filter(pk=export.pk).update(rows_total=rows_total)
-    groups = None
-    if recipe.group_by_job:
-        DatasetExport.objects.filter(pk=export.pk).update(stage="grouping members by shared jobs")
-        groups = splits.job_groups(_stream(selection.pairs_query(version, run_ids, filters)))
-    splitter = splits.Splitter(recipe, groups)
-
     labels_path = folder / "labels.jsonl"
-    tally = labels_jsonl.write(
-        _stream(selection.rows_query(version, run_ids, filters)), labels_path, splitter=splitter,
-        on_progress=_progress(export.pk, "writing labels.jsonl"),
-    )  # fmt: skip
+    group_count = None
+    with transaction.atomic():  # the split groups live in a temporary table of this transaction
+        if recipe.group_by_job:
+            DatasetExport.objects.filter(pk=export.pk).update(stage="grouping members by shared jobs")
+            groups = splits.job_groups(_stream(selection.pairs_query(version, run_ids, filters)))
+            group_count = len(set(groups.values()))
+            _load_groups(groups)
+        rows = labels_jsonl.write(
+            _stream_lines(selection.rows_query(version, run_ids, filters, recipe)), labels_path,
+            on_progress=_progress(export.pk, "writing labels.jsonl"),
+        )  # fmt: skip
     system_prompt = run_system_prompt(version)
     chat_rows = openai_chat.write(
         labels_path, folder / "openai_chat.jsonl", system_prompt=system_prompt,
         on_progress=_progress(export.pk, "writing openai_chat.jsonl"),
     )  # fmt: skip
-    parquet_rows = labels_parquet.write(
+    parquet_rows, tally = labels_parquet.write(
         labels_path, folder / "labels.parquet", labels=version.label_keys,
         on_progress=_progress(export.pk, "writing labels.parquet"),
     )  # fmt: skip
-    if not tally.rows == chat_rows == parquet_rows:
-        raise RuntimeError(f"row counts differ: {tally.rows} labels, {chat_rows} chat, {parquet_rows} parquet")
+    if not rows == chat_rows == parquet_rows:
+        raise RuntimeError(f"row counts differ: {rows} labels, {chat_rows} chat, {parquet_rows} parquet")
 
-    DatasetExport.objects.filter(pk=export.pk).update(stage="checksums and dataset card", rows_done=tally.rows)
-    files = [file_entry(folder / name, rows=tally.rows) for name in ("labels.jsonl", "labels.parquet",
-                                                                     "openai_chat.jsonl")]  # fmt: skip
+    DatasetExport.objects.filter(pk=export.pk).update(stage="checksums and dataset card", rows_done=rows)
+    files = [file_entry(folder / name, rows=rows) for name in ("labels.jsonl", "labels.parquet",
+                                                               "openai_chat.jsonl")]  # fmt: skip
+    counts: dict[str, dict[str, int]] = {}
+    approved_by: dict[str, int] = {}
+    for (split, label, by), n in sorted(tally.items()):
+        counts.setdefault(split, {})[label] = counts.get(split, {}).get(label, 0) + n
+        approved_by[by] = approved_by.get(by, 0) + n
     manifest = build_manifest(
-        export, counts=tally.counts(), rows=tally.rows, approved_by=dict(sorted(tally.approved_by.items())),
+        export, counts=counts, rows=rows, approved_by=dict(sorted(approved_by.items())),
         system_prompt_sha256=hashlib.sha256(system_prompt.encode()).hexdigest(), files=files,
     )  # fmt: skip
+    if group_count is not None:
+        # members linked through shared jobs form one group: few groups means the split shares drift from the recipe
+        manifest["split_groups"] = group_count
     card = folder / "README.md"
     card.write_text(render_card(manifest), encoding="utf-8")
     manifest["files"].append(file_entry(card))
@@ -198,6 +227,21 @@ def _build_files(export: DatasetExport, folder: Path) -> dict:
     for path in folder.iterdir():
         path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # built files are read-only
     return manifest
+
+
+def _load_groups(groups: dict[str, str]) -> None:
+    """Fill this transaction's temporary table of split groups (member id → group key)."""
+    table = selection.GROUPS_TABLE
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (member_id varchar(100) PRIMARY KEY, group_key varchar(100))")
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} (member_id, group_key) FROM STDIN") as copy:
+                for row in groups.items():
+                    copy.write_row(row)
+        else:
+            insert = f"INSERT INTO {table} (member_id, group_key) VALUES (%s, %s)"  # noqa: S608 - a constant name
+            cursor.executemany(insert, list(groups.items()))
 
 
 def _json(value) -> str:

@@ -3,8 +3,9 @@
 A row's split is decided by its group, never by the row: the group is the member (so no member appears in two
 splits), or with ``group_by_job`` the connected component of members and jobs linked by the exported pairs (so no
 job does either). The group's share — the first 8 bytes of sha256("<seed>:<group key>") as a fraction — is compared
-with the cumulative ratios. Nothing depends on database ids or row order: the same recipe on the same data gives
-the same splits on any machine.
+with the cumulative ratios. The database computes it while it builds each row (``exports.selection``);
+this module holds the reference in Python and the member–job grouping. Nothing depends on database ids or row
+order: the same recipe on the same data gives the same splits on any machine.
 """
 
 import hashlib
@@ -39,21 +40,9 @@ def job_groups(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {node[2:]: find(node)[2:] for node in list(parent) if node.startswith("m:")}
 
 
-class Splitter:
-    """``splitter(member_id)`` → "train" | "validation" | "test". Rows arrive ordered by member, so only the last
-    member's answer is remembered (constant memory, one hash per member)."""
-
-    def __init__(self, recipe: SplitRecipe, groups: dict[str, str] | None = None):
-        self.recipe = recipe
-        self.groups = groups
-        self._bounds = (recipe.train, recipe.train + recipe.validation)
-        self._last: tuple[str, str] = ("", "")
-
-    def __call__(self, member_id: str) -> str:
-        if self._last[0] == member_id and member_id:
-            return self._last[1]
-        key = self.groups.get(member_id, member_id) if self.groups is not None else member_id
-        value = share(self.recipe.seed, key)
-        split = "train" if value < self._bounds[0] else "validation" if value < self._bounds[1] else "test"
-        self._last = (member_id, split)
-        return split
+def split_of(recipe: SplitRecipe, key: str) -> str:
+    """The split of a group key, in Python: the reference for the SQL in ``exports.selection`` (tested equal)."""
+    value = share(recipe.seed, key)
+    if value < recipe.train:
+        return "train"
+    return "validation" if value < recipe.train + recipe.validation else "test"

@@ -5,6 +5,7 @@ pyarrow's streaming JSON reader parses ``labels.jsonl`` against the explicit sch
 know is an error, not a silent string), so memory stays at one row group however large the export is.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,12 +46,19 @@ def schema(labels: list[str]) -> pa.Schema:
     ])  # fmt: skip
 
 
-def write(source: Path, path: Path, *, labels: list[str], on_progress: Callable[[int], None] = lambda n: None) -> int:
+TALLY_BY = ["split", "label", "approved_by"]
+
+
+def write(
+    source: Path, path: Path, *, labels: list[str], on_progress: Callable[[int], None] = lambda n: None
+) -> tuple[int, Counter]:
+    """Returns the row count and rows per (split, label, approved by), counted by Arrow as the row groups pass."""
     target = schema(labels)
+    tally: Counter = Counter()
     if source.stat().st_size == 0:  # an export that selected nothing is still a valid, typed, empty file
         pq.write_table(target.empty_table(), path, compression="zstd")
         on_progress(0)
-        return 0
+        return 0, tally
     reader = pa_json.open_json(
         source,
         read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
@@ -62,7 +70,10 @@ def write(source: Path, path: Path, *, labels: list[str], on_progress: Callable[
         def flush():
             nonlocal done, pending, pending_rows
             if pending:
-                writer.write_table(pa.Table.from_batches(pending, schema=target), row_group_size=ROW_GROUP_ROWS)
+                table = pa.Table.from_batches(pending, schema=target)
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                for group in table.group_by(TALLY_BY).aggregate([([], "count_all")]).to_pylist():
+                    tally[tuple(group[key] for key in TALLY_BY)] += group["count_all"]
                 done += pending_rows
                 pending, pending_rows = [], 0
                 on_progress(done)
@@ -73,4 +84,4 @@ def write(source: Path, path: Path, *, labels: list[str], on_progress: Callable[
             if pending_rows >= ROW_GROUP_ROWS:
                 flush()
         flush()
-    return done
+    return done, tally

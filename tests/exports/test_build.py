@@ -67,6 +67,8 @@ def test_no_member_appears_in_two_splits_and_the_ratios_are_roughly_kept(export_
 def test_grouping_by_job_keeps_jobs_in_one_split_too(export_run, engineer):
     export = build(export_run, engineer, split={"group_by_job": True, "seed": 3})
     rows = lines(export, "labels.jsonl")
+    assert export.manifest["split_groups"] == 1  # every member shares a job with every other here
+    assert "1 connected group of members and jobs" in (services.export_dir(export) / "README.md").read_text()
     for key in ("member_id", "job_id"):
         seen: dict[str, set] = {}
         for row in rows:
@@ -203,3 +205,15 @@ def test_a_run_still_labelling_cannot_be_exported(export_run, engineer):
     with pytest.raises(ExportError, match="still labelling"):
         services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
     assert DatasetExport.objects.count() == 0
+
+
+def test_the_database_splits_exactly_as_the_python_reference(export_run, engineer):
+    from exports.selection import SplitRecipe
+    from exports.splits import split_of
+
+    recipe = {"train": 0.34, "validation": 0.33, "test": 0.33, "seed": 2024}
+    export = build(export_run, engineer, split=recipe)
+    rows = lines(export, "labels.jsonl")
+    expected = {r["member_id"]: split_of(SplitRecipe.from_dict(recipe), r["member_id"]) for r in rows}
+    assert {r["member_id"]: r["split"] for r in rows} == expected
+    assert set(expected.values()) == {"train", "validation", "test"}
