@@ -78,6 +78,13 @@ def _report(*, version: PolicyVersion, runs: QuerySet[LabelingRun], target_preci
     )
 
 
+def runs_agreement(
+    *, version: PolicyVersion, runs: QuerySet[LabelingRun], target_precision: float = DEFAULT_TARGET_PRECISION
+) -> AgreementReport:
+    """Over the given runs of one version (what a dataset export quotes)."""
+    return _report(version=version, runs=runs, target_precision=target_precision)
+
+
 def run_agreement(*, run: LabelingRun, target_precision: float = DEFAULT_TARGET_PRECISION) -> AgreementReport:
     return _report(
         version=run.policy_version, runs=LabelingRun.objects.filter(pk=run.pk), target_precision=target_precision

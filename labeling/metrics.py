@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from math import isnan
 
-import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_curve
+
+# scikit-learn (with SciPy) and krippendorff are imported where they are used: together they add ~70 MB to every
+# process that imports this module, and most web and worker processes never compute agreement.
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def accuracy_report(items: list[Judged], labels: list[str]) -> AccuracyReport:
     order = list(labels) + sorted(seen - set(labels))
     if not items:
         return AccuracyReport(0, 0, order, [[0] * len(order) for _ in order])
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix([i.truth for i in items], [i.predicted for i in items], labels=order)
     return AccuracyReport(len(items), sum(i.correct for i in items), order, matrix.tolist())
 
@@ -141,6 +144,8 @@ def threshold_for_precision(items: list[Judged], *, target: float) -> ThresholdF
     scored = [i for i in items if i.confidence is not None]
     if not scored or not any(i.correct for i in scored):
         return ThresholdForPrecision(target, None, None, 0, len(scored))
+    from sklearn.metrics import precision_recall_curve
+
     y_true = np.array([i.correct for i in scored], dtype=int)
     scores = np.array([i.confidence for i in scored], dtype=float)
     precision, _recall, thresholds = precision_recall_curve(y_true, scores)
@@ -168,6 +173,8 @@ class PairKappa:
 
 def cohen_kappa_pairs(ratings: Ratings) -> list[PairKappa]:
     """Cohen's κ for every pair of raters over the items both rated (pairs with no shared item are left out)."""
+    from sklearn.metrics import cohen_kappa_score
+
     by_rater: dict[object, dict[object, str]] = defaultdict(dict)
     for item, votes in ratings.items():
         for rater, label in votes.items():
@@ -202,4 +209,6 @@ def krippendorff_alpha(ratings: Ratings, labels: list[str]) -> float | None:
             data[row[rater], col] = code[label]
     if len({v for votes in pairable.values() for v in votes.values()}) < 2:
         return None
+    import krippendorff
+
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))

@@ -144,6 +144,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 # Uploads waiting for a worker (imports). Web and workers must share it (a volume, or one machine).
 MEDIA_ROOT = Path(env("MEDIA_ROOT") or VAR_DIR / "media")
+#: Built dataset exports (one folder per export; immutable once built).
+EXPORTS_ROOT = Path(env("POLICYHUB_EXPORTS_DIR") or MEDIA_ROOT / "exports")
 MEDIA_URL = "media/"  # never served: uploads are read by workers only
 
 SESSION_COOKIE_HTTPONLY = True

@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from exports.api import router as exports_api
 from labeling.agreement_api import router as agreement_api
 from labeling.api import router as labeling_api
 
@@ -23,6 +24,7 @@ def healthz(request):
 
 api.add_router("/", labeling_api)
 api.add_router("/", agreement_api)
+api.add_router("/", exports_api)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),
@@ -46,5 +48,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("account/", include("policyhub.account_urls")),
     path("", include("labeling.urls")),
+    path("", include("exports.urls")),
     *policy_patterns,
 ]

@@ -1,0 +1,336 @@
+"""What an export contains: the filters, the split recipe, and the one SQL query that selects and shapes the rows.
+
+One row per pair (a pair labelled by several of the chosen runs appears once: the human-approved candidate wins,
+then the latest run). The database builds each row's JSON object itself (``json_build_object`` on PostgreSQL,
+``json_object`` on SQLite), so the writers only add the split and copy bytes: Python never parses or re-encodes a
+row on the way to ``labels.jsonl``. The same inner query, with plain columns, is the benchmark's ``COPY`` floor.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from django.db import connection
+
+from labeling.models import Candidate
+from policyhub.models import PolicyVersion
+
+
+class ExportError(ValueError):
+    """Bad export input; ``field`` names what to fix."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _fraction(data: dict, key: str, default: float | None) -> float | None:
+    raw = data.get(key, default)
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ExportError(key, f"{key} must be a number between 0 and 1, not {raw!r}.") from None
+    if not 0 <= value <= 1 or math.isnan(value):
+        raise ExportError(key, f"{key} must be between 0 and 1, not {value}.")
+    return value
+
+
+def _flag(data: dict, key: str, default: bool) -> bool:
+    raw = data.get(key, default)
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off", ""):
+        return raw.lower() in ("true", "1", "yes", "on")
+    raise ExportError(key, f"{key} must be true or false, not {raw!r}.")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which candidates of the chosen runs to export. Defaults: every approved label."""
+
+    approved_only: bool = True  # False: also labelled items still waiting for review, with the teacher's label
+    reasons: tuple[str, ...] = ()  # only items routed to review for any of these reasons
+    min_confidence: float | None = None  # the teacher's confidence (vote share or probability)
+    min_agreement: float | None = None  # share of annotators agreeing with the approved label (teacher: vote share)
+    human_only: bool = False  # approved by reviewers or an adjudicator
+    gold_only: bool = False  # pairs in the policy's gold set
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Filters":
+        data = dict(data or {})
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ExportError(sorted(unknown)[0], f"Unknown filter {sorted(unknown)[0]!r}.")
+        reasons = data.get("reasons") or ()
+        if isinstance(reasons, str):
+            reasons = [r for r in reasons.split(",") if r]
+        bad = [r for r in reasons if r not in Candidate.REASONS]
+        if bad:
+            raise ExportError("reasons", f"Unknown routing reason {bad[0]!r}; one of {', '.join(Candidate.REASONS)}.")
+        return cls(
+            approved_only=_flag(data, "approved_only", True),
+            reasons=tuple(sorted(set(reasons))),
+            min_confidence=_fraction(data, "min_confidence", None),
+            min_agreement=_fraction(data, "min_agreement", None),
+            human_only=_flag(data, "human_only", False),
+            gold_only=_flag(data, "gold_only", False),
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class SplitRecipe:
+    """Deterministic, grouped splits: a member's share of sha256(seed:member id) picks its split, so a member never
+    spans two splits; with ``group_by_job`` members connected through a shared job are kept together too."""
+
+    train: float = 0.8
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+    group_by_job: bool = False
+    names: tuple[str, ...] = field(default=("train", "validation", "test"), init=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "SplitRecipe":
+        data = dict(data or {})
+        unknown = set(data) - {"train", "validation", "test", "seed", "group_by_job"}
+        if unknown:
+            raise ExportError(sorted(unknown)[0], f"Unknown split setting {sorted(unknown)[0]!r}.")
+        ratios = {name: _fraction(data, name, getattr(cls, name)) or 0.0 for name in ("train", "validation", "test")}
+        if abs(sum(ratios.values()) - 1) > 1e-6:
+            raise ExportError("train", f"Split ratios must add up to 1, not {sum(ratios.values()):g}.")
+        try:
+            seed = int(data.get("seed", 0) or 0)
+        except (TypeError, ValueError):
+            raise ExportError("seed", f"seed must be a whole number, not {data.get('seed')!r}.") from None
+        return cls(**ratios, seed=seed, group_by_job=_flag(data, "group_by_job", False))
+
+    def as_dict(self) -> dict:
+        return {"train": self.train, "validation": self.validation, "test": self.test, "seed": self.seed,
+                "group_by_job": self.group_by_job}  # fmt: skip
+
+
+# --- SQL ---------------------------------------------------------------------------------------------------------
+
+HUMAN = ("reviewers", "adjudicator")
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    obj: str  # JSON object constructor
+    jsoncol: str  # a JSON column as a JSON value ({} is the column)
+    json_text: str  # a text holding JSON, as a JSON value
+    agg: str  # JSON array of {expr} ordered by {order}, from {source}
+    dist: str  # a float from the label distribution: {} the JSON path/key parameter placeholder
+    key_param: str  # how a label key is passed to ``dist``
+    sha256_hex: str  # sha256 of a text as 64 hex digits (on SQLite, Django registers SHA256)
+    bytewise: str  # compare texts byte by byte, whatever the database's collation
+
+
+_POSTGRES = _Dialect(
+    obj="json_build_object",
+    jsoncol="{}",
+    json_text="({})::json",
+    agg="(SELECT COALESCE(json_agg({expr} ORDER BY {order}), '[]'::json) FROM {source})",
+    dist="(c.label_distribution ->> %s)::float8",
+    key_param="{}",
+    sha256_hex="encode(sha256(convert_to({}, 'UTF8')), 'hex')",
+    bytewise=' COLLATE "C"',
+)
+_SQLITE = _Dialect(
+    obj="json_object",
+    jsoncol="json({})",
+    json_text="json({})",
+    agg="(SELECT json_group_array({expr}) FROM (SELECT * FROM {source} ORDER BY {order}) AS agg)",
+    dist="json_extract(c.label_distribution, %s)",
+    key_param='$."{}"',
+    sha256_hex="SHA256({})",
+    bytewise="",
+)
+
+
+def _dialect() -> _Dialect:
+    return _POSTGRES if connection.vendor == "postgresql" else _SQLITE
+
+
+#: (json key, SQL over the derived table ``t``) of every exported field, in file order (split is added last).
+def _fields(d: _Dialect, labels: list[str]) -> list[tuple[str, str]]:
+    total = " + ".join(f"t.p{i}" for i in range(len(labels)))
+    soft = ", ".join(
+        f"'{key}', CASE WHEN ({total}) > 0 THEN t.p{i} / ({total}) WHEN t.label = '{key}' THEN 1.0 ELSE 0.0 END"
+        for i, key in enumerate(labels)  # keys match ^[a-z][a-z0-9_]*$ (PolicyVersion invariant): safe to inline
+    )
+    return [
+        ("pair_id", "t.pair_id"),
+        ("member_id", "t.member_id"),
+        ("job_id", "t.job_id"),
+        ("member", f"{d.obj}('headline', t.member_headline, 'skills', {d.jsoncol.format('t.member_skills')}, "
+                   "'seniority', t.member_seniority, 'location', t.member_location, 'summary', t.member_summary)"),
+        ("job", f"{d.obj}('title', t.job_title, 'description', t.job_description, "
+                f"'required_skills', {d.jsoncol.format('t.job_required_skills')}, 'seniority', t.job_seniority, "
+                "'location', t.job_location)"),
+        ("label", "t.label"),
+        ("soft_label", f"{d.obj}({soft})"),
+        ("teacher_label", "t.teacher_label"),
+        ("confidence", "t.confidence"),
+        ("rationale", "t.rationale"),
+        ("rationale_source", "t.rationale_source"),
+        ("cited_rules", d.json_text.format("t.cited_rules")),
+        ("routing", "t.routing"),
+        ("reasons", d.json_text.format("t.reasons")),
+        ("approved_by", "t.approved_by"),
+        ("reviewers", d.jsoncol.format("t.reviewers")),
+        ("adjudicator", "t.adjudicator"),
+        ("agreement", "t.agreement"),
+        ("gold_label", "t.gold_label"),
+        ("run_id", "t.run_id"),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    params: list
+    columns: int = 0  # how many columns the rows have (what a binary COPY needs to decode them)
+
+
+def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
+    """The selected candidates, one per pair, with every exported column (JSON values as JSON text).
+
+    Per row: the teacher sample that gave the exported label (its rationale and cited rules), else an annotator's
+    or adjudicator's note for that label; the reviews come from one grouped join, the gold label from another."""
+    d = _dialect()
+    labels = version.label_keys
+    runs = ", ".join(["%s"] * len(run_ids))
+    hard = "CASE WHEN c.approved_label <> '' THEN c.approved_label ELSE c.label END"
+    note = (
+        f"(SELECT r.note FROM labeling_review r WHERE r.candidate_id = c.id AND r.label = ({hard}) AND r.note <> '' "
+        "ORDER BY CASE WHEN r.kind = 'adjudication' THEN 0 ELSE 1 END, r.id LIMIT 1)"
+    )
+    reasons = " || ".join(f"CASE WHEN c.reason_{r} THEN '\"{r}\",' ELSE '' END" for r in Candidate.REASONS)
+    probs = ", ".join(f"COALESCE({d.dist}, 0) AS p{i}" for i in range(len(labels)))
+    reviewers = (
+        "COALESCE(json_agg(u.username ORDER BY u.username) FILTER (WHERE r.kind = 'review'), '[]'::json)"
+        if d is _POSTGRES
+        else "json_group_array(u.username) FILTER (WHERE r.kind = 'review')"
+    )
+    where = [f"c.run_id IN ({runs})", "c.status = 'labeled'"]
+    params: list = [d.key_param.format(key) for key in labels] + list(run_ids)
+    if filters.approved_only:
+        where.append("c.approved_label <> ''")
+    if filters.human_only:
+        where.append("c.approved_by IN ('reviewers', 'adjudicator')")
+    if filters.reasons:
+        where.append("(" + " OR ".join(f"c.reason_{r}" for r in filters.reasons) + ")")
+    if filters.min_confidence is not None:
+        where.append("c.confidence >= %s")
+        params.append(filters.min_confidence)
+    if filters.min_agreement is not None:
+        where.append(
+            "(CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') THEN (SELECT CAST(SUM(CASE WHEN r.label = "
+            "c.approved_label THEN 1 ELSE 0 END) AS FLOAT) / COUNT(*) FROM labeling_review r "
+            "WHERE r.candidate_id = c.id AND r.kind = 'review') ELSE c.vote_share END) >= %s"
+        )
+        params.append(filters.min_agreement)
+    if filters.gold_only:
+        where.append("EXISTS (SELECT 1 FROM labeling_goldlabel g WHERE g.policy_id = %s AND g.pair_id = c.pair_id)")
+        params.append(version.policy_id)
+    params += list(run_ids) + [version.policy_id]
+    picked = (
+        "SELECT id FROM (SELECT c.id, ROW_NUMBER() OVER (PARTITION BY c.pair_id ORDER BY CASE WHEN c.approved_by "
+        "IN ('reviewers', 'adjudicator') THEN 0 ELSE 1 END, c.run_id DESC) AS pick FROM labeling_candidate c "
+        f"WHERE {' AND '.join(where)}) ranked WHERE pick = 1"
+    )
+    sql = f"""
+        SELECT p.id AS pair_id, m.external_id AS member_id, j.external_id AS job_id,
+          m.headline AS member_headline, m.skills AS member_skills, m.seniority AS member_seniority,
+          m.location AS member_location, m.summary AS member_summary,
+          j.title AS job_title, j.description AS job_description, j.required_skills AS job_required_skills,
+          j.seniority AS job_seniority, j.location AS job_location,
+          {hard} AS label, c.label AS teacher_label, {probs}, c.confidence AS confidence,
+          COALESCE(s.rationale, {note}, '') AS rationale,
+          CASE WHEN s.id IS NOT NULL THEN 'teacher' WHEN {note} IS NOT NULL THEN 'human' ELSE '' END
+            AS rationale_source,
+          COALESCE({d.jsoncol.format("s.cited_rules")}, '[]') AS cited_rules,
+          c.routing AS routing, '[' || rtrim({reasons}, ',') || ']' AS reasons,
+          CASE WHEN c.approved_by = '' THEN 'unapproved' ELSE c.approved_by END AS approved_by,
+          COALESCE(rv.reviewers, '[]') AS reviewers, COALESCE(rv.adjudicator, '') AS adjudicator,
+          CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') AND rv.n > 0 THEN CAST(rv.agree AS FLOAT) / rv.n
+               ELSE c.vote_share END AS agreement,
+          COALESCE(g.label, '') AS gold_label,
+          c.run_id AS run_id
+        FROM ({picked}) picked
+        JOIN labeling_candidate c ON c.id = picked.id
+        JOIN labeling_pair p ON p.id = c.pair_id
+        JOIN labeling_member m ON m.id = p.member_id
+        JOIN labeling_job j ON j.id = p.job_id
+        LEFT JOIN labeling_teachersample s ON s.run_id = c.run_id AND s.pair_id = c.pair_id
+          AND s.sample_index = (SELECT MIN(s2.sample_index) FROM labeling_teachersample s2 WHERE s2.run_id = c.run_id
+                                AND s2.pair_id = c.pair_id AND s2.label = ({hard}) AND s2.error_kind = '')
+        LEFT JOIN (
+          SELECT r.candidate_id, {reviewers} AS reviewers,
+            MAX(CASE WHEN r.kind = 'adjudication' THEN u.username END) AS adjudicator,
+            SUM(CASE WHEN r.kind = 'review' THEN 1 ELSE 0 END) AS n,
+            SUM(CASE WHEN r.kind = 'review' AND r.label = cc.approved_label THEN 1 ELSE 0 END) AS agree
+          FROM labeling_review r JOIN auth_user u ON u.id = r.reviewer_id
+          JOIN labeling_candidate cc ON cc.id = r.candidate_id
+          WHERE cc.run_id IN ({runs}) GROUP BY r.candidate_id
+        ) rv ON rv.candidate_id = c.id
+        LEFT JOIN labeling_goldlabel g ON g.policy_id = %s AND g.pair_id = c.pair_id
+    """
+    return Query(sql, params)
+
+
+ORDER = "ORDER BY t.member_id, t.job_id"
+
+
+#: member id → split group key, filled per build when the recipe groups by job (exports.splits.job_groups)
+GROUPS_TABLE = "export_split_groups"
+
+
+def _split(d: _Dialect, recipe: SplitRecipe) -> tuple[str, list]:
+    """The split as SQL: the first 16 hex digits of sha256("<seed>:<group key>") against the cumulative ratios as
+    16-digit hex strings (fixed-width hex compares like the number). Same answer as ``exports.splits.split_of``."""
+    key = "COALESCE(gr.group_key, t.member_id)" if recipe.group_by_job else "t.member_id"
+    digits = f"substr({d.sha256_hex.format(f'%s || {key}')}, 1, 16){d.bytewise}"
+    bounds = [boundary_hex(recipe.train), boundary_hex(recipe.train + recipe.validation)]
+    sql = f"CASE WHEN {digits} < %s THEN 'train' WHEN {digits} < %s THEN 'validation' ELSE 'test' END"
+    return sql, [f"{recipe.seed}:", bounds[0], f"{recipe.seed}:", bounds[1]]
+
+
+def boundary_hex(fraction: float) -> str:
+    """A cumulative ratio as the 16-hex-digit number it means; above every digest when it is 1."""
+    return "g" * 16 if fraction >= 1 - 1e-12 else f"{int(fraction * 2**64):016x}"
+
+
+def rows_query(version: PolicyVersion, run_ids: list[int], filters: Filters, recipe: SplitRecipe) -> Query:
+    """One column: each row as a complete JSON object, split included. The writers copy it byte for byte."""
+    inner = _inner(version, run_ids, filters)
+    d = _dialect()
+    split, split_params = _split(d, recipe)
+    fields = ", ".join(f"'{key}', {expr}" for key, expr in _fields(d, version.label_keys))
+    cast = "::text" if d is _POSTGRES else ""
+    groups = f"LEFT JOIN {GROUPS_TABLE} gr ON gr.member_id = t.member_id" if recipe.group_by_job else ""
+    sql = f"SELECT {d.obj}({fields}, 'split', {split}){cast} FROM ({inner.sql}) t {groups} {ORDER}"
+    return Query(sql, split_params + inner.params, columns=1)
+
+
+def floor_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
+    """The same rows as plain columns, no JSON building: the benchmark's ``COPY … TO STDOUT`` floor."""
+    inner = _inner(version, run_ids, filters)
+    return Query(f"SELECT t.* FROM ({inner.sql}) t {ORDER}", inner.params)
+
+
+def count_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
+    inner = _inner(version, run_ids, filters)
+    return Query(f"SELECT COUNT(*) FROM ({inner.sql}) t", inner.params)
+
+
+def pairs_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
+    """(member id, job id) of the selected rows: what grouping by job needs."""
+    inner = _inner(version, run_ids, filters)
+    return Query(f"SELECT t.member_id, t.job_id FROM ({inner.sql}) t", inner.params, columns=2)

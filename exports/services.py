@@ -1,0 +1,309 @@
+"""Writes of the exports app: create an export (the row at once, the build on a worker), build it, delete it."""
+
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import tarfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from psycopg import ClientCursor
+
+from labeling.models import LabelingRun
+from labeling.services.runs import run_system_prompt
+from policyhub import roles
+from policyhub.models import PolicyVersion
+
+from . import selection, splits
+from .manifest import build_manifest, file_entry, render_card
+from .models import DEFAULT_FORMATS, DatasetExport
+from .selection import ExportError, Filters, SplitRecipe
+from .writers import labels_jsonl, labels_parquet, openai_chat
+
+log = logging.getLogger(__name__)
+FETCH_ROWS = 2000
+
+
+def exports_root() -> Path:
+    return Path(settings.EXPORTS_ROOT)
+
+
+def export_dir(export: DatasetExport) -> Path:
+    return exports_root() / str(export.pk)
+
+
+def _require(user) -> None:
+    if user is not None and not roles.has_role(user, roles.ML_ENGINEER):
+        raise PermissionDenied("Exports need the role ml_engineer.")
+
+
+def export_create(
+    *, user, version: PolicyVersion, runs: list[LabelingRun] | None = None, filters: dict | None = None,
+    split: dict | None = None, idempotency_key: str = "",
+) -> tuple[DatasetExport, bool]:  # fmt: skip
+    """Validate and record an export; its build is queued when the transaction commits.
+    Returns (export, created): the same ``idempotency_key`` from the same user returns the first export."""
+    _require(user)
+    key = (idempotency_key or "")[:200]
+    if key and user is not None:
+        existing = DatasetExport.objects.filter(created_by=user, idempotency_key=key).first()
+        if existing:
+            return existing, False
+    if version.status != PolicyVersion.Status.PUBLISHED and version.status != PolicyVersion.Status.RETIRED:
+        raise ExportError("version", f"Exports are made from published versions; v{version.number} is a draft.")
+    labeling = LabelingRun.Purpose.LABELING
+    chosen = list(runs) if runs else list(LabelingRun.objects.filter(policy_version=version, purpose=labeling))
+    if not chosen:
+        raise ExportError("runs", f"{version.policy.slug} v{version.number} has no labeling runs to export.")
+    evaluations = [run.pk for run in chosen if run.purpose != labeling]
+    if evaluations:
+        raise ExportError("runs", f"Run #{evaluations[0]} scored a version on the gold set: it is an evaluation, "
+                          "not labels to train on.")  # fmt: skip
+    foreign = [run.pk for run in chosen if run.policy_version_id != version.pk]
+    if foreign:
+        raise ExportError("runs", f"Run #{foreign[0]} labelled another policy version, not v{version.number}.")
+    active = [run.pk for run in chosen if run.is_active]
+    if active:
+        raise ExportError("runs", f"Run #{active[0]} is still labelling: wait for it to finish (or cancel it) so the "
+                          "export does not miss its last labels.")  # fmt: skip
+    parsed_filters, recipe = Filters.from_dict(filters), SplitRecipe.from_dict(split)
+    try:
+        with transaction.atomic():
+            export = DatasetExport.objects.create(
+                policy_version=version, filters=parsed_filters.as_dict(), split=recipe.as_dict(),
+                formats=DEFAULT_FORMATS, created_by=user, idempotency_key=key,
+            )  # fmt: skip
+            export.runs.set(chosen)
+            from .tasks import export_build_task
+
+            transaction.on_commit(lambda: export_build_task.delay(export.pk))
+    except IntegrityError:  # the same key raced in from a second request
+        return DatasetExport.objects.get(created_by=user, idempotency_key=key), False
+    return export, True
+
+
+def _progress(export_id: int, stage: str):
+    DatasetExport.objects.filter(pk=export_id).update(stage=stage, rows_done=0)
+
+    def report(rows: int) -> None:
+        DatasetExport.objects.filter(pk=export_id).update(rows_done=rows)
+
+    return report
+
+
+def _stream(query: selection.Query):
+    """Rows of a query in constant memory. On PostgreSQL through ``COPY … TO STDOUT (FORMAT BINARY)``: the server
+    streams rows while this process handles them, instead of waiting on one cursor FETCH after another. Elsewhere
+    (SQLite), a plain cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(query.sql, query.params)
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                yield from rows
+        return
+    with _copy_out(query, "FORMAT BINARY") as copy:
+        copy.set_types(["text"] * query.columns)
+        yield from copy.rows()
+
+
+def _stream_lines(query: selection.Query):
+    """The single text column of a query as newline-terminated UTF-8 bytes, in blocks. On PostgreSQL, CSV mode
+    with a delimiter and quote character that JSON text never contains (JSON escapes every control character)
+    puts each value out unquoted and unescaped: the blocks are the file."""
+    if connection.vendor != "postgresql":
+        for (line,) in _stream(query):
+            yield (line + "\n").encode()
+        return
+    with _copy_out(query, "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'") as copy:
+        for block in copy:
+            yield bytes(block)
+
+
+@contextmanager
+def _copy_out(query: selection.Query, options: str):
+    with transaction.atomic():
+        raw = connection.connection
+        with raw.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")  # sorts spill to disk later than with the 4 MB default
+            sql = ClientCursor(raw).mogrify(query.sql, query.params)  # COPY takes no bind parameters
+            with cursor.copy(f"COPY ({sql}) TO STDOUT ({options})") as copy:
+                yield copy
+
+
+def _scalar(query: selection.Query):
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        return cursor.fetchone()[0]
+
+
+def export_build(*, export_id: int) -> DatasetExport:
+    """Build every file into a staging folder, then move it into place in one rename and mark the export ready.
+    Any failure removes the staging folder and records the error: no half-written export ever looks complete."""
+    export = DatasetExport.objects.select_related("policy_version__policy", "created_by").get(pk=export_id)
+    if export.status in (DatasetExport.Status.READY, DatasetExport.Status.DELETED):
+        return export  # a re-delivered task: built already
+    root = exports_root()
+    staging, final = root / f".staging-{export.pk}", export_dir(export)
+    for leftover in (staging, final):  # from a build that died half-way
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    DatasetExport.objects.filter(pk=export.pk).update(
+        status=DatasetExport.Status.BUILDING, started_at=timezone.now(), error="", stage="selecting rows"
+    )
+    try:
+        manifest = _build_files(export, staging)
+        staging.rename(final)
+    except Exception as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        log.exception("export %s failed", export.pk)
+        DatasetExport.objects.filter(pk=export.pk).update(
+            status=DatasetExport.Status.FAILED, error=f"{type(error).__name__}: {error}", stage="",
+            finished_at=timezone.now(),
+        )  # fmt: skip
+        export.refresh_from_db()
+        return export
+    archive = final / export.archive_name
+    DatasetExport.objects.filter(pk=export.pk).update(
+        status=DatasetExport.Status.READY, manifest=manifest, archive_size=archive.stat().st_size,
+        archive_sha256=file_entry(archive)["sha256"], stage="", finished_at=timezone.now(),
+        rows_done=manifest["rows"],
+    )  # fmt: skip
+    export.refresh_from_db()
+    return export
+
+
+def _build_files(export: DatasetExport, folder: Path) -> dict:
+    version = export.policy_version
+    run_ids = list(export.runs.order_by("pk").values_list("pk", flat=True))
+    filters, recipe = Filters.from_dict(export.filters), SplitRecipe.from_dict(export.split)
+    rows_total = _scalar(selection.count_query(version, run_ids, filters))
+    DatasetExport.objects.filter(pk=export.pk).update(rows_total=rows_total)
+    labels_path = folder / "labels.jsonl"
+    group_count = None
+    with transaction.atomic():  # the split groups live in a temporary table of this transaction
+        if recipe.group_by_job:
+            DatasetExport.objects.filter(pk=export.pk).update(stage="grouping members by shared jobs")
+            groups = splits.job_groups(_stream(selection.pairs_query(version, run_ids, filters)))
+            group_count = len(set(groups.values()))
+            _load_groups(groups)
+        rows = labels_jsonl.write(
+            _stream_lines(selection.rows_query(version, run_ids, filters, recipe)), labels_path,
+            on_progress=_progress(export.pk, "writing labels.jsonl"),
+        )  # fmt: skip
+    system_prompt = run_system_prompt(version)
+    chat_rows = openai_chat.write(
+        labels_path, folder / "openai_chat.jsonl", system_prompt=system_prompt,
+        on_progress=_progress(export.pk, "writing openai_chat.jsonl"),
+    )  # fmt: skip
+    parquet_rows, tally = labels_parquet.write(
+        labels_path, folder / "labels.parquet", labels=version.label_keys,
+        on_progress=_progress(export.pk, "writing labels.parquet"),
+    )  # fmt: skip
+    if not rows == chat_rows == parquet_rows:
+        raise RuntimeError(f"row counts differ: {rows} labels, {chat_rows} chat, {parquet_rows} parquet")
+
+    DatasetExport.objects.filter(pk=export.pk).update(stage="checksums and dataset card", rows_done=rows)
+    files = [file_entry(folder / name, rows=rows) for name in ("labels.jsonl", "labels.parquet",
+                                                               "openai_chat.jsonl")]  # fmt: skip
+    counts: dict[str, dict[str, int]] = {}
+    approved_by: dict[str, int] = {}
+    for (split, label, by), n in sorted(tally.items()):
+        counts.setdefault(split, {})[label] = counts.get(split, {}).get(label, 0) + n
+        approved_by[by] = approved_by.get(by, 0) + n
+    manifest = build_manifest(
+        export, counts=counts, rows=rows, approved_by=dict(sorted(approved_by.items())),
+        system_prompt_sha256=hashlib.sha256(system_prompt.encode()).hexdigest(), files=files,
+    )  # fmt: skip
+    if group_count is not None:
+        # members linked through shared jobs form one group: few groups means the split shares drift from the recipe
+        manifest["split_groups"] = group_count
+    card = folder / "README.md"
+    card.write_text(render_card(manifest), encoding="utf-8")
+    manifest["files"].append(file_entry(card))
+    (folder / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+    _archive(folder, export)
+    for path in folder.iterdir():
+        path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # built files are read-only
+    return manifest
+
+
+def _load_groups(groups: dict[str, str]) -> None:
+    """Fill this transaction's temporary table of split groups (member id → group key)."""
+    table = selection.GROUPS_TABLE
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (member_id varchar(100) PRIMARY KEY, group_key varchar(100))")
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} (member_id, group_key) FROM STDIN") as copy:
+                for row in groups.items():
+                    copy.write_row(row)
+        else:
+            insert = f"INSERT INTO {table} (member_id, group_key) VALUES (%s, %s)"  # noqa: S608 - a constant name
+            cursor.executemany(insert, list(groups.items()))
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+
+
+def _archive(folder: Path, export: DatasetExport) -> None:
+    """One uncompressed tar of every file (Parquet is compressed already), with fixed metadata."""
+    mtime = int(export.created_at.timestamp())
+    with tarfile.open(folder / export.archive_name, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("manifest.json", "README.md", "labels.jsonl", "labels.parquet", "openai_chat.jsonl"):
+            info = tar.gettarinfo(str(folder / name), arcname=f"export-{export.pk}/{name}")
+            info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = mtime, 0, 0, "", "", 0o444
+            with open(folder / name, "rb") as handle:
+                tar.addfile(info, handle)
+
+
+def export_delete(*, export: DatasetExport, user) -> DatasetExport:
+    """Remove the files of an export; the row stays, with who deleted it and when, as the record."""
+    _require(user)
+    if export.status == DatasetExport.Status.DELETED:
+        return export
+    if export.is_active:
+        raise ExportError("status", f"Export #{export.pk} is still {export.status}; wait for it to finish.")
+    folder = export_dir(export)
+    if folder.exists():
+        for path in folder.iterdir():
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        shutil.rmtree(folder)
+    export.status = DatasetExport.Status.DELETED
+    export.deleted_at, export.deleted_by = timezone.now(), user
+    export.save(update_fields=["status", "deleted_at", "deleted_by"])
+    return export
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    filename: str  # what the browser saves it as
+    etag: str  # the file's sha256: built exports never change
+
+
+def export_download(export: DatasetExport, name: str) -> Download:
+    """A built file (or the archive) to stream; ExportError (field ``name`` or ``status``) when there is none."""
+    if not export.is_ready:
+        raise ExportError("status", f"Export #{export.pk} is {export.status}: nothing to download.")
+    entry = export.file_entry(name)
+    if name == export.archive_name:
+        etag = export.archive_sha256
+    elif name == "manifest.json" or entry is not None:
+        etag = entry["sha256"] if entry else ""
+    else:
+        raise ExportError("name", f"Export #{export.pk} has no file {name!r}.")
+    path = export_dir(export) / name
+    if not os.path.isfile(path):
+        raise ExportError("name", f"The file {name!r} of export #{export.pk} is missing on disk.")
+    filename = name if name == export.archive_name else f"export-{export.pk}-{name}"
+    return Download(path, filename, etag)
