@@ -25,10 +25,10 @@ from openai.types.chat import ChatCompletion
 
 from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherSample
 from ..teacher import LabelSpace, TeacherAnswer, TeacherConfigError, TeacherRequest, request_parameters
-from ..teacher.messages import build_messages, job_facts, member_facts
+from ..teacher.messages import build_messages, pair_facts
 from ..teacher.openai_provider import sync_client
 from ..teacher.parsing import label_probs_from_logprobs, parse_answer
-from .runs import _finish_if_complete, _from_cache, _write_answers, cache_key, label_space, labeling_run_fail
+from .runs import CacheKeys, _finish_if_complete, _from_cache, _write_answers, label_space, labeling_run_fail
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
@@ -57,6 +57,7 @@ class _Context:
         self.params = request_parameters(run.config_snapshot, self.space)
         self.k = int(run.config_snapshot["samples_per_pair"])
         self.logprobs = bool(self.params.get("logprobs"))
+        self.keys = CacheKeys(self.params, run.system_prompt)
 
     def line(self, key: tuple[int, int], messages: list[dict]) -> bytes:
         body = {"model": self.params["model"], "messages": messages, "n": 1}
@@ -67,14 +68,11 @@ class _Context:
     def pending_chunks(self):
         """(chunk, candidates, facts, messages by pair id) for each chunk of the run that is not done."""
         for chunk in list(RunChunk.objects.filter(run=self.run, status=RunChunk.Status.PENDING).order_by("index")):
-            candidates = list(
-                Candidate.objects.filter(
-                    run=self.run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id
-                )
-                .select_related("pair__member", "pair__job")
-                .order_by("id")
+            in_chunk = Candidate.objects.filter(
+                run=self.run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id
             )
-            facts = {c.pair_id: (member_facts(c.pair.member), job_facts(c.pair.job)) for c in candidates}
+            candidates = list(in_chunk.order_by("id"))
+            facts = pair_facts(in_chunk)
             messages = {pair_id: build_messages(self.run.system_prompt, *fact) for pair_id, fact in facts.items()}
             yield chunk, candidates, facts, messages
 
@@ -132,7 +130,7 @@ def labeling_run_batch_submit(*, run_id: int) -> str:
                     key = (candidate.pair_id, index)
                     if key not in have:
                         requests.append(TeacherRequest(key=key, messages=messages[key[0]], sample_index=index))
-                        keys[key] = cache_key(ctx.params, messages[key[0]], index)
+                        keys[key] = ctx.keys.key(messages[key[0]], index)
             cached = _from_cache(keys, requests)
             ctx.write(chunk, candidates, facts, cached, keys)
             lines.extend(ctx.line(r.key, r.messages) for r in requests if r.key not in cached)
@@ -322,7 +320,7 @@ def _ingest(run: LabelingRun, job: BatchJob, batch, results: dict) -> bool:
                     answers[key] = results.get(key) or TeacherAnswer(
                         key=key, error_kind="batch_missing", error=f"no result for {custom_id(key)} in batch {batch.id}"
                     )
-                    keys[key] = cache_key(ctx.params, messages[candidate.pair_id], index)
+                    keys[key] = ctx.keys.key(messages[candidate.pair_id], index)
             ctx.write(chunk, candidates, facts, answers, keys)
         counts = batch.request_counts
         locked.status, locked.openai_status = BatchJob.Status.COMPLETED, batch.status

@@ -47,7 +47,7 @@ from ..teacher import (
     get_provider,
     request_parameters,
 )
-from ..teacher.messages import build_messages, job_facts, member_facts
+from ..teacher.messages import build_messages, pair_facts
 
 WATCH_INTERVAL = 2.0
 #: A chunk stores its answers every this many answers or seconds, whichever comes first, while later requests
@@ -264,6 +264,29 @@ def cache_key(params: dict, messages: list[dict], sample_index: int) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+class CacheKeys:
+    """:func:`cache_key` for the many requests of a run, which share the system prompt and the parameters: the
+    JSON before the user message (the whole system prompt) is hashed once and the hash state copied per request,
+    so a key costs the user message only. Same keys as :func:`cache_key` (sorted keys, default separators)."""
+
+    def __init__(self, params: dict, system_prompt: str):
+        head = '{"messages": [{"content": ' + json.dumps(system_prompt) + ', "role": "system"}, {"content": '
+        self._system_prompt = system_prompt
+        self._tail = ', "role": "user"}], "params": ' + json.dumps(params, sort_keys=True) + ', "sample": '
+        self._head = hashlib.sha256(head.encode("utf-8"))
+        self._params = params
+
+    def key(self, messages: list[dict], sample_index: int) -> str:
+        system, user = messages
+        if system != {"role": "system", "content": self._system_prompt} or set(user) != {"role", "content"} or (
+            user["role"] != "user"
+        ):
+            return cache_key(self._params, messages, sample_index)
+        state = self._head.copy()
+        state.update(f"{json.dumps(user['content'])}{self._tail}{int(sample_index)}}}".encode())
+        return state.hexdigest()
+
+
 def _claim(chunk: RunChunk, token: str) -> bool:
     now = timezone.now()
     return bool(
@@ -319,19 +342,17 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
             status=LabelingRun.Status.FAILED, error=str(error), finished_at=timezone.now()
         )
         return f"failed: {error}"
-    candidates = list(
-        Candidate.objects.filter(run=run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id)
-        .select_related("pair__member", "pair__job")
-        .order_by("id")
-    )
+    in_chunk = Candidate.objects.filter(run=run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id)
+    candidates = list(in_chunk.order_by("id"))
+    facts = pair_facts(in_chunk)
     k = int(run.config_snapshot["samples_per_pair"])
     have = set(
         TeacherSample.objects.filter(run=run, pair_id__in=[c.pair_id for c in candidates]).values_list(
             "pair_id", "sample_index"
         )
     )
-    facts = {c.pair_id: (member_facts(c.pair.member), job_facts(c.pair.job)) for c in candidates}
     params = request_parameters(run.config_snapshot, space)
+    key_of = CacheKeys(params, run.system_prompt)
     requests, keys = [], {}
     for candidate in candidates:
         member, job = facts[candidate.pair_id]
@@ -344,7 +365,7 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
                 facts={"member": member, "job": job},
             )  # fmt: skip
             requests.append(request)
-            keys[request.key] = cache_key(params, messages, index)
+            keys[request.key] = key_of.key(messages, index)
 
     pending = _from_cache(keys, requests)
     misses = [r for r in requests if r.key not in pending]
@@ -439,7 +460,7 @@ def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> b
     its samples. Shared by online chunks and batch ingestion."""
     store_samples(run.pk, answers)
     store_cache(params["model"], keys, [a for a in answers.values() if a.ok and not a.cached])
-    complete = _aggregate_candidates(run, candidates, facts, space, k)
+    complete = _aggregate_candidates(run, candidates, facts, space, k, answers)
     paid = [a for a in answers.values() if not a.cached]
     input_tokens = sum(a.input_tokens for a in paid)
     output_tokens = sum(a.output_tokens for a in paid)
@@ -454,13 +475,29 @@ def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> b
     return complete
 
 
-def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
+def _samples_by_pair(run, pair_ids: list[int], k: int, answers: dict) -> dict[int, list]:
+    """Each pair's stored samples. ``answers`` were just stored: a pair whose K samples are all among them is
+    taken from memory, the others are read back (only the fields aggregation and trust checks use)."""
+    by_pair: dict[int, list] = {}
+    read_back = []
+    for pair_id in pair_ids:
+        mine = [answers.get((pair_id, index)) for index in range(k)]
+        if all(mine):
+            by_pair[pair_id] = mine
+        else:
+            read_back.append(pair_id)
+    if read_back:
+        fields = ("pair_id", "sample_index", "label", "rationale", "cited_rules", "label_probs", "error_kind", "error")
+        for sample in TeacherSample.objects.filter(run=run, pair_id__in=read_back).only(*fields):
+            by_pair.setdefault(sample.pair_id, []).append(sample)
+    return by_pair
+
+
+def _aggregate_candidates(run, candidates, facts, space, k, answers: dict | None = None) -> bool:
     """Aggregate every given candidate (a chunk's, or any of the run's) whose K samples are all in; returns True
     if all of them are."""
     pair_ids = [c.pair_id for c in candidates]
-    by_pair: dict[int, list[TeacherSample]] = {}
-    for sample in TeacherSample.objects.filter(run=run, pair_id__in=pair_ids):
-        by_pair.setdefault(sample.pair_id, []).append(sample)
+    by_pair = _samples_by_pair(run, pair_ids, k, answers or {})
     others = _other_run_labels(run, pair_ids)
     gold = dict(
         GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids).values_list("pair_id", "label")
