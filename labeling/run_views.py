@@ -49,7 +49,9 @@ def run_new(request):
                 )  # fmt: skip
                 messages.success(request, f"Run #{run.pk} started on {run.pairs_total} pairs.")
                 return redirect("run_detail", pk=run.pk)
-            plan = run_plan(version=data["version"], config=data["config"], selection=form.selection())
+            plan = run_plan(
+                version=data["version"], config=data["config"], selection=form.selection(), mode=data["mode"]
+            )
         except ValidationError as error:
             form.add_error(None, error)
     return render(request, "labeling/run_new.html", {"form": form, "plan": plan}, status=400 if form.errors else 200)

@@ -11,8 +11,7 @@ runs (``runs._write_answers``), in one transaction with the batch's move to ``co
 nothing. A failed, expired or cancelled batch fails the run with a clear error; resuming it submits what is still
 missing as a new attempt.
 
-Costs use the config's prices, like online runs; the Batch API usually charges half of that, so the figure is an
-upper bound.
+Costs are the config's prices times its ``batch_price_factor`` (0.5 by default: the Batch API's discount).
 """
 
 import json
@@ -32,6 +31,7 @@ from .runs import CacheKeys, _finish_if_complete, _from_cache, _write_answers, l
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
+BATCH_MAX_BYTES = 200 * 1024 * 1024  # per batch input file (OpenAI's limit)
 SCHEMA_ERRORS = frozenset({"malformed_json", "label_outside_set", "schema_violation", "unknown_rule"})
 ENDED = {"failed": BatchJob.Status.FAILED, "expired": BatchJob.Status.EXPIRED, "cancelled": BatchJob.Status.CANCELLED}
 
@@ -134,6 +134,9 @@ def labeling_run_batch_submit(*, run_id: int) -> str:
             cached = _from_cache(keys, requests)
             ctx.write(chunk, candidates, facts, cached, keys)
             lines.extend(ctx.line(r.key, r.messages) for r in requests if r.key not in cached)
+        if too_large := _over_limits(lines):
+            labeling_run_fail(run_id=run.pk, error=too_large)
+            return f"failed: {too_large}"
         if lines:
             _submit(client, run, attempt=(latest.attempt + 1) if latest else 1, lines=lines, resubmission=False)
     if not lines:
@@ -142,19 +145,60 @@ def labeling_run_batch_submit(*, run_id: int) -> str:
     return PENDING
 
 
+def _over_limits(lines: list[bytes]) -> str:
+    """Why these lines cannot go in one batch (the Batch API's limits), or ""."""
+    size = sum(len(line) for line in lines)
+    if len(lines) > BATCH_MAX_REQUESTS:
+        return (
+            f"The batch would hold {len(lines):,} requests; the OpenAI Batch API takes at most "
+            f"{BATCH_MAX_REQUESTS:,} per batch. Split the pairs into smaller runs or use online mode."
+        )
+    if size > BATCH_MAX_BYTES:
+        return (
+            f"The batch input file would be {size / 1024 / 1024:,.1f} MB; the OpenAI Batch API takes at most "
+            f"{BATCH_MAX_BYTES / 1024 / 1024:,.0f} MB per file. Split the pairs into smaller runs or use online mode."
+        )
+    return ""
+
+
+def _metadata(run: LabelingRun, attempt: int) -> dict[str, str]:
+    """Names a batch as this run's attempt (the creation time tells runs of other installs apart)."""
+    return {"policyhub_run": str(run.pk), "attempt": str(attempt), "run_created": run.created_at.isoformat()}
+
+
+def _already_submitted(client: openai.OpenAI, run: LabelingRun, attempt: int):
+    """The batch created for this attempt by an earlier try that died before recording it, if any. Batches are
+    listed newest first; the scan stops at those created before the run."""
+    wanted = _metadata(run, attempt)
+    since = run.created_at.timestamp() - 300  # allow for clock skew between us and the provider
+    for batch in client.batches.list(limit=100):
+        if batch.created_at < since:
+            return None
+        if (batch.metadata or {}) == wanted:
+            return batch
+    return None
+
+
 def _submit(client: openai.OpenAI, run: LabelingRun, *, attempt: int, lines: list[bytes], resubmission: bool):
-    """Upload the JSONL, create the batch, record it. Call with the run row locked."""
-    name = f"policyhub-run-{run.pk}-attempt-{attempt}.jsonl"
-    upload = client.files.create(file=(name, b"".join(lines)), purpose="batch")
-    batch = client.batches.create(
-        input_file_id=upload.id,
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-        metadata={"policyhub_run": str(run.pk), "attempt": str(attempt)},
-    )
+    """Upload the JSONL, create the batch, record it. Call with the run row locked. Idempotent across a crash
+    between creating the batch and committing its record: the batch is found by its metadata and recorded."""
+    batch = _already_submitted(client, run, attempt)
+    if batch is None:
+        name = f"policyhub-run-{run.pk}-attempt-{attempt}.jsonl"
+        upload = client.files.create(file=(name, b"".join(lines)), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata=_metadata(run, attempt),
+        )
+    return _record(run, batch, attempt=attempt, resubmission=resubmission, request_count=len(lines))
+
+
+def _record(run: LabelingRun, batch, *, attempt: int, resubmission: bool, request_count: int) -> BatchJob:
     job = BatchJob(
-        run=run, attempt=attempt, resubmission=resubmission, openai_batch_id=batch.id, input_file_id=upload.id,
-        openai_status=batch.status, request_count=len(lines),
+        run=run, attempt=attempt, resubmission=resubmission, openai_batch_id=batch.id,
+        input_file_id=batch.input_file_id, openai_status=batch.status, request_count=request_count,
     )  # fmt: skip
     job.full_clean()
     job.save()

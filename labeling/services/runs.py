@@ -421,12 +421,24 @@ def _from_cache(keys: dict, requests: list[TeacherRequest]) -> dict:
     return found
 
 
-def _price(snapshot: dict, input_tokens: int, output_tokens: int) -> Decimal:
+def price_factor(snapshot: dict, mode: str) -> Decimal:
+    """What share of the listed prices a run pays: the batch discount in batch mode (configs saved before the
+    factor existed get the Batch API's half price), else all of it."""
+    if mode != LabelingRun.Mode.BATCH:
+        return Decimal(1)
+    return Decimal(snapshot.get("batch_price_factor", "0.5"))
+
+
+def _price(snapshot: dict, input_tokens: int, output_tokens: int, mode: str = LabelingRun.Mode.ONLINE) -> Decimal:
     million = Decimal(1_000_000)
     return (
-        Decimal(input_tokens) * Decimal(snapshot["price_input_per_mtok"])
-        + Decimal(output_tokens) * Decimal(snapshot["price_output_per_mtok"])
-    ) / million
+        (
+            Decimal(input_tokens) * Decimal(snapshot["price_input_per_mtok"])
+            + Decimal(output_tokens) * Decimal(snapshot["price_output_per_mtok"])
+        )
+        * price_factor(snapshot, mode)
+        / million
+    )
 
 
 def _flush(run, chunk_id, token, by_pair, facts, keys, space, k, params, answers, *, final: bool) -> str | None:
@@ -470,7 +482,7 @@ def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> b
         samples_cached=F("samples_cached") + sum(1 for a in answers.values() if a.cached),
         input_tokens=F("input_tokens") + input_tokens,
         output_tokens=F("output_tokens") + output_tokens,
-        cost=F("cost") + _price(run.config_snapshot, input_tokens, output_tokens),
+        cost=F("cost") + _price(run.config_snapshot, input_tokens, output_tokens, run.mode),
     )
     return complete
 

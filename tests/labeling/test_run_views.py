@@ -28,6 +28,11 @@ def test_an_engineer_creates_a_teacher_config_and_bad_values_are_shown(engineer,
     bad = client.post("/teachers/", {**form, "name": "other", "temperature": "3"})
     assert bad.status_code == 400 and TeacherConfig.objects.filter(name="other").count() == 0
     assert "temperature" in bad.context["form"].errors or bad.context["form"].non_field_errors()
+    assert TeacherConfig.objects.get(name="gpt-small").batch_price_factor == 0.5  # left empty: the Batch API's half
+    free = client.post("/teachers/", {**form, "name": "free", "batch_price_factor": "0"})
+    assert free.status_code == 400 and "batch_price_factor" in free.context["form"].errors
+    assert client.post("/teachers/", {**form, "name": "quarter", "batch_price_factor": "0.25"}).status_code == 302
+    assert str(TeacherConfig.objects.get(name="quarter").snapshot()["batch_price_factor"]) == "0.250"
 
 
 def test_planning_shows_the_prompt_and_cost_without_asking_the_teacher(
