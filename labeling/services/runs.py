@@ -510,6 +510,7 @@ def _aggregate_candidates(run, candidates, facts, space, k, answers: dict | None
     if all of them are."""
     pair_ids = [c.pair_id for c in candidates]
     by_pair = _samples_by_pair(run, pair_ids, k, answers or {})
+    _lock_routing_against_other_teachers(run)
     others = _other_run_labels(run, pair_ids)
     gold = dict(
         GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids).values_list("pair_id", "label")
@@ -589,6 +590,21 @@ def _set_review_state(candidate: Candidate, run: LabelingRun, now) -> None:
     else:
         candidate.review_state, candidate.reviews_needed = ReviewState.PENDING, run.reviewers_per_item
         candidate.approved_label, candidate.approved_by, candidate.approved_at = "", "", None
+
+
+#: First key of the transaction-level advisory lock that serialises routing between teachers of one version.
+ROUTING_LOCK_NAMESPACE = 0x7EAC
+
+
+def _lock_routing_against_other_teachers(run: LabelingRun) -> None:
+    """``teacher_disagreement`` compares a pair's label with the other teachers' committed labels; two runs writing
+    the same pair at once would each miss the other. So routing takes a transaction-level advisory lock on the
+    policy version before reading their labels: writes of one version serialise from here to commit, and the later
+    one (READ COMMITTED: a fresh snapshot per statement) sees the earlier one's labels and flags both. Held for the
+    end of a flush only (tens of milliseconds). SQLite runs one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ROUTING_LOCK_NAMESPACE, run.policy_version_id])
 
 
 def _other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[str]]:
