@@ -1,7 +1,7 @@
 """Plan before you pay: what a run would send and roughly what it would cost, without calling the teacher.
 
 Tokens are counted from characters. The rate comes from the provider's own counts when we have them: the
-latest answers this model gave earlier runs (``TeacherSample`` rows with their real ``input_tokens`` /
+answers this model gave its latest runs (``TeacherSample`` rows with their real ``input_tokens`` /
 ``output_tokens``; first attempts only, cached answers excluded) give characters per input token (their requests'
 characters, rebuilt from the run's system prompt and the pair, over their input tokens) and tokens per answer.
 Without such answers: 4 characters per token (OpenAI's rule of thumb for English; tiktoken would need to
@@ -40,20 +40,22 @@ class TokenRate:
             )
         return (
             f"provider counts: {self.chars_per_token:.2f} characters per token and {self.tokens_per_answer} "
-            f"tokens per answer, measured on the {self.samples} latest answers of this model"
+            f"tokens per answer, measured on {self.samples} answers from the latest runs of this model"
         )
 
 
 def token_rate(model: str) -> TokenRate:
     """Characters per input token and tokens per answer of ``model``, from its earlier answers if any."""
-    rows = list(
-        TeacherSample.objects.filter(
-            run__config_snapshot__provider=TeacherConfig.Provider.OPENAI, run__config_snapshot__model=model,
-            cached=False, attempts=1, error_kind="", input_tokens__gt=0, output_tokens__gt=0,
-        )
-        .order_by("-id")
-        .values_list("run_id", "pair_id", "input_tokens", "output_tokens")[:CALIBRATION_SAMPLES]
-    )  # fmt: skip
+    runs = LabelingRun.objects.filter(
+        config_snapshot__provider=TeacherConfig.Provider.OPENAI, config_snapshot__model=model
+    ).order_by("-id")
+    rows: list[tuple] = []
+    for run_id in runs.values_list("id", flat=True).iterator():  # newest runs first, each read by its index
+        rows += TeacherSample.objects.filter(
+            run_id=run_id, cached=False, attempts=1, error_kind="", input_tokens__gt=0, output_tokens__gt=0
+        ).values_list("run_id", "pair_id", "input_tokens", "output_tokens")[: CALIBRATION_SAMPLES - len(rows)]
+        if len(rows) >= CALIBRATION_SAMPLES:
+            break
     if not rows:
         return TokenRate(CHARS_PER_TOKEN, ANSWER_TOKENS, 0)
     prompts = dict(LabelingRun.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "system_prompt"))

@@ -34,7 +34,7 @@ def test_earlier_answers_of_the_same_model_calibrate_the_plan(
     other_temperature = openai_config("same-model", temperature=0.9)  # nothing cached: every request billable
     result = plan(published, other_temperature)
     assert result.token_basis.startswith("provider counts: 2.5")
-    assert "4 latest answers of this model" in result.token_basis
+    assert "measured on 4 answers from the latest runs of this model" in result.token_basis
     assert abs(result.input_tokens_per_request - request_chars(result) / 2.5) < 0.1 * request_chars(result) / 2.5
     answer_chars = len('{"label": "strong_match", "rationale": "Python and SQL match the posting well enough here.", '
                        '"cited_rules": ["R1"]}')  # fmt: skip
