@@ -13,9 +13,11 @@ The wall-clock ratio depends on what else runs on the machine; the CPU per pair 
 versions. ``--py-spy PATH`` records the worker with that py-spy binary (install it outside the project, e.g.
 ``pipx install py-spy``) into ``var/teacher_throughput.pyspy.txt`` (collapsed stacks).
 
-Last measured (2 shared cores, load average 3–5 from other work): 2.1–2.2 ms of worker CPU per pair (3.3 ms before
-the aiohttp transport and the chunk-side savings), the fake server 0.6 ms per pair, 45–47 s wall = 67–69 % of ideal
-(80 % of the ideal at the ~231 ms latency the client saw). The target of 90 % is not met on this loaded machine.
+Last measured (2 cores shared with other work): 1.8–2.2 ms of worker CPU per pair (3.3 ms before the aiohttp
+transport and the chunk-side savings), the fake server 0.6 ms per pair. Wall time follows the machine's load:
+45–47 s = 67–69 % of ideal at a load average of 3–5; 35.7–38.2 s = 82–87 % at a load of about 2 (89 % with
+``--chunk-size 5000``, one chunk per worker: each chunk costs a prepare and a drain of its last requests). The
+target of 90 % was not reached on this shared machine.
 """
 
 import argparse
