@@ -129,9 +129,12 @@ class PlanOut(Schema):
     pairs: int
     requests: int
     input_tokens_per_request: int
+    output_tokens_per_request: int
+    token_basis: str
     estimated_input_tokens: int
     estimated_output_tokens: int
     estimated_cost: str
+    price_factor: str
     cached_share: float
     is_llm: bool
     example_messages: list[dict]
@@ -189,8 +192,8 @@ def plan_run(request, payload: RunIn):
     """Dry run: one rendered request and the estimated tokens and cost, without calling the teacher."""
     require_role(request, ML_ENGINEER)
     version, config = _resolve(payload)
-    plan = run_plan(version=version, config=config, selection=payload.selection)
-    return {**plan.__dict__, "estimated_cost": str(plan.estimated_cost)}
+    plan = run_plan(version=version, config=config, selection=payload.selection, mode=payload.mode)
+    return {**plan.__dict__, "estimated_cost": str(plan.estimated_cost), "price_factor": str(plan.price_factor)}
 
 
 @router.post("/runs", response={200: RunOut, 201: RunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut}, tags=["runs"])

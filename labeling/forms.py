@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 
 from policyhub.models import PolicyVersion
@@ -16,12 +18,21 @@ class TeacherConfigForm(forms.ModelForm):
     base_url = forms.URLField(
         required=False, assume_scheme="https", help_text="Empty: OPENAI_BASE_URL, or OpenAI itself."
     )
+    batch_price_factor = forms.DecimalField(
+        required=False, initial=Decimal("0.5"), min_value=Decimal("0.001"), max_value=1, decimal_places=3,
+        help_text="Batch-mode runs pay the prices times this (the OpenAI Batch API charges half). Empty: 0.5.",
+    )  # fmt: skip
+
+    def clean_batch_price_factor(self) -> Decimal:
+        value = self.cleaned_data.get("batch_price_factor")
+        return Decimal("0.5") if value is None else value
 
     class Meta:
         model = TeacherConfig
         fields = [
             "name", "provider", "model", "base_url", "api_key_env", "temperature", "samples_per_pair", "logprobs",
-            "top_logprobs", "price_input_per_mtok", "price_output_per_mtok", "concurrency", "request_timeout",
+            "top_logprobs", "price_input_per_mtok", "price_output_per_mtok", "batch_price_factor", "concurrency",
+            "request_timeout",
             "max_attempts",
         ]  # fmt: skip
 

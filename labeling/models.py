@@ -5,7 +5,10 @@ teacher sees, so they do not change silently: an import that brings a different 
 refused row by row rather than overwriting the data earlier labels were made on.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -130,6 +133,11 @@ class TeacherConfig(models.Model):
     top_logprobs = models.PositiveSmallIntegerField(default=5)
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    batch_price_factor = models.DecimalField(
+        max_digits=4, decimal_places=3, default=Decimal("0.5"),
+        validators=[MinValueValidator(Decimal("0.001")), MaxValueValidator(Decimal("1"))],
+        help_text="Batch-mode runs pay the prices times this (the OpenAI Batch API charges half).",
+    )  # fmt: skip
     concurrency = models.PositiveSmallIntegerField(default=8, help_text="Requests in flight per worker process.")
     request_timeout = models.FloatField(default=60.0, help_text="Seconds per request.")
     max_attempts = models.PositiveSmallIntegerField(default=5, help_text="Per request, for 429/5xx/timeouts.")
@@ -147,6 +155,10 @@ class TeacherConfig(models.Model):
             models.CheckConstraint(
                 condition=Q(max_attempts__gte=1, max_attempts__lte=20), name="teacherconfig_attempts"
             ),
+            models.CheckConstraint(
+                condition=Q(batch_price_factor__gt=0, batch_price_factor__lte=1), name="teacherconfig_batch_price",
+                violation_error_message="The batch price factor must be above 0 and at most 1.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -160,6 +172,7 @@ class TeacherConfig(models.Model):
         data = {f: getattr(self, f) for f in fields}
         data["price_input_per_mtok"] = str(self.price_input_per_mtok)
         data["price_output_per_mtok"] = str(self.price_output_per_mtok)
+        data["batch_price_factor"] = str(self.batch_price_factor)
         return data
 
 

@@ -1,8 +1,13 @@
 """Plan before you pay: what a run would send and roughly what it would cost, without calling the teacher.
 
-Token counts are estimated at 4 characters per token (OpenAI's rule of thumb for English; tiktoken would need
-to download its BPE files, which this deployment cannot assume). Answers are estimated at
-``ANSWER_TOKENS`` tokens. Requests whose answers are already cached are counted as free.
+Tokens are counted from characters. The rate comes from the provider's own counts when we have them: the
+answers this model gave its latest runs (``TeacherSample`` rows with their real ``input_tokens`` /
+``output_tokens``; first attempts only, cached answers excluded) give characters per input token (their requests'
+characters, rebuilt from the run's system prompt and the pair, over their input tokens) and tokens per answer.
+Without such answers: 4 characters per token (OpenAI's rule of thumb for English; tiktoken would need to
+download its BPE files, which this deployment cannot assume) and ``ANSWER_TOKENS`` tokens per answer. The plan
+says which basis it used. Requests whose answers are already cached are counted as free; batch-mode runs pay the
+config's ``batch_price_factor`` of the prices.
 """
 
 from dataclasses import dataclass
@@ -10,17 +15,55 @@ from decimal import Decimal
 
 from policyhub.models import PolicyVersion
 
-from .models import ResponseCache, TeacherConfig
-from .services.runs import cache_key, label_space, pairs_for_selection, run_system_prompt
+from .models import LabelingRun, Pair, ResponseCache, TeacherConfig, TeacherSample
+from .services.runs import CacheKeys, label_space, pairs_for_selection, price_factor, run_system_prompt
 from .teacher import request_parameters
-from .teacher.messages import build_messages, job_facts, member_facts
+from .teacher.messages import build_messages, pair_facts, user_message
 
 CHARS_PER_TOKEN = 4
 ANSWER_TOKENS = 90
+CALIBRATION_SAMPLES = 200
 
 
-def estimate_tokens(text: str) -> int:
-    return max(1, len(text) // CHARS_PER_TOKEN)
+@dataclass(frozen=True)
+class TokenRate:
+    chars_per_token: float
+    tokens_per_answer: int
+    samples: int  # earlier answers the rate was measured on; 0: the rule of thumb
+
+    @property
+    def basis(self) -> str:
+        if not self.samples:
+            return (
+                f"rule of thumb: {CHARS_PER_TOKEN} characters per token, {ANSWER_TOKENS} tokens per answer "
+                "(no earlier answers from this model)"
+            )
+        return (
+            f"provider counts: {self.chars_per_token:.2f} characters per token and {self.tokens_per_answer} "
+            f"tokens per answer, measured on {self.samples} answers from the latest runs of this model"
+        )
+
+
+def token_rate(model: str) -> TokenRate:
+    """Characters per input token and tokens per answer of ``model``, from its earlier answers if any."""
+    runs = LabelingRun.objects.filter(
+        config_snapshot__provider=TeacherConfig.Provider.OPENAI, config_snapshot__model=model
+    ).order_by("-id")
+    rows: list[tuple] = []
+    for run_id in runs.values_list("id", flat=True).iterator():  # newest runs first, each read by its index
+        rows += TeacherSample.objects.filter(
+            run_id=run_id, cached=False, attempts=1, error_kind="", input_tokens__gt=0, output_tokens__gt=0
+        ).values_list("run_id", "pair_id", "input_tokens", "output_tokens")[: CALIBRATION_SAMPLES - len(rows)]
+        if len(rows) >= CALIBRATION_SAMPLES:
+            break
+    if not rows:
+        return TokenRate(CHARS_PER_TOKEN, ANSWER_TOKENS, 0)
+    prompts = dict(LabelingRun.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "system_prompt"))
+    facts = pair_facts(Pair.objects.filter(pk__in={r[1] for r in rows}), pair="")
+    chars = sum(len(prompts[run_id]) + len(user_message(*facts[pair_id])) for run_id, pair_id, _, _ in rows)
+    input_tokens = sum(r[2] for r in rows)
+    output_tokens = sum(r[3] for r in rows)
+    return TokenRate(chars / input_tokens, max(1, round(output_tokens / len(rows))), len(rows))
 
 
 @dataclass(frozen=True)
@@ -31,46 +74,57 @@ class RunPlan:
     example_messages: list[dict]
     input_tokens_per_request: int
     output_tokens_per_request: int
+    token_basis: str
     cached_share: float
     estimated_input_tokens: int
     estimated_output_tokens: int
+    price_factor: Decimal
     estimated_cost: Decimal
     is_llm: bool
 
 
-def run_plan(*, version: PolicyVersion, config: TeacherConfig, selection: dict, sample_size: int = 20) -> RunPlan:
+def run_plan(
+    *, version: PolicyVersion, config: TeacherConfig, selection: dict, sample_size: int = 20,
+    mode: str = LabelingRun.Mode.ONLINE,
+) -> RunPlan:  # fmt: skip
     pairs = pairs_for_selection(selection)
     total = pairs.count()
-    sample = list(pairs.select_related("member", "job")[:sample_size])
+    sample_ids = list(pairs.values_list("id", flat=True)[:sample_size])
+    facts = pair_facts(Pair.objects.filter(id__in=sample_ids), pair="")
     system_prompt = run_system_prompt(version)
     snapshot = config.snapshot()
     k = config.samples_per_pair
     is_llm = config.provider != TeacherConfig.Provider.HEURISTIC
-    message_sets = [build_messages(system_prompt, member_facts(p.member), job_facts(p.job)) for p in sample]
-    per_request = sum(estimate_tokens(m[0]["content"]) + estimate_tokens(m[1]["content"]) for m in message_sets) // max(
-        1, len(message_sets)
-    )
+    message_sets = [build_messages(system_prompt, *facts[pair_id]) for pair_id in sample_ids]
+    rate = token_rate(config.model) if is_llm else TokenRate(CHARS_PER_TOKEN, ANSWER_TOKENS, 0)
+    chars = sum(len(m[0]["content"]) + len(m[1]["content"]) for m in message_sets) / max(1, len(message_sets))
+    per_request = max(1, round(chars / rate.chars_per_token))
     cached_share = 0.0
     if is_llm and message_sets:
-        params = request_parameters(snapshot, label_space(version))
-        keys = [cache_key(params, m, i) for m in message_sets for i in range(k)]
-        cached_share = ResponseCache.objects.filter(key__in=keys).count() / len(keys)
+        keys = CacheKeys(request_parameters(snapshot, label_space(version)), system_prompt)
+        wanted = [keys.key(m, i) for m in message_sets for i in range(k)]
+        cached_share = ResponseCache.objects.filter(key__in=wanted).count() / len(wanted)
     requests = total * k if is_llm else total
     billable = round(requests * (1 - cached_share)) if is_llm else 0
-    input_tokens, output_tokens = billable * per_request, billable * ANSWER_TOKENS
+    input_tokens, output_tokens = billable * per_request, billable * rate.tokens_per_answer
+    factor = price_factor(snapshot, mode)
     cost = (
-        Decimal(input_tokens) * config.price_input_per_mtok + Decimal(output_tokens) * config.price_output_per_mtok
-    ) / Decimal(1_000_000)
+        (Decimal(input_tokens) * config.price_input_per_mtok + Decimal(output_tokens) * config.price_output_per_mtok)
+        * factor
+        / Decimal(1_000_000)
+    )
     return RunPlan(
         pairs=total,
         requests=requests,
-        sampled_pairs=len(sample),
+        sampled_pairs=len(message_sets),
         example_messages=message_sets[0] if message_sets else [],
         input_tokens_per_request=per_request,
-        output_tokens_per_request=ANSWER_TOKENS,
+        output_tokens_per_request=rate.tokens_per_answer,
+        token_basis=rate.basis if is_llm else "no tokens: the heuristic baseline is computed locally",
         cached_share=cached_share,
         estimated_input_tokens=input_tokens,
         estimated_output_tokens=output_tokens,
+        price_factor=factor,
         estimated_cost=cost.quantize(Decimal("0.0001")),
         is_llm=is_llm,
     )

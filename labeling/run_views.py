@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -49,7 +49,9 @@ def run_new(request):
                 )  # fmt: skip
                 messages.success(request, f"Run #{run.pk} started on {run.pairs_total} pairs.")
                 return redirect("run_detail", pk=run.pk)
-            plan = run_plan(version=data["version"], config=data["config"], selection=form.selection())
+            plan = run_plan(
+                version=data["version"], config=data["config"], selection=form.selection(), mode=data["mode"]
+            )
         except ValidationError as error:
             form.add_error(None, error)
     return render(request, "labeling/run_new.html", {"form": form, "plan": plan}, status=400 if form.errors else 200)
@@ -76,16 +78,27 @@ def run_detail(request, pk):
     run = _run_or_404(pk, request.user)
     context = {"run": run, "summary": selectors.run_routing_summary(run=run), "reasons": Candidate.REASONS}
     if request.headers.get("HX-Request"):
-        response = render(request, "labeling/_run_progress.html", context)
-        if not run.is_active:  # only an active run's page polls: it just ended, so reload once for the candidates
-            response["HX-Refresh"] = "true"
-        return response
+        return render(request, "labeling/_run_progress.html", context)
+    return render(request, "labeling/run_detail.html", {**context, **_candidates_context(request, run)})
+
+
+@role_required(ML_ENGINEER)
+def run_candidates(request, pk):
+    """The candidate table alone, polled by the run page while the run is active: 204 (htmx keeps what it shows)
+    while no answer was written since the last poll, else the table, without the poll once the run has ended."""
+    run = _run_or_404(pk)
+    if run.is_active and request.GET.get("seen") == selectors.run_progress_mark(run=run):
+        return HttpResponse(status=204)
+    return render(request, "labeling/_run_candidates.html", {"run": run, **_candidates_context(request, run)})
+
+
+def _candidates_context(request, run: LabelingRun) -> dict:
     routing = request.GET.get("routing", "needs_review")
     reason = request.GET.get("reason", "")
     page = Paginator(selectors.run_candidates(run=run, routing=routing, reason=reason), 50).get_page(
         request.GET.get("page")
     )
-    return render(request, "labeling/run_detail.html", {**context, "page": page, "routing": routing, "reason": reason})
+    return {"page": page, "routing": routing, "reason": reason, "seen": selectors.run_progress_mark(run=run)}
 
 
 @role_required(ML_ENGINEER)

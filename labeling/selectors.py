@@ -72,8 +72,24 @@ def run_routing_summary(*, run: LabelingRun) -> dict:
     }
 
 
+def run_progress_mark(*, run: LabelingRun) -> str:
+    """Changes whenever the run writes answers or changes state (what the run page's candidate poll compares)."""
+    return f"{run.status}:{run.samples_done + run.samples_failed + run.samples_cached}"
+
+
 def run_candidates(*, run: LabelingRun, routing: str = "", reason: str = "") -> QuerySet[Candidate]:
-    qs = Candidate.objects.filter(run=run).select_related("pair__member", "pair__job").order_by("id")
+    """The run's candidates with only the columns the run page's table (polled while the run is active) and the
+    API show: not the members' and jobs' long texts."""
+    qs = (
+        Candidate.objects.filter(run=run)
+        .select_related("pair__member", "pair__job")
+        .only(
+            "pair__member__external_id", "pair__member__headline", "pair__job__external_id", "pair__job__title",
+            "status", "label", "confidence", "vote_share", "label_distribution", "routing", "trust",
+            *(f"reason_{r}" for r in Candidate.REASONS),
+        )
+        .order_by("id")
+    )  # fmt: skip
     if routing:
         qs = qs.filter(routing=routing)
     if reason in Candidate.REASONS:

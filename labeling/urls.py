@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/", run_views.run_list, name="run_list"),
     path("runs/new/", run_views.run_new, name="run_new"),
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
+    path("runs/<int:pk>/candidates/", run_views.run_candidates, name="run_candidates"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", run_views.run_resume, name="run_resume"),
     path("runs/<int:pk>/agreement/", agreement_views.run_agreement, name="run_agreement"),

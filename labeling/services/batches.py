@@ -11,8 +11,7 @@ runs (``runs._write_answers``), in one transaction with the batch's move to ``co
 nothing. A failed, expired or cancelled batch fails the run with a clear error; resuming it submits what is still
 missing as a new attempt.
 
-Costs use the config's prices, like online runs; the Batch API usually charges half of that, so the figure is an
-upper bound.
+Costs are the config's prices times its ``batch_price_factor`` (0.5 by default: the Batch API's discount).
 """
 
 import json
@@ -25,13 +24,14 @@ from openai.types.chat import ChatCompletion
 
 from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherSample
 from ..teacher import LabelSpace, TeacherAnswer, TeacherConfigError, TeacherRequest, request_parameters
-from ..teacher.messages import build_messages, job_facts, member_facts
+from ..teacher.messages import build_messages, pair_facts
 from ..teacher.openai_provider import sync_client
 from ..teacher.parsing import label_probs_from_logprobs, parse_answer
-from .runs import _finish_if_complete, _from_cache, _write_answers, cache_key, label_space, labeling_run_fail
+from .runs import CacheKeys, _finish_if_complete, _from_cache, _write_answers, label_space, labeling_run_fail
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
+BATCH_MAX_BYTES = 200 * 1024 * 1024  # per batch input file (OpenAI's limit)
 SCHEMA_ERRORS = frozenset({"malformed_json", "label_outside_set", "schema_violation", "unknown_rule"})
 ENDED = {"failed": BatchJob.Status.FAILED, "expired": BatchJob.Status.EXPIRED, "cancelled": BatchJob.Status.CANCELLED}
 
@@ -57,6 +57,7 @@ class _Context:
         self.params = request_parameters(run.config_snapshot, self.space)
         self.k = int(run.config_snapshot["samples_per_pair"])
         self.logprobs = bool(self.params.get("logprobs"))
+        self.keys = CacheKeys(self.params, run.system_prompt)
 
     def line(self, key: tuple[int, int], messages: list[dict]) -> bytes:
         body = {"model": self.params["model"], "messages": messages, "n": 1}
@@ -67,14 +68,11 @@ class _Context:
     def pending_chunks(self):
         """(chunk, candidates, facts, messages by pair id) for each chunk of the run that is not done."""
         for chunk in list(RunChunk.objects.filter(run=self.run, status=RunChunk.Status.PENDING).order_by("index")):
-            candidates = list(
-                Candidate.objects.filter(
-                    run=self.run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id
-                )
-                .select_related("pair__member", "pair__job")
-                .order_by("id")
+            in_chunk = Candidate.objects.filter(
+                run=self.run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id
             )
-            facts = {c.pair_id: (member_facts(c.pair.member), job_facts(c.pair.job)) for c in candidates}
+            candidates = list(in_chunk.order_by("id"))
+            facts = pair_facts(in_chunk)
             messages = {pair_id: build_messages(self.run.system_prompt, *fact) for pair_id, fact in facts.items()}
             yield chunk, candidates, facts, messages
 
@@ -132,10 +130,13 @@ def labeling_run_batch_submit(*, run_id: int) -> str:
                     key = (candidate.pair_id, index)
                     if key not in have:
                         requests.append(TeacherRequest(key=key, messages=messages[key[0]], sample_index=index))
-                        keys[key] = cache_key(ctx.params, messages[key[0]], index)
+                        keys[key] = ctx.keys.key(messages[key[0]], index)
             cached = _from_cache(keys, requests)
             ctx.write(chunk, candidates, facts, cached, keys)
             lines.extend(ctx.line(r.key, r.messages) for r in requests if r.key not in cached)
+        if too_large := _over_limits(lines):
+            labeling_run_fail(run_id=run.pk, error=too_large)
+            return f"failed: {too_large}"
         if lines:
             _submit(client, run, attempt=(latest.attempt + 1) if latest else 1, lines=lines, resubmission=False)
     if not lines:
@@ -144,19 +145,60 @@ def labeling_run_batch_submit(*, run_id: int) -> str:
     return PENDING
 
 
+def _over_limits(lines: list[bytes]) -> str:
+    """Why these lines cannot go in one batch (the Batch API's limits), or ""."""
+    size = sum(len(line) for line in lines)
+    if len(lines) > BATCH_MAX_REQUESTS:
+        return (
+            f"The batch would hold {len(lines):,} requests; the OpenAI Batch API takes at most "
+            f"{BATCH_MAX_REQUESTS:,} per batch. Split the pairs into smaller runs or use online mode."
+        )
+    if size > BATCH_MAX_BYTES:
+        return (
+            f"The batch input file would be {size / 1024 / 1024:,.1f} MB; the OpenAI Batch API takes at most "
+            f"{BATCH_MAX_BYTES / 1024 / 1024:,.0f} MB per file. Split the pairs into smaller runs or use online mode."
+        )
+    return ""
+
+
+def _metadata(run: LabelingRun, attempt: int) -> dict[str, str]:
+    """Names a batch as this run's attempt (the creation time tells runs of other installs apart)."""
+    return {"policyhub_run": str(run.pk), "attempt": str(attempt), "run_created": run.created_at.isoformat()}
+
+
+def _already_submitted(client: openai.OpenAI, run: LabelingRun, attempt: int):
+    """The batch created for this attempt by an earlier try that died before recording it, if any. Batches are
+    listed newest first; the scan stops at those created before the run."""
+    wanted = _metadata(run, attempt)
+    since = run.created_at.timestamp() - 300  # allow for clock skew between us and the provider
+    for batch in client.batches.list(limit=100):
+        if batch.created_at < since:
+            return None
+        if (batch.metadata or {}) == wanted:
+            return batch
+    return None
+
+
 def _submit(client: openai.OpenAI, run: LabelingRun, *, attempt: int, lines: list[bytes], resubmission: bool):
-    """Upload the JSONL, create the batch, record it. Call with the run row locked."""
-    name = f"policyhub-run-{run.pk}-attempt-{attempt}.jsonl"
-    upload = client.files.create(file=(name, b"".join(lines)), purpose="batch")
-    batch = client.batches.create(
-        input_file_id=upload.id,
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-        metadata={"policyhub_run": str(run.pk), "attempt": str(attempt)},
-    )
+    """Upload the JSONL, create the batch, record it. Call with the run row locked. Idempotent across a crash
+    between creating the batch and committing its record: the batch is found by its metadata and recorded."""
+    batch = _already_submitted(client, run, attempt)
+    if batch is None:
+        name = f"policyhub-run-{run.pk}-attempt-{attempt}.jsonl"
+        upload = client.files.create(file=(name, b"".join(lines)), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata=_metadata(run, attempt),
+        )
+    return _record(run, batch, attempt=attempt, resubmission=resubmission, request_count=len(lines))
+
+
+def _record(run: LabelingRun, batch, *, attempt: int, resubmission: bool, request_count: int) -> BatchJob:
     job = BatchJob(
-        run=run, attempt=attempt, resubmission=resubmission, openai_batch_id=batch.id, input_file_id=upload.id,
-        openai_status=batch.status, request_count=len(lines),
+        run=run, attempt=attempt, resubmission=resubmission, openai_batch_id=batch.id,
+        input_file_id=batch.input_file_id, openai_status=batch.status, request_count=request_count,
     )  # fmt: skip
     job.full_clean()
     job.save()
@@ -322,7 +364,7 @@ def _ingest(run: LabelingRun, job: BatchJob, batch, results: dict) -> bool:
                     answers[key] = results.get(key) or TeacherAnswer(
                         key=key, error_kind="batch_missing", error=f"no result for {custom_id(key)} in batch {batch.id}"
                     )
-                    keys[key] = cache_key(ctx.params, messages[candidate.pair_id], index)
+                    keys[key] = ctx.keys.key(messages[candidate.pair_id], index)
             ctx.write(chunk, candidates, facts, answers, keys)
         counts = batch.request_counts
         locked.status, locked.openai_status = BatchJob.Status.COMPLETED, batch.status

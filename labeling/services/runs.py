@@ -47,7 +47,7 @@ from ..teacher import (
     get_provider,
     request_parameters,
 )
-from ..teacher.messages import build_messages, job_facts, member_facts
+from ..teacher.messages import build_messages, pair_facts
 
 WATCH_INTERVAL = 2.0
 #: A chunk stores its answers every this many answers or seconds, whichever comes first, while later requests
@@ -299,6 +299,29 @@ def cache_key(params: dict, messages: list[dict], sample_index: int) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+class CacheKeys:
+    """:func:`cache_key` for the many requests of a run, which share the system prompt and the parameters: the
+    JSON before the user message (the whole system prompt) is hashed once and the hash state copied per request,
+    so a key costs the user message only. Same keys as :func:`cache_key` (sorted keys, default separators)."""
+
+    def __init__(self, params: dict, system_prompt: str):
+        head = '{"messages": [{"content": ' + json.dumps(system_prompt) + ', "role": "system"}, {"content": '
+        self._system_prompt = system_prompt
+        self._tail = ', "role": "user"}], "params": ' + json.dumps(params, sort_keys=True) + ', "sample": '
+        self._head = hashlib.sha256(head.encode("utf-8"))
+        self._params = params
+
+    def key(self, messages: list[dict], sample_index: int) -> str:
+        system, user = messages
+        if system != {"role": "system", "content": self._system_prompt} or set(user) != {"role", "content"} or (
+            user["role"] != "user"
+        ):
+            return cache_key(self._params, messages, sample_index)
+        state = self._head.copy()
+        state.update(f"{json.dumps(user['content'])}{self._tail}{int(sample_index)}}}".encode())
+        return state.hexdigest()
+
+
 def _claim(chunk: RunChunk, token: str) -> bool:
     now = timezone.now()
     return bool(
@@ -354,19 +377,17 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
             status=LabelingRun.Status.FAILED, error=str(error), finished_at=timezone.now()
         )
         return f"failed: {error}"
-    candidates = list(
-        Candidate.objects.filter(run=run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id)
-        .select_related("pair__member", "pair__job")
-        .order_by("id")
-    )
+    in_chunk = Candidate.objects.filter(run=run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id)
+    candidates = list(in_chunk.order_by("id"))
+    facts = pair_facts(in_chunk)
     k = int(run.config_snapshot["samples_per_pair"])
     have = set(
         TeacherSample.objects.filter(run=run, pair_id__in=[c.pair_id for c in candidates]).values_list(
             "pair_id", "sample_index"
         )
     )
-    facts = {c.pair_id: (member_facts(c.pair.member), job_facts(c.pair.job)) for c in candidates}
     params = request_parameters(run.config_snapshot, space)
+    key_of = CacheKeys(params, run.system_prompt)
     requests, keys = [], {}
     for candidate in candidates:
         member, job = facts[candidate.pair_id]
@@ -379,7 +400,7 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
                 facts={"member": member, "job": job},
             )  # fmt: skip
             requests.append(request)
-            keys[request.key] = cache_key(params, messages, index)
+            keys[request.key] = key_of.key(messages, index)
 
     pending = _from_cache(keys, requests)
     misses = [r for r in requests if r.key not in pending]
@@ -435,12 +456,24 @@ def _from_cache(keys: dict, requests: list[TeacherRequest]) -> dict:
     return found
 
 
-def _price(snapshot: dict, input_tokens: int, output_tokens: int) -> Decimal:
+def price_factor(snapshot: dict, mode: str) -> Decimal:
+    """What share of the listed prices a run pays: the batch discount in batch mode (configs saved before the
+    factor existed get the Batch API's half price), else all of it."""
+    if mode != LabelingRun.Mode.BATCH:
+        return Decimal(1)
+    return Decimal(snapshot.get("batch_price_factor", "0.5"))
+
+
+def _price(snapshot: dict, input_tokens: int, output_tokens: int, mode: str = LabelingRun.Mode.ONLINE) -> Decimal:
     million = Decimal(1_000_000)
     return (
-        Decimal(input_tokens) * Decimal(snapshot["price_input_per_mtok"])
-        + Decimal(output_tokens) * Decimal(snapshot["price_output_per_mtok"])
-    ) / million
+        (
+            Decimal(input_tokens) * Decimal(snapshot["price_input_per_mtok"])
+            + Decimal(output_tokens) * Decimal(snapshot["price_output_per_mtok"])
+        )
+        * price_factor(snapshot, mode)
+        / million
+    )
 
 
 def _flush(run, chunk_id, token, by_pair, facts, keys, space, k, params, answers, *, final: bool) -> str | None:
@@ -474,7 +507,7 @@ def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> b
     its samples. Shared by online chunks and batch ingestion."""
     store_samples(run.pk, answers)
     store_cache(params["model"], keys, [a for a in answers.values() if a.ok and not a.cached])
-    complete = _aggregate_candidates(run, candidates, facts, space, k)
+    complete = _aggregate_candidates(run, candidates, facts, space, k, answers)
     paid = [a for a in answers.values() if not a.cached]
     input_tokens = sum(a.input_tokens for a in paid)
     output_tokens = sum(a.output_tokens for a in paid)
@@ -484,18 +517,35 @@ def _write_answers(run, candidates, facts, answers, keys, space, k, params) -> b
         samples_cached=F("samples_cached") + sum(1 for a in answers.values() if a.cached),
         input_tokens=F("input_tokens") + input_tokens,
         output_tokens=F("output_tokens") + output_tokens,
-        cost=F("cost") + _price(run.config_snapshot, input_tokens, output_tokens),
+        cost=F("cost") + _price(run.config_snapshot, input_tokens, output_tokens, run.mode),
     )
     return complete
 
 
-def _aggregate_candidates(run, candidates, facts, space, k) -> bool:
+def _samples_by_pair(run, pair_ids: list[int], k: int, answers: dict) -> dict[int, list]:
+    """Each pair's stored samples. ``answers`` were just stored: a pair whose K samples are all among them is
+    taken from memory, the others are read back (only the fields aggregation and trust checks use)."""
+    by_pair: dict[int, list] = {}
+    read_back = []
+    for pair_id in pair_ids:
+        mine = [answers.get((pair_id, index)) for index in range(k)]
+        if all(mine):
+            by_pair[pair_id] = mine
+        else:
+            read_back.append(pair_id)
+    if read_back:
+        fields = ("pair_id", "sample_index", "label", "rationale", "cited_rules", "label_probs", "error_kind", "error")
+        for sample in TeacherSample.objects.filter(run=run, pair_id__in=read_back).only(*fields):
+            by_pair.setdefault(sample.pair_id, []).append(sample)
+    return by_pair
+
+
+def _aggregate_candidates(run, candidates, facts, space, k, answers: dict | None = None) -> bool:
     """Aggregate every given candidate (a chunk's, or any of the run's) whose K samples are all in; returns True
     if all of them are."""
     pair_ids = [c.pair_id for c in candidates]
-    by_pair: dict[int, list[TeacherSample]] = {}
-    for sample in TeacherSample.objects.filter(run=run, pair_id__in=pair_ids):
-        by_pair.setdefault(sample.pair_id, []).append(sample)
+    by_pair = _samples_by_pair(run, pair_ids, k, answers or {})
+    _lock_routing_against_other_teachers(run)
     others = _other_run_labels(run, pair_ids)
     gold = dict(
         GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids).values_list("pair_id", "label")
@@ -581,6 +631,21 @@ def _set_review_state(candidate: Candidate, run: LabelingRun, now) -> None:
     else:
         candidate.review_state, candidate.reviews_needed = ReviewState.PENDING, run.reviewers_per_item
         candidate.approved_label, candidate.approved_by, candidate.approved_at = "", "", None
+
+
+#: First key of the transaction-level advisory lock that serialises routing between teachers of one version.
+ROUTING_LOCK_NAMESPACE = 0x7EAC
+
+
+def _lock_routing_against_other_teachers(run: LabelingRun) -> None:
+    """``teacher_disagreement`` compares a pair's label with the other teachers' committed labels; two runs writing
+    the same pair at once would each miss the other. So routing takes a transaction-level advisory lock on the
+    policy version before reading their labels: writes of one version serialise from here to commit, and the later
+    one (READ COMMITTED: a fresh snapshot per statement) sees the earlier one's labels and flags both. Held for the
+    end of a flush only (tens of milliseconds). SQLite runs one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ROUTING_LOCK_NAMESPACE, run.policy_version_id])
 
 
 def _other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[str]]:

@@ -7,30 +7,42 @@ description cannot pose as instructions or close the tag (``<`` and ``>`` are es
 
 import json
 
+from django.db.models import QuerySet
+
 from ..models import Job, Member
 from .base import LabelSpace
 
+#: The facts the teacher sees, by the model field they come from.
+MEMBER_FIELDS = {
+    "member_id": "external_id", "headline": "headline", "skills": "skills", "seniority": "seniority",
+    "location": "location", "summary": "summary",
+}  # fmt: skip
+JOB_FIELDS = {
+    "job_id": "external_id", "title": "title", "description": "description", "required_skills": "required_skills",
+    "seniority": "seniority", "location": "location",
+}  # fmt: skip
+
 
 def member_facts(member: Member) -> dict:
-    return {
-        "member_id": member.external_id,
-        "headline": member.headline,
-        "skills": member.skills,
-        "seniority": member.seniority,
-        "location": member.location,
-        "summary": member.summary,
-    }
+    return {key: getattr(member, field) for key, field in MEMBER_FIELDS.items()}
 
 
 def job_facts(job: Job) -> dict:
-    return {
-        "job_id": job.external_id,
-        "title": job.title,
-        "description": job.description,
-        "required_skills": job.required_skills,
-        "seniority": job.seniority,
-        "location": job.location,
-    }
+    return {key: getattr(job, field) for key, field in JOB_FIELDS.items()}
+
+
+def pair_facts(rows: QuerySet, pair: str = "pair") -> dict[int, tuple[dict, dict]]:
+    """{pair id: (member facts, job facts)} for the pairs of ``rows`` (a queryset of pairs, or of rows with a
+    ``pair`` relation), read as plain values in one query: no model instances for thousands of members and jobs."""
+    prefix = f"{pair}__" if pair else ""
+    member_columns = [f"{prefix}member__{field}" for field in MEMBER_FIELDS.values()]
+    job_columns = [f"{prefix}job__{field}" for field in JOB_FIELDS.values()]
+    facts = {}
+    width = len(MEMBER_FIELDS)
+    for pair_id, *values in rows.values_list(f"{prefix}id" if prefix else "id", *member_columns, *job_columns):
+        facts[pair_id] = (dict(zip(MEMBER_FIELDS, values[:width], strict=True)),
+                          dict(zip(JOB_FIELDS, values[width:], strict=True)))  # fmt: skip
+    return facts
 
 
 def _as_data(value: dict) -> str:

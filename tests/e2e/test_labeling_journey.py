@@ -166,9 +166,10 @@ def test_engineer_imports_plans_runs_and_reviews_routing(page, login, policy, ml
             expect(page.locator("#count-done")).to_have_text(str(PAIRS * K))
             assert any(0 < value < PAIRS * K for value in live), f"no progress was shown in place: {live}"
             assert live == sorted(live), live
-            # The poll that sees the run end reloads the page once, so the candidate tables show its results.
-            assert loads == [page.url], loads
+            # The candidate table follows the run in place too (its own htmx poll): no page reload at all.
+            assert loads == [], loads
             expect(page.locator("#run-progress")).not_to_have_attribute("hx-get", re.compile(".*"))  # polling stops
+            expect(page.locator("#run-candidates")).not_to_have_attribute("hx-get", re.compile(".*"), timeout=10_000)
             expect(page.locator("#count-failed")).to_have_text("0")
 
             # 4. The routing: plain answers are auto-accepted; disagreeing samples and a hallucinated fact go to review.

@@ -16,7 +16,8 @@ Endpoints (all under ``/v1``)
     separators), produced by :attr:`FakeOpenAI.responder`.
 ``POST /v1/files`` (multipart ``purpose`` + ``file``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``,
 ``DELETE /v1/files/{id}``.
-``POST /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``.
+``POST /v1/batches``, ``GET /v1/batches`` (newest first; ``limit``, ``after``), ``GET /v1/batches/{id}``,
+``POST /v1/batches/{id}/cancel``.
     A batch is ``validating`` when created, ``in_progress`` after the first GET and ``completed`` once it has been
     polled :attr:`FakeOpenAI.batch_polls_to_complete` times (default 2). On completion every input line
     (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``) goes through the same chat
@@ -58,6 +59,11 @@ first-segment group. Every other token has ``logprob`` 0.0 and ``top_logprobs`` 
 "top_logprobs"}``. Client code reads the label's probability distribution from the first token that follows
 the ``"label": "`` prefix; keep label keys distinguishable by their first segment if you need exact values.
 
+Token counts
+------------
+``usage.prompt_tokens`` is the characters of the messages' contents over :attr:`FakeOpenAI.chars_per_token`
+(default 4), ``completion_tokens`` those of the choices' contents, each at least 1.
+
 Faults
 ------
 :meth:`FakeOpenAI.fail_next` queues faults consumed, in order, by the next chat completion requests:
@@ -89,6 +95,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -397,6 +404,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(*fake._missing("file", match.group(1)))
             else:
                 self._send(200, obj)
+        elif path == "/v1/batches":
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            self._send(*fake._batch_list(query.get("limit", ["20"])[0], query.get("after", [None])[0]))
         elif match := re.fullmatch(r"/v1/batches/([^/]+)", path):
             self._send(*fake._batch_poll(match.group(1)))
         else:
@@ -432,6 +442,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.batch_polls_to_complete = 2
         self.batch_faults = False
+        self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
         self._lock = threading.Lock()
         self._faults: collections.deque[tuple[str, float | None]] = collections.deque()
         self._calls: dict[str, int] = {}
@@ -585,8 +596,8 @@ class FakeOpenAI:
                     "logprobs": _logprobs_for(content, label, probs, top_n) if want_logprobs else None,
                 }
             )
-        prompt_tokens = max(1, _message_chars(body["messages"]) // 4)
-        completion_tokens = max(1, completion_chars // 4)
+        prompt_tokens = max(1, int(_message_chars(body["messages"]) / self.chars_per_token))
+        completion_tokens = max(1, int(completion_chars / self.chars_per_token))
         payload = {
             "id": "chatcmpl-" + _hex(29),
             "object": "chat.completion",
@@ -695,6 +706,23 @@ class FakeOpenAI:
         if self.batch_polls_to_complete <= 0:
             self._batch_run(batch)
         return 200, dict(batch)
+
+    def _batch_list(self, limit: str, after: str | None) -> tuple[int, dict]:
+        """Newest first, ``limit`` (1–100) per page, ``after`` a batch id of the previous page."""
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return 400, _error_body("limit must be between 1 and 100.", "invalid_request_error", None, "limit")
+        with self._lock:
+            newest_first = [dict(batch) for batch in reversed(self._batches.values())]
+        if after is not None:
+            ids = [batch["id"] for batch in newest_first]
+            if after not in ids:
+                return self._missing("batch", after)
+            newest_first = newest_first[ids.index(after) + 1 :]
+        page = newest_first[: int(limit)]
+        return 200, {
+            "object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None, "has_more": len(newest_first) > len(page),
+        }  # fmt: skip
 
     def _batch_poll(self, batch_id: str) -> tuple[int, dict]:
         with self._lock:

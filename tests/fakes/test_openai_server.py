@@ -395,6 +395,22 @@ def test_batch_faults_only_when_enabled(server, client):
     assert errors[0]["response"]["status_code"] == 500
 
 
+def test_batch_list_pages_newest_first_through_the_sdk(client):
+    uploaded = upload_lines(client, batch_lines(1))
+    created = [
+        client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"n": str(i)}
+        ).id
+        for i in range(5)
+    ]
+    first_page = client.batches.list(limit=2)
+    assert [b.id for b in first_page.data] == created[::-1][:2] and first_page.has_more
+    assert [b.id for b in client.batches.list(limit=2)] == created[::-1]  # the SDK follows ``after``
+    assert [b.metadata["n"] for b in client.batches.list(limit=100)] == ["4", "3", "2", "1", "0"]
+    with pytest.raises(openai.BadRequestError):
+        client.batches.list(limit=0)
+
+
 def test_batch_cancel(client):
     uploaded = upload_lines(client, batch_lines(1))
     batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")

@@ -110,7 +110,8 @@ def test_a_completed_batch_becomes_samples_candidates_and_counters(pairs, publis
     assert run.status == "succeeded" and run.finished_at
     assert (run.samples_done, run.samples_failed, run.samples_cached) == (12, 0, 0)
     assert run.input_tokens > 0 and run.output_tokens > 0
-    assert run.cost == (Decimal(run.input_tokens) * 2 + Decimal(run.output_tokens) * 8) / 1_000_000
+    # the Batch API's discount: the config's default batch_price_factor is 0.5
+    assert run.cost == (Decimal(run.input_tokens) * 2 + Decimal(run.output_tokens) * 8) * Decimal("0.5") / 1_000_000
     assert set(Candidate.objects.filter(run=run).values_list("label", "routing", "vote_share")) == {
         ("strong_match", "needs_review", 1.0)  # logprobs say 0.6: low confidence
     }
@@ -327,3 +328,86 @@ def test_the_api_and_the_cli_start_batch_runs(pairs, published, openai_config, f
 
     call_command("start_run", policy=published.policy.slug, version=1, teacher="api-teacher", batch=True)
     assert LabelingRun.objects.order_by("-pk").first().mode == "batch"
+
+
+def test_the_batch_price_factor_prices_the_run_and_its_plan(pairs, published, openai_config, fake_openai):
+    from labeling.planning import run_plan
+
+    prices = {"price_input_per_mtok": Decimal("2"), "price_output_per_mtok": Decimal("8")}
+    config = openai_config(batch_price_factor=Decimal("0.25"), **prices)
+    online = run_plan(version=published, config=config, selection={"all": True})
+    batch = run_plan(version=published, config=config, selection={"all": True}, mode="batch")
+    assert online.price_factor == 1 and batch.price_factor == Decimal("0.25")
+    assert batch.estimated_cost == (online.estimated_cost / 4).quantize(Decimal("0.0001")) > 0
+
+    run = start(published, config)
+    labeling_run_batch_submit(run_id=run.pk)
+    run = finish(run)
+    expected = (Decimal(run.input_tokens) * 2 + Decimal(run.output_tokens) * 8) / 4 / 1_000_000
+    assert run.cost > 0 and float(run.cost) == pytest.approx(float(expected), abs=1e-6)  # stored with 6 decimals
+
+
+def test_a_batch_price_factor_outside_0_to_1_is_refused(make_config):
+    from django.core.exceptions import ValidationError
+
+    config = make_config("discounted")
+    for bad in ("0", "1.5"):
+        config.batch_price_factor = Decimal(bad)
+        with pytest.raises(ValidationError, match="batch_price_factor"):
+            config.full_clean()
+
+
+def test_a_batch_over_the_input_file_limit_fails_the_run_clearly_without_uploading(
+    pairs, published, openai_config, fake_openai, monkeypatch
+):
+    monkeypatch.setattr(batches, "BATCH_MAX_BYTES", 4_000)  # four requests of ~2 KB each
+    run = start(published, openai_config())
+    outcome = labeling_run_batch_submit(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and outcome.startswith("failed")
+    assert "MB; the OpenAI Batch API takes at most" in run.error and "smaller runs" in run.error
+    client = openai.OpenAI(base_url=fake_openai.base_url, api_key="test-key")
+    assert list(client.batches.list()) == [] and not BatchJob.objects.exists()
+
+
+def test_more_requests_than_one_batch_takes_are_refused_when_the_run_is_created(
+    pairs, published, openai_config, monkeypatch
+):
+    from django.core.exceptions import ValidationError
+
+    monkeypatch.setattr(batches, "BATCH_MAX_REQUESTS", 7)
+    with pytest.raises(ValidationError, match="at most 7 requests"):
+        start(published, openai_config(samples_per_pair=2))
+    assert LabelingRun.objects.count() == 0
+
+
+def test_a_submitter_that_dies_after_creating_the_batch_does_not_submit_twice(
+    pairs, published, openai_config, fake_openai, monkeypatch
+):
+    run = start(published, openai_config())
+    record = batches._record
+
+    def die_before_recording(*args, **kwargs):
+        raise SystemExit("worker killed between batches.create and saving the BatchJob")
+
+    monkeypatch.setattr(batches, "_record", die_before_recording)
+    with pytest.raises(SystemExit):
+        labeling_run_batch_submit(run_id=run.pk)
+    assert not BatchJob.objects.exists()  # the transaction died with the worker
+    monkeypatch.setattr(batches, "_record", record)
+
+    assert labeling_run_batch_submit(run_id=run.pk) == batches.PENDING  # the re-delivered task
+    client = openai.OpenAI(base_url=fake_openai.base_url, api_key="test-key")
+    created = list(client.batches.list())
+    assert len(created) == 1 and created[0].metadata["policyhub_run"] == str(run.pk)
+    assert BatchJob.objects.get(run=run).openai_batch_id == created[0].id
+    assert finish(run).status == "succeeded" and run.samples_done == 4
+
+
+def test_a_batch_of_another_run_or_attempt_is_not_taken_for_ours(pairs, published, openai_config, fake_openai):
+    first = start(published, openai_config())
+    labeling_run_batch_submit(run_id=first.pk)
+    second = start(published, openai_config("other"))
+    labeling_run_batch_submit(run_id=second.pk)
+    jobs = BatchJob.objects.order_by("run_id")
+    assert len({job.openai_batch_id for job in jobs}) == 2

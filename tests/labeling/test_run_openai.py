@@ -253,3 +253,15 @@ def test_runs_only_label_under_published_versions(pairs, policy, openai_config):
     with pytest.raises(ValidationError, match="published version"):
         labeling_run_create(version=draft, config=openai_config(), selection={"all": True})
     assert LabelingRun.objects.count() == 0
+
+
+def test_an_unreachable_server_is_a_connection_error_not_a_timeout(pairs, published, openai_config, process_run):
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config = openai_config(base_url=f"http://127.0.0.1:{port}/v1", max_attempts=1)
+    run = process_run(start(published, config))
+    assert run.samples_failed == 4
+    assert set(TeacherSample.objects.filter(run=run).values_list("error_kind", flat=True)) == {"connection_error"}

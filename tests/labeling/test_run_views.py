@@ -1,6 +1,9 @@
 """Teacher configs and runs in the browser and the API (the chunks run in-process; see test_run_worker_kill.py
 for the real worker)."""
 
+import html
+import re
+
 import pytest
 
 from labeling.models import LabelingRun, TeacherConfig
@@ -28,6 +31,11 @@ def test_an_engineer_creates_a_teacher_config_and_bad_values_are_shown(engineer,
     bad = client.post("/teachers/", {**form, "name": "other", "temperature": "3"})
     assert bad.status_code == 400 and TeacherConfig.objects.filter(name="other").count() == 0
     assert "temperature" in bad.context["form"].errors or bad.context["form"].non_field_errors()
+    assert TeacherConfig.objects.get(name="gpt-small").batch_price_factor == 0.5  # left empty: the Batch API's half
+    free = client.post("/teachers/", {**form, "name": "free", "batch_price_factor": "0"})
+    assert free.status_code == 400 and "batch_price_factor" in free.context["form"].errors
+    assert client.post("/teachers/", {**form, "name": "quarter", "batch_price_factor": "0.25"}).status_code == 302
+    assert str(TeacherConfig.objects.get(name="quarter").snapshot()["batch_price_factor"]) == "0.250"
 
 
 def test_planning_shows_the_prompt_and_cost_without_asking_the_teacher(
@@ -120,3 +128,45 @@ def test_api_runs_refuse_annotators(annotator, client):
     token = policy_services.api_token_create(user=annotator, name="t").raw
     response = client.get("/api/runs/1", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 403
+
+
+def test_the_candidate_table_refreshes_live_while_the_run_progresses(
+    pairs, published, openai_config, fake_openai, engineer, annotator, client_for
+):
+    from labeling.services import labeling_run_chunk_process, labeling_run_create
+
+    fake_openai.responder = answer("partial_match", probs={"partial_match": 0.5, "strong_match": 0.5})
+    run = labeling_run_create(
+        version=published, config=openai_config(logprobs=True), selection={"all": True}, chunk_size=2
+    )
+    client = client_for(engineer)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    poll = re.search(r'id="run-candidates" hx-get="([^"]+)" hx-trigger="every 3s"', page)
+    assert poll, "an active run's page polls its candidate table"
+    url = html.unescape(poll.group(1))
+    assert url.startswith(f"/runs/{run.pk}/candidates/?routing=needs_review")
+    assert client.get(url).status_code == 204  # nothing written yet: htmx keeps the table as it is
+
+    labeling_run_chunk_process(run_id=run.pk, chunk_index=0)  # the first 2 of 4 pairs
+    partial = client.get(url)
+    assert partial.status_code == 200
+    body = partial.content.decode()
+    assert body.count('data-routing="needs_review"') == 2 and "low_confidence" in body
+    assert 'hx-trigger="every 3s"' in body  # still running: keeps polling, now from what it shows
+    again = html.unescape(re.search(r'hx-get="([^"]+)"', body).group(1))
+    assert again != url and client.get(again).status_code == 204
+
+    labeling_run_chunk_process(run_id=run.pk, chunk_index=1)
+    final = client.get(again).content.decode()
+    assert final.count('data-routing="needs_review"') == 4
+    assert "hx-get" not in final  # the run ended: polling stops
+    assert client.get(f"/runs/{run.pk + 1000}/candidates/").status_code == 404
+    assert client_for(annotator).get(url).status_code == 403
+
+
+def test_the_candidate_poll_keeps_the_chosen_tab_and_filter(pairs, published, openai_config, engineer, client_for):
+    from labeling.services import labeling_run_create
+
+    run = labeling_run_create(version=published, config=openai_config(), selection={"all": True})
+    page = client_for(engineer).get(f"/runs/{run.pk}/?routing=auto_accepted&reason=low_confidence").content.decode()
+    assert "candidates/?routing=auto_accepted&amp;reason=low_confidence&amp;page=1&amp;seen=running%3A0" in page

@@ -47,7 +47,8 @@ class Command(BaseCommand):
         try:
             thresholds = json.loads(opts["thresholds"])
             if opts["plan"]:
-                return self._print_plan(run_plan(version=version, config=config, selection=selection))
+                mode = "batch" if opts["batch"] else "online"
+                return self._print_plan(run_plan(version=version, config=config, selection=selection, mode=mode))
             run = services.labeling_run_create(
                 version=version, config=config, selection=selection, thresholds=thresholds,
                 chunk_size=opts["chunk_size"], user=user, mode="batch" if opts["batch"] else "online",
@@ -77,5 +78,6 @@ class Command(BaseCommand):
             self.stdout.write(f"--- {message['role']} ---\n{message['content']}")
         self.stdout.write(
             f"≈ {plan.estimated_input_tokens} input + {plan.estimated_output_tokens} output tokens "
-            f"(4 characters per token), {plan.cached_share:.0%} already cached: ≈ ${plan.estimated_cost}."
+            f"({plan.token_basis}), {plan.cached_share:.0%} already cached: ≈ ${plan.estimated_cost}"
+            + (f" (batch price: {plan.price_factor} × the listed prices)." if plan.price_factor != 1 else ".")
         )
