@@ -86,7 +86,7 @@ def run_detail(request, pk):
 def run_candidates(request, pk):
     """The candidate table alone, polled by the run page while the run is active: 204 (htmx keeps what it shows)
     while no answer was written since the last poll, else the table, without the poll once the run has ended."""
-    run = _run_or_404(pk)
+    run = _run_or_404(pk, request.user)
     if run.is_active and request.GET.get("seen") == selectors.run_progress_mark(run=run):
         return HttpResponse(status=204)
     return render(request, "labeling/_run_candidates.html", {"run": run, **_candidates_context(request, run)})
