@@ -124,7 +124,6 @@ class _Dialect:
     obj: str  # JSON object constructor
     jsoncol: str  # a JSON column as a JSON value ({} is the column)
     json_text: str  # a text holding JSON, as a JSON value
-    agg: str  # JSON array of {expr} ordered by {order}, from {source}
     dist: str  # a float from the label distribution: {} the JSON path/key parameter placeholder
     key_param: str  # how a label key is passed to ``dist``
     sha256_hex: str  # sha256 of a text as 64 hex digits (on SQLite, Django registers SHA256)
@@ -135,7 +134,6 @@ _POSTGRES = _Dialect(
     obj="json_build_object",
     jsoncol="{}",
     json_text="({})::json",
-    agg="(SELECT COALESCE(json_agg({expr} ORDER BY {order}), '[]'::json) FROM {source})",
     dist="(c.label_distribution ->> %s)::float8",
     key_param="{}",
     sha256_hex="encode(sha256(convert_to({}, 'UTF8')), 'hex')",
@@ -145,7 +143,6 @@ _SQLITE = _Dialect(
     obj="json_object",
     jsoncol="json({})",
     json_text="json({})",
-    agg="(SELECT json_group_array({expr}) FROM (SELECT * FROM {source} ORDER BY {order}) AS agg)",
     dist="json_extract(c.label_distribution, %s)",
     key_param='$."{}"',
     sha256_hex="SHA256({})",
