@@ -10,6 +10,15 @@ from .imports import (
     import_stored_run,
     import_upload_enqueue,
 )
+from .labelstudio import (
+    LabelStudioError,
+    LabelStudioNotConfigured,
+    LabelStudioUnavailable,
+    PullReport,
+    PushResult,
+    labelstudio_pull,
+    labelstudio_push,
+)
 from .reviews import (
     ReviewError,
     review_adjudicate,
@@ -33,6 +42,13 @@ from .runs import (
 )
 
 __all__ = [
+    "LabelStudioError",
+    "LabelStudioNotConfigured",
+    "LabelStudioUnavailable",
+    "PullReport",
+    "PushResult",
+    "labelstudio_pull",
+    "labelstudio_push",
     "ReviewError",
     "review_adjudicate",
     "review_claim_next",

@@ -94,7 +94,9 @@ def _check_claim(candidate: Candidate, user) -> None:
 def _check_label(candidate: Candidate, label: str) -> None:
     keys = candidate.run.policy_version.label_keys
     if label not in keys:
-        raise ReviewError(f"{label!r} is not a label of this policy version; choose one of {', '.join(keys)}.")
+        raise ReviewError(
+            f"{label!r} is not a label of this policy version; choose one of {', '.join(keys)}.", code="bad_label"
+        )
 
 
 def review_submit(*, user, candidate_id: int, label: str, note: str = "") -> Candidate:
@@ -121,13 +123,13 @@ def _record_review(candidate: Candidate, *, user, label: str, note: str) -> None
     """The one state transition of a review, whatever tool it came from: save it, count it, and with all required
     reviews in approve the label (they agree) or send the item to adjudication (they disagree)."""
     if candidate.review_state != ReviewState.PENDING:
-        raise ReviewError("This item no longer needs a review: nothing was saved.")
+        raise ReviewError("This item no longer needs a review: nothing was saved.", code="not_pending")
     _check_label(candidate, label)
     try:
         with transaction.atomic():
             Review.objects.create(candidate=candidate, reviewer=user, label=label, note=note.strip()[:5000])
     except IntegrityError:
-        raise ReviewError("You already reviewed this item.") from None
+        raise ReviewError("You already reviewed this item.", code="already_reviewed") from None
     candidate.reviews_done += 1
     if candidate.claimed_by_id == user.pk:
         candidate.claimed_by, candidate.claim_expires_at = None, None
