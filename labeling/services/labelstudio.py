@@ -366,6 +366,8 @@ def labelstudio_pull(*, run: LabelingRun) -> PullReport:
         for task in tasks:
             candidate_id = (task.data or {}).get("candidate_id")
             for annotation in task.annotations or []:
+                if not isinstance(annotation, dict):  # the SDK hands them over as dicts; be sure
+                    annotation = annotation.model_dump()
                 if annotation["id"] in seen:
                     pull.report.already_imported += 1
                 elif candidate_id not in ours:
