@@ -4,7 +4,8 @@ creates ``.venv-labelstudio``; its pinned dependencies differ from ours).
 ``with LabelStudioServer() as server:`` starts ``label-studio start`` on a free port with a fresh data directory
 and a known admin token (``LABEL_STUDIO_USER_TOKEN`` with legacy tokens enabled), waits for ``/health`` and stops
 the server afterwards. ``server.annotator_token(email)`` signs a person up through Label Studio's own sign-up form
-and returns their personal API token, so the tests annotate as that annotator would.
+and returns their personal API token; ``server.annotate(email, task_id, label)`` annotates with it, as that
+annotator would in Label Studio's interface.
 """
 
 import os
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+from label_studio_sdk import LabelStudio
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_STUDIO = ROOT / ".venv-labelstudio" / "bin" / "label-studio"
@@ -112,3 +114,20 @@ class LabelStudioServer:
                 answer.raise_for_status()
                 self._tokens[email] = answer.json()["token"]
         return self._tokens[email]
+
+    def client(self, token: str | None = None) -> LabelStudio:
+        """An SDK client as the admin, or as whoever ``token`` belongs to."""
+        return LabelStudio(base_url=self.url, api_key=token or self.token)
+
+    def tasks(self, project_id: int) -> list:
+        return list(self.client().tasks.list(project=project_id, fields="all"))
+
+    def task_id(self, project_id: int, candidate_id: int) -> int:
+        return next(task.id for task in self.tasks(project_id) if task.data["candidate_id"] == candidate_id)
+
+    def annotate(self, email: str, task_id: int, label: str, note: str = "") -> int:
+        """Annotate a task with ``email``'s own token (signing them up first): choose ``label``, write ``note``."""
+        result = [{"from_name": "label", "to_name": "member", "type": "choices", "value": {"choices": [label]}}]
+        if note:
+            result.append({"from_name": "note", "to_name": "member", "type": "textarea", "value": {"text": [note]}})
+        return self.client(self.annotator_token(email)).annotations.create(id=task_id, result=result).id

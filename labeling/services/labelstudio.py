@@ -202,6 +202,8 @@ def _ensure_project(client: LabelStudio, run: LabelingRun) -> tuple[LabelStudioP
                     ) from error
                 raise
             return link, False
+        if not _waiting(run).exists():
+            raise LabelStudioError(f"Run #{run.pk} has no items waiting for review: there is nothing to push.")
         version = run.policy_version
         with _calling("create the project"):
             project = client.projects.create(
@@ -215,6 +217,10 @@ def _ensure_project(client: LabelStudio, run: LabelingRun) -> tuple[LabelStudioP
             )
         url = f"{settings.LABEL_STUDIO_URL.rstrip('/')}/projects/{project.id}/data"
         return LabelStudioProject.objects.create(run=run, project_id=project.id, url=url), True
+
+
+def _waiting(run: LabelingRun):
+    return run.candidates.filter(routing=Candidate.Routing.NEEDS_REVIEW, review_state=ReviewState.PENDING)
 
 
 def _pushed_candidate_ids(client: LabelStudio, project_id: int) -> set[int]:
@@ -231,7 +237,7 @@ def labelstudio_push(*, run: LabelingRun) -> PushResult:
         link = LabelStudioProject.objects.select_for_update().get(pk=link.pk)  # one push or pull at a time
         there = _pushed_candidate_ids(client, link.project_id)
         todo = (
-            run.candidates.filter(routing=Candidate.Routing.NEEDS_REVIEW, review_state=ReviewState.PENDING)
+            _waiting(run)
             .exclude(pk__in=there)
             .select_related("pair__member", "pair__job")
             .order_by("pk")

@@ -7,7 +7,6 @@ from xml.etree import ElementTree
 
 import pytest
 from django.core.management import CommandError, call_command
-from label_studio_sdk import LabelStudio
 
 from labeling.models import Candidate, LabelStudioAnnotation, LabelStudioProject, Review, ReviewState
 from labeling.services import (
@@ -18,36 +17,18 @@ from labeling.services import (
     review_claim_next,
     review_submit,
 )
+from labeling.services import labelstudio as labelstudio_service
 from labeling.services.labelstudio import label_config
 from policyhub import roles
 from policyhub import services as policy_services
 
 
-def admin(server) -> LabelStudio:
-    return LabelStudio(base_url=server.url, api_key=server.token)
-
-
-def tasks_of(server, project_id: int) -> list:
-    return list(admin(server).tasks.list(project=project_id, fields="all"))
-
-
-def annotate(server, email: str, task_id: int, label: str, note: str = "") -> int:
-    """Annotate a task in Label Studio with ``email``'s own token, as that person would in its interface."""
-    result = [{"from_name": "label", "to_name": "member", "type": "choices", "value": {"choices": [label]}}]
-    if note:
-        result.append({"from_name": "note", "to_name": "member", "type": "textarea", "value": {"text": [note]}})
-    own = LabelStudio(base_url=server.url, api_key=server.annotator_token(email))
-    return own.annotations.create(id=task_id, result=result).id
-
-
-def task_for(server, project_id: int, candidate: Candidate) -> int:
-    return next(t.id for t in tasks_of(server, project_id) if t.data["candidate_id"] == candidate.pk)
-
-
 # --- push ----------------------------------------------------------------------------------------------------
 def test_push_creates_a_project_with_the_policy_and_one_task_per_item_with_the_teacher_prediction(
-    labelstudio, review_items, published
+    labelstudio, review_items, published, monkeypatch
 ):
+    monkeypatch.setattr(labelstudio_service, "IMPORT_CHUNK", 2)  # several import requests and listing pages
+    monkeypatch.setattr(labelstudio_service, "PAGE_SIZE", 2)
     run = review_items(4, reviewers=2)
     later = Candidate.objects.filter(run=run).order_by("pk").last()
     Candidate.objects.filter(pk=later.pk).update(routing="auto_accepted", review_state="")  # not for review (yet)
@@ -57,7 +38,7 @@ def test_push_creates_a_project_with_the_policy_and_one_task_per_item_with_the_t
     assert result.created and result.added == 3 and result.already_there == 0
     link = LabelStudioProject.objects.get(run=run)
     assert (link.project_id, link.tasks_total, link.last_push_added) == (result.project_id, 3, 3)
-    project = admin(labelstudio).projects.get(id=link.project_id)
+    project = labelstudio.client().projects.get(id=link.project_id)
     config = ElementTree.fromstring(project.label_config)
     choices = {c.get("alias"): c.get("value") for c in config.iter("Choice")}
     assert choices == {label["key"]: label["title"] for label in published.labels}
@@ -67,7 +48,7 @@ def test_push_creates_a_project_with_the_policy_and_one_task_per_item_with_the_t
     assert "Seniority differs by at most one level." in project.expert_instruction  # rule R2
     assert project.maximum_annotations == 2
 
-    tasks = tasks_of(labelstudio, link.project_id)
+    tasks = labelstudio.tasks(link.project_id)
     pending = set(Candidate.objects.filter(run=run, review_state="pending").values_list("pk", flat=True))
     assert {t.data["candidate_id"] for t in tasks} == pending
     member = Candidate.objects.select_related("pair__member").get(pk=tasks[0].data["candidate_id"]).pair.member
@@ -80,12 +61,12 @@ def test_push_creates_a_project_with_the_policy_and_one_task_per_item_with_the_t
 
     again = labelstudio_push(run=run)
     assert not again.created and again.added == 0 and again.already_there == 3
-    assert len(tasks_of(labelstudio, link.project_id)) == 3
+    assert len(labelstudio.tasks(link.project_id)) == 3
 
     Candidate.objects.filter(pk=later.pk).update(routing="needs_review", review_state="pending")
     third = labelstudio_push(run=run)
     assert (third.project_id, third.added, third.already_there) == (link.project_id, 1, 3)
-    assert len(tasks_of(labelstudio, link.project_id)) == 4
+    assert len(labelstudio.tasks(link.project_id)) == 4
 
 
 def test_label_titles_are_escaped_in_the_label_config(labelstudio, owner, review_items):
@@ -110,7 +91,7 @@ def test_label_titles_are_escaped_in_the_label_config(labelstudio, owner, review
     run.save(update_fields=["policy_version"])
     Candidate.objects.filter(run=run).update(label="fit")
     link = LabelStudioProject.objects.get(project_id=labelstudio_push(run=run).project_id)
-    stored = ElementTree.fromstring(admin(labelstudio).projects.get(id=link.project_id).label_config)
+    stored = ElementTree.fromstring(labelstudio.client().projects.get(id=link.project_id).label_config)
     assert [c.get("value") for c in stored.iter("Choice")] == ['Fit <b>"yes"</b> & more', "Unfit"]
 
 
@@ -122,13 +103,13 @@ def test_pull_applies_annotations_as_reviews_once_and_reports_unknown_annotators
     run = review_items(2, reviewers=2)
     agreed, disputed = Candidate.objects.filter(run=run).order_by("pk")
     project = labelstudio_push(run=run).project_id
-    agreed_task, disputed_task = task_for(labelstudio, project, agreed), task_for(labelstudio, project, disputed)
+    agreed_task, disputed_task = labelstudio.task_id(project, agreed.pk), labelstudio.task_id(project, disputed.pk)
 
-    annotate(labelstudio, annotator.email, agreed_task, "strong_match")
-    annotate(labelstudio, bea.email, agreed_task, "strong_match", note="Skills match.")
-    annotate(labelstudio, annotator.email, disputed_task, "strong_match")
-    annotate(labelstudio, bea.email, disputed_task, "no_match", note="No ICU experience.")
-    annotate(labelstudio, "stranger@example.com", disputed_task, "partial_match")
+    labelstudio.annotate(annotator.email, agreed_task, "strong_match")
+    labelstudio.annotate(bea.email, agreed_task, "strong_match", note="Skills match.")
+    labelstudio.annotate(annotator.email, disputed_task, "strong_match")
+    labelstudio.annotate(bea.email, disputed_task, "no_match", note="No ICU experience.")
+    labelstudio.annotate("stranger@example.com", disputed_task, "partial_match")
 
     report = labelstudio_pull(run=run)
 
@@ -159,11 +140,11 @@ def test_pull_reports_items_already_done_repeat_reviewers_and_people_without_the
     # arjun reviews `first` in the app (1 of 2), then annotates it in Label Studio too
     assert review_claim_next(user=annotator, run_id=run.pk).pk == first.pk
     review_submit(user=annotator, candidate_id=first.pk, label="strong_match")
-    annotate(labelstudio, annotator.email, task_for(labelstudio, project, first), "no_match")
+    labelstudio.annotate(annotator.email, labelstudio.task_id(project, first.pk), "no_match")
     # `second` is finished in the app by the time bea's Label Studio annotation is pulled
     Candidate.objects.filter(pk=second.pk).update(review_state="done", approved_label="no_match")
-    annotate(labelstudio, bea.email, task_for(labelstudio, project, second), "strong_match")
-    annotate(labelstudio, nobody.email, task_for(labelstudio, project, first), "strong_match")
+    labelstudio.annotate(bea.email, labelstudio.task_id(project, second.pk), "strong_match")
+    labelstudio.annotate(nobody.email, labelstudio.task_id(project, first.pk), "strong_match")
 
     report = labelstudio_pull(run=run)
 
@@ -212,12 +193,23 @@ def test_management_command_pushes_and_pulls(labelstudio, review_items, annotato
     call_command("labelstudio", "push", "--run", str(run.pk))
     assert "1 new task" in capsys.readouterr().out
     project = LabelStudioProject.objects.get(run=run).project_id
-    annotate(labelstudio, annotator.email, task_for(labelstudio, project, run.candidates.get()), "no_match")
+    labelstudio.annotate(annotator.email, labelstudio.task_id(project, run.candidates.get().pk), "no_match")
     call_command("labelstudio", "pull", "--run", str(run.pk))
     assert "1 applied, 0 already imported" in capsys.readouterr().out
     assert run.candidates.get().approved_label == "no_match"
     with pytest.raises(CommandError, match="No run #999999"):
         call_command("labelstudio", "pull", "--run", "999999")
+    labelstudio.client().projects.delete(id=project)
+    with pytest.raises(CommandError, match=f"Label Studio project #{project} of run #{run.pk} no longer exists"):
+        call_command("labelstudio", "push", "--run", str(run.pk))
+
+
+def test_a_run_with_nothing_waiting_for_review_gets_no_project(labelstudio, review_items):
+    run = review_items(1)
+    run.candidates.update(review_state="done", approved_label="strong_match")
+    with pytest.raises(LabelStudioError, match="has no items waiting for review: there is nothing to push"):
+        labelstudio_push(run=run)
+    assert not LabelStudioProject.objects.exists()
 
 
 # --- the run page and the API --------------------------------------------------------------------------------
@@ -231,7 +223,7 @@ def test_run_page_buttons_push_and_pull_and_show_the_report(labelstudio, review_
     assert f"Created Label Studio project #{link.project_id}: 2 new tasks".encode() in pushed.content
     assert link.url.encode() in pushed.content and b"Pull annotations" in pushed.content
 
-    annotate(labelstudio, "someone@else.example", task_for(labelstudio, link.project_id, run.candidates.first()),
+    labelstudio.annotate("someone@else.example", labelstudio.task_id(link.project_id, run.candidates.first().pk),
              "no_match")  # fmt: skip
     pulled = client_for(owner).post(f"/runs/{run.pk}/labelstudio/pull/", follow=True)
     assert pulled.status_code == 200
@@ -272,7 +264,7 @@ def test_api_push_pull_and_status_with_roles(labelstudio, settings, review_items
     pushed = client.post(f"{base}/push", **auth["engineer"])
     assert pushed.status_code == 200 and pushed.json()["added"] == 1 and pushed.json()["created"] is True
     project = pushed.json()["project_id"]
-    annotate(labelstudio, annotator.email, task_for(labelstudio, project, run.candidates.get()), "partial_match")
+    labelstudio.annotate(annotator.email, labelstudio.task_id(project, run.candidates.get().pk), "partial_match")
     pulled = client.post(f"{base}/pull", **auth["owner"])
     assert pulled.status_code == 200
     assert [(row["email"], row["label"], row["review_state"]) for row in pulled.json()["applied"]] == [
