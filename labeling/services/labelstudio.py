@@ -73,7 +73,9 @@ class _calling:
 
     def __exit__(self, kind, error, traceback):
         if isinstance(error, ApiError):
-            detail = error.body.get("detail", error.body) if isinstance(error.body, dict) else error.body
+            detail = error.body
+            if isinstance(detail, dict):  # e.g. {"detail": "Validation error", "validation_errors": {...}}
+                detail = " ".join(str(detail[k]) for k in ("detail", "validation_errors") if detail.get(k)) or detail
             raise LabelStudioUnavailable(
                 f"Label Studio answered {error.status_code} to {self.what}: {detail}"
             ) from error
