@@ -12,7 +12,11 @@ from labeling.models import LabelStudioProject
 from policyhub import roles
 from tests.labeling.conftest import published, review_items  # noqa: F401 - the labeling fixtures used here
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.labelstudio,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 SCREENSHOT = Path("/tmp/labelstudio_run_page.png")
 

@@ -22,6 +22,8 @@ from labeling.services.labelstudio import label_config
 from policyhub import roles
 from policyhub import services as policy_services
 
+pytestmark = pytest.mark.labelstudio  # `-m "not labelstudio"` leaves this module out
+
 
 # --- push ----------------------------------------------------------------------------------------------------
 def test_push_creates_a_project_with_the_policy_and_one_task_per_item_with_the_teacher_prediction(
