@@ -11,6 +11,8 @@ from .models import (
     ImportBatch,
     Job,
     LabelingRun,
+    LabelStudioAnnotation,
+    LabelStudioProject,
     Member,
     Pair,
     ResponseCache,
@@ -116,3 +118,15 @@ class ResponseCacheAdmin(ReadOnlyAdmin):
 class BatchJobAdmin(ReadOnlyAdmin):
     list_display = ("run", "attempt", "openai_batch_id", "status", "request_count", "completed_count", "failed_count")
     list_filter = ("status",)
+
+
+@admin.register(LabelStudioProject)
+class LabelStudioProjectAdmin(ReadOnlyAdmin):
+    list_display = ("run", "project_id", "url", "tasks_total", "last_push_at", "last_pull_at")
+
+
+@admin.register(LabelStudioAnnotation)
+class LabelStudioAnnotationAdmin(ReadOnlyAdmin):
+    list_display = ("annotation_id", "project", "candidate", "email", "outcome", "reason", "imported_at")
+    list_filter = ("outcome",)
+    raw_id_fields = ("candidate", "review")

@@ -556,3 +556,48 @@ class ReviewSkip(models.Model):
 
     def __str__(self) -> str:
         return f"skip of candidate {self.candidate_id} by {self.reviewer_id}"
+
+
+class LabelStudioProject(models.Model):
+    """The Label Studio project a run's needs-review items are pushed to, and what the last push and pull did."""
+
+    run = models.OneToOneField(LabelingRun, on_delete=models.CASCADE, related_name="labelstudio")
+    project_id = models.PositiveIntegerField(help_text="The project's id in Label Studio.")
+    url = models.URLField(max_length=500, help_text="The project's page in Label Studio.")
+    tasks_total = models.PositiveIntegerField(default=0, help_text="Tasks of this run in the project.")
+    last_push_at = models.DateTimeField(null=True, blank=True)
+    last_push_added = models.PositiveIntegerField(default=0)
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+    last_pull_report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Label Studio project {self.project_id} of run {self.run_id}"
+
+
+class LabelStudioAnnotation(models.Model):
+    """A Label Studio annotation that was pulled for good: applied as a review, or refused for a lasting reason
+    (item already done, reviewer already reviewed it, label not in the set). Keyed by Label Studio's annotation
+    id, so pulling again adds nothing. Annotations that may apply later (unknown annotator) are not kept."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied as a review"
+        REFUSED = "refused", "Refused"
+
+    project = models.ForeignKey(LabelStudioProject, on_delete=models.CASCADE, related_name="annotations")
+    annotation_id = models.PositiveBigIntegerField()
+    task_id = models.PositiveBigIntegerField()
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField(blank=True)
+    review = models.ForeignKey(Review, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotation_id"], name="labelstudioannotation_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Label Studio annotation {self.annotation_id} ({self.outcome})"

@@ -1,5 +1,6 @@
 """Browser views for teacher configs and labeling runs (ml_engineer)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -73,16 +74,23 @@ def _run_or_404(pk, user) -> LabelingRun:
     return run
 
 
-@role_required(ML_ENGINEER)
+@role_required(ML_ENGINEER, POLICY_OWNER)
 def run_detail(request, pk):
+    """Policy owners see it too: they push and pull the run's Label Studio project."""
     run = _run_or_404(pk, request.user)
-    context = {"run": run, "summary": selectors.run_routing_summary(run=run), "reasons": Candidate.REASONS}
+    context = {
+        "run": run,
+        "summary": selectors.run_routing_summary(run=run),
+        "reasons": Candidate.REASONS,
+        "labelstudio": selectors.run_labelstudio(run=run),
+        "labelstudio_configured": bool(settings.LABEL_STUDIO_URL and settings.LABEL_STUDIO_API_KEY),
+    }
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_run_progress.html", context)
     return render(request, "labeling/run_detail.html", {**context, **_candidates_context(request, run)})
 
 
-@role_required(ML_ENGINEER)
+@role_required(ML_ENGINEER, POLICY_OWNER)
 def run_candidates(request, pk):
     """The candidate table alone, polled by the run page while the run is active: 204 (htmx keeps what it shows)
     while no answer was written since the last poll, else the table, without the poll once the run has ended."""
@@ -122,4 +130,32 @@ def _run_action(request, pk, action, success):
             messages.error(request, message)
     else:
         messages.success(request, success.format(pk=pk))
+    return redirect("run_detail", pk=pk)
+
+
+@role_required(ML_ENGINEER, POLICY_OWNER)
+@require_POST
+def run_labelstudio_push(request, pk):
+    """Synchronous: a push is a few batched requests, and the person who asked sees the outcome at once."""
+    run = _run_or_404(pk)
+    try:
+        result = services.labelstudio_push(run=run)
+    except services.LabelStudioError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, result.message)
+    return redirect("run_detail", pk=pk)
+
+
+@role_required(ML_ENGINEER, POLICY_OWNER)
+@require_POST
+def run_labelstudio_pull(request, pk):
+    """Synchronous, like the push: the pull report is shown on the run page (kept as the last pull's report)."""
+    run = _run_or_404(pk)
+    try:
+        report = services.labelstudio_pull(run=run)
+    except services.LabelStudioError as error:
+        messages.error(request, str(error))
+    else:
+        (messages.warning if report.unknown_annotators or report.skipped else messages.success)(request, report.message)
     return redirect("run_detail", pk=pk)

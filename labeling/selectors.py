@@ -11,6 +11,7 @@ from .models import (
     ImportBatch,
     Job,
     LabelingRun,
+    LabelStudioProject,
     Member,
     Pair,
     Review,
@@ -46,6 +47,11 @@ def run_list(*, limit: int = 50) -> QuerySet[LabelingRun]:
 
 def run_get(*, pk: int) -> LabelingRun:
     return LabelingRun.objects.select_related("policy_version__policy", "teacher_config", "created_by").get(pk=pk)
+
+
+def run_labelstudio(*, run: LabelingRun) -> LabelStudioProject | None:
+    """The run's Label Studio project link with its last push and pull, or None before the first push."""
+    return LabelStudioProject.objects.filter(run=run).first()
 
 
 def run_routing_summary(*, run: LabelingRun) -> dict:

@@ -191,6 +191,10 @@ LABELING_CHUNK_LEASE_SECONDS = int(env("LABELING_CHUNK_LEASE_SECONDS", "120"))
 REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
 # A batch-mode run asks the OpenAI Batch API for its batch's status this often until it ends.
 LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
+# Label Studio, for pushing a run's needs-review items and pulling the annotations back (both needed for that).
+LABEL_STUDIO_URL = env("LABEL_STUDIO_URL", "")
+LABEL_STUDIO_API_KEY = env("LABEL_STUDIO_API_KEY", "")
+LABEL_STUDIO_TIMEOUT = float(env("LABEL_STUDIO_TIMEOUT", "60"))
 
 LOGGING = {
     "version": 1,

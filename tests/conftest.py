@@ -85,3 +85,24 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture(scope="session")
+def labelstudio_server():
+    """A real Label Studio server from .venv-labelstudio, shared by the session (each test uses its own projects)."""
+    from tests.labelstudio_server import LabelStudioMissing, LabelStudioServer
+
+    try:
+        server = LabelStudioServer()
+    except LabelStudioMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def labelstudio(labelstudio_server, settings):
+    """PolicyHub pointed at the test Label Studio (as LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY would)."""
+    settings.LABEL_STUDIO_URL = labelstudio_server.url
+    settings.LABEL_STUDIO_API_KEY = labelstudio_server.token
+    return labelstudio_server

@@ -94,31 +94,52 @@ def _check_claim(candidate: Candidate, user) -> None:
 def _check_label(candidate: Candidate, label: str) -> None:
     keys = candidate.run.policy_version.label_keys
     if label not in keys:
-        raise ReviewError(f"{label!r} is not a label of this policy version; choose one of {', '.join(keys)}.")
+        raise ReviewError(
+            f"{label!r} is not a label of this policy version; choose one of {', '.join(keys)}.", code="bad_label"
+        )
 
 
 def review_submit(*, user, candidate_id: int, label: str, note: str = "") -> Candidate:
-    """Record the annotator's label; with all required reviews in, approve the label or send it to adjudication."""
+    """Record the annotator's label on the item they hold in the in-app queue."""
     _require(user, roles.ANNOTATOR)
     with transaction.atomic():
         candidate = _locked(candidate_id)
         _check_claim(candidate, user)
-        _check_label(candidate, label)
-        try:
-            with transaction.atomic():
-                Review.objects.create(candidate=candidate, reviewer=user, label=label, note=note.strip()[:5000])
-        except IntegrityError:
-            raise ReviewError("You already reviewed this item.") from None
-        candidate.reviews_done += 1
-        candidate.claimed_by, candidate.claim_expires_at = None, None
-        if candidate.reviews_done >= candidate.reviews_needed:
-            labels = set(candidate.reviews.filter(kind=Review.Kind.REVIEW).values_list("label", flat=True))
-            if len(labels) == 1:
-                _approve(candidate, label, ApprovedBy.REVIEWERS)
-            else:
-                candidate.review_state = ReviewState.ADJUDICATION
-        candidate.save()
+        _record_review(candidate, user=user, label=label, note=note)
     return candidate
+
+
+def review_record(*, user, candidate_id: int, label: str, note: str = "") -> Candidate:
+    """Record a review made outside the in-app queue (e.g. an annotation in Label Studio): no claim is needed,
+    everything else is as for :func:`review_submit`."""
+    _require(user, roles.ANNOTATOR)
+    with transaction.atomic():
+        candidate = _locked(candidate_id)
+        _record_review(candidate, user=user, label=label, note=note)
+    return candidate
+
+
+def _record_review(candidate: Candidate, *, user, label: str, note: str) -> None:
+    """The one state transition of a review, whatever tool it came from: save it, count it, and with all required
+    reviews in approve the label (they agree) or send the item to adjudication (they disagree)."""
+    if candidate.review_state != ReviewState.PENDING:
+        raise ReviewError("This item no longer needs a review: nothing was saved.", code="not_pending")
+    _check_label(candidate, label)
+    try:
+        with transaction.atomic():
+            Review.objects.create(candidate=candidate, reviewer=user, label=label, note=note.strip()[:5000])
+    except IntegrityError:
+        raise ReviewError("You already reviewed this item.", code="already_reviewed") from None
+    candidate.reviews_done += 1
+    if candidate.claimed_by_id == user.pk:
+        candidate.claimed_by, candidate.claim_expires_at = None, None
+    if candidate.reviews_done >= candidate.reviews_needed:
+        labels = set(candidate.reviews.filter(kind=Review.Kind.REVIEW).values_list("label", flat=True))
+        if len(labels) == 1:
+            _approve(candidate, label, ApprovedBy.REVIEWERS)
+        else:
+            candidate.review_state = ReviewState.ADJUDICATION
+    candidate.save()
 
 
 def _approve(candidate: Candidate, label: str, by: str) -> None:
