@@ -137,7 +137,7 @@ def _run_action(request, pk, action, success):
 @require_POST
 def run_labelstudio_push(request, pk):
     """Synchronous: a push is a few batched requests, and the person who asked sees the outcome at once."""
-    run = _run_or_404(pk)
+    run = _run_or_404(pk, request.user)
     try:
         result = services.labelstudio_push(run=run)
     except services.LabelStudioError as error:
@@ -151,7 +151,7 @@ def run_labelstudio_push(request, pk):
 @require_POST
 def run_labelstudio_pull(request, pk):
     """Synchronous, like the push: the pull report is shown on the run page (kept as the last pull's report)."""
-    run = _run_or_404(pk)
+    run = _run_or_404(pk, request.user)
     try:
         report = services.labelstudio_pull(run=run)
     except services.LabelStudioError as error:
