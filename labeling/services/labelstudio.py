@@ -15,6 +15,7 @@ exists in PolicyHub. Edits made in Label Studio after an annotation was pulled a
 
 from dataclasses import asdict, dataclass, field
 from itertools import islice
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
 import httpx
@@ -22,7 +23,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
-from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from policyhub import roles
@@ -30,6 +30,9 @@ from policyhub.markdown import render_markdown
 
 from ..models import Candidate, LabelingRun, LabelStudioAnnotation, LabelStudioProject, Review, ReviewState
 from .reviews import ReviewError, review_record
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
 
 IMPORT_CHUNK = 500  # tasks per import request
 PAGE_SIZE = 500  # tasks per listing page
@@ -50,7 +53,11 @@ class LabelStudioUnavailable(LabelStudioError):
     """Label Studio could not be reached or refused the request."""
 
 
-def _client() -> LabelStudio:
+def _client():
+    """The SDK client. Imported here: the client pulls in pandas and more (~135 MB) that every web and worker
+    process would otherwise carry without ever talking to Label Studio."""
+    from label_studio_sdk import LabelStudio
+
     url, key = settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY
     if not url or not key:
         raise LabelStudioNotConfigured(
@@ -189,7 +196,7 @@ class PushResult:
         )
 
 
-def _ensure_project(client: LabelStudio, run: LabelingRun) -> tuple[LabelStudioProject, bool]:
+def _ensure_project(client: "LabelStudio", run: LabelingRun) -> tuple[LabelStudioProject, bool]:
     with transaction.atomic():
         LabelingRun.objects.select_for_update().filter(pk=run.pk).first()  # one first push at a time
         link = LabelStudioProject.objects.filter(run=run).first()
@@ -225,7 +232,7 @@ def _waiting(run: LabelingRun):
     return run.candidates.filter(routing=Candidate.Routing.NEEDS_REVIEW, review_state=ReviewState.PENDING)
 
 
-def _pushed_candidate_ids(client: LabelStudio, project_id: int) -> set[int]:
+def _pushed_candidate_ids(client: "LabelStudio", project_id: int) -> set[int]:
     with _calling("list the project's tasks"):
         tasks = client.tasks.list(project=project_id, fields="task_only", page_size=PAGE_SIZE)
         return {task.data["candidate_id"] for task in tasks if isinstance(task.data.get("candidate_id"), int)}
@@ -298,7 +305,7 @@ def _read_result(result: list[dict]) -> tuple[str, str]:
     return label, note
 
 
-def _annotators(client: LabelStudio, project_id: int) -> dict[int, str]:
+def _annotators(client: "LabelStudio", project_id: int) -> dict[int, str]:
     with _calling("list the project's annotators"):
         return {user.id: user.email for user in client.projects.list_unique_annotators(id=project_id)}
 
