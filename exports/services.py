@@ -1,6 +1,7 @@
 """Writes of the exports app: create an export (the row at once, the build on a worker), build it, delete it."""
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -227,7 +228,7 @@ def _build_files(export: DatasetExport, folder: Path) -> dict:
     card = folder / "README.md"
     card.write_text(render_card(manifest), encoding="utf-8")
     manifest["files"].append(file_entry(card))
-    (folder / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     _archive(folder, export)
     for path in folder.iterdir():
         path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # built files are read-only
@@ -247,12 +248,6 @@ def _load_groups(groups: dict[str, str]) -> None:
         else:
             insert = f"INSERT INTO {table} (member_id, group_key) VALUES (%s, %s)"  # noqa: S608 - a constant name
             cursor.executemany(insert, list(groups.items()))
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
 
 
 def _archive(folder: Path, export: DatasetExport) -> None:
