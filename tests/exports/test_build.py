@@ -226,3 +226,26 @@ def test_gold_scores_and_draft_previews_are_not_exported(export_run, engineer):
         services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
     with pytest.raises(ExportError, match="has no labeling runs"):
         services.export_create(user=engineer, version=export_run.policy_version)
+
+
+def test_any_text_survives_into_every_format_exactly(export_run, engineer):
+    """Texts are quoted by the database, known values written as constants: quotes, backslashes, control
+    characters, '%', non-ASCII text and a label or seniority outside the known sets all come back exactly."""
+    candidate = Candidate.objects.filter(run=export_run, approved_by="teacher").order_by("id").first()
+    pair = candidate.pair
+    hostile = 'Dev "lead" \\ back\\slash\ttab\x01ctl 100% it\'s Zürich 東京 </script>'
+    pair.member.__class__.objects.filter(pk=pair.member_id).update(
+        headline=hostile, location="50%", seniority="wizard", summary="line one\nline two\r\n"
+    )  # fmt: skip
+    Candidate.objects.filter(pk=candidate.pk).update(approved_label='odd "label"', routing="auto_accepted")
+    export = build(export_run, engineer)
+    assert export.status == "ready", export.error
+    row = next(r for r in lines(export, "labels.jsonl") if r["pair_id"] == pair.pk)
+    assert row["member"]["headline"] == hostile
+    assert row["member"]["location"] == "50%"
+    assert row["member"]["seniority"] == "wizard"
+    assert row["member"]["summary"] == "line one\nline two\r\n"
+    assert row["label"] == 'odd "label"'
+    table = pq.read_table(services.export_dir(export) / "labels.parquet")
+    parquet_row = table.filter(pa.compute.equal(table.column("pair_id"), pair.pk)).to_pylist()[0]
+    assert parquet_row["member"]["headline"] == hostile and parquet_row["label"] == 'odd "label"'
