@@ -2,7 +2,9 @@
 the soft label), written in row groups.
 
 pyarrow's streaming JSON reader parses ``labels.jsonl`` against the explicit schema (a field the schema does not
-know is an error, not a silent string), so memory stays at one row group however large the export is.
+know is an error, not a silent string), so memory stays at one row group however large the export is. Measured on
+a million rows (``bench/export.py``): the reader's threads cost 40 MB more at the peak for 2 s less, and Arrow's
+``group_by`` (the Acero engine) 45 MB more than counting the tally's three columns in Python.
 """
 
 from collections import Counter
@@ -61,7 +63,7 @@ def write(
         return 0, tally
     reader = pa_json.open_json(
         source,
-        read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
+        read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
         parse_options=pa_json.ParseOptions(explicit_schema=target, unexpected_field_behavior="error"),
     )
     done, pending, pending_rows = 0, [], 0
@@ -72,8 +74,7 @@ def write(
             if pending:
                 table = pa.Table.from_batches(pending, schema=target)
                 writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                for group in table.group_by(TALLY_BY).aggregate([([], "count_all")]).to_pylist():
-                    tally[tuple(group[key] for key in TALLY_BY)] += group["count_all"]
+                tally.update(zip(*(table.column(key).to_pylist() for key in TALLY_BY), strict=True))
                 done += pending_rows
                 pending, pending_rows = [], 0
                 on_progress(done)
