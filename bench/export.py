@@ -8,7 +8,7 @@ of them by a human review, one teacher sample each with a rationale and cited ru
 For each size, each stage runs in a fresh process so its peak RSS is its own:
 
 - floor: ``COPY (SELECT <the export's columns>) TO STDOUT`` through psycopg 3 (the same selection, joins, order);
-- labels.jsonl: the export's writer (the database builds each row's JSON, Python adds the split);
+- labels.jsonl: the export's writer (the database writes each row's JSON text, split included; Python copies it);
 - labels.parquet: labels.jsonl plus its conversion to Parquet (a Parquet file needs the rows read first, so its
   throughput counts both);
 - openai_chat.jsonl: from labels.jsonl (no target; reported for completeness).

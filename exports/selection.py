@@ -7,7 +7,7 @@ columns, is the benchmark's ``COPY`` floor.
 
 The JSON text is concatenated from constant pieces (keys, punctuation) and the values, with only texts quoted by
 the database (``to_json`` / ``json_quote``): PostgreSQL's ``json_build_object`` looks up each argument's type for
-every row, which cost more than selecting the rows did (29 s against 16 s for a million rows; concatenation 21 s).
+every row, which cost more than selecting the rows did (29 s against 16 s for a million rows; concatenation: 21 s).
 """
 
 import json
