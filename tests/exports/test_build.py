@@ -249,3 +249,26 @@ def test_any_text_survives_into_every_format_exactly(export_run, engineer):
     table = pq.read_table(services.export_dir(export) / "labels.parquet")
     parquet_row = table.filter(pa.compute.equal(table.column("pair_id"), pair.pk)).to_pylist()[0]
     assert parquet_row["member"]["headline"] == hostile and parquet_row["label"] == 'odd "label"'
+
+
+def test_the_parquet_file_loads_in_pandas_and_hugging_face_datasets_with_its_types(export_run, engineer, tmp_path):
+    """What a distillation pipeline does with the file: nested columns arrive as dicts and lists, not JSON text."""
+    import datasets
+    import pandas as pd
+
+    export = build(export_run, engineer)
+    path = services.export_dir(export) / "labels.parquet"
+    rows = lines(export, "labels.jsonl")
+    frame = pd.read_parquet(path)
+    assert len(frame) == len(rows)
+    assert list(frame["label"]) == [r["label"] for r in rows]
+    assert list(frame.iloc[0]["member"]["skills"]) == rows[0]["member"]["skills"]
+    assert frame.iloc[0]["soft_label"] == pytest.approx(rows[0]["soft_label"])
+
+    dataset = datasets.Dataset.from_parquet(str(path), cache_dir=str(tmp_path / "hf"))
+    assert dataset.num_rows == len(rows)
+    assert dataset.features["soft_label"] == {k: datasets.Value("float64") for k in rows[0]["soft_label"]}
+    assert dataset.features["member"]["skills"] == datasets.List(datasets.Value("string"))
+    train = dataset.filter(lambda row: row["split"] == "train")
+    assert train.num_rows == sum(r["split"] == "train" for r in rows)
+    assert dataset[0]["cited_rules"] == rows[0]["cited_rules"] and dataset[0]["pair_id"] == rows[0]["pair_id"]
