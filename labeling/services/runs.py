@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -53,7 +54,9 @@ WATCH_INTERVAL = 2.0
 #: A chunk stores its answers every this many answers or seconds, whichever comes first, while later requests
 #: are still in flight: progress shows live and a killed worker loses at most one batch.
 FLUSH_ANSWERS = 1000
-FLUSH_SECONDS = 5.0
+FLUSH_SECONDS = 2.0
+#: A chunk is prepared this many candidates at a time; the teacher starts on the first slice.
+PREPARE_SLICE = 250
 
 
 def _lease() -> timedelta:
@@ -377,43 +380,18 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
             status=LabelingRun.Status.FAILED, error=str(error), finished_at=timezone.now()
         )
         return f"failed: {error}"
-    in_chunk = Candidate.objects.filter(run=run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id)
-    candidates = list(in_chunk.order_by("id"))
-    facts = pair_facts(in_chunk)
     k = int(run.config_snapshot["samples_per_pair"])
-    have = set(
-        TeacherSample.objects.filter(run=run, pair_id__in=[c.pair_id for c in candidates]).values_list(
-            "pair_id", "sample_index"
-        )
-    )
     params = request_parameters(run.config_snapshot, space)
-    key_of = CacheKeys(params, run.system_prompt)
-    requests, keys = [], {}
-    for candidate in candidates:
-        member, job = facts[candidate.pair_id]
-        messages = build_messages(run.system_prompt, member, job)
-        for index in range(k):
-            if (candidate.pair_id, index) in have:
-                continue
-            request = TeacherRequest(
-                key=(candidate.pair_id, index), messages=messages, sample_index=index,
-                facts={"member": member, "job": job},
-            )  # fmt: skip
-            requests.append(request)
-            keys[request.key] = key_of.key(messages, index)
-
-    pending = _from_cache(keys, requests)
-    misses = [r for r in requests if r.key not in pending]
-    by_pair = {c.pair_id: c for c in candidates}
-    flush = functools.partial(_flush, run, chunk.pk, token, by_pair, facts, keys, space, k, params)
+    prepared = _ChunkRequests(run, chunk, k, CacheKeys(params, run.system_prompt))
+    flush = functools.partial(_flush, run, chunk, token, prepared, space, k, params)
     watcher = _Watcher(run.pk, chunk.pk, token)
     watcher.start()
-    prepared = time.perf_counter()
-    written, last_flush, lost = 0, time.monotonic(), False
+    written, last_flush, lost, pending = 0, time.monotonic(), False, {}
     try:
-        for answer in provider.answer_stream(misses, should_stop=watcher.stop_requested.is_set):
+        for answer in provider.answer_stream(prepared, should_stop=watcher.stop_requested.is_set):
             pending[answer.key] = answer
             if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                pending.update(prepared.take_cached())
                 if flush(pending, final=False) is None:
                     lost = True
                     break
@@ -422,15 +400,82 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
         watcher.finished.set()
         watcher.join()
     asked = time.perf_counter()
+    pending.update(prepared.take_cached())
     outcome = None if lost else flush(pending, final=True)
     if outcome is None:
         return "lost the chunk's lease to another worker; it carries on"
     written += len(pending)
     _finish_if_complete(run.pk)
     return (
-        f"{written} samples written; chunk {outcome} (prepare {prepared - started:.1f} s, teacher and writes "
-        f"{asked - prepared:.1f} s for {len(misses)} requests, last write {time.perf_counter() - asked:.1f} s)"
+        f"{written} samples written; chunk {outcome} (first request after {prepared.first_at - started:.2f} s, "
+        f"prepare {prepared.seconds:.1f} s alongside; teacher and writes {asked - started:.1f} s for "
+        f"{prepared.requested} requests, last write {time.perf_counter() - asked:.1f} s)"
     )
+
+
+class _ChunkRequests:
+    """A chunk's requests, prepared PREPARE_SLICE candidates at a time: iterating reads a slice (candidates, pair
+    facts, samples already stored, cached answers) and yields the requests the cache does not answer, so the
+    teacher starts on the first slice while the next ones are read. ``candidates``, ``facts`` and ``keys`` grow
+    as it goes; cached answers wait in :meth:`take_cached`."""
+
+    def __init__(self, run: LabelingRun, chunk: RunChunk, k: int, key_of: CacheKeys):
+        self.run, self.chunk, self.k, self.key_of = run, chunk, k, key_of
+        self.candidates: dict[int, Candidate] = {}  # by pair id
+        self.facts: dict[int, tuple[dict, dict]] = {}
+        self.keys: dict[tuple[int, int], str] = {}  # request key -> cache key
+        self._cached: dict = {}
+        self.requested, self.seconds, self.first_at = 0, 0.0, time.perf_counter()
+
+    def in_chunk(self) -> QuerySet[Candidate]:
+        return Candidate.objects.filter(
+            run=self.run, id__gte=self.chunk.first_candidate_id, id__lte=self.chunk.last_candidate_id
+        )
+
+    def take_cached(self) -> dict:
+        taken, self._cached = self._cached, {}
+        return taken
+
+    def __iter__(self) -> Iterator[TeacherRequest]:
+        after, first = self.chunk.first_candidate_id - 1, True
+        while True:
+            started = time.perf_counter()
+            rows = self.in_chunk().filter(id__gt=after).order_by("id")
+            candidates = list(rows[:PREPARE_SLICE])
+            if not candidates:
+                return
+            after = candidates[-1].pk
+            in_slice = self.in_chunk().filter(id__gte=candidates[0].pk, id__lte=after)
+            facts = pair_facts(in_slice)
+            have = set(
+                TeacherSample.objects.filter(run=self.run, pair_id__in=in_slice.values("pair_id")).values_list(
+                    "pair_id", "sample_index"
+                )
+            )
+            requests, keys = [], {}
+            for candidate in candidates:
+                self.candidates[candidate.pair_id] = candidate
+                member, job = facts[candidate.pair_id]
+                messages = build_messages(self.run.system_prompt, member, job)
+                for index in range(self.k):
+                    if (candidate.pair_id, index) in have:
+                        continue
+                    request = TeacherRequest(
+                        key=(candidate.pair_id, index), messages=messages, sample_index=index,
+                        facts={"member": member, "job": job},
+                    )  # fmt: skip
+                    requests.append(request)
+                    keys[request.key] = self.key_of.key(messages, index)
+            self.facts.update(facts)
+            self.keys.update(keys)
+            cached = _from_cache(keys, requests)
+            self._cached.update(cached)
+            misses = [r for r in requests if r.key not in cached]
+            self.requested += len(misses)
+            self.seconds += time.perf_counter() - started
+            if first:
+                self.first_at, first = time.perf_counter(), False
+            yield from misses
 
 
 def _from_cache(keys: dict, requests: list[TeacherRequest]) -> dict:
@@ -476,7 +521,7 @@ def _price(snapshot: dict, input_tokens: int, output_tokens: int, mode: str = La
     )
 
 
-def _flush(run, chunk_id, token, by_pair, facts, keys, space, k, params, answers, *, final: bool) -> str | None:
+def _flush(run, chunk, token, prepared, space, k, params, answers, *, final: bool) -> str | None:
     """Store a batch of a chunk's answers in one transaction while this worker still holds the chunk's lease:
     samples, cache, the candidates they complete, the run's counters; at the end, the chunk's own state.
 
@@ -484,16 +529,17 @@ def _flush(run, chunk_id, token, by_pair, facts, keys, space, k, params, answers
     "stopped early" for the final flush and "" for the others.
     """
     with transaction.atomic():
-        locked = RunChunk.objects.select_for_update().get(pk=chunk_id)
+        locked = RunChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
             return None
         if answers:
-            touched = [by_pair[pair_id] for pair_id in {key[0] for key in answers}]
-            _write_answers(run, touched, facts, answers, keys, space, k, params)
+            touched = [prepared.candidates[pair_id] for pair_id in {key[0] for key in answers}]
+            _write_answers(run, touched, prepared.facts, answers, prepared.keys, space, k, params)
         if not final:
             return ""
-        have = TeacherSample.objects.filter(run=run, pair_id__in=list(by_pair)).count()
-        complete = have >= len(by_pair) * k
+        in_chunk = prepared.in_chunk()  # all of it: a cancelled chunk may not have read every slice
+        have = TeacherSample.objects.filter(run=run, pair_id__in=in_chunk.values("pair_id")).count()
+        complete = have >= in_chunk.count() * k
         locked.lease_until, locked.lease_token = None, ""
         if complete:
             locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()

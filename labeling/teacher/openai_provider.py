@@ -32,6 +32,7 @@ BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
 HANDOFF_ANSWERS = 200
 HANDOFF_SECONDS = 1.0
+FEED_REQUESTS = 64
 
 
 class TeacherConfigError(Exception):
@@ -75,6 +76,14 @@ def _refused_or_dropped(error: openai.APITimeoutError) -> aiohttp.ClientError | 
     """The aiohttp transport reports a refused or dropped connection as a timeout; tell the two apart."""
     cause = _transport_error(error)
     return cause if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError) else None
+
+
+async def _next_batch(feed: queue.Queue) -> list | None:
+    """The next batch the caller's thread put on ``feed``, waiting for it off the event loop."""
+    try:
+        return feed.get_nowait()
+    except queue.Empty:
+        return await asyncio.get_running_loop().run_in_executor(None, feed.get)
 
 
 def backoff(attempt: int) -> float:
@@ -124,8 +133,13 @@ class OpenAIProvider:
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
     ) -> Iterator[TeacherAnswer]:
         """Yield answers as they complete. The requests run on an event loop in a helper thread, so the caller's
-        thread (and its database connection) is free to store answers while later ones are still in flight."""
+        thread (and its database connection) is free to store answers while later ones are still in flight.
+
+        ``requests`` is read in the caller's thread and each batch of FEED_REQUESTS starts as soon as it is read:
+        a generator that prepares requests slice by slice (database reads, cache lookups) overlaps that work with
+        the first requests in flight."""
         finished = object()
+        feed: queue.Queue = queue.Queue()  # lists of requests, then None
         results: queue.Queue = queue.Queue()
         abandoned = threading.Event()
 
@@ -134,7 +148,7 @@ class OpenAIProvider:
 
         def run_loop() -> None:
             try:
-                asyncio.run(self._run_requests(list(requests), stop, results.put))
+                asyncio.run(self._run_requests(feed, stop, results.put))
             except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
                 results.put(error)
             finally:
@@ -143,6 +157,16 @@ class OpenAIProvider:
         thread = threading.Thread(target=run_loop, name="teacher-requests", daemon=True)
         thread.start()
         try:
+            try:
+                batch: list[TeacherRequest] = []
+                for request in requests:
+                    batch.append(request)
+                    if len(batch) >= FEED_REQUESTS:
+                        feed.put(batch)
+                        batch = []
+                feed.put(batch)
+            finally:
+                feed.put(None)  # also when reading the requests failed: the loop ends with what it was given
             while (item := results.get()) is not finished:
                 if isinstance(item, BaseException):
                     raise item
@@ -151,9 +175,9 @@ class OpenAIProvider:
             abandoned.set()  # the caller stopped early: start no new request
             thread.join()
 
-    async def _run_requests(self, requests: list[TeacherRequest], should_stop, deliver) -> None:
-        """Answer ``requests`` and hand them to ``deliver`` in batches (every HANDOFF_ANSWERS answers or
-        HANDOFF_SECONDS): waking the consumer thread per answer would cost more CPU than the answers do."""
+    async def _run_requests(self, feed: queue.Queue, should_stop, deliver) -> None:
+        """Answer the requests arriving on ``feed`` and hand them to ``deliver`` in batches (every HANDOFF_ANSWERS
+        answers or HANDOFF_SECONDS): waking the consumer thread per answer would cost more CPU than the answers do."""
         semaphore = asyncio.Semaphore(self.concurrency)
         batch: list[TeacherAnswer] = []
         last = time.monotonic()
@@ -175,7 +199,10 @@ class OpenAIProvider:
                     deliver(batch)
                     batch, last = [], time.monotonic()
 
-            await asyncio.gather(*(one(r) for r in requests))
+            tasks = []
+            while (requests := await _next_batch(feed)) is not None:
+                tasks += [asyncio.create_task(one(r)) for r in requests]
+            await asyncio.gather(*tasks)
         if batch:
             deliver(batch)
 
