@@ -30,7 +30,7 @@ def run_agreement(request, run_id: int, precision: str | None = None):
     require_role(request, POLICY_OWNER, ML_ENGINEER)
     target = _target(precision)
     try:
-        run = selectors.run_get(pk=run_id)
+        run = selectors.run_visible(pk=run_id, user=request.auth)
     except LabelingRun.DoesNotExist:
         raise HttpError(404, f"No run #{run_id}.") from None
     return agreement.agreement_figures(agreement.run_agreement(run=run, target_precision=target))

@@ -31,7 +31,7 @@ def _render(request, scope: str, build, **context):
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def run_agreement(request, pk):
     try:
-        run = selectors.run_get(pk=pk)
+        run = selectors.run_visible(pk=pk, user=request.user)
     except LabelingRun.DoesNotExist:
         raise Http404(f"No run #{pk}.") from None
     return _render(request, f"Run #{run.pk}", lambda t: agreement.run_agreement(run=run, target_precision=t), run=run)

@@ -211,9 +211,9 @@ def create_run(request, payload: RunIn):
     return Status(200 if existed else 201, _run_out(selectors.run_get(pk=run.pk)))
 
 
-def _run(run_id: int) -> LabelingRun:
+def _run(request, run_id: int) -> LabelingRun:
     try:
-        return selectors.run_get(pk=run_id)
+        return selectors.run_visible(pk=run_id, user=request.auth)
     except LabelingRun.DoesNotExist:
         raise HttpError(404, f"No run #{run_id}.") from None
 
@@ -221,7 +221,7 @@ def _run(run_id: int) -> LabelingRun:
 @router.get("/runs/{run_id}", response={200: RunOut, 403: ErrorOut, 404: ErrorOut}, tags=["runs"])
 def get_run(request, run_id: int):
     require_role(request, ML_ENGINEER)
-    return _run_out(_run(run_id))
+    return _run_out(_run(request, run_id))
 
 
 @router.post(
@@ -229,7 +229,7 @@ def get_run(request, run_id: int):
 )
 def cancel_run(request, run_id: int):
     require_role(request, ML_ENGINEER)
-    return _run_out(services.labeling_run_cancel(run=_run(run_id), user=request.auth))
+    return _run_out(services.labeling_run_cancel(run=_run(request, run_id), user=request.auth))
 
 
 @router.post(
@@ -237,7 +237,7 @@ def cancel_run(request, run_id: int):
 )
 def resume_run(request, run_id: int):
     require_role(request, ML_ENGINEER)
-    return _run_out(services.labeling_run_resume(run=_run(run_id), user=request.auth))
+    return _run_out(services.labeling_run_resume(run=_run(request, run_id), user=request.auth))
 
 
 @router.get(
@@ -246,7 +246,7 @@ def resume_run(request, run_id: int):
 def list_candidates(request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = 0):
     require_role(request, ML_ENGINEER)
     limit = max(1, min(limit, 1000))
-    rows = selectors.run_candidates(run=_run(run_id), routing=routing, reason=reason)[offset : offset + limit]
+    rows = selectors.run_candidates(run=_run(request, run_id), routing=routing, reason=reason)[offset : offset + limit]
     return [
         {
             "pair_id": c.pair_id,
@@ -311,7 +311,7 @@ _LS_ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 502: ErrorOut, 503: E
 def get_labelstudio(request, run_id: int):
     """The run's Label Studio project (``project_id`` null before the first push) and the last pull's report."""
     require_role(request, ML_ENGINEER, POLICY_OWNER)
-    link = selectors.run_labelstudio(run=_run(run_id))
+    link = selectors.run_labelstudio(run=_run(request, run_id))
     if link is None:
         return {"project_id": None, "url": "", "tasks_total": 0, "last_push_at": None, "last_push_added": 0,
                 "last_pull_at": None, "last_pull_report": {}}  # fmt: skip
@@ -328,7 +328,7 @@ def get_labelstudio(request, run_id: int):
 def push_labelstudio(request, run_id: int):
     """Create or reuse the run's Label Studio project and add the needs-review items it lacks (synchronous)."""
     require_role(request, ML_ENGINEER, POLICY_OWNER)
-    run = _run(run_id)
+    run = _run(request, run_id)
     result = _labelstudio(lambda: services.labelstudio_push(run=run))
     return {f: getattr(result, f) for f in PushOut.model_fields}
 
@@ -337,5 +337,5 @@ def push_labelstudio(request, run_id: int):
 def pull_labelstudio(request, run_id: int):
     """Apply the project's new annotations as reviews and report what was applied, already imported or skipped."""
     require_role(request, ML_ENGINEER, POLICY_OWNER)
-    run = _run(run_id)
+    run = _run(request, run_id)
     return _labelstudio(lambda: services.labelstudio_pull(run=run)).as_dict()

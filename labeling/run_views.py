@@ -8,7 +8,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from policyhub.roles import ML_ENGINEER, POLICY_OWNER, has_role, role_required
+from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
 from . import selectors, services
 from .forms import RunForm, TeacherConfigForm
@@ -64,14 +64,10 @@ def run_list(request):
 
 
 def _run_or_404(pk, user) -> LabelingRun:
-    """The run; a draft preview's run only for policy owners (drafts are theirs only)."""
     try:
-        run = selectors.run_get(pk=pk)
+        return selectors.run_visible(pk=pk, user=user)
     except LabelingRun.DoesNotExist:
         raise Http404(f"No run #{pk}.") from None
-    if run.purpose == LabelingRun.Purpose.DRAFT_PREVIEW and not has_role(user, POLICY_OWNER):
-        raise Http404(f"No run #{pk}.")
-    return run
 
 
 @role_required(ML_ENGINEER, POLICY_OWNER)

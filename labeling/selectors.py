@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from policyhub.markdown import render_markdown
+from policyhub.roles import POLICY_OWNER, has_role
 
 from .models import (
     Candidate,
@@ -47,6 +48,15 @@ def run_list(*, limit: int = 50) -> QuerySet[LabelingRun]:
 
 def run_get(*, pk: int) -> LabelingRun:
     return LabelingRun.objects.select_related("policy_version__policy", "teacher_config", "created_by").get(pk=pk)
+
+
+def run_visible(*, pk: int, user) -> LabelingRun:
+    """The run as ``user`` may see it: a draft preview's runs label an unpublished draft, which is its policy
+    owners' only, so to anyone else they do not exist (LabelingRun.DoesNotExist, a 404 in pages and the API)."""
+    run = run_get(pk=pk)
+    if run.purpose == LabelingRun.Purpose.DRAFT_PREVIEW and not has_role(user, POLICY_OWNER):
+        raise LabelingRun.DoesNotExist(f"No run #{pk}.")
+    return run
 
 
 def run_labelstudio(*, run: LabelingRun) -> LabelStudioProject | None:

@@ -247,3 +247,29 @@ def test_ml_engineers_do_not_see_a_previews_draft_run(draft, owner, engineer, ma
     assert f'href="/runs/{preview.published_run_id}/"' in listing
     assert f'href="/runs/{preview.draft_run_id}/"' not in listing
     assert LabelingRun.objects.get(pk=preview.draft_run_id).status == "running"
+
+
+def test_the_api_hides_a_previews_draft_run_from_ml_engineers_too(draft, owner, engineer, make_config, make_user):
+    from django.test import Client
+
+    from policyhub import roles
+    from policyhub.services import api_token_create
+
+    preview = draft_preview_start(user=owner, draft=draft, config=make_config("baseline", provider="heuristic"))
+    both = make_user("both", roles.ML_ENGINEER, roles.POLICY_OWNER)
+
+    def call(user, path, method="get"):
+        token = api_token_create(user=user, name="tests").raw
+        return getattr(Client(), method)(path, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def get(user, path):
+        return call(user, path)
+
+    for path in ("", "/candidates", "/agreement", "/labelstudio"):
+        response = get(engineer, f"/api/runs/{preview.draft_run_id}{path}")
+        assert response.status_code == 404, path
+        assert response.json()["detail"] == f"No run #{preview.draft_run_id}."
+    assert call(engineer, f"/api/runs/{preview.draft_run_id}/cancel", "post").status_code == 404
+    assert LabelingRun.objects.get(pk=preview.draft_run_id).status == "running"
+    assert get(engineer, f"/api/runs/{preview.published_run_id}").status_code == 200  # a score of the published one
+    assert get(both, f"/api/runs/{preview.draft_run_id}").json()["id"] == preview.draft_run_id  # an owner sees it
