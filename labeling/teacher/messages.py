@@ -45,9 +45,33 @@ def pair_facts(rows: QuerySet, pair: str = "pair") -> dict[int, tuple[dict, dict
     return facts
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # C-accelerated; ``indent`` makes json use pure Python
+_quote = json.encoder.encode_basestring  # what that encoder does with a text, without its per-call checks
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def indented_json(value: dict) -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=1)``, the same text, about five times faster for the facts'
+    shape (texts, numbers and lists of texts): with ``indent`` the json module encodes in pure Python, which cost
+    the teacher and the chat export most of their time per pair. Any other shape is left to ``json.dumps``."""
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, str):
+            text = _quote(item)
+        elif isinstance(item, _SCALARS) or item == []:
+            text = _encode(item)
+        elif isinstance(item, list) and all(isinstance(x, str) for x in item):
+            text = "[\n  " + ",\n  ".join(map(_quote, item)) + "\n ]"
+        else:
+            return json.dumps(value, ensure_ascii=False, indent=1)
+        if not isinstance(key, str):
+            return json.dumps(value, ensure_ascii=False, indent=1)
+        lines.append(f" {_quote(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}" if lines else "{}"
+
+
 def _as_data(value: dict) -> str:
-    text = json.dumps(value, ensure_ascii=False, indent=1)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+    return indented_json(value).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def user_message(member: dict, job: dict) -> str:
