@@ -181,7 +181,7 @@ def _fields(d: _Dialect, labels: list[str]) -> list[tuple]:
         (key, NUMBER, f"CASE WHEN ({total}) > 0 THEN t.p{i} / ({total}) WHEN t.label = '{key}' THEN 1.0 ELSE 0.0 END")
         for i, key in enumerate(labels)  # keys match ^[a-z][a-z0-9_]*$ (PolicyVersion invariant): safe to inline
     ]
-    labels = tuple(labels)
+    known = tuple(labels)
     return [
         ("pair_id", NUMBER, "t.pair_id"),
         ("member_id", TEXT, "t.member_id"),
@@ -192,9 +192,9 @@ def _fields(d: _Dialect, labels: list[str]) -> list[tuple]:
         ("job", [("title", TEXT, "t.job_title"), ("description", TEXT, "t.job_description"),
                  ("required_skills", JSON, d.jsoncol.format("t.job_required_skills")),
                  ("seniority", SENIORITY, "t.job_seniority"), ("location", TEXT, "t.job_location")]),
-        ("label", labels, "t.label"),
+        ("label", known, "t.label"),
         ("soft_label", soft),
-        ("teacher_label", labels, "t.teacher_label"),
+        ("teacher_label", known, "t.teacher_label"),
         ("confidence", NUMBER, "t.confidence"),
         ("rationale", TEXT, "t.rationale"),
         ("rationale_source", ("teacher", "human", ""), "t.rationale_source"),
@@ -205,7 +205,7 @@ def _fields(d: _Dialect, labels: list[str]) -> list[tuple]:
         ("reviewers", JSON, "t.reviewers"),
         ("adjudicator", TEXT, "t.adjudicator"),
         ("agreement", NUMBER, "t.agreement"),
-        ("gold_label", ("", *labels), "t.gold_label"),
+        ("gold_label", ("", *known), "t.gold_label"),
         ("run_id", NUMBER, "t.run_id"),
     ]  # fmt: skip
 

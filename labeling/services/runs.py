@@ -383,7 +383,7 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
     k = int(run.config_snapshot["samples_per_pair"])
     params = request_parameters(run.config_snapshot, space)
     prepared = _ChunkRequests(run, chunk, k, CacheKeys(params, run.system_prompt))
-    flush = functools.partial(_flush, run, chunk, token, prepared, space, k, params)
+    flush = functools.partial(_flush, run, token, prepared, space, k, params)
     watcher = _Watcher(run.pk, chunk.pk, token)
     watcher.start()
     written, last_flush, lost, pending = 0, time.monotonic(), False, {}
@@ -521,7 +521,7 @@ def _price(snapshot: dict, input_tokens: int, output_tokens: int, mode: str = La
     )
 
 
-def _flush(run, chunk, token, prepared, space, k, params, answers, *, final: bool) -> str | None:
+def _flush(run, token, prepared, space, k, params, answers, *, final: bool) -> str | None:
     """Store a batch of a chunk's answers in one transaction while this worker still holds the chunk's lease:
     samples, cache, the candidates they complete, the run's counters; at the end, the chunk's own state.
 
@@ -529,7 +529,7 @@ def _flush(run, chunk, token, prepared, space, k, params, answers, *, final: boo
     "stopped early" for the final flush and "" for the others.
     """
     with transaction.atomic():
-        locked = RunChunk.objects.select_for_update().get(pk=chunk.pk)
+        locked = RunChunk.objects.select_for_update().get(pk=prepared.chunk.pk)
         if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
             return None
         if answers:

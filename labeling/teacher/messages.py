@@ -56,6 +56,8 @@ def indented_json(value: dict) -> str:
     the teacher and the chat export most of their time per pair. Any other shape is left to ``json.dumps``."""
     lines = []
     for key, item in value.items():
+        if not isinstance(key, str):
+            return json.dumps(value, ensure_ascii=False, indent=1)
         if isinstance(item, str):
             text = _quote(item)
         elif isinstance(item, _SCALARS) or item == []:
@@ -63,8 +65,6 @@ def indented_json(value: dict) -> str:
         elif isinstance(item, list) and all(isinstance(x, str) for x in item):
             text = "[\n  " + ",\n  ".join(map(_quote, item)) + "\n ]"
         else:
-            return json.dumps(value, ensure_ascii=False, indent=1)
-        if not isinstance(key, str):
             return json.dumps(value, ensure_ascii=False, indent=1)
         lines.append(f" {_quote(key)}: {text}")
     return "{\n" + ",\n".join(lines) + "\n}" if lines else "{}"
