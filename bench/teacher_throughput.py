@@ -80,8 +80,8 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from labeling.models import LabelingRun, TeacherConfig, TeacherSample
+    from labeling.pipeline.chunk import FLUSH_ANSWERS, FLUSH_SECONDS
     from labeling.services import import_file, labeling_run_create
-    from labeling.services.runs import FLUSH_ANSWERS, FLUSH_SECONDS
     from policyhub import celery_app
     from policyhub.demo import DEMO_SLUG, demo_seed
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.db import connection
 
-from labeling.models import ApprovedBy, Candidate, Seniority
+from labeling.models import HUMAN_APPROVERS, ApprovedBy, Candidate, Seniority
 from policyhub.models import PolicyVersion
 
 
@@ -121,7 +121,8 @@ class SplitRecipe:
 
 # --- SQL ---------------------------------------------------------------------------------------------------------
 
-HUMAN = ("reviewers", "adjudicator")
+#: ``approved_by`` values of a human decision, as an SQL list of fixed constants.
+HUMAN_APPROVERS_SQL = "(" + ", ".join(f"'{value}'" for value in HUMAN_APPROVERS) + ")"
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
     if filters.approved_only:
         where.append("c.approved_label <> ''")
     if filters.human_only:
-        where.append("c.approved_by IN ('reviewers', 'adjudicator')")
+        where.append(f"c.approved_by IN {HUMAN_APPROVERS_SQL}")
     if filters.reasons:
         where.append("(" + " OR ".join(f"c.reason_{r}" for r in filters.reasons) + ")")
     if filters.min_confidence is not None:
@@ -290,7 +291,7 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
         params.append(filters.min_confidence)
     if filters.min_agreement is not None:
         where.append(
-            "(CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') THEN (SELECT CAST(SUM(CASE WHEN r.label = "
+            f"(CASE WHEN c.approved_by IN {HUMAN_APPROVERS_SQL} THEN (SELECT CAST(SUM(CASE WHEN r.label = "
             "c.approved_label THEN 1 ELSE 0 END) AS FLOAT) / COUNT(*) FROM labeling_review r "
             "WHERE r.candidate_id = c.id AND r.kind = 'review') ELSE c.vote_share END) >= %s"
         )
@@ -301,7 +302,7 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
     params += list(run_ids) + [version.policy_id]
     picked = (
         "SELECT id FROM (SELECT c.id, ROW_NUMBER() OVER (PARTITION BY c.pair_id ORDER BY CASE WHEN c.approved_by "
-        "IN ('reviewers', 'adjudicator') THEN 0 ELSE 1 END, c.run_id DESC) AS pick FROM labeling_candidate c "
+        f"IN {HUMAN_APPROVERS_SQL} THEN 0 ELSE 1 END, c.run_id DESC) AS pick FROM labeling_candidate c "
         f"WHERE {' AND '.join(where)}) ranked WHERE pick = 1"
     )
     sql = f"""
@@ -318,7 +319,7 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
           c.routing AS routing, '[' || rtrim({reasons}, ',') || ']' AS reasons,
           CASE WHEN c.approved_by = '' THEN 'unapproved' ELSE c.approved_by END AS approved_by,
           COALESCE(rv.reviewers, '[]') AS reviewers, COALESCE(rv.adjudicator, '') AS adjudicator,
-          CASE WHEN c.approved_by IN ('reviewers', 'adjudicator') AND rv.n > 0 THEN CAST(rv.agree AS FLOAT) / rv.n
+          CASE WHEN c.approved_by IN {HUMAN_APPROVERS_SQL} AND rv.n > 0 THEN CAST(rv.agree AS FLOAT) / rv.n
                ELSE c.vote_share END AS agreement,
           COALESCE(g.label, '') AS gold_label,
           c.run_id AS run_id

@@ -18,9 +18,10 @@ from django.utils import timezone
 from psycopg import ClientCursor
 
 from labeling.models import LabelingRun
-from labeling.services.runs import run_system_prompt
 from policyhub import roles
 from policyhub.models import PolicyVersion
+from policyhub.prompts import system_prompt
+from policyhub.queueing import enqueue
 
 from . import selection, splits
 from .manifest import build_manifest, file_entry, render_card
@@ -82,9 +83,7 @@ def export_create(
                 formats=DEFAULT_FORMATS, created_by=user, idempotency_key=key,
             )  # fmt: skip
             export.runs.set(chosen)
-            from .tasks import export_build_task
-
-            transaction.on_commit(lambda: export_build_task.delay(export.pk))
+            enqueue("exports.tasks.export_build_task", export.pk)
     except IntegrityError:  # the same key raced in from a second request
         return DatasetExport.objects.get(created_by=user, idempotency_key=key), False
     return export, True
@@ -198,9 +197,9 @@ def _build_files(export: DatasetExport, folder: Path) -> dict:
             _stream_lines(selection.rows_query(version, run_ids, filters, recipe)), labels_path,
             on_progress=_progress(export.pk, "writing labels.jsonl"),
         )  # fmt: skip
-    system_prompt = run_system_prompt(version)
+    prompt = system_prompt(version)
     chat_rows = openai_chat.write(
-        labels_path, folder / "openai_chat.jsonl", system_prompt=system_prompt,
+        labels_path, folder / "openai_chat.jsonl", system_prompt=prompt,
         on_progress=_progress(export.pk, "writing openai_chat.jsonl"),
     )  # fmt: skip
     parquet_rows, tally = labels_parquet.write(
@@ -220,7 +219,7 @@ def _build_files(export: DatasetExport, folder: Path) -> dict:
         approved_by[by] = approved_by.get(by, 0) + n
     manifest = build_manifest(
         export, counts=counts, rows=rows, approved_by=dict(sorted(approved_by.items())),
-        system_prompt_sha256=hashlib.sha256(system_prompt.encode()).hexdigest(), files=files,
+        system_prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(), files=files,
     )  # fmt: skip
     if group_count is not None:
         # members linked through shared jobs form one group: few groups means the split shares drift from the recipe

@@ -14,9 +14,7 @@ from policyhub.models import PolicyVersion
 
 from .evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_report
 from .metrics import Judged, PairKappa, cohen_kappa_pairs, krippendorff_alpha
-from .models import ApprovedBy, Candidate, LabelingRun, Review, TeacherSample
-
-HUMAN = (ApprovedBy.REVIEWERS, ApprovedBy.ADJUDICATOR)
+from .models import Candidate, LabelingRun, Review, TeacherSample
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def _ratings(runs: QuerySet[LabelingRun]) -> dict[int, dict[str, str]]:
 
 def _teacher_vs_human(runs: QuerySet[LabelingRun]) -> list[Judged]:
     """One record per human-approved candidate; its cited rules are those of the samples that gave its label."""
-    human = Candidate.objects.filter(run__in=runs, approved_by__in=HUMAN)
+    human = Candidate.objects.filter(run__in=runs).human_approved()
     agreeing = TeacherSample.objects.filter(run__in=runs, error_kind="").filter(
         Exists(human.filter(run=OuterRef("run"), pair=OuterRef("pair"), label=OuterRef("label")))
     )

@@ -6,7 +6,7 @@ from policyhub.models import PolicyVersion
 
 from .imports.schemas import SCHEMAS
 from .models import ImportBatch, LabelingRun, TeacherConfig
-from .routing import DEFAULT_THRESHOLDS
+from .pipeline.routing import DEFAULT_THRESHOLDS
 
 
 class ImportForm(forms.Form):

@@ -17,10 +17,9 @@ from .models import (
     GoldLabelEvent,
     LabelingRun,
     Pair,
-    ReviewState,
     TeacherSample,
+    human_approved_q,
 )
-from .services.gold import HUMAN_APPROVALS
 
 
 # --- the gold set ----------------------------------------------------------------------------------------------
@@ -56,7 +55,7 @@ def _gold_label_of_pair(policy_id) -> Subquery:
 
 def runs_with_human_approvals(*, policy: Policy) -> QuerySet[LabelingRun]:
     """Labeling runs of the policy with items humans approved (``approved``) and how many of those are gold."""
-    approved = Q(candidates__review_state=ReviewState.DONE, candidates__approved_by__in=HUMAN_APPROVALS)
+    approved = human_approved_q("candidates__")
     gold_pairs = GoldLabel.objects.filter(policy=policy).values("pair_id")
     return (
         LabelingRun.objects.filter(policy_version__policy=policy, purpose=LabelingRun.Purpose.LABELING)
@@ -73,8 +72,7 @@ def runs_with_human_approvals(*, policy: Policy) -> QuerySet[LabelingRun]:
 def run_human_approved(*, run: LabelingRun) -> QuerySet[Candidate]:
     """The run's human-approved items, each with ``gold_label`` (the pair's gold label under the policy or None)."""
     return (
-        Candidate.objects.filter(run=run, review_state=ReviewState.DONE, approved_by__in=HUMAN_APPROVALS)
-        .exclude(approved_label="")
+        run.candidates.human_approved()
         .annotate(gold_label=_gold_label_of_pair(run.policy_version.policy_id))
         .select_related("pair__member", "pair__job")
         .order_by("id")
@@ -82,7 +80,7 @@ def run_human_approved(*, run: LabelingRun) -> QuerySet[Candidate]:
 
 
 def run_waiting_count(*, run: LabelingRun) -> int:
-    return Candidate.objects.filter(run=run, review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION]).count()
+    return run.candidates.waiting_for_humans().count()
 
 
 # --- scores on the gold set ------------------------------------------------------------------------------------

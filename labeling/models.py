@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -176,28 +177,48 @@ class TeacherConfig(models.Model):
         return data
 
 
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    CANCELLED = "cancelled", "Cancelled"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class RunMode(models.TextChoices):
+    ONLINE = "online", "Online (chat completions, concurrent)"
+    BATCH = "batch", "OpenAI Batch API (offline, within 24 h)"
+
+
+class RunPurpose(models.TextChoices):
+    """Only ``labeling`` runs feed the review queue, teacher-disagreement routing and exports; the others
+    measure a version or a draft on the gold set."""
+
+    LABELING = "labeling", "Labeling"
+    GOLD_SCORE = "gold_score", "Score on the gold set"
+    DRAFT_PREVIEW = "draft_preview", "Draft preview on the gold set"
+
+
+class LabelingRunQuerySet(models.QuerySet):
+    def finish_if_complete(self) -> int:
+        """Running runs of this queryset with no pending chunk left succeed."""
+        return (
+            self.filter(status=RunStatus.RUNNING)
+            .exclude(chunks__status=RunChunk.Status.PENDING)
+            .update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+        )
+
+    def fail(self, error: str) -> int:
+        """Running runs of this queryset fail with ``error``; they can be resumed once its cause is fixed."""
+        return self.filter(status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, error=error[:5000], finished_at=timezone.now()
+        )
+
+
 class LabelingRun(models.Model):
     """A published policy version × a teacher config × a set of pairs (materialised as its candidates)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        CANCELLING = "cancelling", "Cancelling"
-        CANCELLED = "cancelled", "Cancelled"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-
-    class Mode(models.TextChoices):
-        ONLINE = "online", "Online (chat completions, concurrent)"
-        BATCH = "batch", "OpenAI Batch API (offline, within 24 h)"
-
-    class Purpose(models.TextChoices):
-        """Only ``labeling`` runs feed the review queue, teacher-disagreement routing and exports; the others
-        measure a version or a draft on the gold set."""
-
-        LABELING = "labeling", "Labeling"
-        GOLD_SCORE = "gold_score", "Score on the gold set"
-        DRAFT_PREVIEW = "draft_preview", "Draft preview on the gold set"
+    Status, Mode, Purpose = RunStatus, RunMode, RunPurpose
 
     policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="runs")
     reviewers_per_item = models.PositiveSmallIntegerField(
@@ -207,7 +228,7 @@ class LabelingRun(models.Model):
     config_snapshot = models.JSONField(help_text="The teacher config as it was when the run was created.")
     system_prompt = models.TextField(help_text="The exact system prompt every request of this run carries.")
     selection = models.JSONField(default=dict, help_text="How the pairs were chosen, e.g. {'import_batch': 3}.")
-    thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.routing).")
+    thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.pipeline.routing).")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ONLINE)
     purpose = models.CharField(max_length=14, choices=Purpose.choices, default=Purpose.LABELING)
@@ -232,6 +253,8 @@ class LabelingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = LabelingRunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -239,7 +262,23 @@ class LabelingRun(models.Model):
                 fields=["created_by", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
                 name="labelingrun_idempotency_key",
-            )
+            ),
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="labelingrun_status"),
+            models.CheckConstraint(condition=Q(mode__in=RunMode.values), name="labelingrun_mode"),
+            models.CheckConstraint(condition=Q(purpose__in=RunPurpose.values), name="labelingrun_purpose"),
+            models.CheckConstraint(
+                condition=Q(purpose=RunPurpose.LABELING) | Q(mode=RunMode.ONLINE),
+                name="labelingrun_evaluations_online",
+                violation_error_message="Gold-set scoring and draft previews run online.",
+            ),
+            models.CheckConstraint(
+                condition=Q(reviewers_per_item__gte=1, reviewers_per_item__lte=3), name="labelingrun_reviewers_1_3",
+                violation_error_message="reviewers_per_item must be 1, 2 or 3.",
+            ),
+            models.CheckConstraint(
+                condition=Q(chunk_size__gte=1, chunk_size__lte=10_000), name="labelingrun_chunk_size",
+                violation_error_message="chunk_size must be between 1 and 10,000.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -247,7 +286,7 @@ class LabelingRun(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING, self.Status.CANCELLING)
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
 
 class RunChunk(models.Model):
@@ -328,9 +367,41 @@ class ApprovedBy(models.TextChoices):
     ADJUDICATOR = "adjudicator", "Adjudicator"
 
 
+#: Who may approve a label after a review: what "human-approved" means everywhere (gold, agreement, exports).
+HUMAN_APPROVERS = (ApprovedBy.REVIEWERS, ApprovedBy.ADJUDICATOR)
+
+
+def human_approved_q(prefix: str = "") -> Q:
+    """Candidates whose approved label humans decided (reviewers agreed, or a policy owner adjudicated), as a
+    condition on the candidate itself or, with ``prefix`` (e.g. ``"candidates__"``), on a relation to it."""
+    return Q(**{f"{prefix}review_state": ReviewState.DONE, f"{prefix}approved_by__in": HUMAN_APPROVERS})
+
+
+class CandidateQuerySet(models.QuerySet):
+    def human_approved(self) -> "CandidateQuerySet":
+        return self.filter(human_approved_q())
+
+    def waiting_for_humans(self) -> "CandidateQuerySet":
+        return self.filter(review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION])
+
+    def queue_unreviewed(self) -> int:
+        """Put the needs-review items nobody has reviewed yet in the review queue (each with its run's number of
+        reviewers) and withdraw any approval they had: the bulk form of :meth:`Candidate.queue`."""
+        reviewers = LabelingRun.objects.filter(pk=models.OuterRef("run_id")).values("reviewers_per_item")[:1]
+        return self.filter(review_state=ReviewState.NONE, routing=Candidate.Routing.NEEDS_REVIEW).update(
+            review_state=ReviewState.PENDING, approved_label="", approved_by="", approved_at=None,
+            reviews_needed=models.Subquery(reviewers),
+        )  # fmt: skip
+
+
 class Candidate(models.Model):
     """One per (run, pair): the teacher's aggregated answer, its soft label, trust checks and routing, and the
-    human review it went through."""
+    human review it went through.
+
+    The approval state (``review_state`` and ``approved_*``) changes only through :meth:`approve`, :meth:`queue`,
+    :meth:`send_to_adjudication` and :meth:`reopen` (and :meth:`CandidateQuerySet.queue_unreviewed`); the check
+    constraints below refuse any other combination. Columns have database defaults, so a run's candidates are
+    inserted in bulk naming only their run and pair."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -344,36 +415,42 @@ class Candidate(models.Model):
 
     run = models.ForeignKey(LabelingRun, on_delete=models.CASCADE, related_name="candidates")
     pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="candidates")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    label = models.CharField(max_length=64, blank=True, help_text="Majority (or most probable) label.")
-    label_distribution = models.JSONField(default=dict, blank=True, help_text="Soft label: {label key: p}.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING)
+    label = models.CharField(max_length=64, blank=True, db_default="", help_text="Majority (or most probable) label.")
+    label_distribution = models.JSONField(
+        default=dict, db_default={}, blank=True, help_text="Soft label: {label key: p}."
+    )
     confidence = models.FloatField(null=True, blank=True, help_text="Vote share, or probability from logprobs.")
     vote_share = models.FloatField(null=True, blank=True)
-    samples_ok = models.PositiveSmallIntegerField(default=0)
-    trust = models.JSONField(default=dict, blank=True, help_text="{check: {ok, detail}} per trust check.")
+    samples_ok = models.PositiveSmallIntegerField(default=0, db_default=0)
+    trust = models.JSONField(default=dict, db_default={}, blank=True, help_text="{check: {ok, detail}} per check.")
     trust_ok = models.BooleanField(null=True)
-    routing = models.CharField(max_length=16, choices=Routing.choices, blank=True, default="")
-    reason_self_disagreement = models.BooleanField(default=False)
-    reason_low_confidence = models.BooleanField(default=False)
-    reason_teacher_disagreement = models.BooleanField(default=False)
-    reason_gold_conflict = models.BooleanField(default=False)
-    reason_trust_check_failed = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    routing = models.CharField(max_length=16, choices=Routing.choices, blank=True, default="", db_default="")
+    reason_self_disagreement = models.BooleanField(default=False, db_default=False)
+    reason_low_confidence = models.BooleanField(default=False, db_default=False)
+    reason_teacher_disagreement = models.BooleanField(default=False, db_default=False)
+    reason_gold_conflict = models.BooleanField(default=False, db_default=False)
+    reason_trust_check_failed = models.BooleanField(default=False, db_default=False)
+    error = models.TextField(blank=True, db_default="")
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     # --- human review (needs_review candidates) ---
-    review_state = models.CharField(max_length=14, choices=ReviewState.choices, blank=True, default="")
-    reviews_needed = models.PositiveSmallIntegerField(default=0)
-    reviews_done = models.PositiveSmallIntegerField(default=0)
+    review_state = models.CharField(
+        max_length=14, choices=ReviewState.choices, blank=True, default="", db_default=""
+    )
+    reviews_needed = models.PositiveSmallIntegerField(default=0, db_default=0)
+    reviews_done = models.PositiveSmallIntegerField(default=0, db_default=0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     claim_expires_at = models.DateTimeField(null=True, blank=True)
     # --- the approved label: the auto-accepted teacher label, or the human (adjudicated) one ---
-    approved_label = models.CharField(max_length=64, blank=True)
-    approved_by = models.CharField(max_length=12, choices=ApprovedBy.choices, blank=True)
+    approved_label = models.CharField(max_length=64, blank=True, db_default="")
+    approved_by = models.CharField(max_length=12, choices=ApprovedBy.choices, blank=True, db_default="")
     approved_at = models.DateTimeField(null=True, blank=True)
 
     REASONS = ("self_disagreement", "low_confidence", "teacher_disagreement", "gold_conflict", "trust_check_failed")
+
+    objects = CandidateQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -381,6 +458,18 @@ class Candidate(models.Model):
             models.CheckConstraint(
                 condition=Q(reviews_done__lte=models.F("reviews_needed")) | Q(reviews_needed=0),
                 name="candidate_reviews_within_needed",
+            ),
+            models.CheckConstraint(
+                condition=Q(review_state=ReviewState.NONE, approved_by__in=["", ApprovedBy.TEACHER])
+                | Q(review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION], approved_by="")
+                | Q(review_state=ReviewState.DONE, approved_by__in=HUMAN_APPROVERS),
+                name="candidate_approval_matches_review",
+                violation_error_message="Only humans approve a reviewed item, and nobody an item still waiting.",
+            ),
+            models.CheckConstraint(
+                condition=Q(approved_by="", approved_label="") | (~Q(approved_by="") & ~Q(approved_label="")),
+                name="candidate_approval_has_label",
+                violation_error_message="An approval names its label, and a label its approver.",
             ),
         ]
         indexes = [
@@ -396,6 +485,41 @@ class Candidate(models.Model):
     @property
     def reasons(self) -> list[str]:
         return [reason for reason in self.REASONS if getattr(self, f"reason_{reason}")]
+
+    @property
+    def is_human_approved(self) -> bool:
+        return self.review_state == ReviewState.DONE and self.approved_by in HUMAN_APPROVERS
+
+    @property
+    def humans_decide(self) -> bool:
+        """Humans reviewed this item or are deciding it: the teacher's routing no longer changes its state."""
+        return bool(self.reviews_done) or self.review_state in (ReviewState.ADJUDICATION, ReviewState.DONE)
+
+    # --- the approval state's transitions ---
+    def approve(self, label: str, *, by: str, at=None) -> None:
+        """The approved label: the teacher's when auto-accepted (nothing to review), else the humans' decision."""
+        if by == ApprovedBy.TEACHER:
+            self.review_state, self.reviews_needed = ReviewState.NONE, 0
+        else:
+            self.review_state = ReviewState.DONE
+        self.approved_label, self.approved_by, self.approved_at = label, by, at or timezone.now()
+
+    def queue(self, *, reviewers: int) -> None:
+        """Wait for ``reviewers`` annotators; any earlier approval is withdrawn."""
+        self.review_state, self.reviews_needed = ReviewState.PENDING, reviewers
+        self._withdraw_approval()
+
+    def send_to_adjudication(self) -> None:
+        """The required reviewers disagree: a policy owner decides."""
+        self.review_state = ReviewState.ADJUDICATION
+
+    def reopen(self) -> None:
+        """A review was taken back: the item waits for it again, and its approval (if any) is withdrawn."""
+        self.review_state = ReviewState.PENDING
+        self._withdraw_approval()
+
+    def _withdraw_approval(self) -> None:
+        self.approved_label, self.approved_by, self.approved_at = "", "", None
 
 
 class TeacherSample(models.Model):

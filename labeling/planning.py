@@ -13,16 +13,47 @@ config's ``batch_price_factor`` of the prices.
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+
 from policyhub.models import PolicyVersion
+from policyhub.prompts import system_prompt as version_system_prompt
 
 from .models import LabelingRun, Pair, ResponseCache, TeacherConfig, TeacherSample
-from .services.runs import CacheKeys, label_space, pairs_for_selection, price_factor, run_system_prompt
+from .pipeline.context import CacheKeys, label_space
+from .pipeline.pricing import price, price_factor
 from .teacher import request_parameters
 from .teacher.messages import build_messages, pair_facts, user_message
 
 CHARS_PER_TOKEN = 4
 ANSWER_TOKENS = 90
 CALIBRATION_SAMPLES = 200
+
+
+def pairs_for_selection(selection: dict) -> QuerySet[Pair]:
+    """The pairs a run covers: ``{"all": true}``, ``{"import_batch": id}``, ``{"pair_ids": [...]}``; optional
+    ``"limit": n``. A selection of another shape is refused with what is allowed."""
+    allowed = {"all", "import_batch", "pair_ids", "limit"}
+    if not isinstance(selection, dict) or not selection or set(selection) - allowed:
+        raise ValidationError(
+            "Choose the pairs: {'all': true}, {'import_batch': <id>} or {'pair_ids': [...]}, optionally with 'limit'."
+        )
+    pairs = Pair.objects.order_by("id")
+    if "import_batch" in selection:
+        pairs = pairs.filter(import_batch_id=selection["import_batch"])
+    elif "pair_ids" in selection:
+        ids = selection["pair_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise ValidationError("pair_ids must be a list of pair ids.")
+        pairs = pairs.filter(id__in=ids)
+    elif selection.get("all") is not True:
+        raise ValidationError("Choose the pairs: {'all': true}, {'import_batch': <id>} or {'pair_ids': [...]}.")
+    if "limit" in selection:
+        limit = selection["limit"]
+        if not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit must be a positive number of pairs.")
+        pairs = pairs[:limit]
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -91,7 +122,7 @@ def run_plan(
     total = pairs.count()
     sample_ids = list(pairs.values_list("id", flat=True)[:sample_size])
     facts = pair_facts(Pair.objects.filter(id__in=sample_ids), pair="")
-    system_prompt = run_system_prompt(version)
+    system_prompt = version_system_prompt(version)
     snapshot = config.snapshot()
     k = config.samples_per_pair
     is_llm = config.provider != TeacherConfig.Provider.HEURISTIC
@@ -108,11 +139,7 @@ def run_plan(
     billable = round(requests * (1 - cached_share)) if is_llm else 0
     input_tokens, output_tokens = billable * per_request, billable * rate.tokens_per_answer
     factor = price_factor(snapshot, mode)
-    cost = (
-        (Decimal(input_tokens) * config.price_input_per_mtok + Decimal(output_tokens) * config.price_output_per_mtok)
-        * factor
-        / Decimal(1_000_000)
-    )
+    cost = price(snapshot, input_tokens, output_tokens, mode)
     return RunPlan(
         pairs=total,
         requests=requests,

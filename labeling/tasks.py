@@ -1,11 +1,12 @@
-"""Celery tasks of the labeling app: thin, idempotent, keyed by ids."""
+"""Celery tasks of the labeling app: thin, idempotent, keyed by ids. Services enqueue them by name
+(``policyhub.queueing``) after their transaction commits."""
 
-import openai
 from celery import shared_task
 from django.conf import settings
 
 from . import services
 from .services import batches
+from .teacher.openai_provider import is_transient
 
 
 @shared_task(acks_late=True)
@@ -24,33 +25,26 @@ def labeling_run_chunk(self, run_id: int, chunk_index: int) -> str:
         raise
 
 
-def _transient(error: Exception) -> bool:
-    return isinstance(error, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError)
-
-
 @shared_task(bind=True, acks_late=True, max_retries=20)
 def labeling_run_batch_submit(self, run_id: int) -> str:
-    try:
-        outcome = services.labeling_run_batch_submit(run_id=run_id)
-    except Exception as error:
-        if _transient(error):
-            raise self.retry(countdown=settings.LABELING_BATCH_POLL_SECONDS) from None
-        services.labeling_run_fail(run_id=run_id, error=f"batch submission: {type(error).__name__}: {error}")
-        raise
-    if outcome == batches.PENDING:
-        labeling_run_batch_poll.apply_async((run_id,), countdown=settings.LABELING_BATCH_POLL_SECONDS)
-    return outcome
+    return _batch_step(self, services.labeling_run_batch_submit, run_id, "batch submission")
 
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
 def labeling_run_batch_poll(self, run_id: int) -> str:
     """Polls until the batch ends; each poll is a new task, so a 24-hour batch uses no retry budget."""
+    return _batch_step(self, services.labeling_run_batch_poll, run_id, "batch polling")
+
+
+def _batch_step(task, step, run_id: int, what: str) -> str:
+    """Submit or poll: retry connection trouble, 429 and 5xx later; fail the run on anything else; poll again
+    while a batch is open."""
     try:
-        outcome = services.labeling_run_batch_poll(run_id=run_id)
+        outcome = step(run_id=run_id)
     except Exception as error:
-        if _transient(error):
-            raise self.retry(countdown=settings.LABELING_BATCH_POLL_SECONDS) from None
-        services.labeling_run_fail(run_id=run_id, error=f"batch polling: {type(error).__name__}: {error}")
+        if is_transient(error):
+            raise task.retry(countdown=settings.LABELING_BATCH_POLL_SECONDS) from None
+        services.labeling_run_fail(run_id=run_id, error=f"{what}: {type(error).__name__}: {error}")
         raise
     if outcome == batches.PENDING:
         labeling_run_batch_poll.apply_async((run_id,), countdown=settings.LABELING_BATCH_POLL_SECONDS)

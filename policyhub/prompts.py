@@ -1,7 +1,8 @@
 """The teacher's system prompt for a policy version. The one place it is built: the prompt preview page, the
-published snapshot, the teacher and the fine-tuning export all call :func:`build_system_prompt`."""
+published snapshot, the teacher and the fine-tuning export all call :func:`build_system_prompt` (through
+:func:`system_prompt`, which prefers the prompt frozen when the version was published)."""
 
-from .models import PolicyVersion
+from .models import PolicyVersion, PromptSnapshot
 
 PROMPT_FORMAT_VERSION = "1"
 
@@ -41,3 +42,14 @@ def build_system_prompt(version: PolicyVersion) -> str:
         "gender, ethnicity, religion, disability, nationality, marital status).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def frozen_prompt(version: PolicyVersion) -> PromptSnapshot | None:
+    """The prompt frozen when the version was published, or None (a draft, or its snapshot is not written yet)."""
+    return getattr(version, "prompt_snapshot", None) if not version.is_draft else None
+
+
+def system_prompt(version: PolicyVersion) -> str:
+    """The prompt the teacher gets under ``version``: the frozen one, else built now."""
+    snapshot = frozen_prompt(version)
+    return snapshot.system_prompt if snapshot else build_system_prompt(version)

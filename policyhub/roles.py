@@ -30,6 +30,13 @@ def has_role(user, *roles: str) -> bool:
     return bool(user_roles(user) & set(roles))
 
 
+def require_role(user, *roles: str, message: str = "") -> None:
+    """Services' check: raise PermissionDenied (with ``message``, or the roles needed) unless ``user`` holds one
+    of ``roles``."""
+    if not has_role(user, *roles):
+        raise PermissionDenied(message or f"This needs the role {' or '.join(roles)}.")
+
+
 def role_required(*roles: str) -> Callable:
     """View decorator: anonymous users go to the login page, users without one of ``roles`` get a 403."""
 

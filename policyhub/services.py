@@ -23,6 +23,7 @@ from .models import (
     validate_publishable,
 )
 from .prompts import build_system_prompt
+from .queueing import enqueue
 
 User = get_user_model()
 
@@ -38,9 +39,7 @@ class DraftConflict(Exception):
         )
 
 
-def _require_owner(user) -> None:
-    if not roles.has_role(user, roles.POLICY_OWNER):
-        raise PermissionDenied("Only policy owners can change policies.")
+OWNERS_ONLY = "Only policy owners can change policies."
 
 
 # --- content normalisation ---------------------------------------------------------------------------------
@@ -111,7 +110,7 @@ def _assign_rule_ids(*, version: PolicyVersion, rules: list[dict]) -> list[Conte
 @transaction.atomic
 def policy_create(*, slug: str, name: str, task_description: str, owner, body: str = "", labels=(), rules=()) -> Policy:
     """Create a policy with its first draft (v1)."""
-    _require_owner(owner)
+    roles.require_role(owner, roles.POLICY_OWNER, message=OWNERS_ONLY)
     policy = Policy(slug=slug, name=name, task_description=task_description, owner=owner)
     policy.full_clean()
     policy.save()
@@ -132,7 +131,7 @@ def policy_create(*, slug: str, name: str, task_description: str, owner, body: s
 @transaction.atomic
 def policy_version_draft_start(*, policy: Policy, user) -> PolicyVersion:
     """Start a draft as a copy of the latest published version (or return the draft already open)."""
-    _require_owner(user)
+    roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     Policy.objects.select_for_update().get(pk=policy.pk)  # serialise concurrent starts
     existing = policy.versions.filter(status=PolicyVersion.Status.DRAFT).first()
     if existing:
@@ -160,7 +159,7 @@ def policy_version_draft_save(
 
     Invalid content raises ``ValidationError`` with messages by field and changes nothing.
     """
-    _require_owner(user)
+    roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     if not version.is_draft:
         raise ValidationError(f"Version {version.number} is {version.status}; only a draft can be edited.")
     labels, rules = normalize_labels(labels), normalize_rules(rules)
@@ -195,7 +194,7 @@ def policy_version_draft_save(
 @transaction.atomic
 def policy_version_publish(*, version: PolicyVersion, user, revision: int | None = None) -> PolicyVersion:
     """Publish a draft: it becomes immutable; its prompt is frozen by a Celery task after commit."""
-    _require_owner(user)
+    roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     locked = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
     if not locked.is_draft:
         raise ValidationError(f"Version {locked.number} is already {locked.status}.")
@@ -210,16 +209,14 @@ def policy_version_publish(*, version: PolicyVersion, user, revision: int | None
     locked.published_by = user
     locked.full_clean()
     locked.save()
-    from .tasks import policy_version_freeze_prompt
-
-    policy_version_freeze_prompt.delay_on_commit(locked.pk)
+    enqueue("policyhub.tasks.policy_version_freeze_prompt", locked.pk)
     return locked
 
 
 @transaction.atomic
 def policy_version_retire(*, version: PolicyVersion, user) -> PolicyVersion:
     """Retire a published version: it stays readable but is no longer offered for new runs."""
-    _require_owner(user)
+    roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     locked = PolicyVersion.objects.select_for_update().get(pk=version.pk)
     if locked.status != PolicyVersion.Status.PUBLISHED:
         raise ValidationError(f"Only a published version can be retired; version {locked.number} is {locked.status}.")

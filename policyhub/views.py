@@ -11,7 +11,7 @@ from .diffing import version_diff
 from .forms import DraftEditor, PolicyCreateForm
 from .markdown import render_markdown
 from .models import ContentValidationError, PolicyVersion
-from .prompts import build_system_prompt
+from .prompts import build_system_prompt, frozen_prompt
 from .roles import POLICY_OWNER, READERS, role_required
 
 
@@ -68,7 +68,7 @@ def version_prompt(request, slug, number):
     """The exact system prompt the teacher receives for this version (frozen at publish when available)."""
     policy = selectors.policy_get(user=request.user, slug=slug)
     version = selectors.version_get(user=request.user, policy=policy, number=number)
-    snapshot = getattr(version, "prompt_snapshot", None) if not version.is_draft else None
+    snapshot = frozen_prompt(version)
     prompt = snapshot.system_prompt if snapshot else build_system_prompt(version)
     return render(
         request,

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .models import Seniority
-from .teacher.base import LabelSpace, TeacherAnswer
+from ..models import Seniority
+from ..teacher.base import LabelSpace, TeacherAnswer
 
 CHECKS = ("label_in_set", "cited_rules_exist", "rationale_present", "facts_grounded", "tone")
 

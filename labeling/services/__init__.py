@@ -1,8 +1,7 @@
 """Writes of the labeling app, one module per area; import them from here."""
 
 from .batches import labeling_run_batch_poll, labeling_run_batch_submit
-from .gold import GoldConflict, GoldError, gold_mark, gold_mark_run, gold_remove
-from .gold_runs import draft_preview_start, gold_score_start
+from .gold import GoldConflict, GoldError, gold_mark, gold_mark_run, gold_remove, gold_score_start
 from .imports import (
     ERROR_CAP,
     ImportResult,
@@ -21,6 +20,7 @@ from .labelstudio import (
     labelstudio_pull,
     labelstudio_push,
 )
+from .previews import draft_preview_start
 from .reviews import (
     ReviewError,
     review_adjudicate,
@@ -32,16 +32,13 @@ from .reviews import (
 )
 from .runs import (
     ChunkBusy,
-    cache_key,
-    label_space,
     labeling_run_cancel,
     labeling_run_chunk_process,
     labeling_run_create,
     labeling_run_fail,
     labeling_run_resume,
-    pairs_for_selection,
-    teacher_config_save,
 )
+from .teachers import teacher_config_save
 
 __all__ = [
     "GoldConflict",
@@ -66,8 +63,6 @@ __all__ = [
     "review_submit",
     "review_undo_last",
     "ChunkBusy",
-    "cache_key",
-    "label_space",
     "labeling_run_batch_poll",
     "labeling_run_batch_submit",
     "labeling_run_cancel",
@@ -75,7 +70,6 @@ __all__ = [
     "labeling_run_create",
     "labeling_run_fail",
     "labeling_run_resume",
-    "pairs_for_selection",
     "teacher_config_save",
     "ERROR_CAP",
     "ImportResult",

@@ -6,28 +6,28 @@ and creates the batch (``BatchJob`` attempt 1). Polling asks for the batch's sta
 output and error files are read by ``custom_id`` and every line is validated like an online answer. Schema
 violations (bad JSON, label outside the set, unknown rule) are re-asked ONCE in a follow-up batch (a
 *resubmission*); a second violation, an HTTP error line or a line missing from both files is a failed sample with
-its reason. Samples, cache entries, counters, candidates and chunks are written with the same code as online
-runs (``runs._write_answers``), in one transaction with the batch's move to ``completed``, so ingesting twice adds
-nothing. A failed, expired or cancelled batch fails the run with a clear error; resuming it submits what is still
-missing as a new attempt.
+its reason. The requests, the reading of each answer and the writing of samples, cache entries, counters and
+candidates are the run engine's, as for online runs (``labeling.pipeline``); they are written in one transaction
+with the batch's move to ``completed``, so ingesting twice adds nothing. A failed, expired or cancelled batch fails
+the run with a clear error; resuming it submits what is still missing as a new attempt.
 
 Costs are the config's prices times its ``batch_price_factor`` (0.5 by default: the Batch API's discount).
 """
 
 import json
+from collections.abc import Iterator
 
 import openai
-import pydantic
 from django.db import transaction
 from django.utils import timezone
-from openai.types.chat import ChatCompletion
 
-from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherSample
-from ..teacher import LabelSpace, TeacherAnswer, TeacherConfigError, TeacherRequest, request_parameters
-from ..teacher.messages import build_messages, pair_facts
+from ..models import BatchJob, LabelingRun, RunChunk
+from ..pipeline.answers import write_answers
+from ..pipeline.context import RunContext
+from ..pipeline.requests import Work, answer_from_cache, chunk_candidates, missing_work
+from ..teacher import TeacherAnswer, TeacherConfigError
 from ..teacher.openai_provider import sync_client
-from ..teacher.parsing import label_probs_from_logprobs, parse_answer
-from .runs import CacheKeys, _finish_if_complete, _from_cache, _write_answers, label_space, labeling_run_fail
+from ..teacher.parsing import read_completion
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
@@ -48,48 +48,32 @@ def parse_custom_id(value) -> tuple[int, int] | None:
         return None
 
 
-class _Context:
-    """What every step needs about a run: label space, request parameters, K."""
+def _line(ctx: RunContext, request) -> bytes:
+    """The JSONL line of one request: the body an online request sends, named by its custom id."""
+    body = {"model": ctx.params["model"], "messages": request.messages, "n": 1}
+    body.update((name, value) for name, value in ctx.params.items() if name != "model")
+    item = {"custom_id": custom_id(request.key), "method": "POST", "url": "/v1/chat/completions", "body": body}
+    return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
 
-    def __init__(self, run: LabelingRun):
-        self.run = run
-        self.space: LabelSpace = label_space(run.policy_version)
-        self.params = request_parameters(run.config_snapshot, self.space)
-        self.k = int(run.config_snapshot["samples_per_pair"])
-        self.logprobs = bool(self.params.get("logprobs"))
-        self.keys = CacheKeys(self.params, run.system_prompt)
 
-    def line(self, key: tuple[int, int], messages: list[dict]) -> bytes:
-        body = {"model": self.params["model"], "messages": messages, "n": 1}
-        body.update((name, value) for name, value in self.params.items() if name != "model")
-        item = {"custom_id": custom_id(key), "method": "POST", "url": "/v1/chat/completions", "body": body}
-        return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
+def _pending_work(ctx: RunContext, **which) -> Iterator[tuple[RunChunk, Work]]:
+    """(chunk, what its candidates still need) for each chunk of the run that is not done; ``which`` as for
+    :func:`missing_work`."""
+    for chunk in list(RunChunk.objects.filter(run=ctx.run, status=RunChunk.Status.PENDING).order_by("index")):
+        in_chunk = chunk_candidates(chunk)
+        yield chunk, missing_work(ctx, in_chunk, list(in_chunk.order_by("id")), **which)
 
-    def pending_chunks(self):
-        """(chunk, candidates, facts, messages by pair id) for each chunk of the run that is not done."""
-        for chunk in list(RunChunk.objects.filter(run=self.run, status=RunChunk.Status.PENDING).order_by("index")):
-            in_chunk = Candidate.objects.filter(
-                run=self.run, id__gte=chunk.first_candidate_id, id__lte=chunk.last_candidate_id
-            )
-            candidates = list(in_chunk.order_by("id"))
-            facts = pair_facts(in_chunk)
-            messages = {pair_id: build_messages(self.run.system_prompt, *fact) for pair_id, fact in facts.items()}
-            yield chunk, candidates, facts, messages
 
-    def sampled(self, candidates) -> set[tuple[int, int]]:
-        return set(
-            TeacherSample.objects.filter(run=self.run, pair_id__in=[c.pair_id for c in candidates]).values_list(
-                "pair_id", "sample_index"
-            )
+def _write(ctx: RunContext, chunk: RunChunk, work: Work, answers: dict) -> None:
+    """Write answers for a chunk's candidates and close the chunk once they are all complete."""
+    if write_answers(ctx, work.candidates, work.facts, answers, work.keys):
+        RunChunk.objects.filter(pk=chunk.pk).update(
+            status=RunChunk.Status.DONE, finished_at=timezone.now(), lease_until=None, lease_token=""
         )
 
-    def write(self, chunk, candidates, facts, answers, keys) -> None:
-        """Write answers for a chunk's candidates and close the chunk once they are all complete."""
-        complete = _write_answers(self.run, candidates, facts, answers, keys, self.space, self.k, self.params)
-        if complete:
-            RunChunk.objects.filter(pk=chunk.pk).update(
-                status=RunChunk.Status.DONE, finished_at=timezone.now(), lease_until=None, lease_token=""
-            )
+
+def _fail(run: LabelingRun, error: str) -> None:
+    LabelingRun.objects.filter(pk=run.pk).fail(error)
 
 
 def _load(run_id: int) -> LabelingRun:
@@ -100,7 +84,7 @@ def _client(run: LabelingRun) -> openai.OpenAI | None:
     try:
         return sync_client(run.config_snapshot)
     except TeacherConfigError as error:
-        labeling_run_fail(run_id=run.pk, error=str(error))
+        _fail(run, str(error))
         return None
 
 
@@ -115,32 +99,24 @@ def labeling_run_batch_submit(*, run_id: int) -> str:
     client = _client(run)
     if client is None:
         return "failed: no client"
-    ctx = _Context(run)
+    ctx = RunContext.of(run)
     with transaction.atomic():
         LabelingRun.objects.select_for_update().filter(pk=run.pk).first()  # one submitter per run at a time
         latest = run.batch_jobs.order_by("-attempt").first()
         if latest and latest.status in (BatchJob.Status.SUBMITTED, BatchJob.Status.COMPLETED):
             return PENDING
         lines: list[bytes] = []
-        for chunk, candidates, facts, messages in ctx.pending_chunks():
-            have = ctx.sampled(candidates)
-            requests, keys = [], {}
-            for candidate in candidates:
-                for index in range(ctx.k):
-                    key = (candidate.pair_id, index)
-                    if key not in have:
-                        requests.append(TeacherRequest(key=key, messages=messages[key[0]], sample_index=index))
-                        keys[key] = ctx.keys.key(messages[key[0]], index)
-            cached = _from_cache(keys, requests)
-            ctx.write(chunk, candidates, facts, cached, keys)
-            lines.extend(ctx.line(r.key, r.messages) for r in requests if r.key not in cached)
+        for chunk, work in _pending_work(ctx):
+            answer_from_cache(work)
+            _write(ctx, chunk, work, work.cached)
+            lines.extend(_line(ctx, request) for request in work.requests)
         if too_large := _over_limits(lines):
-            labeling_run_fail(run_id=run.pk, error=too_large)
+            _fail(run, too_large)
             return f"failed: {too_large}"
         if lines:
             _submit(client, run, attempt=(latest.attempt + 1) if latest else 1, lines=lines, resubmission=False)
     if not lines:
-        _finish_if_complete(run.pk)
+        LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
         return "everything was cached: nothing to submit"
     return PENDING
 
@@ -208,20 +184,13 @@ def _record(run: LabelingRun, batch, *, attempt: int, resubmission: bool, reques
 def _resubmit_violations(client: openai.OpenAI, run: LabelingRun, job: BatchJob) -> bool:
     """Re-ask, once, the requests whose answers violated the schema in ``job`` (idempotent); False if none of
     them is still missing."""
-    ctx = _Context(run)
+    ctx = RunContext.of(run)
     wanted = {key for key in map(parse_custom_id, job.violations) if key}
     with transaction.atomic():
         LabelingRun.objects.select_for_update().filter(pk=run.pk).first()
         if BatchJob.objects.filter(run=run, attempt=job.attempt + 1).exists():
             return True
-        lines = []
-        for _chunk, candidates, _facts, messages in ctx.pending_chunks():
-            for candidate in candidates:
-                lines.extend(
-                    ctx.line((candidate.pair_id, i), messages[candidate.pair_id])
-                    for i in range(ctx.k)
-                    if (candidate.pair_id, i) in wanted
-                )
+        lines = [_line(ctx, request) for _chunk, work in _pending_work(ctx, only=wanted) for request in work.requests]
         if lines:
             _submit(client, run, attempt=job.attempt + 1, lines=lines, resubmission=True)
     return bool(lines)
@@ -255,12 +224,12 @@ def labeling_run_batch_poll(*, run_id: int) -> str:
             return _batch_ended(run, job, batch)
         if batch.status != "completed":
             return PENDING
-        results = _read_results(client, batch, _Context(run))
-        _ingest(run, job, batch, results)
+        ctx = RunContext.of(run)
+        ingest(ctx, job, batch, read_results(client, batch, ctx))
         job.refresh_from_db()
     if job.violations and not job.resubmission and _resubmit_violations(client, run, job):
         return PENDING
-    _finish_if_complete(run.pk)
+    LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
     return "done"
 
 
@@ -270,11 +239,11 @@ def _batch_ended(run: LabelingRun, job: BatchJob, batch) -> str:
     BatchJob.objects.filter(pk=job.pk, status=BatchJob.Status.SUBMITTED).update(
         status=ENDED[batch.status], error=error[:5000], finished_at=timezone.now()
     )
-    labeling_run_fail(run_id=run.pk, error=error + " Resume the run to submit what is still missing.")
+    _fail(run, error + " Resume the run to submit what is still missing.")
     return f"failed: batch {batch.status}"
 
 
-def _read_results(client: openai.OpenAI, batch, ctx: _Context) -> dict[tuple[int, int], TeacherAnswer]:
+def read_results(client: openai.OpenAI, batch, ctx: RunContext) -> dict[tuple[int, int], TeacherAnswer]:
     """Every line of the output and error files as an answer, keyed (pair id, sample index)."""
     results: dict[tuple[int, int], TeacherAnswer] = {}
     for file_id in (batch.output_file_id, batch.error_file_id):
@@ -293,50 +262,69 @@ def _read_results(client: openai.OpenAI, batch, ctx: _Context) -> dict[tuple[int
     return results
 
 
-def _answer(key: tuple[int, int], record: dict, ctx: _Context) -> TeacherAnswer:
-    """One output line as an answer, validated like an online one."""
+def _answer(key: tuple[int, int], record: dict, ctx: RunContext) -> TeacherAnswer:
+    """One output line as an answer, read and validated like an online one."""
     answer = TeacherAnswer(key=key)
     response, error = record.get("response") or {}, record.get("error") or {}
     status = response.get("status_code")
     if status != 200 or error:
         body_error = (response.get("body") or {}).get("error") or {}
         message = error.get("message") or body_error.get("message") or "no response"
-        if status == 429:
-            kind = "rate_limited"
-        elif status and status >= 500:
-            kind = "server_error"
-        elif status:
-            kind = f"http_{status}"
-        else:
-            kind = "timeout" if "timeout" in str(error.get("code")) else "batch_error"
-        answer.error_kind, answer.error = kind, f"batch request failed ({status or error.get('code')}): {message}"
+        answer.error_kind, answer.error = _line_error_kind(status, error), (
+            f"batch request failed ({status or error.get('code')}): {message}"
+        )
         return answer
-    try:
-        completion = ChatCompletion.model_validate(response.get("body"))
-    except pydantic.ValidationError as exc:
-        answer.error_kind, answer.error = "bad_response", f"not a chat completion: {exc}"[:2000]
-        return answer
-    choice = completion.choices[0]
-    raw = choice.message.content or ""
-    answer.raw = raw
-    if completion.usage:
-        answer.input_tokens, answer.output_tokens = completion.usage.prompt_tokens, completion.usage.completion_tokens
-    parsed = parse_answer(raw, ctx.space)
-    if parsed.error_kind:
-        answer.error_kind, answer.error = parsed.error_kind, parsed.error
-        return answer
-    answer.label, answer.rationale, answer.cited_rules = parsed.label, parsed.rationale, list(parsed.cited_rules)
-    if ctx.logprobs and choice.logprobs and choice.logprobs.content:
-        answer.label_probs = label_probs_from_logprobs(choice.logprobs.content, raw, ctx.space.labels)
+    read_completion(answer, response.get("body"), ctx.space, logprobs=bool(ctx.params.get("logprobs")))
     return answer
 
 
-def _ingest(run: LabelingRun, job: BatchJob, batch, results: dict) -> bool:
+def _line_error_kind(status: int | None, error: dict) -> str:
+    """The error kinds online requests report, for an output line that carries an HTTP status or an error."""
+    if status == 429:
+        return "rate_limited"
+    if status and status >= 500:
+        return "server_error"
+    if status:
+        return f"http_{status}"
+    return "timeout" if "timeout" in str(error.get("code")) else "batch_error"
+
+
+def ingest(ctx: RunContext, job: BatchJob, batch, results: dict) -> bool:
     """Write a completed batch's results; False if it was ingested already (nothing is written twice)."""
-    ctx = _Context(run)
+    violations = _violations(job, results)
+    with transaction.atomic():
+        locked = BatchJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != BatchJob.Status.SUBMITTED:
+            return False
+        skip = {key for key in map(parse_custom_id, violations) if key}
+        for chunk, work in _pending_work(ctx, skip=skip):
+            answers = {
+                r.key: results.get(r.key)
+                or TeacherAnswer(key=r.key, error_kind="batch_missing", error=f"no result for {custom_id(r.key)} "
+                                 f"in batch {batch.id}")
+                for r in work.requests
+            }  # fmt: skip
+            _write(ctx, chunk, work, answers)
+        counts = batch.request_counts
+        locked.status, locked.openai_status = BatchJob.Status.COMPLETED, batch.status
+        locked.finished_at = timezone.now()
+        locked.output_file_id, locked.error_file_id = batch.output_file_id or "", batch.error_file_id or ""
+        if counts:
+            locked.request_count, locked.completed_count, locked.failed_count = (
+                counts.total, counts.completed, counts.failed,
+            )  # fmt: skip
+        locked.violations = violations
+        locked.save()
+    return True
+
+
+def _violations(job: BatchJob, results: dict) -> dict:
+    """The schema violations of a first attempt, to re-ask once ({custom id: what was answered}). In a
+    resubmission every answer is final: its tokens add those of the violation it re-asked."""
     earlier = {}
     if job.resubmission:
-        earlier = BatchJob.objects.filter(run=run, attempt=job.attempt - 1).values_list("violations", flat=True)[0]
+        before = BatchJob.objects.filter(run=job.run_id, attempt=job.attempt - 1)
+        earlier = before.values_list("violations", flat=True)[0]
     violations = {}
     for key, answer in results.items():
         first = earlier.get(custom_id(key))
@@ -349,34 +337,7 @@ def _ingest(run: LabelingRun, job: BatchJob, batch, results: dict) -> bool:
                 "error_kind": answer.error_kind, "error": answer.error, "raw": answer.raw,
                 "input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens,
             }  # fmt: skip
-    with transaction.atomic():
-        locked = BatchJob.objects.select_for_update().get(pk=job.pk)
-        if locked.status != BatchJob.Status.SUBMITTED:
-            return False
-        for chunk, candidates, facts, messages in ctx.pending_chunks():
-            have = ctx.sampled(candidates)
-            answers, keys = {}, {}
-            for candidate in candidates:
-                for index in range(ctx.k):
-                    key = (candidate.pair_id, index)
-                    if key in have or custom_id(key) in violations:
-                        continue
-                    answers[key] = results.get(key) or TeacherAnswer(
-                        key=key, error_kind="batch_missing", error=f"no result for {custom_id(key)} in batch {batch.id}"
-                    )
-                    keys[key] = ctx.keys.key(messages[candidate.pair_id], index)
-            ctx.write(chunk, candidates, facts, answers, keys)
-        counts = batch.request_counts
-        locked.status, locked.openai_status = BatchJob.Status.COMPLETED, batch.status
-        locked.finished_at = timezone.now()
-        locked.output_file_id, locked.error_file_id = batch.output_file_id or "", batch.error_file_id or ""
-        if counts:
-            locked.request_count, locked.completed_count, locked.failed_count = (
-                counts.total, counts.completed, counts.failed,
-            )  # fmt: skip
-        locked.violations = violations
-        locked.save()
-    return True
+    return violations
 
 
 # --- cancelling ---------------------------------------------------------------------------------------------

@@ -1,23 +1,32 @@
-"""The gold set: human-approved items a policy owner marks as trusted labels, and their removal.
+"""The gold set: human-approved items a policy owner marks as trusted labels, their removal, and scoring a
+published version × teacher config on it.
 
 Only an item humans approved (reviewed to agreement, or adjudicated) can become gold, with its approved label. A
 pair is gold at most once per policy: marking it again with the same label changes nothing; with a different label
 it is refused unless the owner explicitly replaces it. Every addition, replacement and removal is logged in
 ``GoldLabelEvent``. Writes for one policy are serialised by locking the policy row.
+
+A score is a labeling run with ``purpose=gold_score`` over the gold pairs: chunks on the workers and the response
+cache as for any run, but nothing of it is queued for review, approved, compared with other teachers or exported.
 """
 
 from dataclasses import dataclass, field
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from policyhub import roles
-from policyhub.models import Policy
+from policyhub.models import Policy, PolicyVersion
 
-from ..models import ApprovedBy, Candidate, GoldLabel, GoldLabelEvent, LabelingRun, ReviewState
+from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherConfig
+from ..pipeline.context import label_space
+from ..teacher import TeacherConfigError, get_provider
+from .runs import labeling_run_create
 
-HUMAN_APPROVALS = (ApprovedBy.REVIEWERS, ApprovedBy.ADJUDICATOR)
+#: Pairs per chunk of a gold run: every chunk commits its answers, so small chunks mean early figures.
+GOLD_CHUNK_PAIRS = 10
+OWNERS_ONLY = "Only policy owners can change the gold set, score on it or preview drafts."
 
 
 class GoldError(ValidationError):
@@ -36,17 +45,8 @@ class GoldConflict(GoldError):
         )
 
 
-def _require_owner(user) -> None:
-    if not roles.has_role(user, roles.POLICY_OWNER):
-        raise PermissionDenied("Only policy owners can change the gold set.")
-
-
-def is_human_approved(candidate: Candidate) -> bool:
-    return (
-        candidate.review_state == ReviewState.DONE
-        and candidate.approved_by in HUMAN_APPROVALS
-        and bool(candidate.approved_label)
-    )
+def require_owner(user) -> None:
+    roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
 
 
 def _lock_policy(policy_id: int) -> None:
@@ -61,14 +61,14 @@ class GoldMarkResult:
 
 def gold_mark(*, user, candidate_id: int, replace: bool = False) -> GoldMarkResult:
     """Make a human-approved item's label the gold label of its pair under its policy."""
-    _require_owner(user)
+    require_owner(user)
     try:
         candidate = Candidate.objects.select_related("run__policy_version", "pair__member", "pair__job").get(
             pk=candidate_id
         )
     except Candidate.DoesNotExist:
         raise GoldError(f"There is no item #{candidate_id}.") from None
-    if candidate.run.purpose != LabelingRun.Purpose.LABELING or not is_human_approved(candidate):
+    if candidate.run.purpose != LabelingRun.Purpose.LABELING or not candidate.is_human_approved:
         state = candidate.get_review_state_display() if candidate.review_state else "not reviewed by a human"
         raise GoldError(
             f"Item #{candidate.pk} is not human-approved yet ({state}): only items reviewers agreed on or a policy "
@@ -124,7 +124,7 @@ class BulkGoldResult:
 def gold_mark_run(*, user, run: LabelingRun) -> BulkGoldResult:
     """Mark every human-approved item of a run as gold. Idempotent: items already gold with the same label are
     left alone; pairs gold with a different label are reported, never changed."""
-    _require_owner(user)
+    require_owner(user)
     if run.purpose != LabelingRun.Purpose.LABELING:
         raise GoldError(f"Run #{run.pk} is a {run.get_purpose_display().lower()} run: it has no human-approved items.")
     policy_id = run.policy_version.policy_id
@@ -132,14 +132,9 @@ def gold_mark_run(*, user, run: LabelingRun) -> BulkGoldResult:
     with transaction.atomic():
         _lock_policy(policy_id)
         approved = list(
-            Candidate.objects.filter(run=run, review_state=ReviewState.DONE, approved_by__in=HUMAN_APPROVALS)
-            .exclude(approved_label="")
-            .select_related("pair__member", "pair__job")
-            .order_by("id")
+            run.candidates.human_approved().select_related("pair__member", "pair__job").order_by("id")
         )
-        result.waiting = Candidate.objects.filter(
-            run=run, review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION]
-        ).count()
+        result.waiting = Candidate.objects.filter(run=run).waiting_for_humans().count()
         existing = {
             gold.pair_id: gold
             for gold in GoldLabel.objects.filter(policy_id=policy_id, pair_id__in=[c.pair_id for c in approved])
@@ -172,7 +167,7 @@ def gold_mark_run(*, user, run: LabelingRun) -> BulkGoldResult:
 
 def gold_remove(*, user, gold_id: int, reason: str) -> GoldLabelEvent:
     """Take a pair out of the gold set; who, when, which label and why are kept in the log."""
-    _require_owner(user)
+    require_owner(user)
     if not reason.strip():
         raise GoldError("Say why the gold label is removed: the reason is recorded.")
     with transaction.atomic():
@@ -185,3 +180,33 @@ def gold_remove(*, user, gold_id: int, reason: str) -> GoldLabelEvent:
         )  # fmt: skip
         gold.delete()
     return event
+
+
+# --- scores on the gold set --------------------------------------------------------------------------------------
+def gold_pair_ids(policy: Policy) -> list[int]:
+    """The policy's gold pairs; an empty gold set is refused (there is nothing to score on)."""
+    ids = list(GoldLabel.objects.filter(policy=policy).order_by("pair_id").values_list("pair_id", flat=True))
+    if not ids:
+        raise GoldError(f"The gold set of {policy.name} is empty: mark reviewed or adjudicated items as gold first.")
+    return ids
+
+
+def check_teacher_config(config: TeacherConfig, version: PolicyVersion) -> None:
+    """Refuse a config the teacher cannot be used with (e.g. no API key) before anything is queued."""
+    try:
+        get_provider(config.snapshot(), label_space(version))
+    except TeacherConfigError as error:
+        raise GoldError(f"Teacher config {config.name} cannot be used: {error}") from None
+
+
+def gold_score_start(*, user, version: PolicyVersion, config: TeacherConfig) -> LabelingRun:
+    """Label the policy's gold pairs under a published version with a config; the run is the score."""
+    require_owner(user)
+    if version.status != PolicyVersion.Status.PUBLISHED:
+        raise GoldError(f"Score a published version; v{version.number} is {version.status}.")
+    pair_ids = gold_pair_ids(version.policy)
+    check_teacher_config(config, version)
+    return labeling_run_create(
+        version=version, config=config, selection={"pair_ids": pair_ids}, user=user,
+        purpose=LabelingRun.Purpose.GOLD_SCORE, chunk_size=GOLD_CHUNK_PAIRS,
+    )  # fmt: skip

@@ -10,6 +10,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from policyhub.queueing import enqueue
+
 from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows
 from ..imports.schemas import SCHEMAS
 from ..imports.staging import Stage
@@ -119,9 +121,7 @@ def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
     batch = created.batch
     batch.stored_file = default_storage.save(f"imports/{batch.pk}-{uuid.uuid4().hex}", upload)
     batch.save(update_fields=["stored_file"])
-    from ..tasks import import_batch_process
-
-    import_batch_process.delay_on_commit(batch.pk)
+    enqueue("labeling.tasks.import_batch_process", batch.pk)
     return created
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import psycopg
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -25,11 +25,6 @@ class ReviewError(ValidationError):
 
 def _lease() -> timedelta:
     return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
-
-
-def _require(user, role: str) -> None:
-    if not roles.has_role(user, role):
-        raise PermissionDenied(f"This needs the role {role}.")
 
 
 _HELD = (
@@ -51,7 +46,7 @@ def review_claim_next(*, user, run_id: int | None = None, reason: str = "") -> C
     """The item this annotator holds within the filters (its lease renewed), or the next free one, claimed in one
     statement; None when the queue is empty. On PostgreSQL the pick is ``FOR NO KEY UPDATE SKIP LOCKED`` over the
     partial index of pending items, so concurrent annotators never wait for, or get, the same item."""
-    _require(user, roles.ANNOTATOR)
+    roles.require_role(user, roles.ANNOTATOR)
     now = timezone.now()
     params = {"user": user.pk, "now": now, "until": now + _lease(), "run": run_id}
     filters = " AND c.run_id = %(run)s" if run_id else ""
@@ -113,7 +108,7 @@ def _check_label(candidate: Candidate, label: str) -> None:
 
 def review_submit(*, user, candidate_id: int, label: str, note: str = "") -> Candidate:
     """Record the annotator's label on the item they hold in the in-app queue."""
-    _require(user, roles.ANNOTATOR)
+    roles.require_role(user, roles.ANNOTATOR)
     with transaction.atomic():
         candidate = _locked(candidate_id)
         _check_claim(candidate, user)
@@ -124,7 +119,7 @@ def review_submit(*, user, candidate_id: int, label: str, note: str = "") -> Can
 def review_record(*, user, candidate_id: int, label: str, note: str = "") -> Candidate:
     """Record a review made outside the in-app queue (e.g. an annotation in Label Studio): no claim is needed,
     everything else is as for :func:`review_submit`."""
-    _require(user, roles.ANNOTATOR)
+    roles.require_role(user, roles.ANNOTATOR)
     with transaction.atomic():
         candidate = _locked(candidate_id)
         _record_review(candidate, user=user, label=label, note=note)
@@ -148,20 +143,15 @@ def _record_review(candidate: Candidate, *, user, label: str, note: str) -> None
     if candidate.reviews_done >= candidate.reviews_needed:
         labels = set(candidate.reviews.filter(kind=Review.Kind.REVIEW).values_list("label", flat=True))
         if len(labels) == 1:
-            _approve(candidate, label, ApprovedBy.REVIEWERS)
+            candidate.approve(label, by=ApprovedBy.REVIEWERS)
         else:
-            candidate.review_state = ReviewState.ADJUDICATION
+            candidate.send_to_adjudication()
     candidate.save()
-
-
-def _approve(candidate: Candidate, label: str, by: str) -> None:
-    candidate.review_state = ReviewState.DONE
-    candidate.approved_label, candidate.approved_by, candidate.approved_at = label, by, timezone.now()
 
 
 def review_skip(*, user, candidate_id: int) -> None:
     """Give the item back; this annotator will not be offered it again."""
-    _require(user, roles.ANNOTATOR)
+    roles.require_role(user, roles.ANNOTATOR)
     with transaction.atomic():
         candidate = _locked(candidate_id)
         _check_claim(candidate, user)
@@ -172,7 +162,7 @@ def review_skip(*, user, candidate_id: int) -> None:
 
 def review_undo_last(*, user) -> Candidate:
     """Take back this annotator's last review: the item is theirs to review again."""
-    _require(user, roles.ANNOTATOR)
+    roles.require_role(user, roles.ANNOTATOR)
     with transaction.atomic():
         last = Review.objects.filter(reviewer=user, kind=Review.Kind.REVIEW).order_by("-created_at", "-id").first()
         if last is None:
@@ -188,8 +178,7 @@ def review_undo_last(*, user) -> Candidate:
             raise ReviewError("Another annotator is reviewing that item right now; try again in a moment.")
         last.delete()
         candidate.reviews_done -= 1
-        candidate.review_state = ReviewState.PENDING
-        candidate.approved_label, candidate.approved_by, candidate.approved_at = "", "", None
+        candidate.reopen()
         candidate.claimed_by, candidate.claim_expires_at = user, now + _lease()
         candidate.save()
     return _load(candidate.pk)
@@ -197,7 +186,7 @@ def review_undo_last(*, user) -> Candidate:
 
 def review_adjudicate(*, user, candidate_id: int, label: str, reason: str) -> Candidate:
     """A policy owner's final decision on an item whose reviewers disagreed, with the reason why."""
-    _require(user, roles.POLICY_OWNER)
+    roles.require_role(user, roles.POLICY_OWNER)
     if not reason.strip():
         raise ReviewError("Say why: the adjudication is final and its reason is recorded.")
     with transaction.atomic():
@@ -208,6 +197,6 @@ def review_adjudicate(*, user, candidate_id: int, label: str, reason: str) -> Ca
         Review.objects.create(
             candidate=candidate, reviewer=user, kind=Review.Kind.ADJUDICATION, label=label, note=reason.strip()
         )
-        _approve(candidate, label, ApprovedBy.ADJUDICATOR)
+        candidate.approve(label, by=ApprovedBy.ADJUDICATOR)
         candidate.save()
     return candidate

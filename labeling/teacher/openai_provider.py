@@ -25,7 +25,7 @@ import openai
 
 from .base import LabelSpace, TeacherAnswer, TeacherRequest
 from .messages import answer_schema
-from .parsing import label_probs_from_logprobs, parse_answer
+from .parsing import read_completion
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -37,6 +37,11 @@ FEED_REQUESTS = 64
 
 class TeacherConfigError(Exception):
     """The teacher cannot be used as configured (e.g. no API key in the environment)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """An SDK error worth trying again later (connection trouble, 429, 5xx), not a refusal."""
+    return isinstance(error, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError)
 
 
 def retry_after_seconds(response) -> float | None:
@@ -245,7 +250,7 @@ class OpenAIProvider:
             except (ValueError, KeyError) as exc:  # a 200 whose body is not a chat completion
                 error_kind, error = "server_error", f"unreadable response: {exc}"
             else:
-                if self._read(answer, body):
+                if read_completion(answer, body, self.space, logprobs=bool(self.params.get("logprobs"))):
                     answer.latency_ms = int((time.perf_counter() - started) * 1000)
                     return answer
                 if not schema_retried:
@@ -255,29 +260,6 @@ class OpenAIProvider:
             if answer.attempts >= self.max_attempts:
                 return self._failed(answer, started, error_kind, f"gave up after {answer.attempts} attempts: {error}")
             await asyncio.sleep(min(RETRY_AFTER_CAP, max(wait or 0.0, backoff(answer.attempts))))
-
-    def _read(self, answer: TeacherAnswer, body: dict) -> bool:
-        """Fill ``answer`` from a chat completion body; False (with error_kind set) on a schema violation."""
-        try:
-            choice = body["choices"][0]
-            raw = (choice.get("message") or {}).get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            answer.error_kind, answer.error = "malformed_response", "the response holds no chat completion choice"
-            answer.raw = json.dumps(body)[:5000]
-            return False
-        usage = body.get("usage") or {}
-        answer.input_tokens += int(usage.get("prompt_tokens") or 0)
-        answer.output_tokens += int(usage.get("completion_tokens") or 0)
-        answer.raw = raw
-        parsed = parse_answer(raw, self.space)
-        answer.error_kind, answer.error = parsed.error_kind, parsed.error
-        if parsed.error_kind:
-            return False
-        answer.label, answer.rationale, answer.cited_rules = parsed.label, parsed.rationale, list(parsed.cited_rules)
-        tokens = (choice.get("logprobs") or {}).get("content")
-        if self.params.get("logprobs") and tokens:
-            answer.label_probs = label_probs_from_logprobs(tokens, raw, self.space.labels)
-        return True
 
     @staticmethod
     def _failed(answer: TeacherAnswer, started: float, kind: str, error: str) -> TeacherAnswer:

@@ -1,10 +1,12 @@
-"""Turn the teacher's raw answer into a validated one, and read the label distribution from token logprobs."""
+"""Turn the teacher's raw answer into a validated one, and read the label distribution from token logprobs.
+
+:func:`read_completion` is the one reader of a chat completion, for online answers and Batch API output lines."""
 
 import json
 import math
 from dataclasses import dataclass
 
-from .base import LabelSpace
+from .base import LabelSpace, TeacherAnswer
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,32 @@ def parse_answer(raw: str, space: LabelSpace) -> Parsed:
     if unknown:
         return Parsed(error_kind="unknown_rule", error=f"cites rules not in this version: {', '.join(unknown)}")
     return Parsed(label=label, rationale=rationale.strip(), cited_rules=tuple(dict.fromkeys(cited)))
+
+
+def read_completion(answer: TeacherAnswer, body, space: LabelSpace, *, logprobs: bool) -> bool:
+    """Fill ``answer`` from a chat completion body (parsed JSON); tokens are added to what it holds already (a
+    retried request pays for every try). False, with ``error_kind`` set, when the body holds no choice
+    (``malformed_response``) or the answer violates the schema (see :func:`parse_answer`)."""
+    try:
+        choice = body["choices"][0]
+        raw = (choice.get("message") or {}).get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        answer.error_kind, answer.error = "malformed_response", "the response holds no chat completion choice"
+        answer.raw = json.dumps(body)[:5000]
+        return False
+    usage = body.get("usage") or {}
+    answer.input_tokens += int(usage.get("prompt_tokens") or 0)
+    answer.output_tokens += int(usage.get("completion_tokens") or 0)
+    answer.raw = raw
+    parsed = parse_answer(raw, space)
+    answer.error_kind, answer.error = parsed.error_kind, parsed.error
+    if parsed.error_kind:
+        return False
+    answer.label, answer.rationale, answer.cited_rules = parsed.label, parsed.rationale, list(parsed.cited_rules)
+    tokens = (choice.get("logprobs") or {}).get("content")
+    if logprobs and tokens:
+        answer.label_probs = label_probs_from_logprobs(tokens, raw, space.labels)
+    return True
 
 
 def _field(item, name: str):

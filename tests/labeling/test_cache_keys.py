@@ -1,7 +1,7 @@
 """The per-run cache key builder gives exactly the keys of the reference ``cache_key`` (earlier cache entries
 stay valid), while hashing the shared system prompt only once."""
 
-from labeling.services.runs import CacheKeys, cache_key
+from labeling.pipeline.context import CacheKeys, cache_key
 from labeling.teacher.messages import build_messages
 
 PARAMS = {"model": "m", "temperature": 0.2, "response_format": {"type": "json_schema", "json_schema": {"b": [2]}}}

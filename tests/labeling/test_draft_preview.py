@@ -6,7 +6,7 @@ import pytest
 
 from labeling import gold_selectors
 from labeling.models import Candidate, DraftPreview, LabelingRun, RunChunk
-from labeling.services import GoldError, draft_preview_start, gold_runs, labeling_run_chunk_process
+from labeling.services import GoldError, draft_preview_start, gold, labeling_run_chunk_process
 from policyhub import services as policy_services
 from policyhub.prompts import build_system_prompt
 
@@ -96,7 +96,7 @@ def test_a_preview_shows_accuracy_against_gold_and_published_and_the_flips(
 def test_figures_and_flips_show_while_the_preview_is_still_running(
     draft, owner, openai_config, fake_teacher, client_for, monkeypatch
 ):
-    monkeypatch.setattr(gold_runs, "GOLD_CHUNK_PAIRS", 2)
+    monkeypatch.setattr(gold, "GOLD_CHUNK_PAIRS", 2)
     preview = draft_preview_start(user=owner, draft=draft, config=openai_config())
     client = client_for(owner)
     url = f"/policies/match/draft/gold-preview/{preview.pk}/"
@@ -132,7 +132,7 @@ def test_figures_and_flips_show_while_the_preview_is_still_running(
 def test_the_preview_keeps_the_frozen_draft_and_says_when_the_draft_changed(
     draft, policy, owner, openai_config, fake_teacher, client_for, monkeypatch
 ):
-    monkeypatch.setattr(gold_runs, "GOLD_CHUNK_PAIRS", 2)
+    monkeypatch.setattr(gold, "GOLD_CHUNK_PAIRS", 2)
     preview = draft_preview_start(user=owner, draft=draft, config=openai_config())
     run_chunks(preview, index=0)
     edit_draft(policy, owner, "# Match policy\n\nRewritten after the preview started.\n")  # revision 2 → 3

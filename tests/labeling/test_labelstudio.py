@@ -144,7 +144,9 @@ def test_pull_reports_items_already_done_repeat_reviewers_and_people_without_the
     review_submit(user=annotator, candidate_id=first.pk, label="strong_match")
     labelstudio.annotate(annotator.email, labelstudio.task_id(project, first.pk), "no_match")
     # `second` is finished in the app by the time bea's Label Studio annotation is pulled
-    Candidate.objects.filter(pk=second.pk).update(review_state="done", approved_label="no_match")
+    Candidate.objects.filter(pk=second.pk).update(
+        review_state="done", approved_label="no_match", approved_by="reviewers"
+    )
     labelstudio.annotate(bea.email, labelstudio.task_id(project, second.pk), "strong_match")
     labelstudio.annotate(nobody.email, labelstudio.task_id(project, first.pk), "strong_match")
 
@@ -208,7 +210,7 @@ def test_management_command_pushes_and_pulls(labelstudio, review_items, annotato
 
 def test_a_run_with_nothing_waiting_for_review_gets_no_project(labelstudio, review_items):
     run = review_items(1)
-    run.candidates.update(review_state="done", approved_label="strong_match")
+    run.candidates.update(review_state="done", approved_label="strong_match", approved_by="reviewers")
     with pytest.raises(LabelStudioError, match="has no items waiting for review: there is nothing to push"):
         labelstudio_push(run=run)
     assert not LabelStudioProject.objects.exists()

@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from labeling import tasks
 from labeling.models import BatchJob, Candidate, LabelingRun, ResponseCache, RunChunk, TeacherSample
+from labeling.pipeline.context import RunContext
 from labeling.services import (
     batches,
     labeling_run_batch_poll,
@@ -165,9 +166,9 @@ def test_ingesting_a_batch_twice_adds_nothing(pairs, published, openai_config, f
     job = BatchJob.objects.get(run=run)
     client = openai.OpenAI(base_url=fake_openai.base_url, api_key="test-key")
     batch = client.batches.retrieve(job.openai_batch_id)
-    results = batches._read_results(client, batch, batches._Context(run))
+    results = batches.read_results(client, batch, RunContext.of(run))
     assert len(results) == 8
-    assert batches._ingest(run, job, batch, results) is False
+    assert batches.ingest(RunContext.of(run), job, batch, results) is False
     run.refresh_from_db()
     assert (run.samples_done, run.input_tokens, run.output_tokens, run.cost) == counters
     assert TeacherSample.objects.filter(run=run).count() == 8

@@ -5,13 +5,14 @@ import pytest
 from django.db import connection
 
 from labeling.models import LabelingRun
-from labeling.services import labeling_run_chunk_process, labeling_run_create, runs
+from labeling.pipeline import chunk
+from labeling.services import labeling_run_chunk_process, labeling_run_create
 from labeling.teacher import openai_provider
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_counters_move_while_the_chunk_is_still_asking(pairs, published, openai_config, fake_openai, monkeypatch):
-    monkeypatch.setattr(runs, "FLUSH_ANSWERS", 1)
+    monkeypatch.setattr(chunk, "FLUSH_ANSWERS", 1)
     monkeypatch.setattr(openai_provider, "HANDOFF_ANSWERS", 1)
     seen_by_observer = []
 

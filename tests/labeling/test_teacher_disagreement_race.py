@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from labeling.models import Candidate
+from labeling.pipeline import answers
 from labeling.services import labeling_run_create, runs
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -29,7 +30,7 @@ def test_simultaneous_runs_of_two_teachers_flag_their_disagreement(
     # Make the race certain: after reading the other teacher's labels, each writer waits (up to 3 s) for the other
     # to have read too before it writes and commits. Unprotected, both read before either commits.
     both_read = threading.Barrier(2, timeout=3)
-    read_labels = runs._other_run_labels
+    read_labels = answers.other_run_labels
 
     def read_then_wait(run, pair_ids):
         labels = read_labels(run, pair_ids)
@@ -37,7 +38,7 @@ def test_simultaneous_runs_of_two_teachers_flag_their_disagreement(
             both_read.wait()
         return labels
 
-    monkeypatch.setattr(runs, "_other_run_labels", read_then_wait)
+    monkeypatch.setattr(answers, "other_run_labels", read_then_wait)
     errors = []
 
     def process(run):

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from labeling.models import Candidate, LabelingRun, RunChunk, TeacherSample
+from labeling.pipeline import chunk
 from labeling.services import labeling_run_cancel, labeling_run_create, labeling_run_resume
 from labeling.services import runs as run_services
 from labeling.teacher import LabelSpace, TeacherRequest
@@ -62,7 +63,7 @@ def test_a_failure_while_preparing_requests_ends_the_stream_with_that_error(open
 def test_a_chunk_prepared_in_slices_labels_every_pair_once_and_a_rerun_is_all_cache(
     pairs, published, openai_config, fake_openai, process_run, monkeypatch
 ):
-    monkeypatch.setattr(run_services, "PREPARE_SLICE", 1)
+    monkeypatch.setattr(chunk, "PREPARE_SLICE", 1)
     fake_openai.responder = answer("partial_match")
     config = openai_config(samples_per_pair=2)
     first = process_run(labeling_run_create(version=published, config=config, selection={"all": True}))
@@ -82,8 +83,8 @@ def test_a_chunk_prepared_in_slices_labels_every_pair_once_and_a_rerun_is_all_ca
 def test_a_chunk_cancelled_half_way_is_not_done_and_resume_asks_only_what_is_missing(
     pairs, published, openai_config, fake_openai, process_run, monkeypatch
 ):
-    monkeypatch.setattr(run_services, "WATCH_INTERVAL", 0.1)
-    monkeypatch.setattr(run_services, "PREPARE_SLICE", 1)
+    monkeypatch.setattr(chunk, "WATCH_INTERVAL", 0.1)
+    monkeypatch.setattr(chunk, "PREPARE_SLICE", 1)
     fake_openai.responder = answer("strong_match")
     fake_openai.latency = 0.3
     run = labeling_run_create(

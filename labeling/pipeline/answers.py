@@ -1,0 +1,186 @@
+"""Storing a run's answers and deciding its candidates: samples and cache entries, the aggregated soft label, the
+trust checks, the routing (auto-accept or review) and the teacher-disagreement flags on other teachers' runs.
+
+Online chunks and batch ingestion write through :func:`write_answers`, inside the transaction that also records
+their progress (a chunk's lease, a batch's completion), so a re-delivered task finds its work done.
+"""
+
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import ApprovedBy, Candidate, GoldLabel, LabelingRun, TeacherSample
+from ..teacher import TeacherAnswer
+from . import routing, trust
+from .context import RunContext
+from .db import bulk_update, store_cache, store_samples
+from .pricing import price
+from .requests import Key
+
+#: First key of the transaction-level advisory lock that serialises routing between teachers of one version.
+ROUTING_LOCK_NAMESPACE = 0x7EAC
+#: The candidate columns aggregation writes.
+DECIDED_FIELDS = [
+    "status", "label", "label_distribution", "vote_share", "confidence", "samples_ok", "trust", "trust_ok", "routing",
+    "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at", "review_state", "reviews_needed",
+    "approved_label", "approved_by", "approved_at",
+]  # fmt: skip
+
+
+def write_answers(ctx: RunContext, candidates: list[Candidate], facts: dict, answers: dict[Key, TeacherAnswer],
+                  keys: dict[Key, str]) -> bool:  # fmt: skip
+    """Store ``answers`` as samples, cache the valid fresh ones, aggregate the candidates they complete and add
+    to the run's counters; call inside a transaction. Returns True if every candidate has all its samples."""
+    run = ctx.run
+    store_samples(run.pk, answers)
+    store_cache(ctx.params["model"], keys, [a for a in answers.values() if a.ok and not a.cached])
+    complete = aggregate_candidates(ctx, candidates, facts, answers)
+    paid = [a for a in answers.values() if not a.cached]
+    input_tokens, output_tokens = sum(a.input_tokens for a in paid), sum(a.output_tokens for a in paid)
+    LabelingRun.objects.filter(pk=run.pk).update(
+        samples_done=F("samples_done") + sum(1 for a in answers.values() if a.ok),
+        samples_failed=F("samples_failed") + sum(1 for a in answers.values() if not a.ok),
+        samples_cached=F("samples_cached") + sum(1 for a in answers.values() if a.cached),
+        input_tokens=F("input_tokens") + input_tokens,
+        output_tokens=F("output_tokens") + output_tokens,
+        cost=F("cost") + price(run.config_snapshot, input_tokens, output_tokens, run.mode),
+    )
+    return complete
+
+
+def samples_by_pair(run: LabelingRun, pair_ids: list[int], k: int, answers: dict) -> dict[int, list]:
+    """Each pair's stored samples. ``answers`` were just stored: a pair whose K samples are all among them is
+    taken from memory, the others are read back (only the fields aggregation and trust checks use)."""
+    by_pair: dict[int, list] = {}
+    read_back = []
+    for pair_id in pair_ids:
+        mine = [answers.get((pair_id, index)) for index in range(k)]
+        if all(mine):
+            by_pair[pair_id] = mine
+        else:
+            read_back.append(pair_id)
+    if read_back:
+        fields = ("pair_id", "sample_index", "label", "rationale", "cited_rules", "label_probs", "error_kind", "error")
+        for sample in TeacherSample.objects.filter(run=run, pair_id__in=read_back).only(*fields):
+            by_pair.setdefault(sample.pair_id, []).append(sample)
+    return by_pair
+
+
+class _Decider:
+    """Decides the candidates of one write: what every candidate's decision reads once (the other teachers'
+    labels, gold labels, the trust vocabulary, the thresholds)."""
+
+    def __init__(self, ctx: RunContext, pair_ids: list[int], facts: dict):
+        run = ctx.run
+        self.ctx, self.facts, self.now = ctx, facts, timezone.now()
+        lock_routing_against_other_teachers(run)
+        self.others = other_run_labels(run, pair_ids)
+        gold = GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids)
+        self.gold = dict(gold.values_list("pair_id", "label"))
+        self.vocab = trust.vocabulary(facts.values())
+        self.limits = routing.thresholds_with_defaults(run.thresholds)
+        self.disagreeing: set[int] = set()
+
+    def decide(self, candidate: Candidate, samples: list) -> None:
+        """Aggregate a candidate's K samples, check them and route it (all samples failed: the candidate fails)."""
+        ok = [s for s in samples if s.ok]
+        candidate.samples_ok, candidate.updated_at = len(ok), self.now
+        if not ok:
+            candidate.status, candidate.routing = Candidate.Status.FAILED, Candidate.Routing.NONE
+            candidate.error = "; ".join(sorted({f"{s.error_kind}: {s.error}"[:300] for s in samples}))
+            return
+        space, k = self.ctx.space, self.ctx.k
+        member, job = self.facts[candidate.pair_id]
+        checks = trust.combine(
+            [trust.check_answer(s, space=space, member=member, job=job, vocab=self.vocab) for s in ok]
+        )
+        trust_ok = all(check["ok"] for check in checks.values())
+        agg = routing.aggregate(ok, space.labels, samples_requested=k)
+        other_labels = self.others.get(candidate.pair_id, set())
+        routing.route(
+            agg, thresholds=self.limits, samples_requested=k, trust_ok=trust_ok, other_labels=other_labels,
+            gold_label=self.gold.get(candidate.pair_id),
+        )  # fmt: skip
+        if other_labels - {agg.label}:
+            self.disagreeing.add(candidate.pair_id)
+        candidate.status, candidate.label, candidate.error = Candidate.Status.LABELED, agg.label, ""
+        candidate.label_distribution, candidate.vote_share, candidate.confidence = (
+            agg.distribution, agg.vote_share, agg.confidence,
+        )  # fmt: skip
+        candidate.trust, candidate.trust_ok, candidate.routing = checks, trust_ok, agg.routing
+        for reason in Candidate.REASONS:
+            setattr(candidate, f"reason_{reason}", reason in agg.reasons)
+        self._settle(candidate)
+
+    def _settle(self, candidate: Candidate) -> None:
+        """Auto-accepted: the teacher's label is approved. Needs review: queue it, unless humans already decide.
+        Scoring and preview runs only measure: nothing of theirs is queued or approved."""
+        run = self.ctx.run
+        if run.purpose != LabelingRun.Purpose.LABELING or candidate.humans_decide:
+            return
+        if candidate.routing == Candidate.Routing.AUTO_ACCEPTED:
+            candidate.approve(candidate.label, by=ApprovedBy.TEACHER, at=self.now)
+        else:
+            candidate.queue(reviewers=run.reviewers_per_item)
+
+
+def aggregate_candidates(ctx: RunContext, candidates: list[Candidate], facts: dict, answers: dict) -> bool:
+    """Decide every given candidate whose K samples are all in; True if all of them are."""
+    pair_ids = [c.pair_id for c in candidates]
+    by_pair = samples_by_pair(ctx.run, pair_ids, ctx.k, answers)
+    decider = _Decider(ctx, pair_ids, facts)
+    decided = []
+    for candidate in candidates:
+        samples = by_pair.get(candidate.pair_id, [])
+        if len(samples) >= ctx.k:
+            decider.decide(candidate, samples)
+            decided.append(candidate)
+    bulk_update(Candidate, decided, DECIDED_FIELDS)
+    if decider.disagreeing:
+        flag_other_teachers(ctx.run, decider.disagreeing)
+    return len(decided) == len(candidates)
+
+
+def lock_routing_against_other_teachers(run: LabelingRun) -> None:
+    """``teacher_disagreement`` compares a pair's label with the other teachers' committed labels; two runs writing
+    the same pair at once would each miss the other. So routing takes a transaction-level advisory lock on the
+    policy version before reading their labels: writes of one version serialise from here to commit, and the later
+    one (READ COMMITTED: a fresh snapshot per statement) sees the earlier one's labels and flags both. Held for the
+    end of a flush only (tens of milliseconds). SQLite runs one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ROUTING_LOCK_NAMESPACE, run.policy_version_id])
+
+
+def _other_labeling_candidates(run: LabelingRun, pair_ids):
+    """Labeled candidates of the same pairs in the version's other labeling runs (only labeling runs compare)."""
+    return Candidate.objects.filter(
+        run__policy_version=run.policy_version, pair_id__in=pair_ids, run__purpose=LabelingRun.Purpose.LABELING
+    ).exclude(run=run)
+
+
+def other_run_labels(run: LabelingRun, pair_ids: list[int]) -> dict[int, set[str]]:
+    """{pair id: labels other teachers gave it} under the run's version."""
+    labels: dict[int, set[str]] = {}
+    if run.purpose != LabelingRun.Purpose.LABELING:
+        return labels
+    rows = (
+        _other_labeling_candidates(run, pair_ids)
+        .filter(status=Candidate.Status.LABELED)
+        .exclude(run__teacher_config=run.teacher_config)
+        .values_list("pair_id", "label")
+    )
+    for pair_id, label in rows:
+        labels.setdefault(pair_id, set()).add(label)
+    return labels
+
+
+def flag_other_teachers(run: LabelingRun, pair_ids: set[int]) -> None:
+    """This run disagrees with other teachers on ``pair_ids``: their candidates need review too."""
+    if run.purpose != LabelingRun.Purpose.LABELING:
+        return
+    others = _other_labeling_candidates(run, pair_ids)
+    others.filter(status=Candidate.Status.LABELED).update(
+        reason_teacher_disagreement=True, routing=Candidate.Routing.NEEDS_REVIEW, updated_at=timezone.now()
+    )
+    others.queue_unreviewed()

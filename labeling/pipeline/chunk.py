@@ -1,0 +1,203 @@
+"""An online chunk on a worker: claim it with a lease, ask the teacher for every (pair, sample) it still needs
+(cache first), and store the answers while later requests are in flight.
+
+The chunk's requests are prepared ``PREPARE_SLICE`` candidates at a time, so the teacher starts on the first slice
+while the next ones are read. Answers are stored every ``FLUSH_ANSWERS`` answers or ``FLUSH_SECONDS``: samples,
+cache, candidates and counters in one transaction that first checks this worker still holds the lease, and the
+last flush also marks the chunk done. A worker killed mid-chunk loses at most one flush; a re-delivered task
+redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run.
+"""
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from ..models import Candidate, LabelingRun, RunChunk, TeacherSample
+from ..teacher import TeacherConfigError, TeacherRequest, get_provider
+from .answers import write_answers
+from .context import RunContext
+from .requests import answer_from_cache, chunk_candidates, missing_work
+
+WATCH_INTERVAL = 2.0
+#: A chunk stores its answers every this many answers or seconds, whichever comes first, while later requests
+#: are still in flight: progress shows live and a killed worker loses at most one batch.
+FLUSH_ANSWERS = 1000
+FLUSH_SECONDS = 2.0
+#: A chunk is prepared this many candidates at a time; the teacher starts on the first slice.
+PREPARE_SLICE = 250
+
+
+class ChunkBusy(Exception):
+    """Another worker holds this chunk's lease; retry after ``retry_in`` seconds."""
+
+    def __init__(self, retry_in: float):
+        self.retry_in = retry_in
+        super().__init__(f"chunk is leased by another worker for {retry_in:.0f} s more")
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=max(settings.LABELING_CHUNK_LEASE_SECONDS, 2 * WATCH_INTERVAL))
+
+
+def claim(chunk: RunChunk, token: str) -> bool:
+    """Take the chunk's lease for ``token`` unless another live lease holds it."""
+    now = timezone.now()
+    return bool(
+        RunChunk.objects.filter(pk=chunk.pk, status=RunChunk.Status.PENDING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
+        .update(lease_until=now + lease(), lease_token=token)
+    )
+
+
+class Watcher(threading.Thread):
+    """Polls the run's status and renews the chunk's lease while the teacher works (in its own connection)."""
+
+    def __init__(self, run_id: int, chunk_id: int, token: str):
+        super().__init__(daemon=True)
+        self.run_id, self.chunk_id, self.token = run_id, chunk_id, token
+        self.stop_requested = threading.Event()
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.finished.wait(WATCH_INTERVAL):
+                status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
+                if status is not None and status != LabelingRun.Status.RUNNING:  # None: not visible to us yet
+                    self.stop_requested.set()
+                RunChunk.objects.filter(pk=self.chunk_id, lease_token=self.token).update(
+                    lease_until=timezone.now() + lease()
+                )
+        finally:
+            connection.close()
+
+
+class ChunkRequests:
+    """A chunk's requests, prepared PREPARE_SLICE candidates at a time: iterating reads a slice (candidates, pair
+    facts, samples already stored, cached answers) and yields the requests the cache does not answer. The
+    ``candidates``, ``facts`` and ``keys`` seen so far grow as it goes; cached answers wait in :meth:`take_cached`."""
+
+    def __init__(self, ctx: RunContext, chunk: RunChunk):
+        self.ctx, self.chunk = ctx, chunk
+        self.candidates: dict[int, Candidate] = {}  # by pair id
+        self.facts: dict[int, tuple[dict, dict]] = {}
+        self.keys: dict[tuple[int, int], str] = {}  # request key -> cache key
+        self._cached: dict = {}
+        self.requested, self.seconds, self.first_at = 0, 0.0, time.perf_counter()
+
+    def in_chunk(self) -> QuerySet[Candidate]:
+        return chunk_candidates(self.chunk)
+
+    def take_cached(self) -> dict:
+        taken, self._cached = self._cached, {}
+        return taken
+
+    def __iter__(self) -> Iterator[TeacherRequest]:
+        after, first = self.chunk.first_candidate_id - 1, True
+        while True:
+            started = time.perf_counter()
+            candidates = list(self.in_chunk().filter(id__gt=after).order_by("id")[:PREPARE_SLICE])
+            if not candidates:
+                return
+            after = candidates[-1].pk
+            in_slice = self.in_chunk().filter(id__gte=candidates[0].pk, id__lte=after)
+            work = answer_from_cache(missing_work(self.ctx, in_slice, candidates))
+            self.candidates.update((c.pair_id, c) for c in candidates)
+            self.facts.update(work.facts)
+            self.keys.update(work.keys)
+            self._cached.update(work.cached)
+            self.requested += len(work.requests)
+            self.seconds += time.perf_counter() - started
+            if first:
+                self.first_at, first = time.perf_counter(), False
+            yield from work.requests
+
+
+def flush(ctx: RunContext, token: str, prepared: ChunkRequests, answers: dict, *, final: bool) -> str | None:
+    """Store a batch of a chunk's answers in one transaction while this worker still holds the chunk's lease:
+    samples, cache, the candidates they complete, the run's counters; at the end, the chunk's own state.
+
+    Returns None if the lease was lost (another worker has the chunk: write nothing), else "done" /
+    "stopped early" for the final flush and "" for the others.
+    """
+    with transaction.atomic():
+        locked = RunChunk.objects.select_for_update().get(pk=prepared.chunk.pk)
+        if locked.status == RunChunk.Status.DONE or locked.lease_token != token:
+            return None
+        if answers:
+            touched = [prepared.candidates[pair_id] for pair_id in {key[0] for key in answers}]
+            write_answers(ctx, touched, prepared.facts, answers, prepared.keys)
+        if not final:
+            return ""
+        in_chunk = prepared.in_chunk()  # all of it: a cancelled chunk may not have read every slice
+        have = TeacherSample.objects.filter(run=ctx.run, pair_id__in=in_chunk.values("pair_id")).count()
+        complete = have >= in_chunk.count() * ctx.k
+        locked.lease_until, locked.lease_token = None, ""
+        if complete:
+            locked.status, locked.finished_at = RunChunk.Status.DONE, timezone.now()
+        locked.save()
+        return "done" if complete else "stopped early"
+
+
+def process_chunk(run_id: int, chunk_index: int) -> str:
+    """Label one chunk; returns what happened (for logs). Raises :class:`ChunkBusy` while leased elsewhere."""
+    started = time.perf_counter()
+    run = LabelingRun.objects.select_related("policy_version__policy").get(pk=run_id)
+    chunk = RunChunk.objects.get(run=run, index=chunk_index)
+    if chunk.status == RunChunk.Status.DONE:
+        return "already done"
+    if run.status != LabelingRun.Status.RUNNING:
+        return f"run is {run.status}"
+    token = uuid.uuid4().hex
+    if not claim(chunk, token):
+        chunk.refresh_from_db()
+        if chunk.status == RunChunk.Status.DONE:
+            return "already done"
+        raise ChunkBusy(max(1.0, (chunk.lease_until - timezone.now()).total_seconds()))
+    ctx = RunContext.of(run)
+    try:
+        provider = get_provider(run.config_snapshot, ctx.space)
+    except TeacherConfigError as error:
+        LabelingRun.objects.filter(pk=run.pk).update(
+            status=LabelingRun.Status.FAILED, error=str(error), finished_at=timezone.now()
+        )
+        return f"failed: {error}"
+    prepared = ChunkRequests(ctx, chunk)
+    written, outcome, asked = _label(ctx, token, provider, prepared)
+    if outcome is None:
+        return "lost the chunk's lease to another worker; it carries on"
+    LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
+    return (
+        f"{written} samples written; chunk {outcome} (first request after {prepared.first_at - started:.2f} s, "
+        f"prepare {prepared.seconds:.1f} s alongside; teacher and writes {asked - started:.1f} s for "
+        f"{prepared.requested} requests, last write {time.perf_counter() - asked:.1f} s)"
+    )
+
+
+def _label(ctx: RunContext, token: str, provider, prepared: ChunkRequests) -> tuple[int, str | None, float]:
+    """Stream the chunk's answers from the teacher and flush them as they come; returns (samples written, the
+    final flush's outcome or None if the lease was lost, when the teacher finished)."""
+    watcher = Watcher(ctx.run.pk, prepared.chunk.pk, token)
+    watcher.start()
+    written, last_flush, pending = 0, time.monotonic(), {}
+    try:
+        for answer in provider.answer_stream(prepared, should_stop=watcher.stop_requested.is_set):
+            pending[answer.key] = answer
+            if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                pending.update(prepared.take_cached())
+                if flush(ctx, token, prepared, pending, final=False) is None:
+                    return written, None, time.perf_counter()
+                written, pending, last_flush = written + len(pending), {}, time.monotonic()
+    finally:
+        watcher.finished.set()
+        watcher.join()
+    asked = time.perf_counter()
+    pending.update(prepared.take_cached())
+    outcome = flush(ctx, token, prepared, pending, final=True)
+    return written + len(pending), outcome, asked

@@ -1,0 +1,75 @@
+"""Previewing a draft before publishing: label the gold set under the draft as it is now and under the published
+version with the same teacher config, so the policy owner sees accuracy against gold and the label flips.
+
+Both are runs of the run engine (``purpose=draft_preview`` for the draft, a gold score for the published version,
+reused when a finished one with this config covers the gold set). The draft run freezes the draft's system prompt
+and content. Their chunks are queued in alternation, so the page shows figures and flips while both are going.
+"""
+
+from itertools import zip_longest
+
+from django.db import transaction
+
+from policyhub.models import PolicyVersion
+from policyhub.queueing import enqueue_each
+
+from ..models import DraftPreview, LabelingRun, RunChunk, TeacherConfig
+from . import gold
+from .gold import GoldError, check_teacher_config, gold_pair_ids, require_owner
+from .runs import labeling_run_create
+
+
+def _reusable_score(version: PolicyVersion, config: TeacherConfig, pair_ids: list[int]) -> LabelingRun | None:
+    """A finished gold score of this version with this exact config over (at least) these pairs."""
+    runs = LabelingRun.objects.filter(
+        policy_version=version, teacher_config=config, purpose=LabelingRun.Purpose.GOLD_SCORE,
+        status=LabelingRun.Status.SUCCEEDED, config_snapshot=config.snapshot(),
+    ).order_by("-created_at")  # fmt: skip
+    for run in runs[:5]:
+        if run.candidates.filter(pair_id__in=pair_ids).count() == len(pair_ids):
+            return run
+    return None
+
+
+def draft_preview_start(*, user, draft: PolicyVersion, config: TeacherConfig) -> DraftPreview:
+    """Freeze the draft as it is now and label the gold set under it, and under the published version (unless a
+    finished score of it with this config covers the gold set already)."""
+    require_owner(user)
+    with transaction.atomic():
+        draft = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=draft.pk)
+        if not draft.is_draft:
+            raise GoldError(f"v{draft.number} is {draft.status}, not a draft: nothing to preview.")
+        policy = draft.policy
+        pair_ids = gold_pair_ids(policy)
+        check_teacher_config(config, draft)
+        published = policy.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+        selection = {"pair_ids": pair_ids}
+        draft_run = labeling_run_create(
+            version=draft, config=config, selection=selection, user=user, enqueue_chunks=False,
+            purpose=LabelingRun.Purpose.DRAFT_PREVIEW, chunk_size=gold.GOLD_CHUNK_PAIRS,
+        )  # fmt: skip
+        published_run = None
+        if published is not None:
+            published_run = _reusable_score(published, config, pair_ids) or labeling_run_create(
+                version=published, config=config, selection=selection, user=user, enqueue_chunks=False,
+                purpose=LabelingRun.Purpose.GOLD_SCORE, chunk_size=gold.GOLD_CHUNK_PAIRS,
+            )  # fmt: skip
+        preview = DraftPreview.objects.create(
+            policy=policy, draft=draft, draft_revision=draft.revision, content_hash=draft.content_hash,
+            teacher_config=config, draft_run=draft_run, published_version=published, published_run=published_run,
+            gold_pairs=len(pair_ids), created_by=user,
+        )  # fmt: skip
+        _enqueue_alternating([draft_run, published_run])
+    return preview
+
+
+def _enqueue_alternating(runs: list[LabelingRun | None]) -> None:
+    """Queue the pending chunks of the runs in turn (draft chunk 0, published chunk 0, draft chunk 1, …)."""
+    per_run = [
+        [(run.pk, index) for index in run.chunks.filter(status=RunChunk.Status.PENDING).values_list("index", flat=True)]
+        for run in runs
+        if run is not None and run.status == LabelingRun.Status.RUNNING
+    ]
+    enqueue_each(
+        "labeling.tasks.labeling_run_chunk", [item for group in zip_longest(*per_run) for item in group if item]
+    )
