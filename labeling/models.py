@@ -1,8 +1,12 @@
-"""Members, jobs and the pairs the teacher labels, and the import batches that brought them in.
+"""The labeling app's data and its invariants, in the order of the loop: members, jobs and the pairs the teacher
+labels (and the imports that brought them in); teacher configs, runs, their chunks and batches; candidates with
+their approval state, teacher samples and the response cache; the gold set and draft previews; reviews; the Label
+Studio link.
 
 A member or job is identified by its external id (the id in the system it came from). Profiles are what the
 teacher sees, so they do not change silently: an import that brings a different profile under a known id is
-refused row by row rather than overwriting the data earlier labels were made on.
+refused row by row rather than overwriting the data earlier labels were made on. Rules that the database can
+state are check and unique constraints here, so every writer (a bulk update too) keeps them.
 """
 
 from decimal import Decimal
