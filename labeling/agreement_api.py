@@ -5,7 +5,7 @@ from ninja import Router
 from ninja.errors import HttpError
 
 from policyhub import selectors as policy_selectors
-from policyhub.api import ErrorOut, require_role
+from policyhub.api_root import ErrorOut, require_role
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER
 
 from . import agreement, selectors

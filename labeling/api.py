@@ -1,10 +1,10 @@
-"""Import endpoints of the JSON API (mounted on ``policyhub.api.api`` in ``policyhub/urls.py``)."""
+"""Import endpoints of the JSON API (mounted on the API root, ``policyhub.api_root.api``, in ``policyhub/urls.py``)."""
 
 from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from policyhub.api import ErrorOut, require_role
+from policyhub.api_root import ErrorOut, require_role
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER
 
 from . import selectors, services

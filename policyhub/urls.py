@@ -10,7 +10,8 @@ from labeling.agreement_api import router as agreement_api
 from labeling.api import router as labeling_api
 
 from . import views
-from .api import api
+from .api import router as policy_api
+from .api_root import api
 from .health import health_report
 
 
@@ -22,6 +23,8 @@ def healthz(request):
     return JsonResponse(report, status=200 if healthy else 503)
 
 
+# Every router of the JSON API, all mounted at /api/ (policyhub/api_root.py holds the API, its auth and errors).
+api.add_router("/", policy_api)
 api.add_router("/", labeling_api)
 api.add_router("/", agreement_api)
 api.add_router("/", exports_api)
