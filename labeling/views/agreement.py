@@ -6,9 +6,9 @@ from django.shortcuts import render
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from . import agreement, selectors
-from .evaluation import DEFAULT_TARGET_PRECISION, parse_target_precision
-from .models import LabelingRun
+from .. import agreement, selectors
+from ..evaluation import DEFAULT_TARGET_PRECISION, parse_target_precision
+from ..models import LabelingRun
 
 
 def _render(request, scope: str, build, **context):

@@ -1,36 +1,20 @@
-"""Browser views for teacher configs and labeling runs (ml_engineer)."""
+"""Browser views for labeling runs: start (with a dry-run plan), list, follow, cancel, resume, push to and pull from
+Label Studio (ML engineers; policy owners see a run and push and pull its Label Studio project)."""
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from . import selectors, services
-from .forms import RunForm, TeacherConfigForm
-from .models import Candidate, LabelingRun, TeacherConfig
-from .planning import run_plan
-
-
-@role_required(ML_ENGINEER)
-@require_http_methods(["GET", "POST"])
-def teacher_list(request, pk=None):
-    config = get_object_or_404(TeacherConfig, pk=pk) if pk else None
-    form = TeacherConfigForm(request.POST or None, instance=config)
-    if request.method == "POST" and form.is_valid():
-        saved = services.teacher_config_save(form=form, user=request.user)
-        messages.success(request, f"Saved teacher config {saved.name}.")
-        return redirect("teacher_list")
-    return render(
-        request,
-        "labeling/teacher_list.html",
-        {"form": form, "editing": config, "configs": selectors.teacher_config_list()},
-        status=400 if form.errors else 200,
-    )
+from .. import selectors, services
+from ..forms import RunForm
+from ..models import Candidate, LabelingRun
+from ..planning import run_plan
 
 
 @role_required(ML_ENGINEER)

@@ -12,10 +12,10 @@ from django.views.decorators.http import require_GET, require_POST
 from policyhub import selectors as policy_selectors
 from policyhub.roles import POLICY_OWNER, role_required
 
-from . import gold_selectors, services
-from .evaluation import parse_target_precision
-from .models import DraftPreview, TeacherConfig
-from .selectors import teacher_config_list
+from .. import gold_selectors, services
+from ..evaluation import parse_target_precision
+from ..models import DraftPreview, TeacherConfig
+from ..selectors import teacher_config_list
 
 
 def _panel_context(policy, draft, error: str = "", chosen: str = "") -> dict:

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from policyhub.roles import ANNOTATOR, POLICY_OWNER, role_required
 
-from . import selectors, services
-from .models import Candidate
+from .. import selectors, services
+from ..models import Candidate
 
 
 def _filters(data) -> dict:

@@ -14,10 +14,10 @@ from policyhub import roles
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from . import gold_selectors, services
-from .evaluation import parse_target_precision
-from .models import LabelingRun, TeacherConfig
-from .selectors import teacher_config_list
+from .. import gold_selectors, services
+from ..evaluation import parse_target_precision
+from ..models import LabelingRun, TeacherConfig
+from ..selectors import teacher_config_list
 
 READ_SCORES = (POLICY_OWNER, ML_ENGINEER)
 
