@@ -4,7 +4,6 @@ Policy owners change the gold set and start scores; ML engineers may read the go
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -15,11 +14,13 @@ from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
 from .. import gold_selectors, services
-from ..evaluation import parse_target_precision
 from ..models import LabelingRun, TeacherConfig
 from ..selectors import teacher_config_list
+from .common import run_or_404, target_precision
 
 READ_SCORES = (POLICY_OWNER, ML_ENGINEER)
+#: The runs a gold score page shows: labeling and score runs, not a draft preview's (those have their own page).
+SCORED = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
 
 
 def _next_url(request, fallback: str) -> str:
@@ -27,13 +28,6 @@ def _next_url(request, fallback: str) -> str:
     if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=False):
         return url
     return fallback
-
-
-def _target_precision(request) -> tuple[float, str]:
-    try:
-        return parse_target_precision(request.GET.get("precision")), ""
-    except ValueError as error:
-        return parse_target_precision(None), str(error)
 
 
 @role_required(*READ_SCORES)
@@ -92,17 +86,15 @@ def gold_mark(request, pk):
     return redirect(_next_url(request, fallback))
 
 
-def _labeling_run_or_404(pk) -> LabelingRun:
-    run = LabelingRun.objects.select_related("policy_version__policy", "teacher_config").filter(pk=pk).first()
-    if run is None or run.purpose != LabelingRun.Purpose.LABELING:
-        raise Http404(f"No labeling run #{pk}.")
-    return run
+def _labeling_run_or_404(request, pk) -> LabelingRun:
+    """Only labeling runs have human-approved items to mark as gold."""
+    return run_or_404(pk, request.user, purposes=[LabelingRun.Purpose.LABELING], missing=f"No labeling run #{pk}.")
 
 
 @role_required(POLICY_OWNER)
 def gold_run_items(request, pk):
     """A run's human-approved items, each with its gold status, to mark one by one or all at once."""
-    run = _labeling_run_or_404(pk)
+    run = _labeling_run_or_404(request, pk)
     items = list(gold_selectors.run_human_approved(run=run))
     context = {
         "run": run,
@@ -118,7 +110,7 @@ def gold_run_items(request, pk):
 @role_required(POLICY_OWNER)
 @require_POST
 def gold_mark_run(request, pk):
-    run = _labeling_run_or_404(pk)
+    run = _labeling_run_or_404(request, pk)
     try:
         result = services.gold_mark_run(user=request.user, run=run)
     except services.GoldError as error:
@@ -173,15 +165,10 @@ def gold_score(request, slug):
 def gold_score_run(request, slug, pk):
     """One run's labels against the gold set (a score run, or any labeling run of the policy); polls while active."""
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    run = (
-        LabelingRun.objects.select_related("policy_version", "teacher_config")
-        .filter(pk=pk, policy_version__policy=policy)
-        .exclude(purpose=LabelingRun.Purpose.DRAFT_PREVIEW)
-        .first()
+    run = run_or_404(
+        pk, request.user, policy=policy, purposes=SCORED, missing=f"{policy.slug} has no run #{pk} to score."
     )
-    if run is None:
-        raise Http404(f"{policy.slug} has no run #{pk} to score.")
-    target, precision_error = _target_precision(request)
+    target, precision_error = target_precision(request)
     context = {
         "policy": policy,
         "score": gold_selectors.run_gold_score(run=run, target_precision=target),
