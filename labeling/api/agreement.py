@@ -8,7 +8,7 @@ from policyhub import selectors as policy_selectors
 from policyhub.api_root import ErrorOut, require_role
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER
 
-from .. import agreement
+from .. import selectors
 from .common import run_or_404, target_precision
 
 router = Router(tags=["agreement"])
@@ -22,7 +22,7 @@ def run_agreement(request, run_id: int, precision: str | None = None):
     require_role(request, POLICY_OWNER, ML_ENGINEER)
     target = target_precision(precision)
     run = run_or_404(run_id, request.auth)
-    return agreement.agreement_figures(agreement.run_agreement(run=run, target_precision=target))
+    return selectors.agreement_figures(selectors.run_agreement(run=run, target_precision=target))
 
 
 @router.get(
@@ -39,4 +39,4 @@ def version_agreement(request, slug: str, number: int, precision: str | None = N
         version = policy_selectors.version_get(user=request.auth, policy=policy, number=number)
     except Http404 as exc:
         raise HttpError(404, str(exc)) from None
-    return agreement.agreement_figures(agreement.version_agreement(version=version, target_precision=target))
+    return selectors.agreement_figures(selectors.version_agreement(version=version, target_precision=target))

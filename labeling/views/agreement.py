@@ -5,7 +5,7 @@ from django.shortcuts import render
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from .. import agreement
+from .. import selectors
 from .common import run_or_404, target_precision
 
 
@@ -25,7 +25,7 @@ def _render(request, scope: str, build, **context):
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def run_agreement(request, pk):
     run = run_or_404(pk, request.user)
-    return _render(request, f"Run #{run.pk}", lambda t: agreement.run_agreement(run=run, target_precision=t), run=run)
+    return _render(request, f"Run #{run.pk}", lambda t: selectors.run_agreement(run=run, target_precision=t), run=run)
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
@@ -35,5 +35,5 @@ def version_agreement(request, slug, number):
     return _render(
         request,
         f"{policy.name} v{version.number}, all runs",
-        lambda t: agreement.version_agreement(version=version, target_precision=t),
+        lambda t: selectors.version_agreement(version=version, target_precision=t),
     )

@@ -13,9 +13,8 @@ from policyhub import roles
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from .. import gold_selectors, services
+from .. import selectors, services
 from ..models import LabelingRun, TeacherConfig
-from ..selectors import teacher_config_list
 from .common import run_or_404, target_precision
 
 READ_SCORES = (POLICY_OWNER, ML_ENGINEER)
@@ -35,10 +34,10 @@ def gold_set(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
     context = {
         "policy": policy,
-        "gold": gold_selectors.gold_list(policy=policy),
-        "counts": gold_selectors.gold_counts(policy=policy),
-        "events": gold_selectors.gold_events(policy=policy),
-        "runs": gold_selectors.runs_with_human_approvals(policy=policy),
+        "gold": selectors.gold_list(policy=policy),
+        "counts": selectors.gold_counts(policy=policy),
+        "events": selectors.gold_events(policy=policy),
+        "runs": selectors.runs_with_human_approvals(policy=policy),
         "can_edit": roles.has_role(request.user, POLICY_OWNER),
     }
     return render(request, "labeling/gold_set.html", context)
@@ -95,14 +94,14 @@ def _labeling_run_or_404(request, pk) -> LabelingRun:
 def gold_run_items(request, pk):
     """A run's human-approved items, each with its gold status, to mark one by one or all at once."""
     run = _labeling_run_or_404(request, pk)
-    items = list(gold_selectors.run_human_approved(run=run))
+    items = list(selectors.run_human_approved(run=run))
     context = {
         "run": run,
         "policy": run.policy_version.policy,
         "items": items,
         "gold_same": sum(1 for c in items if c.gold_label == c.approved_label),
         "gold_other": sum(1 for c in items if c.gold_label and c.gold_label != c.approved_label),
-        "waiting": gold_selectors.run_waiting_count(run=run),
+        "waiting": selectors.run_waiting_count(run=run),
     }
     return render(request, "labeling/gold_run_items.html", context)
 
@@ -132,7 +131,7 @@ def gold_mark_run(request, pk):
 def gold_score(request, slug):
     """Score a published version × teacher config on the gold set (owners), and every run's score so far."""
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    versions = gold_selectors.released_versions(policy=policy)
+    versions = selectors.released_versions(policy=policy)
     error = ""
     if request.method == "POST":
         if not roles.has_role(request.user, POLICY_OWNER):
@@ -152,9 +151,9 @@ def gold_score(request, slug):
     context = {
         "policy": policy,
         "versions": versions,
-        "configs": teacher_config_list(),
+        "configs": selectors.teacher_config_list(),
         "gold_total": policy.gold_labels.count(),
-        "scores": gold_selectors.runs_on_gold(policy=policy),
+        "scores": selectors.runs_on_gold(policy=policy),
         "error": error,
         "can_edit": roles.has_role(request.user, POLICY_OWNER),
     }
@@ -171,7 +170,7 @@ def gold_score_run(request, slug, pk):
     target, precision_error = target_precision(request)
     context = {
         "policy": policy,
-        "score": gold_selectors.run_gold_score(run=run, target_precision=target),
+        "score": selectors.run_gold_score(run=run, target_precision=target),
         "precision_error": precision_error,
         "truth_name": "gold",
     }

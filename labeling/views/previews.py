@@ -12,9 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from policyhub import selectors as policy_selectors
 from policyhub.roles import POLICY_OWNER, role_required
 
-from .. import gold_selectors, services
+from .. import selectors, services
 from ..models import DraftPreview, TeacherConfig
-from ..selectors import teacher_config_list
 from .common import target_precision
 
 
@@ -22,9 +21,9 @@ def _panel_context(policy, draft, error: str = "", chosen: str = "") -> dict:
     return {
         "policy": policy,
         "draft": draft,
-        "configs": teacher_config_list(),
+        "configs": selectors.teacher_config_list(),
         "gold_total": policy.gold_labels.count(),
-        "previews": gold_selectors.draft_previews(draft=draft) if draft else [],
+        "previews": selectors.draft_previews(draft=draft) if draft else [],
         "error": error,
         "chosen": chosen,
     }
@@ -74,7 +73,7 @@ def draft_preview_detail(request, slug, pk):
     target, precision_error = target_precision(request)
     context = {
         "policy": policy,
-        "state": gold_selectors.draft_preview_state(preview=preview, target_precision=target),
+        "state": selectors.draft_preview_state(preview=preview, target_precision=target),
         "precision_error": precision_error,
         "truth_name": "gold",
     }

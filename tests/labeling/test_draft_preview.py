@@ -4,8 +4,8 @@ flips while the runs are still going, the stale-draft notice and the clear refus
 
 import pytest
 
-from labeling import gold_selectors
 from labeling.models import Candidate, DraftPreview, LabelingRun, RunChunk
+from labeling.selectors import previews as gold_selectors
 from labeling.services import GoldError, draft_preview_start, gold_runs, labeling_run_chunk_process
 from policyhub import services as policy_services
 from policyhub.prompts import build_system_prompt
