@@ -7,7 +7,7 @@ from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
 from labeling.models import LabelingRun
-from policyhub.api import ErrorOut, require_role
+from policyhub.api_root import ErrorOut, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 

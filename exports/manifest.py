@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.template.loader import render_to_string
 
-from labeling.agreement import agreement_figures, runs_agreement
 from labeling.models import LabelingRun
+from labeling.selectors import agreement_figures, runs_agreement
 
 from .models import DatasetExport
 

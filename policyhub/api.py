@@ -1,66 +1,16 @@
-"""The JSON API (django-ninja): OpenAPI schema at ``/api/openapi.json``, docs at ``/api/docs``.
+"""Policy endpoints of the JSON API: policies, versions, diffs, prompts, drafts, and ``/me``.
 
-Authentication: ``Authorization: Bearer <token>`` with a per-user API token, or the browser session (with CSRF).
-Every endpoint checks the caller's role, exactly like the pages.
+The router is mounted on the API root (``policyhub/api_root.py``) in ``policyhub/urls.py``.
 """
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest
-from ninja import NinjaAPI, Router, Schema
+from ninja import Router, Schema
 from ninja.errors import HttpError
-from ninja.security import HttpBearer, django_auth
 
 from . import roles, selectors, services
+from .api_root import ErrorOut, require_role
 from .diffing import version_diff
-from .models import ContentValidationError, PolicyVersion
-from .prompts import build_system_prompt
-
-
-class TokenAuth(HttpBearer):
-    openapi_scheme = "bearer"
-
-    def authenticate(self, request: HttpRequest, token: str):
-        user = services.api_token_authenticate(raw=token)
-        if user is not None:
-            request.user = user
-        return user
-
-
-api = NinjaAPI(
-    title="PolicyHub API",
-    version="1",
-    description="Policies, versions, diffs and prompts. Authenticate with `Authorization: Bearer <token>`.",
-    auth=[TokenAuth(), django_auth],
-    urls_namespace="api",
-)
-
-
-def require_role(request: HttpRequest, *allowed: str) -> None:
-    if not roles.has_role(request.auth, *allowed):
-        raise HttpError(403, f"This endpoint needs the role {' or '.join(allowed)}.")
-
-
-@api.exception_handler(PermissionDenied)
-def _forbidden(request, exc):
-    return api.create_response(request, {"detail": str(exc) or "Forbidden."}, status=403)
-
-
-@api.exception_handler(ContentValidationError)
-def _invalid_content(request, exc: ContentValidationError):
-    errors = [
-        {"section": e.section, "index": e.index, "field": e.field, "message": e.message} for e in exc.content_errors
-    ]
-    return api.create_response(request, {"detail": "The content is invalid.", "errors": errors}, status=400)
-
-
-@api.exception_handler(ValidationError)
-def _invalid(request, exc: ValidationError):
-    return api.create_response(request, {"detail": " ".join(exc.messages)}, status=400)
-
-
-@api.exception_handler(services.DraftConflict)
-def _conflict(request, exc: services.DraftConflict):
-    return api.create_response(request, {"detail": str(exc), "current_revision": exc.current.revision}, status=409)
+from .models import PolicyVersion
+from .prompts import build_system_prompt, frozen_prompt
 
 
 # --- schemas -------------------------------------------------------------------------------------------------
@@ -146,10 +96,6 @@ class MeOut(Schema):
     roles: list[str]
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
@@ -182,7 +128,7 @@ router = Router(tags=["policies"])
 ERRORS = {400: dict, 403: ErrorOut, 404: ErrorOut, 409: dict}
 
 
-@api.get("/me", response=MeOut, tags=["account"])
+@router.get("/me", response=MeOut, tags=["account"])
 def me(request):
     return {"username": request.auth.get_username(), "roles": sorted(roles.user_roles(request.auth))}
 
@@ -224,7 +170,7 @@ def get_prompt(request, slug: str, number: int):
     require_role(request, *roles.READERS)
     policy = selectors.policy_get(user=request.auth, slug=slug)
     version = selectors.version_get(user=request.auth, policy=policy, number=number)
-    snapshot = getattr(version, "prompt_snapshot", None) if not version.is_draft else None
+    snapshot = frozen_prompt(version)
     return {
         "policy": policy.slug,
         "number": version.number,
@@ -294,5 +240,3 @@ def publish_draft(request, slug: str, payload: PublishIn):
         raise HttpError(404, f"{slug} has no draft to publish.")
     return _version_out(services.policy_version_publish(version=draft, user=request.auth, revision=payload.revision))
 
-
-api.add_router("/", router)

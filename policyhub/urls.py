@@ -5,12 +5,15 @@ from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from exports.api import router as exports_api
-from labeling.agreement_api import router as agreement_api
-from labeling.api import router as labeling_api
+from exports.api import router as exports_router
+from labeling.api.agreement import router as agreement_router
+from labeling.api.imports import router as imports_router
+from labeling.api.labelstudio import router as labelstudio_router
+from labeling.api.runs import router as runs_router
 
 from . import views
-from .api import api
+from .api import router as policy_router
+from .api_root import api
 from .health import health_report
 
 
@@ -22,9 +25,13 @@ def healthz(request):
     return JsonResponse(report, status=200 if healthy else 503)
 
 
-api.add_router("/", labeling_api)
-api.add_router("/", agreement_api)
-api.add_router("/", exports_api)
+# Every router of the JSON API, all mounted at /api/ (policyhub/api_root.py holds the API, its auth and errors).
+api.add_router("/", policy_router)
+api.add_router("/", imports_router)
+api.add_router("/", runs_router)
+api.add_router("/", labelstudio_router)
+api.add_router("/", agreement_router)
+api.add_router("/", exports_router)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),

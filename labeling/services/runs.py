@@ -15,7 +15,7 @@ from policyhub.queueing import enqueue, enqueue_each
 
 from ..models import Candidate, LabelingRun, RunChunk, TeacherConfig
 from ..pipeline import chunk, routing
-from ..planning import pairs_for_selection
+from ..selectors.planning import pairs_for_selection
 from . import batches
 
 ChunkBusy = chunk.ChunkBusy

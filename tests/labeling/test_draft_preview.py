@@ -4,8 +4,8 @@ flips while the runs are still going, the stale-draft notice and the clear refus
 
 import pytest
 
-from labeling import gold_selectors
 from labeling.models import Candidate, DraftPreview, LabelingRun, RunChunk
+from labeling.selectors import previews as gold_selectors
 from labeling.services import GoldError, draft_preview_start, gold, labeling_run_chunk_process
 from policyhub import services as policy_services
 from policyhub.prompts import build_system_prompt
@@ -247,6 +247,23 @@ def test_ml_engineers_do_not_see_a_previews_draft_run(draft, owner, engineer, ma
     assert f'href="/runs/{preview.published_run_id}/"' in listing
     assert f'href="/runs/{preview.draft_run_id}/"' not in listing
     assert LabelingRun.objects.get(pk=preview.draft_run_id).status == "running"
+
+
+def test_the_gold_pages_do_not_show_a_previews_draft_run(draft, owner, engineer, make_config, client_for):
+    preview = draft_preview_start(user=owner, draft=draft, config=make_config("baseline", provider="heuristic"))
+    score_page = "/policies/match/gold/score/{}/"
+
+    for user in (owner, engineer):  # the score pages are for labeling and score runs; a preview has its own page
+        response = client_for(user).get(score_page.format(preview.draft_run_id))
+        assert response.status_code == 404
+        assert f"match has no run #{preview.draft_run_id} to score." in response.content.decode()
+    assert client_for(engineer).get(score_page.format(preview.published_run_id)).status_code == 200
+    assert client_for(owner).get(score_page.format(10**9)).status_code == 404
+    for run_id in (preview.draft_run_id, preview.published_run_id, 10**9):  # only labeling runs have items to mark
+        response = client_for(owner).get(f"/runs/{run_id}/gold/")
+        assert response.status_code == 404
+        assert f"No labeling run #{run_id}." in response.content.decode()
+        assert client_for(owner).post(f"/runs/{run_id}/gold/mark-all/").status_code == 404
 
 
 def test_the_api_hides_a_previews_draft_run_from_ml_engineers_too(draft, owner, engineer, make_config, make_user):

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from labeling import gold_selectors
 from labeling.models import DraftPreview
+from labeling.selectors import previews as gold_selectors
 from tests.celery_worker import Worker, purge_queue, worker_database_url
 from tests.fakes.openai_server import FakeOpenAI
 

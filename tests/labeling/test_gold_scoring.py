@@ -3,8 +3,8 @@ kept out of the review queue, teacher-disagreement routing and labeling figures;
 
 import pytest
 
-from labeling import gold_selectors
 from labeling.models import Candidate, LabelingRun
+from labeling.selectors import gold as gold_selectors
 from labeling.selectors import review_queue_count
 from labeling.services import GoldError, gold_score_start, labeling_run_create
 

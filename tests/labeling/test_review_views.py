@@ -322,9 +322,9 @@ def test_runs_take_reviewers_per_item_in_the_form_and_the_api(pairs, published, 
 def test_a_long_queue_says_more_than_the_cap_instead_of_counting_it_all(
     pairs, needs_review, annotator, client_for, monkeypatch
 ):
-    from labeling import selectors
+    from labeling.selectors import reviews as review_selectors
 
     needs_review()
-    monkeypatch.setattr(selectors, "QUEUE_COUNT_CAP", 2)
+    monkeypatch.setattr(review_selectors, "QUEUE_COUNT_CAP", 2)
     page = client_for(annotator).get("/review/").content.decode()
     assert "More than 2 left for you" in page

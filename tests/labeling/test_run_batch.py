@@ -332,7 +332,7 @@ def test_the_api_and_the_cli_start_batch_runs(pairs, published, openai_config, f
 
 
 def test_the_batch_price_factor_prices_the_run_and_its_plan(pairs, published, openai_config, fake_openai):
-    from labeling.planning import run_plan
+    from labeling.selectors.planning import run_plan
 
     prices = {"price_input_per_mtok": Decimal("2"), "price_output_per_mtok": Decimal("8")}
     config = openai_config(batch_price_factor=Decimal("0.25"), **prices)

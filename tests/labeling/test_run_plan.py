@@ -1,7 +1,7 @@
 """Plan token estimates: calibrated on the provider's real counts for the same model when earlier answers exist,
 else 4 characters per token; the plan says which."""
 
-from labeling.planning import ANSWER_TOKENS, run_plan
+from labeling.selectors.planning import ANSWER_TOKENS, run_plan
 from labeling.services import labeling_run_create
 
 from .conftest import answer

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling import selectors, services
 from labeling.models import TeacherConfig
-from labeling.planning import run_plan
+from labeling.selectors.planning import run_plan
 from policyhub.models import PolicyVersion
 
 

@@ -19,11 +19,11 @@ from django.db.models import QuerySet
 from policyhub.models import PolicyVersion
 from policyhub.prompts import system_prompt as version_system_prompt
 
-from .models import LabelingRun, Pair, ResponseCache, TeacherConfig, TeacherSample
-from .pipeline.context import CacheKeys, label_space
-from .pipeline.pricing import price, price_factor
-from .teacher import request_parameters
-from .teacher.messages import build_messages, pair_facts, user_message
+from ..models import LabelingRun, Pair, ResponseCache, TeacherConfig, TeacherSample
+from ..pipeline.context import CacheKeys, label_space
+from ..pipeline.pricing import price, price_factor
+from ..teacher import request_parameters
+from ..teacher.messages import build_messages, pair_facts, user_message
 
 CHARS_PER_TOKEN = 4
 ANSWER_TOKENS = 90

@@ -4,7 +4,6 @@ Policy owners change the gold set and start scores; ML engineers may read the go
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -14,12 +13,13 @@ from policyhub import roles
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from . import gold_selectors, services
-from .evaluation import parse_target_precision
-from .models import LabelingRun, TeacherConfig
-from .selectors import teacher_config_list
+from .. import selectors, services
+from ..models import LabelingRun, TeacherConfig
+from .common import run_or_404, target_precision
 
 READ_SCORES = (POLICY_OWNER, ML_ENGINEER)
+#: The runs a gold score page shows: labeling and score runs, not a draft preview's (those have their own page).
+SCORED = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
 
 
 def _next_url(request, fallback: str) -> str:
@@ -29,22 +29,15 @@ def _next_url(request, fallback: str) -> str:
     return fallback
 
 
-def _target_precision(request) -> tuple[float, str]:
-    try:
-        return parse_target_precision(request.GET.get("precision")), ""
-    except ValueError as error:
-        return parse_target_precision(None), str(error)
-
-
 @role_required(*READ_SCORES)
 def gold_set(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
     context = {
         "policy": policy,
-        "gold": gold_selectors.gold_list(policy=policy),
-        "counts": gold_selectors.gold_counts(policy=policy),
-        "events": gold_selectors.gold_events(policy=policy),
-        "runs": gold_selectors.runs_with_human_approvals(policy=policy),
+        "gold": selectors.gold_list(policy=policy),
+        "counts": selectors.gold_counts(policy=policy),
+        "events": selectors.gold_events(policy=policy),
+        "runs": selectors.runs_with_human_approvals(policy=policy),
         "can_edit": roles.has_role(request.user, POLICY_OWNER),
     }
     return render(request, "labeling/gold_set.html", context)
@@ -92,25 +85,23 @@ def gold_mark(request, pk):
     return redirect(_next_url(request, fallback))
 
 
-def _labeling_run_or_404(pk) -> LabelingRun:
-    run = LabelingRun.objects.select_related("policy_version__policy", "teacher_config").filter(pk=pk).first()
-    if run is None or run.purpose != LabelingRun.Purpose.LABELING:
-        raise Http404(f"No labeling run #{pk}.")
-    return run
+def _labeling_run_or_404(request, pk) -> LabelingRun:
+    """Only labeling runs have human-approved items to mark as gold."""
+    return run_or_404(pk, request.user, purposes=[LabelingRun.Purpose.LABELING], missing=f"No labeling run #{pk}.")
 
 
 @role_required(POLICY_OWNER)
 def gold_run_items(request, pk):
     """A run's human-approved items, each with its gold status, to mark one by one or all at once."""
-    run = _labeling_run_or_404(pk)
-    items = list(gold_selectors.run_human_approved(run=run))
+    run = _labeling_run_or_404(request, pk)
+    items = list(selectors.run_human_approved(run=run))
     context = {
         "run": run,
         "policy": run.policy_version.policy,
         "items": items,
         "gold_same": sum(1 for c in items if c.gold_label == c.approved_label),
         "gold_other": sum(1 for c in items if c.gold_label and c.gold_label != c.approved_label),
-        "waiting": gold_selectors.run_waiting_count(run=run),
+        "waiting": selectors.run_waiting_count(run=run),
     }
     return render(request, "labeling/gold_run_items.html", context)
 
@@ -118,7 +109,7 @@ def gold_run_items(request, pk):
 @role_required(POLICY_OWNER)
 @require_POST
 def gold_mark_run(request, pk):
-    run = _labeling_run_or_404(pk)
+    run = _labeling_run_or_404(request, pk)
     try:
         result = services.gold_mark_run(user=request.user, run=run)
     except services.GoldError as error:
@@ -140,7 +131,7 @@ def gold_mark_run(request, pk):
 def gold_score(request, slug):
     """Score a published version × teacher config on the gold set (owners), and every run's score so far."""
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    versions = gold_selectors.released_versions(policy=policy)
+    versions = selectors.released_versions(policy=policy)
     error = ""
     if request.method == "POST":
         if not roles.has_role(request.user, POLICY_OWNER):
@@ -160,9 +151,9 @@ def gold_score(request, slug):
     context = {
         "policy": policy,
         "versions": versions,
-        "configs": teacher_config_list(),
+        "configs": selectors.teacher_config_list(),
         "gold_total": policy.gold_labels.count(),
-        "scores": gold_selectors.runs_on_gold(policy=policy),
+        "scores": selectors.runs_on_gold(policy=policy),
         "error": error,
         "can_edit": roles.has_role(request.user, POLICY_OWNER),
     }
@@ -173,18 +164,13 @@ def gold_score(request, slug):
 def gold_score_run(request, slug, pk):
     """One run's labels against the gold set (a score run, or any labeling run of the policy); polls while active."""
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    run = (
-        LabelingRun.objects.select_related("policy_version", "teacher_config")
-        .filter(pk=pk, policy_version__policy=policy)
-        .exclude(purpose=LabelingRun.Purpose.DRAFT_PREVIEW)
-        .first()
+    run = run_or_404(
+        pk, request.user, policy=policy, purposes=SCORED, missing=f"{policy.slug} has no run #{pk} to score."
     )
-    if run is None:
-        raise Http404(f"{policy.slug} has no run #{pk} to score.")
-    target, precision_error = _target_precision(request)
+    target, precision_error = target_precision(request)
     context = {
         "policy": policy,
-        "score": gold_selectors.run_gold_score(run=run, target_precision=target),
+        "score": selectors.run_gold_score(run=run, target_precision=target),
         "precision_error": precision_error,
         "truth_name": "gold",
     }

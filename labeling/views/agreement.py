@@ -1,22 +1,16 @@
 """Agreement pages: per run and per policy version (policy owners and ML engineers)."""
 
-from django.http import Http404
 from django.shortcuts import render
 
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from . import agreement, selectors
-from .evaluation import DEFAULT_TARGET_PRECISION, parse_target_precision
-from .models import LabelingRun
+from .. import selectors
+from .common import run_or_404, target_precision
 
 
 def _render(request, scope: str, build, **context):
-    error = ""
-    try:
-        target = parse_target_precision(request.GET.get("precision"))
-    except ValueError as exc:
-        error, target = str(exc), DEFAULT_TARGET_PRECISION
+    target, error = target_precision(request)
     report = build(target)
     status = 400 if error else 200
     return render(
@@ -30,11 +24,8 @@ def _render(request, scope: str, build, **context):
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def run_agreement(request, pk):
-    try:
-        run = selectors.run_visible(pk=pk, user=request.user)
-    except LabelingRun.DoesNotExist:
-        raise Http404(f"No run #{pk}.") from None
-    return _render(request, f"Run #{run.pk}", lambda t: agreement.run_agreement(run=run, target_precision=t), run=run)
+    run = run_or_404(pk, request.user)
+    return _render(request, f"Run #{run.pk}", lambda t: selectors.run_agreement(run=run, target_precision=t), run=run)
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
@@ -44,5 +35,5 @@ def version_agreement(request, slug, number):
     return _render(
         request,
         f"{policy.name} v{version.number}, all runs",
-        lambda t: agreement.version_agreement(version=version, target_precision=t),
+        lambda t: selectors.version_agreement(version=version, target_precision=t),
     )

@@ -1,36 +1,21 @@
-"""Browser views for teacher configs and labeling runs (ml_engineer)."""
+"""Browser views for labeling runs: start (with a dry-run plan), list, follow, cancel, resume, push to and pull from
+Label Studio (ML engineers; policy owners see a run and push and pull its Label Studio project)."""
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from . import selectors, services
-from .forms import RunForm, TeacherConfigForm
-from .models import Candidate, LabelingRun, TeacherConfig
-from .planning import run_plan
-
-
-@role_required(ML_ENGINEER)
-@require_http_methods(["GET", "POST"])
-def teacher_list(request, pk=None):
-    config = get_object_or_404(TeacherConfig, pk=pk) if pk else None
-    form = TeacherConfigForm(request.POST or None, instance=config)
-    if request.method == "POST" and form.is_valid():
-        saved = services.teacher_config_save(form=form, user=request.user)
-        messages.success(request, f"Saved teacher config {saved.name}.")
-        return redirect("teacher_list")
-    return render(
-        request,
-        "labeling/teacher_list.html",
-        {"form": form, "editing": config, "configs": selectors.teacher_config_list()},
-        status=400 if form.errors else 200,
-    )
+from .. import selectors, services
+from ..forms import RunForm
+from ..models import Candidate, LabelingRun
+from ..selectors.planning import run_plan
+from .common import run_or_404
 
 
 @role_required(ML_ENGINEER)
@@ -63,17 +48,10 @@ def run_list(request):
     return render(request, "labeling/run_list.html", {"runs": selectors.run_list()})
 
 
-def _run_or_404(pk, user) -> LabelingRun:
-    try:
-        return selectors.run_visible(pk=pk, user=user)
-    except LabelingRun.DoesNotExist:
-        raise Http404(f"No run #{pk}.") from None
-
-
 @role_required(ML_ENGINEER, POLICY_OWNER)
 def run_detail(request, pk):
     """Policy owners see it too: they push and pull the run's Label Studio project."""
-    run = _run_or_404(pk, request.user)
+    run = run_or_404(pk, request.user)
     context = {
         "run": run,
         "summary": selectors.run_routing_summary(run=run),
@@ -90,7 +68,7 @@ def run_detail(request, pk):
 def run_candidates(request, pk):
     """The candidate table alone, polled by the run page while the run is active: 204 (htmx keeps what it shows)
     while no answer was written since the last poll, else the table, without the poll once the run has ended."""
-    run = _run_or_404(pk, request.user)
+    run = run_or_404(pk, request.user)
     if run.is_active and request.GET.get("seen") == selectors.run_progress_mark(run=run):
         return HttpResponse(status=204)
     return render(request, "labeling/_run_candidates.html", {"run": run, **_candidates_context(request, run)})
@@ -118,7 +96,7 @@ def run_resume(request, pk):
 
 
 def _run_action(request, pk, action, success):
-    run = _run_or_404(pk, request.user)
+    run = run_or_404(pk, request.user)
     try:
         action(run=run, user=request.user)
     except ValidationError as error:
@@ -133,7 +111,7 @@ def _run_action(request, pk, action, success):
 @require_POST
 def run_labelstudio_push(request, pk):
     """Synchronous: a push is a few batched requests, and the person who asked sees the outcome at once."""
-    run = _run_or_404(pk, request.user)
+    run = run_or_404(pk, request.user)
     try:
         result = services.labelstudio_push(run=run)
     except services.LabelStudioError as error:
@@ -147,7 +125,7 @@ def run_labelstudio_push(request, pk):
 @require_POST
 def run_labelstudio_pull(request, pk):
     """Synchronous, like the push: the pull report is shown on the run page (kept as the last pull's report)."""
-    run = _run_or_404(pk, request.user)
+    run = run_or_404(pk, request.user)
     try:
         report = services.labelstudio_pull(run=run)
     except services.LabelStudioError as error:

@@ -1,119 +1,13 @@
-"""Reads of the labeling app."""
+"""Reads for human review: the item an annotator sees, the queue's count and runs, the adjudication queue."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from policyhub.markdown import render_markdown
-from policyhub.roles import POLICY_OWNER, has_role
 
-from .models import (
-    Candidate,
-    ImportBatch,
-    Job,
-    LabelingRun,
-    LabelStudioProject,
-    Member,
-    Pair,
-    Review,
-    ReviewSkip,
-    ReviewState,
-    TeacherConfig,
-    TeacherSample,
-)
+from ..models import Candidate, LabelingRun, Review, ReviewSkip, ReviewState, TeacherSample
 
-
-def import_batch_list(*, limit: int = 50, with_errors: bool = False) -> QuerySet[ImportBatch]:
-    qs = ImportBatch.objects.select_related("created_by")
-    return (qs if with_errors else qs.defer("errors"))[:limit]
-
-
-def import_batch_get(*, pk: int) -> ImportBatch:
-    return ImportBatch.objects.select_related("created_by").get(pk=pk)
-
-
-def dataset_counts() -> dict[str, int]:
-    return {"members": Member.objects.count(), "jobs": Job.objects.count(), "pairs": Pair.objects.count()}
-
-
-def teacher_config_list() -> QuerySet[TeacherConfig]:
-    return TeacherConfig.objects.all()
-
-
-def run_list(*, limit: int = 50) -> QuerySet[LabelingRun]:
-    """Labeling and gold-score runs; a draft preview's runs belong to its page (drafts are the owners' only)."""
-    qs = LabelingRun.objects.exclude(purpose=LabelingRun.Purpose.DRAFT_PREVIEW)
-    return qs.select_related("policy_version__policy", "teacher_config", "created_by")[:limit]
-
-
-def run_get(*, pk: int) -> LabelingRun:
-    return LabelingRun.objects.select_related("policy_version__policy", "teacher_config", "created_by").get(pk=pk)
-
-
-def run_visible(*, pk: int, user) -> LabelingRun:
-    """The run as ``user`` may see it: a draft preview's runs label an unpublished draft, which is its policy
-    owners' only, so to anyone else they do not exist (LabelingRun.DoesNotExist, a 404 in pages and the API)."""
-    run = run_get(pk=pk)
-    if run.purpose == LabelingRun.Purpose.DRAFT_PREVIEW and not has_role(user, POLICY_OWNER):
-        raise LabelingRun.DoesNotExist(f"No run #{pk}.")
-    return run
-
-
-def run_labelstudio(*, run: LabelingRun) -> LabelStudioProject | None:
-    """The run's Label Studio project link with its last push and pull, or None before the first push."""
-    return LabelStudioProject.objects.filter(run=run).first()
-
-
-def run_routing_summary(*, run: LabelingRun) -> dict:
-    """Counts for the run page: candidates by status and routing, pairs per review reason, trust failure rates."""
-    candidates = Candidate.objects.filter(run=run)
-    labeled = Q(status=Candidate.Status.LABELED)
-    aggregates = {
-        "pending": Count("id", filter=Q(status=Candidate.Status.PENDING)),
-        "labeled": Count("id", filter=labeled),
-        "failed": Count("id", filter=Q(status=Candidate.Status.FAILED)),
-        "auto_accepted": Count("id", filter=Q(routing=Candidate.Routing.AUTO_ACCEPTED)),
-        "needs_review": Count("id", filter=Q(routing=Candidate.Routing.NEEDS_REVIEW)),
-        "trust_failed": Count("id", filter=labeled & Q(trust_ok=False)),
-        "hallucinated": Count("id", filter=labeled & Q(trust__facts_grounded__ok=False)),
-        **{f"reason_{r}": Count("id", filter=Q(**{f"reason_{r}": True})) for r in Candidate.REASONS},
-    }
-    counts = candidates.aggregate(**aggregates)
-    done = counts["labeled"] or 0
-    return {
-        **counts,
-        "reasons": {r: counts[f"reason_{r}"] for r in Candidate.REASONS},
-        "trust_failure_rate": (counts["trust_failed"] / done) if done else None,
-        "hallucination_rate": (counts["hallucinated"] / done) if done else None,
-    }
-
-
-def run_progress_mark(*, run: LabelingRun) -> str:
-    """Changes whenever the run writes answers or changes state (what the run page's candidate poll compares)."""
-    return f"{run.status}:{run.samples_done + run.samples_failed + run.samples_cached}"
-
-
-def run_candidates(*, run: LabelingRun, routing: str = "", reason: str = "") -> QuerySet[Candidate]:
-    """The run's candidates with only the columns the run page's table (polled while the run is active) and the
-    API show: not the members' and jobs' long texts."""
-    qs = (
-        Candidate.objects.filter(run=run)
-        .select_related("pair__member", "pair__job")
-        .only(
-            "pair__member__external_id", "pair__member__headline", "pair__job__external_id", "pair__job__title",
-            "status", "label", "confidence", "vote_share", "label_distribution", "routing", "trust",
-            *(f"reason_{r}" for r in Candidate.REASONS),
-        )
-        .order_by("id")
-    )  # fmt: skip
-    if routing:
-        qs = qs.filter(routing=routing)
-    if reason in Candidate.REASONS:
-        qs = qs.filter(**{f"reason_{reason}": True})
-    return qs
-
-
-# --- human review --------------------------------------------------------------------------------------------
 REASON_TEXT = {
     "self_disagreement": "The teacher's samples disagree with each other.",
     "low_confidence": "The teacher's probability for its label is below the run's threshold.",

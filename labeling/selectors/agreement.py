@@ -12,9 +12,9 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from policyhub.models import PolicyVersion
 
-from .evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_report
-from .metrics import Judged, PairKappa, cohen_kappa_pairs, krippendorff_alpha
-from .models import Candidate, LabelingRun, Review, TeacherSample
+from ..evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_report
+from ..metrics import Judged, PairKappa, cohen_kappa_pairs, krippendorff_alpha
+from ..models import Candidate, LabelingRun, Review, TeacherSample
 
 
 @dataclass(frozen=True)

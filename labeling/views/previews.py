@@ -12,19 +12,18 @@ from django.views.decorators.http import require_GET, require_POST
 from policyhub import selectors as policy_selectors
 from policyhub.roles import POLICY_OWNER, role_required
 
-from . import gold_selectors, services
-from .evaluation import parse_target_precision
-from .models import DraftPreview, TeacherConfig
-from .selectors import teacher_config_list
+from .. import selectors, services
+from ..models import DraftPreview, TeacherConfig
+from .common import target_precision
 
 
 def _panel_context(policy, draft, error: str = "", chosen: str = "") -> dict:
     return {
         "policy": policy,
         "draft": draft,
-        "configs": teacher_config_list(),
+        "configs": selectors.teacher_config_list(),
         "gold_total": policy.gold_labels.count(),
-        "previews": gold_selectors.draft_previews(draft=draft) if draft else [],
+        "previews": selectors.draft_previews(draft=draft) if draft else [],
         "error": error,
         "chosen": chosen,
     }
@@ -71,13 +70,10 @@ def draft_preview_detail(request, slug, pk):
     )
     if preview is None:
         raise Http404(f"{policy.slug} has no preview #{pk}.")
-    try:
-        target, precision_error = parse_target_precision(request.GET.get("precision")), ""
-    except ValueError as error:
-        target, precision_error = parse_target_precision(None), str(error)
+    target, precision_error = target_precision(request)
     context = {
         "policy": policy,
-        "state": gold_selectors.draft_preview_state(preview=preview, target_precision=target),
+        "state": selectors.draft_preview_state(preview=preview, target_precision=target),
         "precision_error": precision_error,
         "truth_name": "gold",
     }

@@ -5,45 +5,38 @@ from ninja import Router
 from ninja.errors import HttpError
 
 from policyhub import selectors as policy_selectors
-from policyhub.api import ErrorOut, require_role
+from policyhub.api_root import ErrorOut, require_role
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER
 
-from . import agreement, selectors
-from .evaluation import parse_target_precision
-from .models import LabelingRun
+from .. import selectors
+from .common import run_or_404, target_precision
 
 router = Router(tags=["agreement"])
 RESPONSES = {200: dict, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
-def _target(precision: str | None) -> float:
-    try:
-        return parse_target_precision(precision)
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from None
-
-
-@router.get("/runs/{run_id}/agreement", response=RESPONSES)
+@router.get("/runs/{run_id}/agreement", response=RESPONSES, operation_id="labeling_agreement_api_run_agreement")
 def run_agreement(request, run_id: int, precision: str | None = None):
     """Inter-annotator agreement and teacher-vs-human figures for one run; ``precision`` is the target precision
     the suggested auto-accept threshold must reach (0.5–1, default 0.95)."""
     require_role(request, POLICY_OWNER, ML_ENGINEER)
-    target = _target(precision)
-    try:
-        run = selectors.run_visible(pk=run_id, user=request.auth)
-    except LabelingRun.DoesNotExist:
-        raise HttpError(404, f"No run #{run_id}.") from None
-    return agreement.agreement_figures(agreement.run_agreement(run=run, target_precision=target))
+    target = target_precision(precision)
+    run = run_or_404(run_id, request.auth)
+    return selectors.agreement_figures(selectors.run_agreement(run=run, target_precision=target))
 
 
-@router.get("/policies/{slug}/versions/{number}/agreement", response=RESPONSES)
+@router.get(
+    "/policies/{slug}/versions/{number}/agreement",
+    response=RESPONSES,
+    operation_id="labeling_agreement_api_version_agreement",
+)
 def version_agreement(request, slug: str, number: int, precision: str | None = None):
     """The same figures over every run of a policy version."""
     require_role(request, POLICY_OWNER, ML_ENGINEER)
-    target = _target(precision)
+    target = target_precision(precision)
     try:
         policy = policy_selectors.policy_get(user=request.auth, slug=slug)
         version = policy_selectors.version_get(user=request.auth, policy=policy, number=number)
     except Http404 as exc:
         raise HttpError(404, str(exc)) from None
-    return agreement.agreement_figures(agreement.version_agreement(version=version, target_precision=target))
+    return selectors.agreement_figures(selectors.version_agreement(version=version, target_precision=target))

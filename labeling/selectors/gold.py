@@ -1,25 +1,16 @@
-"""Reads for the gold set, scores on it and draft previews. Every accuracy, confusion, per-rule and calibration figure
-comes from ``labeling.evaluation.evaluation_report`` over ``Judged`` records built here (truth = the gold label)."""
+"""Reads for the gold set and scores on it. Every accuracy, confusion, per-rule and calibration figure comes from
+``labeling.evaluation.evaluation_report`` over ``Judged`` records built here (truth = the gold label)."""
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from policyhub.models import Policy, PolicyVersion
 
-from .evaluation import EvaluationReport, evaluation_report
-from .metrics import Judged
-from .models import (
-    Candidate,
-    DraftPreview,
-    GoldLabel,
-    GoldLabelEvent,
-    LabelingRun,
-    Pair,
-    TeacherSample,
-    human_approved_q,
-)
+from ..evaluation import EvaluationReport, evaluation_report
+from ..metrics import Judged
+from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherSample, human_approved_q
 
 
 # --- the gold set ----------------------------------------------------------------------------------------------
@@ -194,110 +185,3 @@ def gold_score_runs(*, policy: Policy) -> QuerySet[LabelingRun]:
 
 def released_versions(*, policy: Policy) -> QuerySet[PolicyVersion]:
     return policy.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number")
-
-
-# --- draft previews --------------------------------------------------------------------------------------------
-@dataclass
-class Flip:
-    pair: Pair
-    published_label: str
-    draft_label: str
-    draft_rationale: str
-    gold_label: str | None
-
-
-@dataclass
-class PreviewState:
-    preview: DraftPreview
-    total: int
-    draft_done: int  # pairs the draft run has finished (labeled or failed)
-    draft_failed: int
-    published_done: int | None  # None: nothing to compare with
-    finished: bool
-    draft_evaluation: EvaluationReport
-    published_evaluation: EvaluationReport | None
-    compared: int  # pairs both runs labeled
-    flips: list[Flip] = field(default_factory=list)
-    stale: str = ""  # why the preview no longer shows the draft as it is, "" when it does
-    errors: list[str] = field(default_factory=list)
-
-
-def frozen_draft(preview: DraftPreview, draft_run: LabelingRun) -> PolicyVersion:
-    """The draft as the preview labelled it (unsaved): the labels and rules frozen on its run."""
-    content = draft_run.version_content
-    return PolicyVersion(
-        policy=preview.policy, number=preview.draft.number, labels=content["labels"], rules=content["rules"]
-    )
-
-
-def preview_staleness(preview: DraftPreview) -> str:
-    """Why the figures no longer describe the draft ("" while they do). Publishing keeps the content, so a preview
-    of a draft published since stays valid."""
-    draft = PolicyVersion.objects.filter(pk=preview.draft_id).values("content_hash", "revision").first()
-    if draft["content_hash"] != preview.content_hash:
-        return (
-            f"The draft changed since this preview (revision {preview.draft_revision} → {draft['revision']}): "
-            "these figures are for the earlier content. Preview again to see the current draft."
-        )
-    return ""
-
-
-def _done(run: LabelingRun, pair_ids) -> tuple[int, int]:
-    counts = Candidate.objects.filter(run=run, pair_id__in=pair_ids).aggregate(
-        done=Count("id", filter=~Q(status=Candidate.Status.PENDING)),
-        failed=Count("id", filter=Q(status=Candidate.Status.FAILED)),
-    )
-    return counts["done"], counts["failed"]
-
-
-def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> PreviewState:
-    """What the preview page shows now: progress, the figures so far and the flips so far."""
-    draft_run = LabelingRun.objects.get(pk=preview.draft_run_id)
-    published_run = LabelingRun.objects.get(pk=preview.published_run_id) if preview.published_run_id else None
-    pair_ids = list(Candidate.objects.filter(run=draft_run).values_list("pair_id", flat=True))
-    in_preview = set(pair_ids)
-    gold = {pair: label for pair, label in gold_labels(policy=preview.policy).items() if pair in in_preview}
-    draft_answers = run_answers(run=draft_run, pair_ids=pair_ids)
-    draft_done, draft_failed = _done(draft_run, pair_ids)
-    state = PreviewState(
-        preview=preview,
-        total=len(pair_ids),
-        draft_done=draft_done,
-        draft_failed=draft_failed,
-        published_done=None,
-        finished=not draft_run.is_active and not (published_run and published_run.is_active),
-        draft_evaluation=evaluation_report(
-            judged(draft_answers, gold), version=frozen_draft(preview, draft_run), target_precision=target_precision
-        ),
-        published_evaluation=None,
-        compared=0,
-        stale=preview_staleness(preview),
-        errors=[f"{name}: {run.error}" for name, run in (("Draft", draft_run), ("Published", published_run))
-                if run is not None and run.error],
-    )  # fmt: skip
-    if published_run is None:
-        return state
-    published_answers = run_answers(run=published_run, pair_ids=pair_ids)
-    state.published_done = _done(published_run, pair_ids)[0]
-    state.published_evaluation = evaluation_report(
-        judged(published_answers, gold), version=preview.published_version, target_precision=target_precision
-    )
-    both = sorted(set(draft_answers) & set(published_answers))
-    state.compared = len(both)
-    flipped = [p for p in both if draft_answers[p].label != published_answers[p].label]
-    pairs = Pair.objects.select_related("member", "job").in_bulk(flipped)
-    state.flips = [
-        Flip(
-            pair=pairs[p],
-            published_label=published_answers[p].label,
-            draft_label=draft_answers[p].label,
-            draft_rationale=draft_answers[p].rationale,
-            gold_label=gold.get(p),
-        )
-        for p in flipped
-    ]
-    return state
-
-
-def draft_previews(*, draft: PolicyVersion, limit: int = 10) -> QuerySet[DraftPreview]:
-    return DraftPreview.objects.filter(draft=draft).select_related("teacher_config", "created_by")[:limit]

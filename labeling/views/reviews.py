@@ -12,8 +12,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from policyhub.roles import ANNOTATOR, POLICY_OWNER, role_required
 
-from . import selectors, services
-from .models import Candidate
+from .. import selectors, services
+from ..models import Candidate
+from ..selectors import reviews as review_selectors
 
 
 def _filters(data) -> dict:
@@ -35,11 +36,12 @@ def _item_context(request, filters: dict, *, candidate=None, error: str = "", in
     """The item to show: ``candidate`` (after an undo) or the one this annotator holds or claims next."""
     if candidate is None:
         candidate = services.review_claim_next(user=request.user, run_id=filters["run_id"], reason=filters["reason"])
+    cap = review_selectors.QUEUE_COUNT_CAP  # read where it is defined, so that patching it there takes effect
     return {
         "item": selectors.review_item(candidate=candidate) if candidate else None,
         "filters": filters,
-        "waiting": selectors.review_queue_count(user=request.user, cap=selectors.QUEUE_COUNT_CAP, **filters),
-        "waiting_cap": selectors.QUEUE_COUNT_CAP,
+        "waiting": selectors.review_queue_count(user=request.user, cap=cap, **filters),
+        "waiting_cap": cap,
         "error": error,
         "info": info,
         "note": note,

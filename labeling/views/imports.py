@@ -1,4 +1,4 @@
-"""Browser views of the labeling app: parse, check the role, call a service or selector, render."""
+"""Browser views for imports: upload members, jobs or pairs and follow an import (ML engineers)."""
 
 from django.contrib import messages
 from django.http import Http404
@@ -7,10 +7,10 @@ from django.views.decorators.http import require_http_methods
 
 from policyhub.roles import ML_ENGINEER, role_required
 
-from . import selectors, services
-from .forms import ImportForm
-from .imports.schemas import SCHEMAS
-from .models import ImportBatch
+from .. import selectors, services
+from ..forms import ImportForm
+from ..imports.schemas import SCHEMAS
+from ..models import ImportBatch
 
 
 @role_required(ML_ENGINEER)

@@ -1,0 +1,211 @@
+"""Run endpoints of the JSON API: plan, start, read, cancel and resume labeling runs, list their candidates
+(ML engineers)."""
+
+from ninja import Router, Schema, Status
+from ninja.errors import HttpError
+
+from policyhub.api_root import ErrorOut, require_role
+from policyhub.models import PolicyVersion
+from policyhub.roles import ML_ENGINEER
+
+from .. import selectors, services
+from ..models import LabelingRun, TeacherConfig
+from ..selectors.planning import run_plan
+from .common import run_or_404
+
+router = Router(tags=["runs"])
+
+
+class RunIn(Schema):
+    policy: str
+    version: int
+    teacher: str
+    selection: dict = {"all": True}
+    thresholds: dict = {}
+    chunk_size: int = 500
+    mode: str = "online"
+    reviewers_per_item: int = 1
+
+
+class BatchJobOut(Schema):
+    attempt: int
+    openai_batch_id: str
+    status: str
+    openai_status: str
+    request_count: int
+    completed_count: int
+    failed_count: int
+
+
+class RunOut(Schema):
+    id: int
+    policy: str
+    version: int
+    teacher: str
+    mode: str
+    reviewers_per_item: int
+    batches: list[BatchJobOut]
+    status: str
+    error: str
+    pairs_total: int
+    samples_total: int
+    samples_done: int
+    samples_failed: int
+    samples_cached: int
+    input_tokens: int
+    output_tokens: int
+    cost: str
+    thresholds: dict
+    routing: dict
+
+
+class PlanOut(Schema):
+    pairs: int
+    requests: int
+    input_tokens_per_request: int
+    output_tokens_per_request: int
+    token_basis: str
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost: str
+    price_factor: str
+    cached_share: float
+    is_llm: bool
+    example_messages: list[dict]
+
+
+class CandidateOut(Schema):
+    pair_id: int
+    member_id: str
+    job_id: str
+    status: str
+    label: str
+    label_distribution: dict
+    confidence: float | None
+    vote_share: float | None
+    routing: str
+    reasons: list[str]
+    trust: dict
+
+
+def _run_out(run: LabelingRun) -> dict:
+    summary = selectors.run_routing_summary(run=run)
+    return {
+        "id": run.pk,
+        "policy": run.policy_version.policy.slug,
+        "version": run.policy_version.number,
+        "teacher": run.teacher_config.name,
+        "mode": run.mode,
+        "reviewers_per_item": run.reviewers_per_item,
+        "batches": list(run.batch_jobs.values(*BatchJobOut.model_fields)),
+        "status": run.status,
+        "error": run.error,
+        **{f: getattr(run, f) for f in ("pairs_total", "samples_total", "samples_done", "samples_failed",
+                                         "samples_cached", "input_tokens", "output_tokens")},
+        "cost": str(run.cost),
+        "thresholds": run.thresholds,
+        "routing": {"auto_accepted": summary["auto_accepted"], "needs_review": summary["needs_review"],
+                    "failed": summary["failed"], "pending": summary["pending"], "reasons": summary["reasons"]},
+    }  # fmt: skip
+
+
+def _resolve(payload: RunIn):
+    version = PolicyVersion.objects.filter(policy__slug=payload.policy, number=payload.version).first()
+    if version is None:
+        raise HttpError(404, f"No version {payload.version} of policy {payload.policy!r}.")
+    config = TeacherConfig.objects.filter(name=payload.teacher).first()
+    if config is None:
+        raise HttpError(404, f"No teacher config {payload.teacher!r}.")
+    return version, config
+
+
+@router.post(
+    "/runs/plan",
+    response={200: PlanOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_plan_run",
+)
+def plan_run(request, payload: RunIn):
+    """Dry run: one rendered request and the estimated tokens and cost, without calling the teacher."""
+    require_role(request, ML_ENGINEER)
+    version, config = _resolve(payload)
+    plan = run_plan(version=version, config=config, selection=payload.selection, mode=payload.mode)
+    return {**plan.__dict__, "estimated_cost": str(plan.estimated_cost), "price_factor": str(plan.price_factor)}
+
+
+@router.post(
+    "/runs",
+    response={200: RunOut, 201: RunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_create_run",
+)
+def create_run(request, payload: RunIn):
+    """Start a run. Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same run."""
+    require_role(request, ML_ENGINEER)
+    version, config = _resolve(payload)
+    key = request.headers.get("Idempotency-Key", "")[:200]
+    existed = bool(key) and LabelingRun.objects.filter(created_by=request.auth, idempotency_key=key).exists()
+    run = services.labeling_run_create(
+        version=version, config=config, selection=payload.selection, thresholds=payload.thresholds,
+        chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key, mode=payload.mode,
+        reviewers_per_item=payload.reviewers_per_item,
+    )  # fmt: skip
+    return Status(200 if existed else 201, _run_out(selectors.run_get(pk=run.pk)))
+
+
+@router.get(
+    "/runs/{run_id}",
+    response={200: RunOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_get_run",
+)
+def get_run(request, run_id: int):
+    require_role(request, ML_ENGINEER)
+    return _run_out(run_or_404(run_id, request.auth))
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response={200: RunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_cancel_run",
+)
+def cancel_run(request, run_id: int):
+    require_role(request, ML_ENGINEER)
+    return _run_out(services.labeling_run_cancel(run=run_or_404(run_id, request.auth), user=request.auth))
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    response={200: RunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_resume_run",
+)
+def resume_run(request, run_id: int):
+    require_role(request, ML_ENGINEER)
+    return _run_out(services.labeling_run_resume(run=run_or_404(run_id, request.auth), user=request.auth))
+
+
+@router.get(
+    "/runs/{run_id}/candidates",
+    response={200: list[CandidateOut], 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_list_candidates",
+)
+def list_candidates(request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = 0):
+    require_role(request, ML_ENGINEER)
+    limit = max(1, min(limit, 1000))
+    run = run_or_404(run_id, request.auth)
+    rows = selectors.run_candidates(run=run, routing=routing, reason=reason)[offset : offset + limit]
+    return [
+        {
+            "pair_id": c.pair_id,
+            "member_id": c.pair.member.external_id,
+            "job_id": c.pair.job.external_id,
+            "status": c.status,
+            "label": c.label,
+            "label_distribution": c.label_distribution,
+            "confidence": c.confidence,
+            "vote_share": c.vote_share,
+            "routing": c.routing,
+            "reasons": c.reasons,
+            "trust": c.trust,
+        }  # fmt: skip
+        for c in rows
+    ]
+
+

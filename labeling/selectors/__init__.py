@@ -1,0 +1,122 @@
+"""Reads of the labeling app, one module per area; import them from here (``selectors.run_get(...)``).
+
+``agreement`` is the agreement pages' statistics over reviews; ``gold`` the gold set and scores on it; ``previews``
+a draft's preview on the gold set; ``planning`` the pairs a run would cover and what it would cost. Patch a setting
+such as ``QUEUE_COUNT_CAP`` in the module that defines it.
+"""
+
+from .agreement import (
+    AgreementReport,
+    agreement_figures,
+    run_agreement,
+    runs_agreement,
+    version_agreement,
+)
+from .gold import (
+    Answer,
+    RunGoldScore,
+    RunOnGold,
+    gold_counts,
+    gold_events,
+    gold_labels,
+    gold_list,
+    gold_score_runs,
+    judged,
+    released_versions,
+    run_answers,
+    run_gold_score,
+    run_human_approved,
+    run_waiting_count,
+    runs_on_gold,
+    runs_with_human_approvals,
+)
+from .imports import dataset_counts, import_batch_get, import_batch_list
+from .planning import RunPlan, TokenRate, pairs_for_selection, run_plan, token_rate
+from .previews import (
+    Flip,
+    PreviewState,
+    draft_preview_state,
+    draft_previews,
+    frozen_draft,
+    preview_staleness,
+)
+from .reviews import (
+    QUEUE_COUNT_CAP,
+    REASON_TEXT,
+    ReviewItem,
+    ReviewSample,
+    adjudication_item,
+    adjudication_queue,
+    adjudication_recent,
+    review_item,
+    review_queue_count,
+    review_runs,
+    soft_label,
+)
+from .runs import (
+    run_candidates,
+    run_get,
+    run_labelstudio,
+    run_list,
+    run_progress_mark,
+    run_routing_summary,
+    run_visible,
+)
+from .teachers import teacher_config_list
+
+__all__ = [
+    "AgreementReport",
+    "agreement_figures",
+    "run_agreement",
+    "runs_agreement",
+    "version_agreement",
+    "Answer",
+    "RunGoldScore",
+    "RunOnGold",
+    "gold_counts",
+    "gold_events",
+    "gold_labels",
+    "gold_list",
+    "gold_score_runs",
+    "judged",
+    "released_versions",
+    "run_answers",
+    "run_gold_score",
+    "run_human_approved",
+    "run_waiting_count",
+    "runs_on_gold",
+    "runs_with_human_approvals",
+    "dataset_counts",
+    "import_batch_get",
+    "import_batch_list",
+    "RunPlan",
+    "TokenRate",
+    "pairs_for_selection",
+    "run_plan",
+    "token_rate",
+    "Flip",
+    "PreviewState",
+    "draft_preview_state",
+    "draft_previews",
+    "frozen_draft",
+    "preview_staleness",
+    "QUEUE_COUNT_CAP",
+    "REASON_TEXT",
+    "ReviewItem",
+    "ReviewSample",
+    "adjudication_item",
+    "adjudication_queue",
+    "adjudication_recent",
+    "review_item",
+    "review_queue_count",
+    "review_runs",
+    "soft_label",
+    "run_candidates",
+    "run_get",
+    "run_labelstudio",
+    "run_list",
+    "run_progress_mark",
+    "run_routing_summary",
+    "run_visible",
+    "teacher_config_list",
+]

@@ -1,0 +1,67 @@
+"""The JSON API's root (django-ninja): the one ``NinjaAPI``, how callers authenticate, the role check every
+endpoint makes and the error answers shared by every router. The routers themselves (policies, labeling, exports)
+are mounted on it in ``policyhub/urls.py``; OpenAPI schema at ``/api/openapi.json``, docs at ``/api/docs``.
+
+Authentication: ``Authorization: Bearer <token>`` with a per-user API token, or the browser session (with CSRF).
+Every endpoint checks the caller's role, exactly like the pages.
+"""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+from ninja import NinjaAPI, Schema
+from ninja.errors import HttpError
+from ninja.security import HttpBearer, django_auth
+
+from . import roles, services
+from .models import ContentValidationError
+
+
+class TokenAuth(HttpBearer):
+    openapi_scheme = "bearer"
+
+    def authenticate(self, request: HttpRequest, token: str):
+        user = services.api_token_authenticate(raw=token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="PolicyHub API",
+    version="1",
+    description="Policies, versions, diffs and prompts. Authenticate with `Authorization: Bearer <token>`.",
+    auth=[TokenAuth(), django_auth],
+    urls_namespace="api",
+)
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+def require_role(request: HttpRequest, *allowed: str) -> None:
+    if not roles.has_role(request.auth, *allowed):
+        raise HttpError(403, f"This endpoint needs the role {' or '.join(allowed)}.")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "Forbidden."}, status=403)
+
+
+@api.exception_handler(ContentValidationError)
+def _invalid_content(request, exc: ContentValidationError):
+    errors = [
+        {"section": e.section, "index": e.index, "field": e.field, "message": e.message} for e in exc.content_errors
+    ]
+    return api.create_response(request, {"detail": "The content is invalid.", "errors": errors}, status=400)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    return api.create_response(request, {"detail": " ".join(exc.messages)}, status=400)
+
+
+@api.exception_handler(services.DraftConflict)
+def _conflict(request, exc: services.DraftConflict):
+    return api.create_response(request, {"detail": str(exc), "current_revision": exc.current.revision}, status=409)
