@@ -171,9 +171,11 @@ def main() -> None:
           f"chunks of {args.chunk_size}")  # fmt: skip
     print(f"wall time   {elapsed:6.1f} s   (ideal {ideal:.1f} s)")
     print(f"throughput  {args.pairs / elapsed:6.0f} pairs/s")
-    print(f"worker CPU  {worker_cpu:6.1f} s = {worker_cpu / args.pairs * 1000:.2f} ms per pair "
-          f"(load average before the run {load[0]:.2f}, after {os.getloadavg()[0]:.2f}); "
-          f"the fake server used {server_cpu:.1f} s = {server_cpu / args.pairs * 1000:.2f} ms per pair")
+    print(
+        f"worker CPU  {worker_cpu:6.1f} s = {worker_cpu / args.pairs * 1000:.2f} ms per pair "
+        f"(load average before the run {load[0]:.2f}, after {os.getloadavg()[0]:.2f}); "
+        f"the fake server used {server_cpu:.1f} s = {server_cpu / args.pairs * 1000:.2f} ms per pair"
+    )
     print(f"vs ideal    {ideal / elapsed:6.0%}   (target >= 90 %): {'OK' if ideal / elapsed >= 0.9 else 'MISSED'}")
     at_observed = args.pairs * observed_latency / args.concurrency
     print(
@@ -182,8 +184,10 @@ def main() -> None:
     )
     print(f"vs ideal at observed latency {at_observed / elapsed:6.0%}")
     print("chunks (worker log):", *chunk_lines, sep="\n  ")
-    print(f"DB writes   in bulk, one transaction per {FLUSH_ANSWERS:,} answers or {FLUSH_SECONDS:g} s of a chunk "
-          f"({-(-args.pairs // args.chunk_size)} chunks); no per-sample round trips")
+    print(
+        f"DB writes   in bulk, one transaction per {FLUSH_ANSWERS:,} answers or {FLUSH_SECONDS:g} s of a chunk "
+        f"({-(-args.pairs // args.chunk_size)} chunks); no per-sample round trips"
+    )
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ class TeacherConfig(models.Model):
                 condition=Q(max_attempts__gte=1, max_attempts__lte=20), name="teacherconfig_attempts"
             ),
             models.CheckConstraint(
-                condition=Q(batch_price_factor__gt=0, batch_price_factor__lte=1), name="teacherconfig_batch_price",
+                condition=Q(batch_price_factor__gt=0, batch_price_factor__lte=1),
+                name="teacherconfig_batch_price",
                 violation_error_message="The batch price factor must be above 0 and at most 1.",
             ),
         ]
@@ -276,11 +277,13 @@ class LabelingRun(models.Model):
                 violation_error_message="Gold-set scoring and draft previews run online.",
             ),
             models.CheckConstraint(
-                condition=Q(reviewers_per_item__gte=1, reviewers_per_item__lte=3), name="labelingrun_reviewers_1_3",
+                condition=Q(reviewers_per_item__gte=1, reviewers_per_item__lte=3),
+                name="labelingrun_reviewers_1_3",
                 violation_error_message="reviewers_per_item must be 1, 2 or 3.",
             ),
             models.CheckConstraint(
-                condition=Q(chunk_size__gte=1, chunk_size__lte=10_000), name="labelingrun_chunk_size",
+                condition=Q(chunk_size__gte=1, chunk_size__lte=10_000),
+                name="labelingrun_chunk_size",
                 violation_error_message="chunk_size must be between 1 and 10,000.",
             ),
         ]
@@ -438,9 +441,7 @@ class Candidate(models.Model):
     error = models.TextField(blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     # --- human review (needs_review candidates) ---
-    review_state = models.CharField(
-        max_length=14, choices=ReviewState.choices, blank=True, default="", db_default=""
-    )
+    review_state = models.CharField(max_length=14, choices=ReviewState.choices, blank=True, default="", db_default="")
     reviews_needed = models.PositiveSmallIntegerField(default=0, db_default=0)
     reviews_done = models.PositiveSmallIntegerField(default=0, db_default=0)
     claimed_by = models.ForeignKey(

@@ -239,4 +239,3 @@ def publish_draft(request, slug: str, payload: PublishIn):
     if draft is None:
         raise HttpError(404, f"{slug} has no draft to publish.")
     return _version_out(services.policy_version_publish(version=draft, user=request.auth, revision=payload.revision))
-

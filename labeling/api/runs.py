@@ -207,5 +207,3 @@ def list_candidates(request, run_id: int, routing: str = "", reason: str = "", l
         }  # fmt: skip
         for c in rows
     ]
-
-

@@ -8,20 +8,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0005_gold_preview'),
+        ("labeling", "0005_gold_preview"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='teacherconfig',
-            name='batch_price_factor',
-            field=models.DecimalField(decimal_places=3, default=Decimal('0.5'), help_text='Batch-mode runs pay the prices times this (the OpenAI Batch API charges half).', max_digits=4, validators=[django.core.validators.MinValueValidator(Decimal('0.001')), django.core.validators.MaxValueValidator(Decimal('1'))]),
+            model_name="teacherconfig",
+            name="batch_price_factor",
+            field=models.DecimalField(
+                decimal_places=3,
+                default=Decimal("0.5"),
+                help_text="Batch-mode runs pay the prices times this (the OpenAI Batch API charges half).",
+                max_digits=4,
+                validators=[
+                    django.core.validators.MinValueValidator(Decimal("0.001")),
+                    django.core.validators.MaxValueValidator(Decimal("1")),
+                ],
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacherconfig',
-            constraint=models.CheckConstraint(condition=models.Q(('batch_price_factor__gt', 0), ('batch_price_factor__lte', 1)), name='teacherconfig_batch_price', violation_error_message='The batch price factor must be above 0 and at most 1.'),
+            model_name="teacherconfig",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("batch_price_factor__gt", 0), ("batch_price_factor__lte", 1)),
+                name="teacherconfig_batch_price",
+                violation_error_message="The batch price factor must be above 0 and at most 1.",
+            ),
         ),
     ]

@@ -21,145 +21,228 @@ def check_existing_rows(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0007_labelstudio'),
-        ('policyhub', '0003_immutable_published_versions'),
+        ("labeling", "0007_labelstudio"),
+        ("policyhub", "0003_immutable_published_versions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RunPython(check_existing_rows, migrations.RunPython.noop, elidable=True),
         migrations.AlterField(
-            model_name='candidate',
-            name='approved_by',
-            field=models.CharField(blank=True, choices=[('teacher', 'Teacher (auto-accepted)'), ('reviewers', 'Reviewers'), ('adjudicator', 'Adjudicator')], db_default='', max_length=12),
+            model_name="candidate",
+            name="approved_by",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("teacher", "Teacher (auto-accepted)"),
+                    ("reviewers", "Reviewers"),
+                    ("adjudicator", "Adjudicator"),
+                ],
+                db_default="",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='approved_label',
-            field=models.CharField(blank=True, db_default='', max_length=64),
+            model_name="candidate",
+            name="approved_label",
+            field=models.CharField(blank=True, db_default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='error',
-            field=models.TextField(blank=True, db_default=''),
+            model_name="candidate",
+            name="error",
+            field=models.TextField(blank=True, db_default=""),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='label',
-            field=models.CharField(blank=True, db_default='', help_text='Majority (or most probable) label.', max_length=64),
+            model_name="candidate",
+            name="label",
+            field=models.CharField(
+                blank=True, db_default="", help_text="Majority (or most probable) label.", max_length=64
+            ),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='label_distribution',
-            field=models.JSONField(blank=True, db_default={}, default=dict, help_text='Soft label: {label key: p}.'),
+            model_name="candidate",
+            name="label_distribution",
+            field=models.JSONField(blank=True, db_default={}, default=dict, help_text="Soft label: {label key: p}."),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reason_gold_conflict',
+            model_name="candidate",
+            name="reason_gold_conflict",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reason_low_confidence',
+            model_name="candidate",
+            name="reason_low_confidence",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reason_self_disagreement',
+            model_name="candidate",
+            name="reason_self_disagreement",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reason_teacher_disagreement',
+            model_name="candidate",
+            name="reason_teacher_disagreement",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reason_trust_check_failed',
+            model_name="candidate",
+            name="reason_trust_check_failed",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='review_state',
-            field=models.CharField(blank=True, choices=[('', 'No review needed'), ('pending', 'Waiting for reviews'), ('adjudication', 'Reviewers disagree: adjudication'), ('done', 'Reviewed')], db_default='', default='', max_length=14),
+            model_name="candidate",
+            name="review_state",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "No review needed"),
+                    ("pending", "Waiting for reviews"),
+                    ("adjudication", "Reviewers disagree: adjudication"),
+                    ("done", "Reviewed"),
+                ],
+                db_default="",
+                default="",
+                max_length=14,
+            ),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reviews_done',
+            model_name="candidate",
+            name="reviews_done",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='reviews_needed',
+            model_name="candidate",
+            name="reviews_needed",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='routing',
-            field=models.CharField(blank=True, choices=[('', 'Not routed yet'), ('auto_accepted', 'Auto-accepted'), ('needs_review', 'Needs review')], db_default='', default='', max_length=16),
+            model_name="candidate",
+            name="routing",
+            field=models.CharField(
+                blank=True,
+                choices=[("", "Not routed yet"), ("auto_accepted", "Auto-accepted"), ("needs_review", "Needs review")],
+                db_default="",
+                default="",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='samples_ok',
+            model_name="candidate",
+            name="samples_ok",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('labeled', 'Labeled'), ('failed', 'Failed')], db_default='pending', default='pending', max_length=10),
+            model_name="candidate",
+            name="status",
+            field=models.CharField(
+                choices=[("pending", "Pending"), ("labeled", "Labeled"), ("failed", "Failed")],
+                db_default="pending",
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='trust',
-            field=models.JSONField(blank=True, db_default={}, default=dict, help_text='{check: {ok, detail}} per check.'),
+            model_name="candidate",
+            name="trust",
+            field=models.JSONField(
+                blank=True, db_default={}, default=dict, help_text="{check: {ok, detail}} per check."
+            ),
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='updated_at',
+            model_name="candidate",
+            name="updated_at",
             field=models.DateTimeField(auto_now=True, db_default=django.db.models.functions.datetime.Now()),
         ),
         migrations.AlterField(
-            model_name='labelingrun',
-            name='thresholds',
-            field=models.JSONField(default=dict, help_text='Routing thresholds (see labeling.pipeline.routing).'),
+            model_name="labelingrun",
+            name="thresholds",
+            field=models.JSONField(default=dict, help_text="Routing thresholds (see labeling.pipeline.routing)."),
         ),
         migrations.AlterField(
-            model_name='labelingrun',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('cancelled', 'Cancelled'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=12),
+            model_name="labelingrun",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Running"),
+                    ("cancelled", "Cancelled"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                ],
+                default="queued",
+                max_length=12,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='candidate',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('approved_by__in', ['', 'teacher']), ('review_state', '')), models.Q(('approved_by', ''), ('review_state__in', ['pending', 'adjudication'])), models.Q(('approved_by__in', ('reviewers', 'adjudicator')), ('review_state', 'done')), _connector='OR'), name='candidate_approval_matches_review', violation_error_message='Only humans approve a reviewed item, and nobody an item still waiting.'),
+            model_name="candidate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("approved_by__in", ["", "teacher"]), ("review_state", "")),
+                    models.Q(("approved_by", ""), ("review_state__in", ["pending", "adjudication"])),
+                    models.Q(("approved_by__in", ("reviewers", "adjudicator")), ("review_state", "done")),
+                    _connector="OR",
+                ),
+                name="candidate_approval_matches_review",
+                violation_error_message="Only humans approve a reviewed item, and nobody an item still waiting.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='candidate',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('approved_by', ''), ('approved_label', '')), models.Q(models.Q(('approved_by', ''), _negated=True), models.Q(('approved_label', ''), _negated=True)), _connector='OR'), name='candidate_approval_has_label', violation_error_message='An approval names its label, and a label its approver.'),
+            model_name="candidate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("approved_by", ""), ("approved_label", "")),
+                    models.Q(
+                        models.Q(("approved_by", ""), _negated=True), models.Q(("approved_label", ""), _negated=True)
+                    ),
+                    _connector="OR",
+                ),
+                name="candidate_approval_has_label",
+                violation_error_message="An approval names its label, and a label its approver.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'cancelled', 'succeeded', 'failed'])), name='labelingrun_status'),
+            model_name="labelingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["queued", "running", "cancelled", "succeeded", "failed"])),
+                name="labelingrun_status",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('mode__in', ['online', 'batch'])), name='labelingrun_mode'),
+            model_name="labelingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("mode__in", ["online", "batch"])), name="labelingrun_mode"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('purpose__in', ['labeling', 'gold_score', 'draft_preview'])), name='labelingrun_purpose'),
+            model_name="labelingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("purpose__in", ["labeling", "gold_score", "draft_preview"])),
+                name="labelingrun_purpose",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('purpose', 'labeling'), ('mode', 'online'), _connector='OR'), name='labelingrun_evaluations_online', violation_error_message='Gold-set scoring and draft previews run online.'),
+            model_name="labelingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("purpose", "labeling"), ("mode", "online"), _connector="OR"),
+                name="labelingrun_evaluations_online",
+                violation_error_message="Gold-set scoring and draft previews run online.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('reviewers_per_item__gte', 1), ('reviewers_per_item__lte', 3)), name='labelingrun_reviewers_1_3', violation_error_message='reviewers_per_item must be 1, 2 or 3.'),
+            model_name="labelingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("reviewers_per_item__gte", 1), ("reviewers_per_item__lte", 3)),
+                name="labelingrun_reviewers_1_3",
+                violation_error_message="reviewers_per_item must be 1, 2 or 3.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('chunk_size__gte', 1), ('chunk_size__lte', 10000)), name='labelingrun_chunk_size', violation_error_message='chunk_size must be between 1 and 10,000.'),
+            model_name="labelingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("chunk_size__gte", 1), ("chunk_size__lte", 10000)),
+                name="labelingrun_chunk_size",
+                violation_error_message="chunk_size must be between 1 and 10,000.",
+            ),
         ),
     ]

@@ -46,8 +46,10 @@ class CacheKeys:
 
     def key(self, messages: list[dict], sample_index: int) -> str:
         system, user = messages
-        if system != {"role": "system", "content": self._system_prompt} or set(user) != {"role", "content"} or (
-            user["role"] != "user"
+        if (
+            system != {"role": "system", "content": self._system_prompt}
+            or set(user) != {"role", "content"}
+            or (user["role"] != "user")
         ):
             return cache_key(self._params, messages, sample_index)
         state = self._head.copy()

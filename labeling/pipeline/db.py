@@ -123,9 +123,7 @@ def bulk_update(model: type[models.Model], objs: list, fields: list[str], batch_
         cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage}" ({columns}) ON COMMIT DROP')
         with cursor.cursor.copy(f'COPY "{stage}" ({names}) FROM STDIN') as copy:
             for obj in objs:
-                copy.write_row(
-                    [obj.pk, *(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in targets)]
-                )
+                copy.write_row([obj.pk, *(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in targets)])
         cursor.execute(
             f'UPDATE "{meta.db_table}" AS t SET {assignments} FROM "{stage}" AS v '  # noqa: S608 - model names
             f'WHERE t."{meta.pk.column}" = v."pk"'

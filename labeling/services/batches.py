@@ -270,9 +270,8 @@ def _answer(key: tuple[int, int], record: dict, ctx: RunContext) -> TeacherAnswe
     if status != 200 or error:
         body_error = (response.get("body") or {}).get("error") or {}
         message = error.get("message") or body_error.get("message") or "no response"
-        answer.error_kind, answer.error = _line_error_kind(status, error), (
-            f"batch request failed ({status or error.get('code')}): {message}"
-        )
+        answer.error_kind = _line_error_kind(status, error)
+        answer.error = f"batch request failed ({status or error.get('code')}): {message}"
         return answer
     read_completion(answer, response.get("body"), ctx.space, logprobs=bool(ctx.params.get("logprobs")))
     return answer

@@ -131,10 +131,8 @@ def gold_mark_run(*, user, run: LabelingRun) -> BulkGoldResult:
     result = BulkGoldResult()
     with transaction.atomic():
         _lock_policy(policy_id)
-        approved = list(
-            run.candidates.human_approved().select_related("pair__member", "pair__job").order_by("id")
-        )
-        result.waiting = Candidate.objects.filter(run=run).waiting_for_humans().count()
+        approved = list(run.candidates.human_approved().select_related("pair__member", "pair__job").order_by("id"))
+        result.waiting = run.candidates.waiting_for_humans().count()
         existing = {
             gold.pair_id: gold
             for gold in GoldLabel.objects.filter(policy_id=policy_id, pair_id__in=[c.pair_id for c in approved])

@@ -191,7 +191,10 @@ class OpenAIProvider:
         # its C HTTP parser and connector cost a third less CPU per request than httpcore's pure-Python pool,
         # whose per-request scan of every pooled connection grows with the concurrency.
         async with openai.AsyncOpenAI(
-            api_key=self.api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+            api_key=self.api_key,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=self.timeout,
             http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
         ) as client:
 

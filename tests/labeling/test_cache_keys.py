@@ -12,7 +12,7 @@ def test_keys_match_the_reference_for_any_text_and_sample():
     keys = CacheKeys(PARAMS, PROMPT)
     for member, job, index in [
         ({"member_id": "m1", "skills": ["Python"]}, {"job_id": "j1", "title": "Data"}, 0),
-        ({"member_id": "m2", "summary": "Zoë, 日本語, \"quotes\", \\ back"}, {"job_id": "j2", "title": "<b>x</b>"}, 3),
+        ({"member_id": "m2", "summary": 'Zoë, 日本語, "quotes", \\ back'}, {"job_id": "j2", "title": "<b>x</b>"}, 3),
     ]:
         messages = build_messages(PROMPT, member, job)
         assert keys.key(messages, index) == cache_key(PARAMS, messages, index)
