@@ -7,6 +7,7 @@ from policyhub.models import PolicyVersion
 from .imports.schemas import SCHEMAS
 from .models import ImportBatch, LabelingRun, TeacherConfig
 from .pipeline.routing import DEFAULT_THRESHOLDS
+from .pipeline.trust import DEFAULT_SETTINGS
 
 
 class ImportForm(forms.Form):
@@ -58,6 +59,14 @@ class RunForm(forms.Form):
         initial=DEFAULT_THRESHOLDS["min_confidence"], min_value=0, max_value=1,
         help_text="Below this probability of the label: low_confidence.",
     )  # fmt: skip
+    scan_for_injection = forms.BooleanField(
+        initial=True, required=False, label="Review pairs whose text is aimed at a model",
+        help_text="Member or job text that gives the model or the labeler instructions: suspected_injection.",
+    )  # fmt: skip
+    require_rule_citation = forms.BooleanField(
+        initial=True, required=False, label="An answer must cite a rule",
+        help_text="An LLM answer citing none of the policy's rules fails no_rule_cited (the heuristic cites none).",
+    )  # fmt: skip
     chunk_size = forms.IntegerField(initial=500, min_value=1, max_value=10_000)
     reviewers_per_item = forms.IntegerField(
         initial=1, min_value=1, max_value=3, required=False,
@@ -80,6 +89,9 @@ class RunForm(forms.Form):
         if data.get("limit"):
             selection["limit"] = data["limit"]
         return selection
+
+    def checks(self) -> dict:
+        return {name: self.cleaned_data[name] for name in DEFAULT_SETTINGS}
 
     def thresholds(self) -> dict:
         return {name: self.cleaned_data[name] for name in DEFAULT_THRESHOLDS}

@@ -56,6 +56,10 @@ class ImportBatch(models.Model):
     rows_unchanged = models.PositiveIntegerField(default=0, help_text="Rows already present with the same data.")
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text="[{line, field, reason}, …] (first 10,000).")
+    rows_flagged = models.PositiveIntegerField(default=0, help_text="Rows with text aimed at a model (imported).")
+    flagged = models.JSONField(
+        default=list, blank=True, help_text="[{line, id, field, kind, text}, …] of those rows (first 1,000)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -234,6 +238,7 @@ class LabelingRun(models.Model):
     system_prompt = models.TextField(help_text="The exact system prompt every request of this run carries.")
     selection = models.JSONField(default=dict, help_text="How the pairs were chosen, e.g. {'import_batch': 3}.")
     thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.pipeline.routing).")
+    checks = models.JSONField(default=dict, blank=True, help_text="Trust-check settings (see labeling.pipeline.trust).")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ONLINE)
     purpose = models.CharField(max_length=14, choices=Purpose.choices, default=Purpose.LABELING)
@@ -438,6 +443,11 @@ class Candidate(models.Model):
     reason_teacher_disagreement = models.BooleanField(default=False, db_default=False)
     reason_gold_conflict = models.BooleanField(default=False, db_default=False)
     reason_trust_check_failed = models.BooleanField(default=False, db_default=False)
+    reason_suspected_injection = models.BooleanField(default=False, db_default=False)
+    injection = models.JSONField(
+        default=list, db_default=[], blank=True,
+        help_text="Spans of the member's or job's text aimed at a model: [{kind, field, start, end, text, label}].",
+    )  # fmt: skip
     error = models.TextField(blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     # --- human review (needs_review candidates) ---
@@ -453,7 +463,10 @@ class Candidate(models.Model):
     approved_by = models.CharField(max_length=12, choices=ApprovedBy.choices, blank=True, db_default="")
     approved_at = models.DateTimeField(null=True, blank=True)
 
-    REASONS = ("self_disagreement", "low_confidence", "teacher_disagreement", "gold_conflict", "trust_check_failed")
+    REASONS = (
+        "self_disagreement", "low_confidence", "teacher_disagreement", "gold_conflict", "trust_check_failed",
+        "suspected_injection",
+    )  # fmt: skip
 
     objects = CandidateQuerySet.as_manager()
 

@@ -20,6 +20,19 @@ class RowErrorOut(Schema):
     reason: str
 
 
+class FlaggedOut(Schema):
+    """A span of an imported row's text aimed at a model (its pairs go to review)."""
+
+    line: int
+    id: str
+    field: str
+    kind: str
+    start: int
+    end: int
+    text: str
+    label: str
+
+
 class ImportOut(Schema):
     id: int
     kind: str
@@ -32,6 +45,8 @@ class ImportOut(Schema):
     rows_unchanged: int
     error_count: int
     errors: list[RowErrorOut]
+    rows_flagged: int
+    flagged: list[FlaggedOut]
     created_at: str
     finished_at: str | None
 
@@ -49,6 +64,8 @@ def _out(batch: ImportBatch, already_imported: bool = False) -> dict:
         "rows_unchanged": batch.rows_unchanged,
         "error_count": batch.error_count,
         "errors": batch.errors,
+        "rows_flagged": batch.rows_flagged,
+        "flagged": batch.flagged,
         "created_at": batch.created_at.isoformat(),
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
     }

@@ -22,6 +22,7 @@ class RunIn(Schema):
     teacher: str
     selection: dict = {"all": True}
     thresholds: dict = {}
+    checks: dict = {}
     chunk_size: int = 500
     mode: str = "online"
     reviewers_per_item: int = 1
@@ -56,6 +57,7 @@ class RunOut(Schema):
     output_tokens: int
     cost: str
     thresholds: dict
+    checks: dict
     routing: dict
 
 
@@ -86,6 +88,7 @@ class CandidateOut(Schema):
     routing: str
     reasons: list[str]
     trust: dict
+    injection: list[dict]
 
 
 def _run_out(run: LabelingRun) -> dict:
@@ -104,6 +107,7 @@ def _run_out(run: LabelingRun) -> dict:
                                          "samples_cached", "input_tokens", "output_tokens")},
         "cost": str(run.cost),
         "thresholds": run.thresholds,
+        "checks": run.checks,
         "routing": {"auto_accepted": summary["auto_accepted"], "needs_review": summary["needs_review"],
                     "failed": summary["failed"], "pending": summary["pending"], "reasons": summary["reasons"]},
     }  # fmt: skip
@@ -145,7 +149,7 @@ def create_run(request, payload: RunIn):
     existed = bool(key) and LabelingRun.objects.filter(created_by=request.auth, idempotency_key=key).exists()
     run = services.labeling_run_create(
         version=version, config=config, selection=payload.selection, thresholds=payload.thresholds,
-        chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key, mode=payload.mode,
+        checks=payload.checks, chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key, mode=payload.mode,
         reviewers_per_item=payload.reviewers_per_item,
     )  # fmt: skip
     return Status(200 if existed else 201, _run_out(selectors.run_get(pk=run.pk)))
@@ -204,6 +208,7 @@ def list_candidates(request, run_id: int, routing: str = "", reason: str = "", l
             "routing": c.routing,
             "reasons": c.reasons,
             "trust": c.trust,
+            "injection": c.injection,
         }  # fmt: skip
         for c in rows
     ]

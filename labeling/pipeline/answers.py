@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ..models import ApprovedBy, Candidate, GoldLabel, LabelingRun, TeacherSample
 from ..teacher import TeacherAnswer
-from . import routing, trust
+from . import injection, routing, trust
 from .context import RunContext
 from .db import bulk_update, store_cache, store_samples
 from .pricing import price
@@ -23,7 +23,7 @@ ROUTING_LOCK_NAMESPACE = 0x7EAC
 DECIDED_FIELDS = [
     "status", "label", "label_distribution", "vote_share", "confidence", "samples_ok", "trust", "trust_ok", "routing",
     "error", *[f"reason_{r}" for r in Candidate.REASONS], "updated_at", "review_state", "reviews_needed",
-    "approved_label", "approved_by", "approved_at",
+    "approved_label", "approved_by", "approved_at", "injection",
 ]  # fmt: skip
 
 
@@ -79,6 +79,10 @@ class _Decider:
         self.gold = dict(gold.values_list("pair_id", "label"))
         self.vocab = trust.vocabulary(facts.values())
         self.limits = routing.thresholds_with_defaults(run.thresholds)
+        self.settings = trust.settings_with_defaults(run.checks)
+        # the heuristic baseline does not read the policy, so it cites no rule: that is not a failure of its answers
+        reads_policy = run.config_snapshot["provider"] != "heuristic"
+        self.require_citation = self.settings["require_rule_citation"] and reads_policy
         self.disagreeing: set[int] = set()
 
     def decide(self, candidate: Candidate, samples: list) -> None:
@@ -90,16 +94,14 @@ class _Decider:
             candidate.error = "; ".join(sorted({f"{s.error_kind}: {s.error}"[:300] for s in samples}))
             return
         space, k = self.ctx.space, self.ctx.k
-        member, job = self.facts[candidate.pair_id]
-        checks = trust.combine(
-            [trust.check_answer(s, space=space, member=member, job=job, vocab=self.vocab) for s in ok]
-        )
+        matches = self._scan(candidate)
+        checks = self._check(candidate, ok, matches)
         trust_ok = all(check["ok"] for check in checks.values())
         agg = routing.aggregate(ok, space.labels, samples_requested=k)
         other_labels = self.others.get(candidate.pair_id, set())
         routing.route(
             agg, thresholds=self.limits, samples_requested=k, trust_ok=trust_ok, other_labels=other_labels,
-            gold_label=self.gold.get(candidate.pair_id),
+            gold_label=self.gold.get(candidate.pair_id), suspected_injection=bool(matches),
         )  # fmt: skip
         if other_labels - {agg.label}:
             self.disagreeing.add(candidate.pair_id)
@@ -111,6 +113,27 @@ class _Decider:
         for reason in Candidate.REASONS:
             setattr(candidate, f"reason_{reason}", reason in agg.reasons)
         self._settle(candidate)
+
+    def _scan(self, candidate: Candidate) -> list[injection.Match]:
+        """What the pair's text holds for a model (with the policy's labels and rules), kept on the candidate."""
+        if not self.settings["scan_for_injection"]:
+            candidate.injection = []
+            return []
+        member, job = self.facts[candidate.pair_id]
+        space = self.ctx.space
+        matches = injection.scan_pair(member, job, labels=space.labels, rule_ids=space.rule_ids)
+        candidate.injection = [m.as_dict() for m in matches]
+        return matches
+
+    def _check(self, candidate: Candidate, ok: list, matches: list[injection.Match]) -> dict:
+        member, job = self.facts[candidate.pair_id]
+        return trust.combine([
+            trust.check_answer(
+                s, space=self.ctx.space, member=member, job=job, vocab=self.vocab, injections=matches,
+                require_citation=self.require_citation,
+            )
+            for s in ok
+        ])  # fmt: skip
 
     def _settle(self, candidate: Candidate) -> None:
         """Auto-accepted: the teacher's label is approved. Needs review: queue it, unless humans already decide.

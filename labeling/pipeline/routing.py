@@ -5,7 +5,8 @@
 * reasons for review: ``self_disagreement`` (vote share of the label below ``min_vote_share``, only with K > 1),
   ``low_confidence`` (its probability below ``min_confidence``), ``teacher_disagreement`` (another run of the same
   policy version labeled the pair differently), ``gold_conflict`` (a gold label says otherwise),
-  ``trust_check_failed`` (any trust check failed). No reason: ``auto_accepted``.
+  ``trust_check_failed`` (any trust check failed), ``suspected_injection`` (the member's or the job's text holds
+  text aimed at a model: see ``labeling.pipeline.injection``). No reason: ``auto_accepted``.
 """
 
 from collections import Counter
@@ -56,7 +57,7 @@ def aggregate(answers: list, labels: tuple[str, ...], *, samples_requested: int)
 
 
 def route(agg: Aggregate, *, thresholds: dict, samples_requested: int, trust_ok: bool,
-          other_labels: set[str], gold_label: str | None) -> Aggregate:  # fmt: skip
+          other_labels: set[str], gold_label: str | None, suspected_injection: bool = False) -> Aggregate:  # fmt: skip
     if samples_requested > 1 and agg.vote_share < thresholds["min_vote_share"]:
         agg.reasons.add("self_disagreement")
     if agg.confidence < thresholds["min_confidence"]:
@@ -67,4 +68,6 @@ def route(agg: Aggregate, *, thresholds: dict, samples_requested: int, trust_ok:
         agg.reasons.add("gold_conflict")
     if not trust_ok:
         agg.reasons.add("trust_check_failed")
+    if suspected_injection:
+        agg.reasons.add("suspected_injection")
     return agg

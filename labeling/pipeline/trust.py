@@ -4,8 +4,10 @@ Each valid answer is checked for: its label being in the version's label set; it
 version; a non-empty rationale; **grounded facts** (a hallucination check: every skill, location or seniority
 level the rationale mentions must appear in this member or this job; the vocabulary of skills and locations is
 the one of the pairs being checked together, so a fact is caught when it belongs to some other profile); and
-**tone** (a lexicon of disrespectful words and of references to protected attributes). These are cheap lexical
-checks: they catch the common failures, not every possible one.
+**tone** (a lexicon of disrespectful words and of references to protected attributes); whether it **follows
+instructions planted in the data** (``labeling.pipeline.injection``); and, for a teacher that reads the policy,
+that it **cites a rule** when the policy has rules (``no_rule_cited``). These are cheap lexical checks: they catch
+the common failures, not every possible one.
 """
 
 import re
@@ -14,8 +16,17 @@ from dataclasses import dataclass
 
 from ..models import Seniority
 from ..teacher.base import LabelSpace, TeacherAnswer
+from . import injection
 
-CHECKS = ("label_in_set", "cited_rules_exist", "rationale_present", "facts_grounded", "tone")
+CHECKS = (
+    "label_in_set", "cited_rules_exist", "rationale_present", "facts_grounded", "tone", "follows_data_instructions",
+    "no_rule_cited",
+)  # fmt: skip
+#: Per-run settings of the checks (``LabelingRun.checks``) and their defaults.
+DEFAULT_SETTINGS = {
+    "scan_for_injection": True,  # route pairs whose text is aimed at a model to review (suspected_injection)
+    "require_rule_citation": True,  # an LLM's answer that cites no rule of a policy with rules fails no_rule_cited
+}
 
 DISRESPECTFUL = (
     "stupid", "idiot", "idiotic", "dumb", "lazy", "worthless", "incompetent", "pathetic", "loser", "useless",
@@ -66,8 +77,24 @@ def vocabulary(pairs: Iterable[tuple[dict, dict]]) -> set[str]:
     return vocab
 
 
-def check_answer(answer: TeacherAnswer, *, space: LabelSpace, member: dict, job: dict, vocab: set[str]) -> dict:
-    """{check name: Check} for one valid answer."""
+def settings_with_defaults(values: dict | None) -> dict:
+    """A run's check settings with the defaults filled in; unknown names and non-booleans are refused."""
+    merged = {**DEFAULT_SETTINGS, **(values or {})}
+    for name, value in merged.items():
+        if name not in DEFAULT_SETTINGS:
+            raise ValueError(f"Unknown check setting {name!r}; expected {', '.join(DEFAULT_SETTINGS)}.")
+        if not isinstance(value, bool):
+            raise ValueError(f"Check setting {name} must be true or false, not {value!r}.")
+    return merged
+
+
+def check_answer(
+    answer: TeacherAnswer, *, space: LabelSpace, member: dict, job: dict, vocab: set[str],
+    injections: list[injection.Match] = (), require_citation: bool = False,
+) -> dict:  # fmt: skip
+    """{check name: Check} for one valid answer. ``injections``: what the pair's text holds for a model, so an
+    answer that obeyed it fails; ``require_citation``: an answer must cite a rule (the policy has rules and the
+    teacher reads them)."""
     unknown_rules = [rule for rule in answer.cited_rules if rule not in space.rule_ids]
     results = {
         "label_in_set": Check(answer.label in space.labels, "" if answer.label in space.labels else answer.label),
@@ -86,6 +113,12 @@ def check_answer(answer: TeacherAnswer, *, space: LabelSpace, member: dict, job:
     )
     tone = sorted({m.group(0).lower() for m in _TONE.finditer(answer.rationale)})
     results["tone"] = Check(not tone, f"flagged words: {', '.join(tone)}" if tone else "")
+    obeyed = injection.follows_data_instructions(answer.rationale, answer.label, list(injections))
+    results["follows_data_instructions"] = Check(not obeyed, obeyed)
+    uncited = require_citation and bool(space.rule_ids) and not answer.cited_rules
+    results["no_rule_cited"] = Check(
+        not uncited, "the policy asks for the rules applied: none cited" if uncited else ""
+    )
     return results
 
 

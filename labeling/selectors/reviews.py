@@ -14,7 +14,10 @@ REASON_TEXT = {
     "teacher_disagreement": "Another run of this policy version labeled the pair differently.",
     "gold_conflict": "A gold label says otherwise.",
     "trust_check_failed": "A trust check on the teacher's answer failed.",
+    "suspected_injection": "The member's or the job's text holds text aimed at a model (highlighted).",
 }
+#: Pair fields the review page shows as text, by the name ``labeling.pipeline.injection`` gives them.
+MARKABLE = ("member.headline", "member.summary", "member.location", "job.title", "job.description", "job.location")
 
 
 @dataclass
@@ -34,6 +37,47 @@ class ReviewItem:
     reasons: list[dict]
     failed_checks: list[dict]
     policy_html: str
+    injection: list[dict] = field(default_factory=list)  # what the pair's text holds for a model
+    marked: dict[str, list[dict]] = field(default_factory=dict)  # "job_description" -> segments, for those with spans
+    marked_skills: dict[str, set[int]] = field(default_factory=dict)  # "member" -> indexes of flagged skills
+
+
+def marked_segments(text: str, spans: list[dict]) -> list[dict]:
+    """``text`` cut into [{text, kind}] pieces, ``kind`` set on the pieces inside a span (escaped when rendered)."""
+    pieces, at = [], 0
+    for span in sorted(spans, key=lambda s: s["start"]):
+        start, end = max(span["start"], at), min(span["end"], len(text))
+        if start >= end:
+            continue
+        if start > at:
+            pieces.append({"text": text[at:start], "kind": ""})
+        pieces.append({"text": text[start:end], "kind": span["kind"]})
+        at = end
+    if at < len(text):
+        pieces.append({"text": text[at:], "kind": ""})
+    return pieces
+
+
+def _marks(candidate: Candidate) -> tuple[dict, dict]:
+    """The segments of each pair field with flagged spans, and the flagged skills, from ``candidate.injection``."""
+    by_field: dict[str, list[dict]] = {}
+    skills: dict[str, set[int]] = {}
+    for span in candidate.injection or []:
+        name = span.get("field", "")
+        if "[" in name:  # a list item: member.skills[2]
+            side, index = name.split(".")[0], int(name.rsplit("[", 1)[1].rstrip("]"))
+            skills.setdefault(side, set()).add(index)
+        elif name in MARKABLE:
+            by_field.setdefault(name, []).append(span)
+    pair = candidate.pair
+    sides = {"member": pair.member, "job": pair.job}
+    marked = {
+        name.replace(".", "_"): marked_segments(
+            str(getattr(sides[name.split(".")[0]], name.split(".")[1]) or ""), spans
+        )
+        for name, spans in by_field.items()
+    }
+    return marked, skills
 
 
 def soft_label(*, candidate: Candidate) -> list[dict]:
@@ -54,6 +98,7 @@ def review_item(*, candidate: Candidate) -> ReviewItem:
     version = candidate.run.policy_version
     rules = {rule["id"]: rule.get("text", "") for rule in version.rules}
     samples = TeacherSample.objects.filter(run_id=candidate.run_id, pair_id=candidate.pair_id).order_by("sample_index")
+    marked, marked_skills = _marks(candidate)
     return ReviewItem(
         candidate=candidate,
         labels=[{**label, "number": index} for index, label in enumerate(version.labels, start=1)],
@@ -74,6 +119,9 @@ def review_item(*, candidate: Candidate) -> ReviewItem:
             if isinstance(check, dict) and check.get("ok") is False
         ],
         policy_html=render_markdown(version.body),
+        injection=list(candidate.injection or []),
+        marked=marked,
+        marked_skills=marked_skills,
     )
 
 

@@ -68,7 +68,7 @@ def run_candidates(*, run: LabelingRun, routing: str = "", reason: str = "") -> 
         .select_related("pair__member", "pair__job")
         .only(
             "pair__member__external_id", "pair__member__headline", "pair__job__external_id", "pair__job__title",
-            "status", "label", "confidence", "vote_share", "label_distribution", "routing", "trust",
+            "status", "label", "confidence", "vote_share", "label_distribution", "routing", "trust", "injection",
             *(f"reason_{r}" for r in Candidate.REASONS),
         )
         .order_by("id")

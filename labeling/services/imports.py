@@ -16,6 +16,7 @@ from ..imports.readers import FileFormatError, RowError, detect_format, iter_row
 from ..imports.schemas import SCHEMAS
 from ..imports.staging import Stage
 from ..models import ImportBatch
+from ..pipeline import injection
 
 #: How many bad rows an import keeps for its report (the count is always exact).
 ERROR_CAP = 10_000
@@ -38,7 +39,12 @@ class ImportResult:
                 f"{b.created_at:%Y-%m-%d %H:%M}; nothing changed."
             )
         if self.ok:
-            return f"{b.source_name}: {b.rows_created} {b.kind} created, {b.rows_unchanged} already present."
+            flagged = (
+                f" {b.rows_flagged} of the rows hold text aimed at a model: their pairs go to review."
+                if b.rows_flagged
+                else ""
+            )
+            return f"{b.source_name}: {b.rows_created} {b.kind} created, {b.rows_unchanged} already present.{flagged}"
         more = f" (the first {len(b.errors)} are listed)" if b.error_count > len(b.errors) else ""
         return f"{b.source_name}: {b.error_count} bad rows{more}; nothing was imported."
 
@@ -164,10 +170,39 @@ class _ProgressReporter(threading.Thread):
         self.join()
 
 
+#: How many rows with text aimed at a model an import lists (the count is always exact).
+FLAGGED_CAP = 1000
+
+
+class _Flags:
+    """Rows of a members or jobs import whose text is aimed at a model (``labeling.pipeline.injection``): counted,
+    and the first FLAGGED_CAP matches kept for the import's report. The import goes ahead: such a pair is routed to
+    review when a run labels it."""
+
+    def __init__(self, kind: str):
+        columns = SCHEMAS[kind].names
+        self.id_at = 0
+        self.text_at = [(i, name) for i, name in enumerate(columns) if name not in ("member_id", "job_id", "seniority")]
+        self.active = kind in ("members", "jobs")
+        self.rows, self.found = 0, []
+
+    def scan(self, line: int, values: tuple) -> None:
+        if not self.active:
+            return
+        fields = [(name, values[i]) for i, name in self.text_at if values[i]]
+        matches = injection.scan_fields(fields)
+        if not matches:
+            return
+        self.rows += 1
+        for match in matches[: max(0, FLAGGED_CAP - len(self.found))]:
+            self.found.append({"line": line, "id": values[self.id_at], **match.as_dict()})
+
+
 def _run_import(batch: ImportBatch, rows) -> None:
     stage = Stage(batch.kind, ERROR_CAP)
     row_errors: list[RowError] = []
     counts = {"seen": 0, "errors": 0}
+    flags = _Flags(batch.kind)
 
     def good_rows():
         for item in rows:
@@ -177,6 +212,7 @@ def _run_import(batch: ImportBatch, rows) -> None:
                     row_errors.append(item)
                 continue
             counts["seen"] += 1
+            flags.scan(*item)
             yield item
 
     reporter = _ProgressReporter(batch.pk, counts)
@@ -200,6 +236,7 @@ def _run_import(batch: ImportBatch, rows) -> None:
             created, unchanged = stage.insert(batch_id=batch.pk)
             stage.drop()
             batch.rows_created, batch.rows_unchanged = created, unchanged
+            batch.rows_flagged, batch.flagged = flags.rows, flags.found
             batch.status = ImportBatch.Status.SUCCEEDED
             batch.finished_at = timezone.now()
             batch.save()

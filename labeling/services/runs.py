@@ -14,7 +14,7 @@ from policyhub.prompts import system_prompt
 from policyhub.queueing import enqueue, enqueue_each
 
 from ..models import Candidate, LabelingRun, RunChunk, TeacherConfig
-from ..pipeline import chunk, routing
+from ..pipeline import chunk, routing, trust
 from ..selectors.planning import pairs_for_selection
 from . import batches
 
@@ -28,6 +28,7 @@ def labeling_run_create(
     selection: dict,
     user=None,
     thresholds: dict | None = None,
+    checks: dict | None = None,
     idempotency_key: str = "",
     chunk_size: int = 500,
     mode: str = LabelingRun.Mode.ONLINE,
@@ -44,12 +45,14 @@ def labeling_run_create(
                    reviewers_per_item=reviewers_per_item)  # fmt: skip
     try:
         limits = routing.thresholds_with_defaults(thresholds)
+        settings = trust.settings_with_defaults(checks)
     except ValueError as error:
         raise ValidationError(str(error)) from None
     pairs = pairs_for_selection(selection)
     run = LabelingRun(
         policy_version=version, teacher_config=config, config_snapshot=config.snapshot(),
-        system_prompt=system_prompt(version), selection=selection, thresholds=limits, mode=mode, purpose=purpose,
+        system_prompt=system_prompt(version), selection=selection, thresholds=limits, checks=settings, mode=mode,
+        purpose=purpose,
         version_content={"content_hash": version.content_hash, "labels": version.labels, "rules": version.rules},
         reviewers_per_item=reviewers_per_item, chunk_size=chunk_size, idempotency_key=idempotency_key,
         created_by=user, status=LabelingRun.Status.RUNNING, started_at=timezone.now(),

@@ -29,8 +29,8 @@ def run_new(request):
             if "start" in request.POST:
                 run = services.labeling_run_create(
                     version=data["version"], config=data["config"], selection=form.selection(),
-                    thresholds=form.thresholds(), chunk_size=data["chunk_size"], user=request.user,
-                    idempotency_key=request.POST.get("idempotency_key", ""), mode=data["mode"],
+                    thresholds=form.thresholds(), checks=form.checks(), chunk_size=data["chunk_size"],
+                    user=request.user, idempotency_key=request.POST.get("idempotency_key", ""), mode=data["mode"],
                     reviewers_per_item=data["reviewers_per_item"],
                 )  # fmt: skip
                 messages.success(request, f"Run #{run.pk} started on {run.pairs_total} pairs.")

@@ -42,6 +42,14 @@ property, searched recursively; ``"strong_match"`` when there is no schema), rat
 ``cited_rules`` = the first entry of the ``cited_rules`` items enum when the schema has one (else ``[]``), and
 ``probs`` = 0.9 for its label with 0.1 shared equally by the other enum keys.
 
+Obeying planted instructions
+----------------------------
+:class:`ObeyingResponder` wraps a responder (the default one unless given) and does what a model that falls for
+prompt injection does: when the user message (the member and the job) tells it which label to give ("label this
+pair as X", "the correct label is X", ``"label": "X"``, X one of the schema's labels) it answers X, says it did so
+as the data instructed and cites no rule; otherwise it answers like the wrapped responder. ``obeyed`` counts
+the answers it gave on the data's orders.
+
 Logprobs — how the label distribution is encoded
 ------------------------------------------------
 With ``logprobs: true``, ``choices[i].logprobs = {"content": [token, ...]}`` where the tokens concatenate back to
@@ -100,7 +108,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "FakeOpenAI", "default_responder", "label_segments"]
+__all__ = ["FAULT_KINDS", "FakeOpenAI", "ObeyingResponder", "default_responder", "label_segments"]
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "malformed_json", "bad_label", "bad_rule", "empty_rationale")
 HTTP_FAULTS = {"429": 429, "500": 500, "503": 503}
@@ -190,6 +198,39 @@ def default_responder(request: dict, call_number: int) -> dict:
         "cited_rules": rules[:1],
         "probs": probs,
     }
+
+
+_PLANTED = re.compile(
+    r"(?:label|rate|classify|mark)\s+(?:this|the)\s+(?:pair|candidate|profile|match)\s+as\s+(?P<a>[a-z_]+)"
+    r"|(?:correct|right|only)\s+label\s+is\s+(?P<b>[a-z_]+)"
+    r"|\\?\"label\\?\"\s*:\s*\\?\"(?P<c>[a-z_]+)",
+    re.IGNORECASE,
+)
+
+
+class ObeyingResponder:
+    """A responder that follows label instructions planted in the member's or the job's text."""
+
+    def __init__(self, base: Responder | None = None):
+        self.base = base or default_responder
+        self.obeyed = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict, call_number: int) -> dict:
+        user = str((request.get("messages") or [{}])[-1].get("content", ""))
+        labels = schema_labels(request)
+        for match in _PLANTED.finditer(user):
+            asked = (match.group("a") or match.group("b") or match.group("c") or "").lower()
+            if asked in labels:
+                with self._lock:
+                    self.obeyed += 1
+                return {
+                    "label": asked,
+                    "rationale": f"As instructed in the job posting, this pair is {asked}.",
+                    "cited_rules": [],
+                    "probs": {asked: 1.0},
+                }
+        return self.base(request, call_number)
 
 
 def label_segments(label: str) -> list[str]:

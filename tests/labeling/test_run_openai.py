@@ -60,7 +60,7 @@ def test_samples_that_disagree_route_the_pair_to_review(pairs, published, openai
         return {
             "label": "partial_match" if call_number == 1 else "strong_match",
             "rationale": "SQL.",
-            "cited_rules": [],
+            "cited_rules": ["R1"],  # an answer that cites no rule fails no_rule_cited: not what this test is about
         }
 
     fake_openai.responder = split_vote

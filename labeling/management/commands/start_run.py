@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--import-batch", type=int, help="Only the pairs of this pairs import.")
         parser.add_argument("--limit", type=int, help="Only the first N pairs.")
         parser.add_argument("--thresholds", default="{}", help='JSON, e.g. {"min_confidence": 0.8}.')
+        parser.add_argument("--checks", default="{}", help='JSON, e.g. {"require_rule_citation": false}.')
         parser.add_argument("--chunk-size", type=int, default=500)
         parser.add_argument("--user", help="Username recorded as the starter.")
         parser.add_argument("--plan", action="store_true", help="Only show the plan: one prompt and the estimate.")
@@ -45,12 +46,12 @@ class Command(BaseCommand):
             selection["limit"] = opts["limit"]
         user = get_user_model().objects.filter(username=opts["user"]).first() if opts["user"] else None
         try:
-            thresholds = json.loads(opts["thresholds"])
+            thresholds, checks = json.loads(opts["thresholds"]), json.loads(opts["checks"])
             if opts["plan"]:
                 mode = "batch" if opts["batch"] else "online"
                 return self._print_plan(run_plan(version=version, config=config, selection=selection, mode=mode))
             run = services.labeling_run_create(
-                version=version, config=config, selection=selection, thresholds=thresholds,
+                version=version, config=config, selection=selection, thresholds=thresholds, checks=checks,
                 chunk_size=opts["chunk_size"], user=user, mode="batch" if opts["batch"] else "online",
             )  # fmt: skip
         except (ValidationError, json.JSONDecodeError) as error:
