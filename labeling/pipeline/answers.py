@@ -68,7 +68,7 @@ def samples_by_pair(run: LabelingRun, pair_ids: list[int], k: int, answers: dict
 
 class _Decider:
     """Decides the candidates of one write: what every candidate's decision reads once (the other teachers'
-    labels, gold labels, the trust vocabulary, the thresholds)."""
+    labels, gold labels, the thresholds)."""
 
     def __init__(self, ctx: RunContext, pair_ids: list[int], facts: dict):
         run = ctx.run
@@ -77,7 +77,6 @@ class _Decider:
         self.others = other_run_labels(run, pair_ids)
         gold = GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids)
         self.gold = dict(gold.values_list("pair_id", "label"))
-        self.vocab = trust.vocabulary(facts.values())
         self.limits = routing.thresholds_with_defaults(run.thresholds)
         self.disagreeing: set[int] = set()
 
@@ -91,8 +90,9 @@ class _Decider:
             return
         space, k = self.ctx.space, self.ctx.k
         member, job = self.facts[candidate.pair_id]
+        prompt = self.ctx.system_prompt
         checks = trust.combine(
-            [trust.check_answer(s, space=space, member=member, job=job, vocab=self.vocab) for s in ok]
+            [trust.check_answer(s, space=space, member=member, job=job, system_prompt=prompt) for s in ok]
         )
         trust_ok = all(check["ok"] for check in checks.values())
         agg = routing.aggregate(ok, space.labels, samples_requested=k)
