@@ -29,8 +29,7 @@ def timed(cases, policy, repeat: int, *, warm: bool) -> float:
                 claims.pair_grounds(case["member"], case["job"])
         start = time.perf_counter()
         for case in cases:
-            claims.ungrounded(case["rationale"], grounds=claims.pair_grounds(case["member"], case["job"]),
-                              policy=policy)  # fmt: skip
+            claims.ungrounded(case["rationale"], member=case["member"], job=case["job"], policy=policy)
         elapsed += time.perf_counter() - start
     return elapsed / (repeat * len(cases)) * 1000
 

@@ -31,7 +31,7 @@ _NUMBER = re.compile(
     rf"approx\.?|roughly|some|between)\s+|~\s*)?"
     rf"(?P<team>\b(?:team|staff|crew|group|department|brigade|squad|unit|class)\s+of\s+)?"
     rf"(?P<cur>(?:{_CURRENCY})\s*)?"
-    rf"(?<![\w.])(?P<a>{_NUM}|\b(?:{_WORDNUM})\b)(?P<ak>[km]\b)?"
+    rf"(?<![\w.])(?P<a>{_NUM}|\b(?:{_WORDNUM})\b)(?P<ak>[km]\b)?(?!\w)"  # not "3f2a" (a hash), nor "S3"
     rf"(?:\s*(?:[-–—]|\bto\b|\band\b)\s*(?:(?:{_CURRENCY})\s*)?(?P<b>{_NUM})(?P<bk>[km]\b)?)?"
     rf"(?P<plus>\s*\+|[\s-]*plus\b|\s+or\s+more\b)?"
     rf"(?P<cur2>\s*(?:[€$£]|\b(?:eur|usd|gbp|chf|euros?|dollars?|pounds?)\b))?"
@@ -125,7 +125,7 @@ def _same_unit(claim: str, fact: str) -> bool:
     return kind == fact_kind == "money" and not (currency and fact_currency)
 
 
-def supported(claim: Quantity, facts: list[Quantity]) -> bool:
+def supported(claim: Quantity, facts: tuple[Quantity, ...]) -> bool:
     """Whether a number of the text supports the claim: within its range, or starting where it starts ("5+ years"
     by "5 years" or "at least 5 years", "4 years" by "3-5 years"; "6 years" not by "5+ years"). A year, or a
     number with an unknown unit ("EN ISO 9606 certification"), needs the same number anywhere; "about 10 years"

@@ -19,7 +19,7 @@ _LIST_BREAK = re.compile(r"[,/&]")
 _UMLAUT = re.compile(r"(?<=[aou])e")
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """One word's key: ASCII-folded, lower-case, stemmed; "ue"/"oe"/"ae" as "u"/"o"/"a" (Düsseldorf, Duesseldorf)."""
     if len(word) > 2 and word.endswith("s") and word[:-1].isupper():  # "ICUs", "GPs"

@@ -230,7 +230,7 @@ def _word_claims(text: str) -> list[Claim]:
     return [c for c in (_claim(text, tokens, s, e, kind) for s, e, kind in sorted(spans)) if c]
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def extract(rationale: str) -> tuple[Claim, ...]:
     """Every claim of a rationale about the member or the job (before grounding), numbers first."""
     numbers = [Claim(q.text, "number", quantity=q) for q in quantities(rationale, stated_only=True)]
@@ -240,34 +240,31 @@ def extract(rationale: str) -> tuple[Claim, ...]:
 # -- grounding ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class Grounds:
-    """What a text supports: its canonical word stems, the initials of its phrases (an acronym of them is
-    grounded: "SDR" by "sales development representative") and its numbers."""
+    """What a text supports: its canonical word stems, its numbers and the initials of its phrases (an acronym
+    of them is grounded: "SDR" by "sales development representative"; worked out only when an acronym asks)."""
 
-    keys: frozenset[str]
-    initials: frozenset[str]
-    quantities: tuple[Quantity, ...]
+    def __init__(self, text: str):
+        self.text = text
+        self.keys = set(canonical(stems(text)))
+        if self.keys & _DEGREES:
+            self.keys.add(_GENERIC_DEGREE)
+        self.quantities = tuple(quantities(text, stated_only=False))
+
+    @functools.cached_property
+    def initials(self) -> frozenset[str]:
+        firsts = [t[0] for t in (anyascii(w).lower() for w in re.findall(r"[^\W_]+", self.text)) if t]
+        return frozenset("".join(firsts[i : i + n]) for n in range(2, 6) for i in range(len(firsts) - n + 1))
 
     def supports(self, claim: Claim) -> bool:
         if claim.quantity:
-            return supported(claim.quantity, list(self.quantities))
+            return supported(claim.quantity, self.quantities)
         if all(key in self.keys for key in claim.keys):
             return True
         return bool(_ACRONYM.fullmatch(claim.text)) and claim.text.lower() in self.initials
 
 
-def _initials(text: str) -> set[str]:
-    firsts = [t[0] for t in (anyascii(w).lower() for w in re.findall(r"[^\W_]+", text)) if t]
-    return {"".join(firsts[i : i + n]) for n in range(2, 6) for i in range(len(firsts) - n + 1)}
-
-
-@functools.lru_cache(maxsize=4096)
-def text_grounds(text: str) -> Grounds:
-    keys = set(canonical(stems(text)))
-    if keys & _DEGREES:
-        keys.add(_GENERIC_DEGREE)
-    return Grounds(frozenset(keys), frozenset(_initials(text)), tuple(quantities(text, stated_only=False)))
+text_grounds = functools.lru_cache(maxsize=512)(Grounds)  # a pair's K answers are checked together
 
 
 def _field(value) -> str:
@@ -293,7 +290,7 @@ class PolicyWords:
 
     def covers(self, claim: Claim) -> bool:
         if claim.quantity:
-            return supported(claim.quantity, list(self.quantities))
+            return supported(claim.quantity, self.quantities)
         return claim.kind != "seniority" and all(word in self.words for word in claim.words)
 
 
@@ -307,10 +304,13 @@ def policy_words(system_prompt: str, labels: tuple[str, ...], rule_ids: tuple[st
     )
 
 
-def ungrounded(rationale: str, *, grounds: Grounds, policy: PolicyWords) -> list[Claim]:
-    """The claims of ``rationale`` that neither the pair's text supports nor the policy's words make, each once."""
+def ungrounded(rationale: str, *, member: dict, job: dict, policy: PolicyWords) -> list[Claim]:
+    """The claims of ``rationale`` that neither this member's and job's text supports nor the policy's words
+    make, each once (the pair's text is only read when the rationale claims something)."""
     found: dict[str, Claim] = {}
-    for claim in extract(rationale):
+    made = extract(rationale)
+    grounds = pair_grounds(member, job) if made else None
+    for claim in made:
         if not grounds.supports(claim) and not policy.covers(claim):
             found.setdefault(claim.describe().lower(), claim)
     return list(found.values())

@@ -47,7 +47,7 @@ def check_answer(answer: TeacherAnswer, *, space: LabelSpace, member: dict, job:
         "rationale_present": Check(bool(answer.rationale.strip()), "" if answer.rationale.strip() else "empty"),
     }
     policy = claims.policy_words(system_prompt, space.labels, space.rule_ids)
-    invented = claims.ungrounded(answer.rationale, grounds=claims.pair_grounds(member, job), policy=policy)
+    invented = claims.ungrounded(answer.rationale, member=member, job=job, policy=policy)
     results["facts_grounded"] = Check(
         not invented, f"not in this member or job: {', '.join(c.describe() for c in invented)}" if invented else ""
     )

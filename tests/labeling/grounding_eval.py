@@ -54,10 +54,9 @@ class Outcome:
 
 def check(cases: list[dict], policy: claims.PolicyWords) -> list[Outcome]:
     return [
-        Outcome(case, claims.ungrounded(case["rationale"], grounds=claims.pair_grounds(case["member"], case["job"]),
-                                        policy=policy))
+        Outcome(case, claims.ungrounded(case["rationale"], member=case["member"], job=case["job"], policy=policy))
         for case in cases
-    ]  # fmt: skip
+    ]
 
 
 def _ratio(num: int, den: int) -> float:

@@ -14,12 +14,9 @@ PROMPT = (
 )
 
 
-def text(member_text: str = "", job_text: str = "") -> claims.Grounds:
-    return claims.pair_grounds({"summary": member_text}, {"description": job_text})
-
-
 def invented(rationale: str, member_text: str = "", job_text: str = "", policy=NO_POLICY) -> list[str]:
-    return [c.text for c in claims.ungrounded(rationale, grounds=text(member_text, job_text), policy=policy)]
+    member, job = {"summary": member_text}, {"description": job_text}
+    return [c.text for c in claims.ungrounded(rationale, member=member, job=job, policy=policy)]
 
 
 def kinds(rationale: str) -> list[tuple[str, str]]:
@@ -152,7 +149,7 @@ def test_the_heuristic_baseline_rationale_is_grounded_with_its_derived_counts():
     score, facts = score_pair(member, job)
     rationale = f"Heuristic baseline (not an LLM): score {score:.2f}; " + "; ".join(facts) + "."
     assert "1 of 3 required skills (Triage)" in rationale
-    assert claims.ungrounded(rationale, grounds=claims.pair_grounds(member, job), policy=NO_POLICY) == []
+    assert claims.ungrounded(rationale, member=member, job=job, policy=NO_POLICY) == []
 
 
 def test_the_check_detail_names_each_ungrounded_claim_with_its_kind():
