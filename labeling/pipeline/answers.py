@@ -68,7 +68,7 @@ def samples_by_pair(run: LabelingRun, pair_ids: list[int], k: int, answers: dict
 
 class _Decider:
     """Decides the candidates of one write: what every candidate's decision reads once (the other teachers'
-    labels, gold labels, the trust vocabulary, the thresholds)."""
+    labels, gold labels, the thresholds)."""
 
     def __init__(self, ctx: RunContext, pair_ids: list[int], facts: dict):
         run = ctx.run
@@ -77,7 +77,6 @@ class _Decider:
         self.others = other_run_labels(run, pair_ids)
         gold = GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids)
         self.gold = dict(gold.values_list("pair_id", "label"))
-        self.vocab = trust.vocabulary(facts.values())
         self.limits = routing.thresholds_with_defaults(run.thresholds)
         self.settings = trust.settings_with_defaults(run.checks)
         # the heuristic baseline does not read the policy, so it cites no rule: that is not a failure of its answers
@@ -129,8 +128,8 @@ class _Decider:
         member, job = self.facts[candidate.pair_id]
         return trust.combine([
             trust.check_answer(
-                s, space=self.ctx.space, member=member, job=job, vocab=self.vocab, injections=matches,
-                require_citation=self.require_citation,
+                s, space=self.ctx.space, member=member, job=job, system_prompt=self.ctx.system_prompt,
+                injections=matches, require_citation=self.require_citation,
             )
             for s in ok
         ])  # fmt: skip

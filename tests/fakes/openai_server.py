@@ -42,6 +42,15 @@ property, searched recursively; ``"strong_match"`` when there is no schema), rat
 ``cited_rules`` = the first entry of the ``cited_rules`` items enum when the schema has one (else ``[]``), and
 ``probs`` = 0.9 for its label with 0.1 shared equally by the other enum keys.
 
+Inventing facts
+---------------
+:class:`InventingResponder` wraps a responder (the default one unless given) and appends a sentence with a fact
+that neither the member nor the job states to a deterministic ``fraction`` of answers: an invented degree,
+employer, years of experience, licence, tool or city (:data:`INVENTED_FACTS`, the first whose words the user
+message does not contain). Which answers invent is decided by the sha256 of the user message and the call
+number, so a run over the same pairs invents the same facts again. ``invented`` maps each rationale it changed to
+the claim it invented. CLI: ``--invent-facts 0.2``.
+
 Obeying planted instructions
 ----------------------------
 :class:`ObeyingResponder` wraps a responder (the default one unless given) and does what a model that falls for
@@ -94,6 +103,7 @@ import argparse
 import collections
 import contextlib
 import email.message
+import hashlib
 import http.server
 import json
 import math
@@ -108,7 +118,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "FakeOpenAI", "ObeyingResponder", "default_responder", "label_segments"]
+__all__ = [
+    "FAULT_KINDS", "INVENTED_FACTS", "FakeOpenAI", "InventingResponder", "ObeyingResponder", "default_responder",
+    "label_segments",
+]  # fmt: skip
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "malformed_json", "bad_label", "bad_rule", "empty_rationale")
 HTTP_FAULTS = {"429": 429, "500": 500, "503": 503}
@@ -198,6 +211,44 @@ def default_responder(request: dict, call_number: int) -> dict:
         "cited_rules": rules[:1],
         "probs": probs,
     }
+
+
+#: (sentence appended to the rationale, the claim it invents, words that must not be in the user message)
+INVENTED_FACTS = (
+    ("They also hold an MBA from INSEAD.", "MBA", ("mba", "insead")),
+    ("Previously spent six years at Google.", "Google", ("google",)),
+    ("Brings 14 years of experience in the field.", "14 years", ("14",)),
+    ("Holds a commercial pilot licence.", "commercial pilot licence", ("pilot",)),
+    ("Has shipped production systems in Haskell.", "Haskell", ("haskell",)),
+    ("Is currently based in Reykjavik.", "Reykjavik", ("reykjavik",)),
+    ("Earned a PhD in astrophysics.", "PhD in astrophysics", ("phd", "astrophysics")),
+)
+
+
+class InventingResponder:
+    """A responder that invents an out-of-vocabulary fact in a deterministic ``fraction`` of its answers."""
+
+    def __init__(self, base: Responder | None = None, *, fraction: float = 0.25):
+        self.base = base or default_responder
+        self.fraction = fraction
+        self.invented: dict[str, str] = {}  # rationale -> the claim it invents
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict, call_number: int) -> dict:
+        answer = dict(self.base(request, call_number))
+        user = str((request.get("messages") or [{}])[-1].get("content", ""))
+        digest = hashlib.sha256(f"{user}\x00{call_number}".encode()).digest()
+        if int.from_bytes(digest[:4], "big") >= self.fraction * 2**32:
+            return answer
+        lowered = user.lower()
+        fresh = [fact for fact in INVENTED_FACTS if not any(word in lowered for word in fact[2])]
+        if not fresh:
+            return answer
+        sentence, claim, _ = fresh[digest[4] % len(fresh)]
+        answer["rationale"] = f"{answer.get('rationale', '')} {sentence}".strip()
+        with self._lock:
+            self.invented[answer["rationale"]] = claim
+        return answer
 
 
 _PLANTED = re.compile(
@@ -852,9 +903,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds slept before each chat completion")
     parser.add_argument("--batch-polls", type=int, default=2, help="GETs before a batch completes")
+    parser.add_argument("--invent-facts", type=float, default=0.0, help="share of answers that invent a fact")
     args = parser.parse_args(argv)
     server = FakeOpenAI(latency=args.latency, host=args.host, port=args.port)
     server.batch_polls_to_complete = args.batch_polls
+    if args.invent_facts:
+        server.responder = InventingResponder(fraction=args.invent_facts)
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops it as cleanly as Ctrl-C
     print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)

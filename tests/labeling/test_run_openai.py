@@ -168,7 +168,7 @@ def test_a_rationale_citing_facts_from_another_profile_fails_the_hallucination_c
     run = process_run(start(published, openai_config()))
     nurse_icu = Candidate.objects.get(run=run, pair__member__external_id="m2", pair__job__external_id="j2")
     assert nurse_icu.reasons == ["trust_check_failed"]
-    assert nurse_icu.trust["facts_grounded"] == {"ok": False, "detail": "not in this member or job: python"}
+    assert nurse_icu.trust["facts_grounded"] == {"ok": False, "detail": "not in this member or job: Python (skill)"}
     # the data job does require Python, so saying so about the nurse for that job is not invented
     assert Candidate.objects.get(run=run, pair__member__external_id="m2", pair__job__external_id="j1").trust_ok
     engineer_with_data_job = Candidate.objects.get(run=run, pair__member__external_id="m1", pair__job__external_id="j1")
