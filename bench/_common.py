@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "policyhub.settings")
+os.environ.setdefault("DEBUG", "1")  # local runs: no SECRET_KEY needed (the workers they start inherit it)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/policyhub_bench")
 
 

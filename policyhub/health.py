@@ -1,8 +1,14 @@
-"""Reachability of the database and the Celery broker, for ``GET /healthz``."""
+"""Reachability of the database and the Celery broker, for ``GET /healthz``.
+
+Errors name hosts, users and broker addresses, so only staff see them (and the log, which operators read)."""
+
+import logging
 
 from django.db import connection
 
 from .celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 
 def check_database() -> str | None:
@@ -26,8 +32,14 @@ def check_broker(timeout: float = 2.0) -> str | None:
     return None
 
 
-def health_report() -> tuple[bool, dict]:
+def health_report(*, details: bool) -> tuple[bool, dict]:
+    """``(healthy, report)``: the overall status, plus each check and its error when ``details``."""
     checks = {"database": check_database(), "broker": check_broker()}
-    report = {name: ("ok" if error is None else {"error": error}) for name, error in checks.items()}
+    for name, error in checks.items():
+        if error is not None:
+            logger.warning("healthz: %s unreachable: %s", name, error)
     healthy = all(error is None for error in checks.values())
-    return healthy, {"status": "ok" if healthy else "unavailable", **report}
+    report = {"status": "ok" if healthy else "unavailable"}
+    if details:
+        report.update({name: ("ok" if error is None else {"error": error}) for name, error in checks.items()})
+    return healthy, report

@@ -2,11 +2,13 @@
 
 With no variable set the *embedded default* applies: SQLite and a filesystem Celery broker under ``var/``,
 so the app runs with no server installed. ``DATABASE_URL`` switches to PostgreSQL, ``CELERY_BROKER_URL``
-to Redis (or any broker kombu speaks).
+to Redis (or any broker kombu speaks). ``DEBUG`` is off unless set (``bin/run`` and ``bin/test`` set it); with it
+off, a ``SECRET_KEY`` is required and HTTPS is enforced (HSTS, redirect, secure cookies), each switchable here.
 """
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -42,6 +44,30 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()] if value is not None else default
 
 
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto:https`` → Django's ``("HTTP_X_FORWARDED_PROTO", "https")``; unset → None."""
+    value = env(name)
+    if not value:
+        return None
+    header, sep, expected = (part.strip() for part in value.partition(":"))
+    if not sep or not header or not expected:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} must be HEADER:VALUE, e.g. X-Forwarded-Proto:https (the header the proxy sets on "
+            "requests that reached it over HTTPS)."
+        )
+    return "HTTP_" + header.upper().replace("-", "_"), expected
+
+
 def _dev_secret_key() -> str:
     """A random key kept under var/ for DEBUG runs: never a secret shared by every install."""
     path = VAR_DIR / "dev-secret-key"
@@ -52,7 +78,7 @@ def _dev_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = env_bool("DEBUG", default=True)
+DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
@@ -71,6 +97,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "policyhub",
     "labeling",
     "exports",
@@ -78,12 +105,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from STATIC_ROOT, straight after security
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lock-out page
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "policyhub.urls"
@@ -141,7 +175,19 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env("STATIC_ROOT") or VAR_DIR / "static")  # filled by `manage.py collectstatic` (bin/serve)
+# WhiteNoise serves STATIC_ROOT. Without DEBUG, file names carry a content hash (cached for ever, gzip/brotli
+# copies made by collectstatic); with DEBUG, plain names straight from static/ with no collectstatic needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Fixed when the settings load (pytest-django turns DEBUG off later, while tests still read static/ directly).
+WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS = DEBUG
 # Uploads waiting for a worker (imports). Web and workers must share it (a volume, or one machine).
 MEDIA_ROOT = Path(env("MEDIA_ROOT") or VAR_DIR / "media")
 #: Built dataset exports (one folder per export; immutable once built).
@@ -152,9 +198,24 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default for clarity
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=True)
+# HTTPS without DEBUG: each can be turned off (e.g. SECURE_SSL_REDIRECT=0 when the TLS-terminating proxy
+# redirects itself). Behind such a proxy, SECURE_PROXY_SSL_HEADER names the header it sets on HTTPS requests.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+
+# Login throttling (django-axes), for the login page and the admin's: after AXES_FAILURE_LIMIT wrong passwords
+# for one username from one address, that pair is refused for the cool-off, even with the right password.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a stranger cannot lock a user out from elsewhere
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")

@@ -20,8 +20,8 @@ from .health import health_report
 @never_cache
 @require_GET
 def healthz(request):
-    """Public liveness probe: database and broker reachability, no data."""
-    healthy, report = health_report()
+    """Public probe: 200 or 503 with the overall status; staff also see each check and its error."""
+    healthy, report = health_report(details=request.user.is_staff)
     return JsonResponse(report, status=200 if healthy else 503)
 
 

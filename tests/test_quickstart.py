@@ -130,7 +130,7 @@ def _owner_password(app: App) -> str:
 
 def test_bin_run_serves_the_demo_and_ctrl_c_stops_everything(app):
     health = _wait_healthy(app)
-    assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert health == {"status": "ok"}  # anonymous callers see the status only
 
     # Log in with the printed demo credentials through the login form (CSRF cookie + token).
     status, login_page = app.get("/login/")

@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.http import HttpRequest
 
 from policyhub import roles
 from policyhub.models import Policy, PolicyVersion
@@ -70,7 +71,7 @@ def test_seed_creates_the_policy_with_a_published_v1_and_a_draft_v2(var_dir):
 @pytest.mark.django_db
 def test_seeded_draft_shows_its_added_rule_on_the_compare_page(var_dir, client):
     _, credentials = seed()
-    client.login(username="owner", password=credentials["owner"][1])
+    assert client.login(request=HttpRequest(), username="owner", password=credentials["owner"][1])
 
     response = client.get("/policies/member-job-match/compare/?from=1&to=2")
 
@@ -123,5 +124,5 @@ def test_seed_gives_a_new_password_when_the_credentials_file_was_lost(var_dir, c
     _, second = seed()
 
     assert second["owner"][1] != first["owner"][1]
-    assert client.login(username="owner", password=second["owner"][1])
+    assert client.login(request=HttpRequest(), username="owner", password=second["owner"][1])
     assert _counts()[0] == 3
