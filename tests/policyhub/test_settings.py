@@ -1,5 +1,6 @@
-"""Settings from the environment: production (DEBUG=0) refuses to start without a SECRET_KEY; bad values fail
-clearly; a DEBUG install gets its own random key."""
+"""Settings from the environment: DEBUG is off unless set; production (DEBUG off) refuses to start without a
+SECRET_KEY and enforces HTTPS, so `check --deploy` finds nothing to report; bad values fail clearly; a DEBUG install
+gets its own random key."""
 
 import os
 import stat
@@ -18,6 +19,14 @@ START = "import django; from django.conf import settings; django.setup(); print(
 
 def start(tmp_path, code: str = START, **env: str) -> subprocess.CompletedProcess:
     """Start Django in a fresh interpreter with only the given policyhub variables set."""
+    return run_python(tmp_path, ["-c", code], env)
+
+
+def manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return run_python(tmp_path, ["manage.py", *args], env)
+
+
+def run_python(tmp_path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {
         name: value
         for name, value in os.environ.items()
@@ -26,9 +35,7 @@ def start(tmp_path, code: str = START, **env: str) -> subprocess.CompletedProces
     }
     clean.update(DJANGO_SETTINGS_MODULE="policyhub.settings", POLICYHUB_VAR_DIR=str(tmp_path / "var"), **env)
     python = PYTHON if PYTHON.exists() else Path(sys.executable)
-    return subprocess.run(
-        [str(python), "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([str(python), *args], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("extra", [{}, {"SECRET_KEY": ""}], ids=["unset", "empty"])
@@ -80,3 +87,79 @@ def test_debug_install_gets_its_own_random_key_kept_private_under_var(tmp_path):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert first.stdout != second.stdout  # never one key shared by every install
     assert first_again.stdout == first.stdout  # stable across restarts, so sessions survive
+
+
+def test_debug_is_off_unless_set(tmp_path):
+    without_key = start(tmp_path)
+    with_key = start(tmp_path, START + "; print(settings.DEBUG)", SECRET_KEY="a-production-secret")
+
+    assert "SECRET_KEY is required when DEBUG is off" in without_key.stderr
+    assert with_key.stdout.splitlines() == ["KEY=a-production-secret", "False"]
+
+
+SECURITY = START + (
+    "; print(settings.SECURE_SSL_REDIRECT, settings.SECURE_HSTS_SECONDS, settings.SESSION_COOKIE_SECURE,"
+    " settings.SECURE_PROXY_SSL_HEADER)"
+)
+
+
+def test_a_debug_run_is_served_over_plain_http(tmp_path):
+    result = start(tmp_path, SECURITY, DEBUG="1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "False 0 False None"
+
+
+def test_behind_a_tls_proxy_its_header_is_trusted_and_https_settings_can_be_turned_off(tmp_path):
+    env = {"DEBUG": "0", "SECRET_KEY": "x", "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto: https"}
+    off = {"SECURE_SSL_REDIRECT": "0", "SECURE_HSTS_SECONDS": "0", "SESSION_COOKIE_SECURE": "0"}
+
+    result = start(tmp_path, SECURITY, **env, **off)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "False 0 False ('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+@pytest.mark.parametrize("value", ["X-Forwarded-Proto", "X-Forwarded-Proto:", ":https"])
+def test_a_proxy_header_without_its_value_is_a_clear_error(tmp_path, value):
+    result = start(tmp_path, DEBUG="0", SECRET_KEY="x", SECURE_PROXY_SSL_HEADER=value)
+
+    assert result.returncode != 0
+    assert f"SECURE_PROXY_SSL_HEADER={value!r} must be HEADER:VALUE" in result.stderr
+
+
+def test_hsts_seconds_that_are_not_a_number_are_a_clear_error(tmp_path):
+    result = start(tmp_path, DEBUG="0", SECRET_KEY="x", SECURE_HSTS_SECONDS="a year")
+
+    assert result.returncode != 0
+    assert "SECURE_HSTS_SECONDS='a year' is not a whole number" in result.stderr
+
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "kP3v9-QzX7_mR2sLw8YtN4bH6jC1dF5gA0eU-oI9pZ2xV7nM3qW8rT6yK4hJ1",
+    "ALLOWED_HOSTS": "policyhub.example.com",
+}
+
+
+def test_check_deploy_reports_nothing_with_only_debug_secret_key_and_allowed_hosts_set(tmp_path):
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "warning"),
+    [
+        ("SECURE_SSL_REDIRECT", "security.W008"),
+        ("SECURE_HSTS_SECONDS", "security.W004"),
+        ("SESSION_COOKIE_SECURE", "security.W012"),
+        ("CSRF_COOKIE_SECURE", "security.W016"),
+    ],
+)
+def test_check_deploy_flags_each_https_setting_turned_off(tmp_path, variable, warning):
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION, **{variable: "0"})
+
+    assert result.returncode != 0
+    assert warning in result.stderr
