@@ -192,3 +192,14 @@ def test_a_user_logs_in_and_sees_a_page_and_errors_show_no_debug_details(server,
     status, _, body = server.request("/no-such-page/")
     assert status == 404
     assert b"URLconf" not in body and b"Traceback" not in body  # DEBUG is off, whatever the environment said
+
+
+def test_bin_serve_without_a_secret_key_refuses_to_start(tmp_path):
+    env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
+    env.update(ALLOWED_HOSTS="127.0.0.1", POLICYHUB_VAR_DIR=str(tmp_path / "var"), BIND=f"127.0.0.1:{_free_port()}")
+
+    result = subprocess.run(["bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+    assert "Listening at" not in result.stdout + result.stderr
