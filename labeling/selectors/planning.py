@@ -220,7 +220,8 @@ def judge_plan(*, version: PolicyVersion, judge: TeacherConfig, answers: int, fa
             messages = judge_messages(member=facts[pair_id][0], job=facts[pair_id][1], labels=version.labels,
                                       rules=rules, answer=said)  # fmt: skip
             wanted.append(keys.key(messages, 0))
-        hits = ResponseCache.objects.filter(key__in=wanted).count()
+        present = set(ResponseCache.objects.filter(key__in=wanted).values_list("key", flat=True))
+        hits = sum(1 for key in wanted if key in present)  # K identical answers share one verdict
     cached_share = hits / (len(sample_ids) * k) if sample_ids else 0.0
     measured = judge_rate(judge.model)
     if measured:

@@ -76,9 +76,8 @@ def test_an_answer_inconsistent_with_its_cited_rules_fails_the_verdict(
     fake_openai.responder = answer("no_match", rationale="R2 rules it out: the seniority is too far apart.")
     run = process_run(_run(published, openai_config(), openai_config("judge")))
     for candidate in Candidate.objects.filter(run=run):
-        assert candidate.trust["judge_verdict"] == {
-            "ok": False, "detail": "inconsistent with the cited rules: the rationale relies on R2, which it does not cite",
-        }  # fmt: skip
+        detail = "inconsistent with the cited rules: the rationale relies on R2, which it does not cite"
+        assert candidate.trust["judge_verdict"] == {"ok": False, "detail": detail}
         assert candidate.routing == "needs_review" and candidate.approved_label == ""
 
 
