@@ -145,3 +145,27 @@ def test_the_api_refuses_a_judge_that_cannot_judge(pairs, published, openai_conf
         response = api("post", path, body)
         assert response.status_code == status and message in response.json()["detail"], response.content
     assert LabelingRun.objects.count() == 0
+
+
+def test_start_run_plans_and_starts_a_judged_run(pairs, published, openai_config, django_capture_on_commit_callbacks):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    openai_config(**PRICES)
+    openai_config("judge", **PRICES)
+    out = StringIO()
+    call_command("start_run", policy="match", version=1, teacher="fake", judge="judge", plan=True, stdout=out)
+    plan = run_plan(version=published, config=_config("fake"), selection={"all": True}, judge=_config("judge"))
+    assert "Judge judge: 4 requests" in out.getvalue() and f"total ≈ ${plan.estimated_cost}." in out.getvalue()
+    with pytest.raises(CommandError, match="No teacher config 'nope' to judge with."):
+        call_command("start_run", policy="match", version=1, teacher="fake", judge="nope", stdout=StringIO())
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("start_run", policy="match", version=1, teacher="fake", judge="judge", stdout=StringIO())
+    assert LabelingRun.objects.get().judge_config == _config("judge")
+
+
+def _config(name):
+    from labeling.models import TeacherConfig
+
+    return TeacherConfig.objects.get(name=name)
