@@ -71,7 +71,7 @@ def test_an_honest_judge_flags_invented_claims_and_passes_clean_answers(
 
 
 def test_an_answer_inconsistent_with_its_cited_rules_fails_the_verdict(
-    pairs, published, openai_config, fake_openai, process_run
+    pairs, published, openai_config, fake_openai, process_run, annotator, client_for
 ):
     fake_openai.responder = answer("no_match", rationale="R2 rules it out: the seniority is too far apart.")
     run = process_run(_run(published, openai_config(), openai_config("judge")))
@@ -79,6 +79,9 @@ def test_an_answer_inconsistent_with_its_cited_rules_fails_the_verdict(
         detail = "inconsistent with the cited rules: the rationale relies on R2, which it does not cite"
         assert candidate.trust["judge_verdict"] == {"ok": False, "detail": detail}
         assert candidate.routing == "needs_review" and candidate.approved_label == ""
+    # the annotator reviewing it sees why
+    page = client_for(annotator).get("/review/").content.decode()
+    assert f"<strong>judge_verdict</strong> failed: {detail}" in page
 
 
 def test_malformed_verdicts_are_retried_then_fail_the_check_with_a_clear_detail(
