@@ -30,29 +30,23 @@ class Judged:
 class Judge:
     """A run's judge: its request parameters, cache keys and provider."""
 
-    def __init__(self, run: LabelingRun, *, provider=None):
-        self.snapshot = run.judge_snapshot
-        self.params = judge_parameters(self.snapshot)
+    def __init__(self, run: LabelingRun, provider):
+        self.params = judge_parameters(run.judge_snapshot)
         self.keys = CacheKeys(self.params, SYSTEM_PROMPT)
         content = run.version_content or {}
         self.labels = content.get("labels") or run.policy_version.labels
         self.rules = {rule["id"]: rule["text"] for rule in (content.get("rules") or run.policy_version.rules)}
-        self._provider = provider
+        self.provider = provider
 
     @classmethod
     def of(cls, run: LabelingRun) -> "Judge | None":
         """The run's judge, or None for a run without one. Raises ``TeacherConfigError`` if it cannot be used."""
         if not run.judge_snapshot:
             return None
-        judge = cls(run)
-        judge._provider = OpenAIProvider(
+        provider = OpenAIProvider(
             snapshot=run.judge_snapshot, space=run_label_space(run), answer_format=VerdictFormat(run.judge_snapshot)
         )
-        return judge
-
-    @property
-    def model(self) -> str:
-        return self.params["model"]
+        return cls(run, provider)
 
     def messages(self, member: dict, job: dict, answer) -> list[dict]:
         return judge_messages(member=member, job=job, labels=self.labels, rules=self.rules, answer=answer)
@@ -69,7 +63,7 @@ class Judge:
             requests.setdefault(cache_key, TeacherRequest(key=key, messages=messages, sample_index=0))
         replies = cached_verdicts({request.key: cache_key for cache_key, request in requests.items()})
         known = {reply.key for reply in replies}
-        replies += self._provider.answer_stream([r for r in requests.values() if r.key not in known])
+        replies += self.provider.answer_stream([r for r in requests.values() if r.key not in known])
         by_cache_key = {keys[reply.key]: reply for reply in replies}
         for key, cache_key in keys.items():
             reply = by_cache_key.get(cache_key)
