@@ -149,3 +149,14 @@ def _checks(run):
     for candidate in Candidate.objects.filter(run=run):
         for name, result in candidate.trust.items():
             yield name, result["ok"]
+
+
+def test_a_judge_that_cannot_be_reached_fails_the_run_with_its_reason(
+    pairs, published, openai_config, fake_openai, process_run, monkeypatch
+):
+    monkeypatch.delenv("JUDGE_KEY", raising=False)
+    judge = openai_config("judge", api_key_env="JUDGE_KEY")
+    run = process_run(_run(published, openai_config(), judge))
+    assert run.status == "failed"
+    assert run.error == "The judge cannot be used: No API key: set JUDGE_KEY in the worker's environment."
+    assert fake_openai.requests == [] and not TeacherSample.objects.filter(run=run).exists()
