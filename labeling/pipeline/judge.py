@@ -7,6 +7,8 @@ judge's fresh replies in the response cache and its tokens and cost on the run's
 flush's transaction under the chunk's lease. So a re-delivered chunk judges only what was never stored, and a
 second run over the same answers finds every verdict in the cache. A reply that stays unreadable after the
 provider's retries is kept as a verdict with an ``error``: the check fails (an unjudged answer is not trusted).
+Cancelling a run stops the teacher's requests, not the judging of the answers already paid for. Batch-mode runs
+have no judge (refused at creation).
 """
 
 from dataclasses import dataclass, replace
