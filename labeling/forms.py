@@ -44,6 +44,12 @@ class RunForm(forms.Form):
         label="Policy version",
     )
     config = forms.ModelChoiceField(queryset=TeacherConfig.objects.all(), label="Teacher config")
+    judge = forms.ModelChoiceField(
+        queryset=TeacherConfig.objects.filter(provider=TeacherConfig.Provider.OPENAI), required=False,
+        empty_label="No judge", label="Judge (optional)",
+        help_text="A second LLM config that checks every answer: grounded in the pair, consistent with the cited "
+        "rules (judge_verdict). Its requests are paid too: see the plan.",
+    )  # fmt: skip
     import_batch = forms.ModelChoiceField(
         queryset=ImportBatch.objects.filter(kind=ImportBatch.Kind.PAIRS, status=ImportBatch.Status.SUCCEEDED),
         required=False,

@@ -235,6 +235,11 @@ class LabelingRun(models.Model):
     )
     teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="runs")
     config_snapshot = models.JSONField(help_text="The teacher config as it was when the run was created.")
+    judge_config = models.ForeignKey(
+        TeacherConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="judged_runs",
+        help_text="A second (LLM) config that judges every answer: the judge_verdict trust check.",
+    )  # fmt: skip
+    judge_snapshot = models.JSONField(default=dict, blank=True, help_text="The judge config at creation ({}: none).")
     system_prompt = models.TextField(help_text="The exact system prompt every request of this run carries.")
     selection = models.JSONField(default=dict, help_text="How the pairs were chosen, e.g. {'import_batch': 3}.")
     thresholds = models.JSONField(default=dict, help_text="Routing thresholds (see labeling.pipeline.routing).")
@@ -256,6 +261,13 @@ class LabelingRun(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    # the judge's requests, counted apart from the teacher's
+    judge_requests = models.PositiveIntegerField(default=0, help_text="Answers judged (cached verdicts included).")
+    judge_cached = models.PositiveIntegerField(default=0)
+    judge_failed = models.PositiveIntegerField(default=0, help_text="Answers the judge gave no readable verdict on.")
+    judge_input_tokens = models.BigIntegerField(default=0)
+    judge_output_tokens = models.BigIntegerField(default=0)
+    judge_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     error = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -285,6 +297,11 @@ class LabelingRun(models.Model):
                 condition=Q(reviewers_per_item__gte=1, reviewers_per_item__lte=3),
                 name="labelingrun_reviewers_1_3",
                 violation_error_message="reviewers_per_item must be 1, 2 or 3.",
+            ),
+            models.CheckConstraint(
+                condition=Q(judge_config__isnull=True) | Q(mode=RunMode.ONLINE),
+                name="labelingrun_judge_online",
+                violation_error_message="A judge judges online runs only.",
             ),
             models.CheckConstraint(
                 condition=Q(chunk_size__gte=1, chunk_size__lte=10_000),
@@ -558,6 +575,10 @@ class TeacherSample(models.Model):
     cached = models.BooleanField(default=False)
     error_kind = models.CharField(max_length=40, blank=True)
     error = models.TextField(blank=True)
+    judge = models.JSONField(
+        null=True, blank=True,
+        help_text="The judge's verdict (runs with a judge; see labeling.pipeline.judge.verdict_record).",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,6 +1,8 @@
 """Run endpoints of the JSON API: plan, start, read, cancel and resume labeling runs, list their candidates
 (ML engineers)."""
 
+from dataclasses import asdict
+
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
@@ -26,6 +28,7 @@ class RunIn(Schema):
     chunk_size: int = 500
     mode: str = "online"
     reviewers_per_item: int = 1
+    judge: str | int | None = None  # a second LLM teacher config (its name or id) that judges every answer
 
 
 class BatchJobOut(Schema):
@@ -56,9 +59,28 @@ class RunOut(Schema):
     input_tokens: int
     output_tokens: int
     cost: str
+    judge: str | None
+    judge_requests: int
+    judge_cached: int
+    judge_failed: int
+    judge_input_tokens: int
+    judge_output_tokens: int
+    judge_cost: str
     thresholds: dict
     checks: dict
     routing: dict
+
+
+class JudgePlanOut(Schema):
+    config: str
+    requests: int
+    input_tokens_per_request: int
+    output_tokens_per_request: int
+    token_basis: str
+    cached_share: float
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost: str
 
 
 class PlanOut(Schema):
@@ -70,6 +92,8 @@ class PlanOut(Schema):
     estimated_input_tokens: int
     estimated_output_tokens: int
     estimated_cost: str
+    teacher_estimated_cost: str
+    judge: JudgePlanOut | None
     price_factor: str
     cached_share: float
     is_llm: bool
@@ -106,6 +130,10 @@ def _run_out(run: LabelingRun) -> dict:
         **{f: getattr(run, f) for f in ("pairs_total", "samples_total", "samples_done", "samples_failed",
                                          "samples_cached", "input_tokens", "output_tokens")},
         "cost": str(run.cost),
+        "judge": run.judge_config.name if run.judge_config else None,
+        **{f: getattr(run, f) for f in ("judge_requests", "judge_cached", "judge_failed", "judge_input_tokens",
+                                         "judge_output_tokens")},
+        "judge_cost": str(run.judge_cost),
         "thresholds": run.thresholds,
         "checks": run.checks,
         "routing": {"auto_accepted": summary["auto_accepted"], "needs_review": summary["needs_review"],
@@ -120,7 +148,18 @@ def _resolve(payload: RunIn):
     config = TeacherConfig.objects.filter(name=payload.teacher).first()
     if config is None:
         raise HttpError(404, f"No teacher config {payload.teacher!r}.")
-    return version, config
+    return version, config, _judge(payload.judge)
+
+
+def _judge(ref: str | int | None) -> TeacherConfig | None:
+    """The judge config named by ``ref`` (its name or id); the service refuses one that is no LLM."""
+    if ref is None or ref == "":
+        return None
+    by = {"pk": ref} if isinstance(ref, int) else {"name": ref}
+    judge = TeacherConfig.objects.filter(**by).first()
+    if judge is None:
+        raise HttpError(404, f"No teacher config {ref!r} to judge with.")
+    return judge
 
 
 @router.post(
@@ -131,9 +170,12 @@ def _resolve(payload: RunIn):
 def plan_run(request, payload: RunIn):
     """Dry run: one rendered request and the estimated tokens and cost, without calling the teacher."""
     require_role(request, ML_ENGINEER)
-    version, config = _resolve(payload)
-    plan = run_plan(version=version, config=config, selection=payload.selection, mode=payload.mode)
-    return {**plan.__dict__, "estimated_cost": str(plan.estimated_cost), "price_factor": str(plan.price_factor)}
+    version, config, judge = _resolve(payload)
+    services.labeling_run_check_judge(judge=judge, mode=payload.mode)
+    plan = run_plan(version=version, config=config, selection=payload.selection, mode=payload.mode, judge=judge)
+    judged = {**asdict(plan.judge), "estimated_cost": str(plan.judge.estimated_cost)} if plan.judge else None
+    return {**plan.__dict__, "estimated_cost": str(plan.estimated_cost), "price_factor": str(plan.price_factor),
+            "teacher_estimated_cost": str(plan.teacher_estimated_cost), "judge": judged}  # fmt: skip
 
 
 @router.post(
@@ -144,13 +186,13 @@ def plan_run(request, payload: RunIn):
 def create_run(request, payload: RunIn):
     """Start a run. Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same run."""
     require_role(request, ML_ENGINEER)
-    version, config = _resolve(payload)
+    version, config, judge = _resolve(payload)
     key = request.headers.get("Idempotency-Key", "")[:200]
     existed = bool(key) and LabelingRun.objects.filter(created_by=request.auth, idempotency_key=key).exists()
     run = services.labeling_run_create(
         version=version, config=config, selection=payload.selection, thresholds=payload.thresholds,
         checks=payload.checks, chunk_size=payload.chunk_size, user=request.auth, idempotency_key=key, mode=payload.mode,
-        reviewers_per_item=payload.reviewers_per_item,
+        reviewers_per_item=payload.reviewers_per_item, judge=judge,
     )  # fmt: skip
     return Status(200 if existed else 201, _run_out(selectors.run_get(pk=run.pk)))
 

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from ..models import ApprovedBy, Candidate, GoldLabel, LabelingRun, TeacherSample
 from ..teacher import TeacherAnswer
-from . import injection, routing, trust
+from . import injection, judge, routing, trust
 from .context import RunContext
 from .db import bulk_update, store_cache, store_samples
+from .judge import Judged
 from .pricing import price
 from .requests import Key
 
@@ -28,9 +29,10 @@ DECIDED_FIELDS = [
 
 
 def write_answers(ctx: RunContext, candidates: list[Candidate], facts: dict, answers: dict[Key, TeacherAnswer],
-                  keys: dict[Key, str]) -> bool:  # fmt: skip
+                  keys: dict[Key, str], judged: Judged | None = None) -> bool:  # fmt: skip
     """Store ``answers`` as samples, cache the valid fresh ones, aggregate the candidates they complete and add
-    to the run's counters; call inside a transaction. Returns True if every candidate has all its samples."""
+    to the run's counters; ``judged``: the judge's replies on them (a run with a judge), cached and counted
+    too. Call inside a transaction. Returns True if every candidate has all its samples."""
     run = ctx.run
     store_samples(run.pk, answers)
     store_cache(ctx.params["model"], keys, [a for a in answers.values() if a.ok and not a.cached])
@@ -38,6 +40,7 @@ def write_answers(ctx: RunContext, candidates: list[Candidate], facts: dict, ans
     paid = [a for a in answers.values() if not a.cached]
     input_tokens, output_tokens = sum(a.input_tokens for a in paid), sum(a.output_tokens for a in paid)
     LabelingRun.objects.filter(pk=run.pk).update(
+        **(_store_judged(run, judged) if judged and judged.answers else {}),
         samples_done=F("samples_done") + sum(1 for a in answers.values() if a.ok),
         samples_failed=F("samples_failed") + sum(1 for a in answers.values() if not a.ok),
         samples_cached=F("samples_cached") + sum(1 for a in answers.values() if a.cached),
@@ -46,6 +49,24 @@ def write_answers(ctx: RunContext, candidates: list[Candidate], facts: dict, ans
         cost=F("cost") + price(run.config_snapshot, input_tokens, output_tokens, run.mode),
     )
     return complete
+
+
+def _store_judged(run: LabelingRun, judged: Judged) -> dict:
+    """Cache the judge's fresh readable replies and return the increments of the run's judge counters (the
+    judge is priced online)."""
+    replies = judged.answers
+    store_cache(run.judge_snapshot["model"], judged.keys, [r for r in replies if r.ok and not r.cached],
+                payload=judge.cache_payload)  # fmt: skip
+    paid = [r for r in replies if not r.cached]
+    input_tokens, output_tokens = sum(r.input_tokens for r in paid), sum(r.output_tokens for r in paid)
+    return {
+        "judge_requests": F("judge_requests") + len(replies),
+        "judge_cached": F("judge_cached") + sum(1 for r in replies if r.cached),
+        "judge_failed": F("judge_failed") + sum(1 for r in replies if not r.ok),
+        "judge_input_tokens": F("judge_input_tokens") + input_tokens,
+        "judge_output_tokens": F("judge_output_tokens") + output_tokens,
+        "judge_cost": F("judge_cost") + price(run.judge_snapshot, input_tokens, output_tokens),
+    }
 
 
 def samples_by_pair(run: LabelingRun, pair_ids: list[int], k: int, answers: dict) -> dict[int, list]:
@@ -60,7 +81,10 @@ def samples_by_pair(run: LabelingRun, pair_ids: list[int], k: int, answers: dict
         else:
             read_back.append(pair_id)
     if read_back:
-        fields = ("pair_id", "sample_index", "label", "rationale", "cited_rules", "label_probs", "error_kind", "error")
+        fields = (
+            "pair_id", "sample_index", "label", "rationale", "cited_rules", "label_probs", "error_kind", "error",
+            "judge",
+        )  # fmt: skip
         for sample in TeacherSample.objects.filter(run=run, pair_id__in=read_back).only(*fields):
             by_pair.setdefault(sample.pair_id, []).append(sample)
     return by_pair
@@ -82,6 +106,7 @@ class _Decider:
         # the heuristic baseline does not read the policy, so it cites no rule: that is not a failure of its answers
         reads_policy = run.config_snapshot["provider"] != "heuristic"
         self.require_citation = self.settings["require_rule_citation"] and reads_policy
+        self.judged = bool(run.judge_snapshot)
         self.disagreeing: set[int] = set()
 
     def decide(self, candidate: Candidate, samples: list) -> None:
@@ -129,7 +154,7 @@ class _Decider:
         return trust.combine([
             trust.check_answer(
                 s, space=self.ctx.space, member=member, job=job, system_prompt=self.ctx.system_prompt,
-                injections=matches, require_citation=self.require_citation,
+                injections=matches, require_citation=self.require_citation, judged=self.judged,
             )
             for s in ok
         ])  # fmt: skip

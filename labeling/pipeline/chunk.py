@@ -5,7 +5,8 @@ The chunk's requests are prepared ``PREPARE_SLICE`` candidates at a time, so the
 while the next ones are read. Answers are stored every ``FLUSH_ANSWERS`` answers or ``FLUSH_SECONDS``: samples,
 cache, candidates and counters in one transaction that first checks this worker still holds the lease, and the
 last flush also marks the chunk done. A worker killed mid-chunk loses at most one flush; a re-delivered task
-redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run.
+redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run. In a run with a
+judge (:mod:`.judge`) each flush's answers are judged first, and their verdicts are stored with them.
 """
 
 import threading
@@ -23,6 +24,7 @@ from ..models import Candidate, LabelingRun, RunChunk, TeacherSample
 from ..teacher import TeacherConfigError, TeacherRequest, get_provider
 from .answers import write_answers
 from .context import RunContext
+from .judge import Judge, Judged
 from .requests import answer_from_cache, chunk_candidates, missing_work
 
 WATCH_INTERVAL = 2.0
@@ -119,7 +121,9 @@ class ChunkRequests:
             yield from work.requests
 
 
-def flush(ctx: RunContext, token: str, prepared: ChunkRequests, answers: dict, *, final: bool) -> str | None:
+def flush(
+    ctx: RunContext, token: str, prepared: ChunkRequests, answers: dict, *, final: bool, judged: Judged | None = None
+) -> str | None:
     """Store a batch of a chunk's answers in one transaction while this worker still holds the chunk's lease:
     samples, cache, the candidates they complete, the run's counters; at the end, the chunk's own state.
 
@@ -132,7 +136,7 @@ def flush(ctx: RunContext, token: str, prepared: ChunkRequests, answers: dict, *
             return None
         if answers:
             touched = [prepared.candidates[pair_id] for pair_id in {key[0] for key in answers}]
-            write_answers(ctx, touched, prepared.facts, answers, prepared.keys)
+            write_answers(ctx, touched, prepared.facts, answers, prepared.keys, judged)
         if not final:
             return ""
         in_chunk = prepared.in_chunk()  # all of it: a cancelled chunk may not have read every slice
@@ -163,13 +167,14 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
     ctx = RunContext.of(run)
     try:
         provider = get_provider(run.config_snapshot, ctx.space)
+        judge = _judge_of(run)
     except TeacherConfigError as error:
         LabelingRun.objects.filter(pk=run.pk).update(
             status=LabelingRun.Status.FAILED, error=str(error), finished_at=timezone.now()
         )
         return f"failed: {error}"
     prepared = ChunkRequests(ctx, chunk)
-    written, outcome, asked = _label(ctx, token, provider, prepared)
+    written, outcome, asked = _label(ctx, token, provider, prepared, judge)
     if outcome is None:
         return "lost the chunk's lease to another worker; it carries on"
     LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
@@ -180,9 +185,23 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
     )
 
 
-def _label(ctx: RunContext, token: str, provider, prepared: ChunkRequests) -> tuple[int, str | None, float]:
-    """Stream the chunk's answers from the teacher and flush them as they come; returns (samples written, the
-    final flush's outcome or None if the lease was lost, when the teacher finished)."""
+def _judge_of(run: LabelingRun) -> Judge | None:
+    try:
+        return Judge.of(run)
+    except TeacherConfigError as error:
+        raise TeacherConfigError(f"The judge cannot be used: {error}") from None
+
+
+def _label(
+    ctx: RunContext, token: str, provider, prepared: ChunkRequests, judge: Judge | None = None
+) -> tuple[int, str | None, float]:
+    """Stream the chunk's answers from the teacher and flush them as they come (judged first, in a run with a
+    judge, while the watcher still renews the lease); returns (samples written, the final flush's outcome or None
+    if the lease was lost, when the teacher finished)."""
+
+    def judged(answers: dict) -> Judged | None:
+        return judge.judge(prepared.facts, answers) if judge else None
+
     watcher = Watcher(ctx.run.pk, prepared.chunk.pk, token)
     watcher.start()
     written, last_flush, pending = 0, time.monotonic(), {}
@@ -191,13 +210,14 @@ def _label(ctx: RunContext, token: str, provider, prepared: ChunkRequests) -> tu
             pending[answer.key] = answer
             if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS:
                 pending.update(prepared.take_cached())
-                if flush(ctx, token, prepared, pending, final=False) is None:
+                if flush(ctx, token, prepared, pending, final=False, judged=judged(pending)) is None:
                     return written, None, time.perf_counter()
                 written, pending, last_flush = written + len(pending), {}, time.monotonic()
+        asked = time.perf_counter()
+        pending.update(prepared.take_cached())
+        last = judged(pending)
     finally:
         watcher.finished.set()
         watcher.join()
-    asked = time.perf_counter()
-    pending.update(prepared.take_cached())
-    outcome = flush(ctx, token, prepared, pending, final=True)
+    outcome = flush(ctx, token, prepared, pending, final=True, judged=last)
     return written + len(pending), outcome, asked

@@ -20,6 +20,7 @@ SAMPLE_COLUMNS = {
     "pair_id": "bigint", "sample_index": "integer", "label": "text", "rationale": "text", "cited_rules": "jsonb",
     "label_probs": "jsonb", "raw_response": "text", "input_tokens": "integer", "output_tokens": "integer",
     "latency_ms": "integer", "attempts": "integer", "cached": "boolean", "error_kind": "text", "error": "text",
+    "judge": "jsonb",
 }  # fmt: skip
 UPDATED = [c for c in SAMPLE_COLUMNS if c not in ("pair_id", "sample_index")]
 
@@ -30,7 +31,7 @@ def _sample_row(key, a: TeacherAnswer, *, as_json_text: bool) -> tuple:
 
     return (
         key[0], key[1], a.label, a.rationale, dump(a.cited_rules), dump(a.label_probs), a.raw, a.input_tokens,
-        a.output_tokens, a.latency_ms, a.attempts, a.cached, a.error_kind, a.error,
+        a.output_tokens, a.latency_ms, a.attempts, a.cached, a.error_kind, a.error, dump(a.judge),
     )  # fmt: skip
 
 
@@ -68,16 +69,17 @@ def store_samples(run_id: int, answers: dict) -> None:
         cursor.execute("TRUNCATE labeling_sample_stage")
 
 
-def store_cache(model: str, keys: dict, answers: list[TeacherAnswer]) -> None:
-    """Cache valid, freshly paid answers; an entry already there is kept."""
+def teacher_payload(a: TeacherAnswer) -> dict:
+    """What the cache keeps of a teacher's answer (``requests.cached_answers`` reads it back)."""
+    return {"label": a.label, "rationale": a.rationale, "cited_rules": a.cited_rules, "label_probs": a.label_probs,
+            "raw": a.raw}  # fmt: skip
+
+
+def store_cache(model: str, keys: dict, answers: list, payload=teacher_payload) -> None:
+    """Cache valid, freshly paid answers (``payload(answer)`` is what is kept); an entry already there is kept."""
     if not answers:
         return
-    entries = [
-        (keys[a.key], model, a.input_tokens, a.output_tokens,
-         json.dumps({"label": a.label, "rationale": a.rationale, "cited_rules": a.cited_rules,
-                     "label_probs": a.label_probs, "raw": a.raw}))
-        for a in answers
-    ]  # fmt: skip
+    entries = [(keys[a.key], model, a.input_tokens, a.output_tokens, json.dumps(payload(a))) for a in answers]
     if connection.vendor != "postgresql":
         ResponseCache.objects.bulk_create(
             [ResponseCache(key=k, model=m, input_tokens=i, output_tokens=o, answer=json.loads(j))

@@ -8,9 +8,13 @@ Without such answers: 4 characters per token (OpenAI's rule of thumb for English
 download its BPE files, which this deployment cannot assume) and ``ANSWER_TOKENS`` tokens per answer. The plan
 says which basis it used. Requests whose answers are already cached are counted as free; batch-mode runs pay the
 config's ``batch_price_factor`` of the prices.
+
+A run with a judge pays for one judge request per answer too: the plan counts them on their own line (tokens
+per request from the judge model's earlier judged runs, else the rule of thumb with ``VERDICT_TOKENS`` per
+verdict; the verdicts cached for answers that are cached already are free) and adds them to the total.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -22,12 +26,16 @@ from policyhub.prompts import system_prompt as version_system_prompt
 from ..models import LabelingRun, Pair, ResponseCache, TeacherConfig, TeacherSample
 from ..pipeline.context import CacheKeys, label_space
 from ..pipeline.pricing import price, price_factor
-from ..teacher import request_parameters
+from ..teacher import TeacherAnswer, request_parameters
 from ..teacher.messages import build_messages, pair_facts, user_message
+from ..teacher.verdicts import SYSTEM_PROMPT as JUDGE_PROMPT
+from ..teacher.verdicts import judge_messages, judge_parameters
 
 CHARS_PER_TOKEN = 4
 ANSWER_TOKENS = 90
+VERDICT_TOKENS = 40
 CALIBRATION_SAMPLES = 200
+CALIBRATION_RUNS = 20
 
 
 def pairs_for_selection(selection: dict) -> QuerySet[Pair]:
@@ -98,6 +106,19 @@ def token_rate(model: str) -> TokenRate:
 
 
 @dataclass(frozen=True)
+class JudgePlan:
+    config: str
+    requests: int  # one per answer the run will store
+    input_tokens_per_request: int
+    output_tokens_per_request: int
+    token_basis: str
+    cached_share: float
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost: Decimal
+
+
+@dataclass(frozen=True)
 class RunPlan:
     pairs: int
     requests: int
@@ -110,13 +131,15 @@ class RunPlan:
     estimated_input_tokens: int
     estimated_output_tokens: int
     price_factor: Decimal
-    estimated_cost: Decimal
+    estimated_cost: Decimal  # the total: the teacher's and the judge's
     is_llm: bool
+    teacher_estimated_cost: Decimal = Decimal(0)
+    judge: JudgePlan | None = field(default=None)
 
 
 def run_plan(
     *, version: PolicyVersion, config: TeacherConfig, selection: dict, sample_size: int = 20,
-    mode: str = LabelingRun.Mode.ONLINE,
+    mode: str = LabelingRun.Mode.ONLINE, judge: TeacherConfig | None = None,
 ) -> RunPlan:  # fmt: skip
     pairs = pairs_for_selection(selection)
     total = pairs.count()
@@ -130,16 +153,23 @@ def run_plan(
     rate = token_rate(config.model) if is_llm else TokenRate(CHARS_PER_TOKEN, ANSWER_TOKENS, 0)
     chars = sum(len(m[0]["content"]) + len(m[1]["content"]) for m in message_sets) / max(1, len(message_sets))
     per_request = max(1, round(chars / rate.chars_per_token))
-    cached_share = 0.0
+    cached_share, cached = 0.0, {}
     if is_llm and message_sets:
         keys = CacheKeys(request_parameters(snapshot, label_space(version)), system_prompt)
-        wanted = [keys.key(m, i) for m in message_sets for i in range(k)]
-        cached_share = ResponseCache.objects.filter(key__in=wanted).count() / len(wanted)
+        wanted = {(n, i): keys.key(m, i) for n, m in enumerate(message_sets) for i in range(k)}
+        rows = dict(ResponseCache.objects.filter(key__in=wanted.values()).values_list("key", "answer"))
+        cached = {(sample_ids[n], i): rows[key] for (n, i), key in wanted.items() if key in rows}
+        cached_share = len(cached) / len(wanted)
     requests = total * k if is_llm else total
     billable = round(requests * (1 - cached_share)) if is_llm else 0
     input_tokens, output_tokens = billable * per_request, billable * rate.tokens_per_answer
     factor = price_factor(snapshot, mode)
-    cost = price(snapshot, input_tokens, output_tokens, mode)
+    cost = price(snapshot, input_tokens, output_tokens, mode).quantize(Decimal("0.0001"))
+    judged = None
+    if judge is not None:
+        answer_chars = round(rate.tokens_per_answer * rate.chars_per_token)
+        judged = judge_plan(version=version, judge=judge, answers=total * k, facts=facts, sample_ids=sample_ids,
+                            k=k, cached_answers=cached, answer_chars=answer_chars)  # fmt: skip
     return RunPlan(
         pairs=total,
         requests=requests,
@@ -152,6 +182,61 @@ def run_plan(
         estimated_input_tokens=input_tokens,
         estimated_output_tokens=output_tokens,
         price_factor=factor,
-        estimated_cost=cost.quantize(Decimal("0.0001")),
+        estimated_cost=cost + (judged.estimated_cost if judged else 0),
         is_llm=is_llm,
+        teacher_estimated_cost=cost,
+        judge=judged,
     )
+
+
+def judge_rate(model: str) -> tuple[int, int, int] | None:
+    """(input, output tokens per judge request, requests measured) from the latest runs judged by ``model``."""
+    runs = LabelingRun.objects.filter(judge_snapshot__model=model).order_by("-id")[:CALIBRATION_RUNS]
+    measured = [(r.judge_requests - r.judge_cached, r.judge_input_tokens, r.judge_output_tokens) for r in runs]
+    requests = sum(m[0] for m in measured)
+    if requests <= 0:
+        return None
+    per_input = max(1, round(sum(m[1] for m in measured) / requests))
+    return per_input, max(1, round(sum(m[2] for m in measured) / requests)), requests
+
+
+def judge_plan(*, version: PolicyVersion, judge: TeacherConfig, answers: int, facts: dict, sample_ids: list[int],
+               k: int, cached_answers: dict, answer_chars: int) -> JudgePlan:  # fmt: skip
+    """The judge's part of a plan: one request per answer; ``cached_answers`` ({(pair id, sample): cached
+    answer}) are the answers known already, whose verdicts may be cached too."""
+    snapshot = judge.snapshot()
+    keys = CacheKeys(judge_parameters(snapshot), JUDGE_PROMPT)
+    rules = {rule["id"]: rule["text"] for rule in version.rules}
+    stand_in = TeacherAnswer(key=None, label=version.label_keys[0] if version.label_keys else "",
+                             rationale="x" * answer_chars, cited_rules=list(version.rule_ids[:1]))  # fmt: skip
+    example = [judge_messages(member=m, job=j, labels=version.labels, rules=rules, answer=stand_in)
+               for m, j in (facts[pair_id] for pair_id in sample_ids)]  # fmt: skip
+    hits = 0
+    if cached_answers:
+        wanted = []
+        for (pair_id, index), cached in cached_answers.items():
+            said = TeacherAnswer(key=(pair_id, index), label=cached["label"], rationale=cached["rationale"],
+                                 cited_rules=cached["cited_rules"])  # fmt: skip
+            messages = judge_messages(member=facts[pair_id][0], job=facts[pair_id][1], labels=version.labels,
+                                      rules=rules, answer=said)  # fmt: skip
+            wanted.append(keys.key(messages, 0))
+        present = set(ResponseCache.objects.filter(key__in=wanted).values_list("key", flat=True))
+        hits = sum(1 for key in wanted if key in present)  # K identical answers share one verdict
+    cached_share = hits / (len(sample_ids) * k) if sample_ids else 0.0
+    measured = judge_rate(judge.model)
+    if measured:
+        per_in, per_out, seen = measured
+        basis = f"provider counts of {seen} earlier judge requests of this model"
+    else:
+        chars = sum(len(m[0]["content"]) + len(m[1]["content"]) for m in example) / max(1, len(example))
+        per_in, per_out = max(1, round(chars / CHARS_PER_TOKEN)), VERDICT_TOKENS
+        basis = (f"rule of thumb: {CHARS_PER_TOKEN} characters per token, {VERDICT_TOKENS} tokens per verdict "
+                 "(no earlier judge requests from this model)")  # fmt: skip
+    billable = round(answers * (1 - cached_share))
+    input_tokens, output_tokens = billable * per_in, billable * per_out
+    return JudgePlan(
+        config=judge.name, requests=answers, input_tokens_per_request=per_in, output_tokens_per_request=per_out,
+        token_basis=basis, cached_share=cached_share, estimated_input_tokens=input_tokens,
+        estimated_output_tokens=output_tokens,
+        estimated_cost=price(snapshot, input_tokens, output_tokens).quantize(Decimal("0.0001")),
+    )  # fmt: skip

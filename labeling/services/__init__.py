@@ -33,6 +33,7 @@ from .reviews import (
 from .runs import (
     ChunkBusy,
     labeling_run_cancel,
+    labeling_run_check_judge,
     labeling_run_chunk_process,
     labeling_run_create,
     labeling_run_fail,
@@ -66,6 +67,7 @@ __all__ = [
     "labeling_run_batch_poll",
     "labeling_run_batch_submit",
     "labeling_run_cancel",
+    "labeling_run_check_judge",
     "labeling_run_chunk_process",
     "labeling_run_create",
     "labeling_run_fail",

@@ -35,14 +35,17 @@ def labeling_run_create(
     reviewers_per_item: int = 1,
     purpose: str = LabelingRun.Purpose.LABELING,
     enqueue_chunks: bool = True,
+    judge: TeacherConfig | None = None,
 ) -> LabelingRun:
     """Create a run over the selected pairs and queue its chunks (after commit), or, in batch mode, its OpenAI
     batch submission. Same idempotency key and user: the same run comes back. Only a draft preview labels under a
-    draft; ``enqueue_chunks=False`` leaves queueing the chunks to the caller (online mode)."""
+    draft; ``enqueue_chunks=False`` leaves queueing the chunks to the caller (online mode). ``judge``: a second
+    LLM config that judges every answer (the ``judge_verdict`` trust check; online runs)."""
     if idempotency_key and (existing := _same_request(user, idempotency_key)):
         return existing
     _check_options(version=version, config=config, purpose=purpose, mode=mode, chunk_size=chunk_size,
                    reviewers_per_item=reviewers_per_item)  # fmt: skip
+    labeling_run_check_judge(judge=judge, mode=mode)
     try:
         limits = routing.thresholds_with_defaults(thresholds)
         settings = trust.settings_with_defaults(checks)
@@ -51,6 +54,7 @@ def labeling_run_create(
     pairs = pairs_for_selection(selection)
     run = LabelingRun(
         policy_version=version, teacher_config=config, config_snapshot=config.snapshot(),
+        judge_config=judge, judge_snapshot=judge.snapshot() if judge else {},
         system_prompt=system_prompt(version), selection=selection, thresholds=limits, checks=settings, mode=mode,
         purpose=purpose,
         version_content={"content_hash": version.content_hash, "labels": version.labels, "rules": version.rules},
@@ -94,6 +98,19 @@ def _check_options(*, version, config, purpose, mode, chunk_size, reviewers_per_
         raise ValidationError(f"mode must be one of {', '.join(LabelingRun.Mode.values)}, not {mode!r}.")
     if mode == LabelingRun.Mode.BATCH and config.provider != TeacherConfig.Provider.OPENAI:
         raise ValidationError("Batch mode uses the OpenAI Batch API: choose a teacher config with the openai provider.")
+
+
+def labeling_run_check_judge(*, judge: TeacherConfig | None, mode: str) -> None:
+    """Refuse a judge that cannot judge: not an LLM config, or a run that is not online."""
+    if judge is None:
+        return
+    if judge.provider != TeacherConfig.Provider.OPENAI:
+        raise ValidationError(
+            f"The judge must be an LLM teacher config (the openai provider); {judge.name!r} is "
+            f"{judge.get_provider_display()}."
+        )
+    if mode != LabelingRun.Mode.ONLINE:
+        raise ValidationError("A judge judges online runs only: choose online mode, or start the run without a judge.")
 
 
 def _materialise(run: LabelingRun, pairs) -> int:

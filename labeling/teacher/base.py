@@ -36,6 +36,7 @@ class TeacherAnswer:
     cached: bool = False
     error_kind: str = ""  # "" when the answer is valid
     error: str = ""
+    judge: dict | None = None  # a judged run: the judge's verdict on this answer (``labeling.pipeline.judge``)
 
     @property
     def ok(self) -> bool:

@@ -124,15 +124,31 @@ def sync_client(snapshot: dict, *, max_retries: int = 2) -> openai.OpenAI:
     return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
 
 
+class TeacherFormat:
+    """How a teacher's answers are asked for (the request parameters, the label schema) and read. The judge
+    (``labeling.pipeline.judge``) asks through the same provider with its own format."""
+
+    def __init__(self, snapshot: dict, space: LabelSpace):
+        self.space, self.logprobs = space, bool(snapshot.get("logprobs"))
+        self.parameters = request_parameters(snapshot, space)
+
+    def new(self, key) -> TeacherAnswer:
+        return TeacherAnswer(key=key, attempts=0)
+
+    def read(self, answer: TeacherAnswer, body) -> bool:
+        return read_completion(answer, body, self.space, logprobs=self.logprobs)
+
+
 class OpenAIProvider:
-    def __init__(self, *, snapshot: dict, space: LabelSpace):
+    def __init__(self, *, snapshot: dict, space: LabelSpace, answer_format=None):
         self.api_key, self.base_url = client_settings(snapshot)
         self.model = snapshot["model"]
         self.space = space
         self.concurrency = max(1, int(snapshot.get("concurrency", 8)))
         self.timeout = float(snapshot.get("request_timeout", 60.0))
         self.max_attempts = max(1, int(snapshot.get("max_attempts", 5)))
-        self.params = {k: v for k, v in request_parameters(snapshot, space).items() if k != "model"}
+        self.format = answer_format or TeacherFormat(snapshot, space)
+        self.params = {k: v for k, v in self.format.parameters.items() if k != "model"}
 
     def answer_stream(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
@@ -221,7 +237,7 @@ class OpenAIProvider:
             return await self._answer(client, request)
 
     async def _answer(self, client, request: TeacherRequest) -> TeacherAnswer:
-        answer = TeacherAnswer(key=request.key, attempts=0)
+        answer = self.format.new(request.key)
         started = time.perf_counter()
         schema_retried = False
         while True:
@@ -253,7 +269,7 @@ class OpenAIProvider:
             except (ValueError, KeyError) as exc:  # a 200 whose body is not a chat completion
                 error_kind, error = "server_error", f"unreadable response: {exc}"
             else:
-                if read_completion(answer, body, self.space, logprobs=bool(self.params.get("logprobs"))):
+                if self.format.read(answer, body):
                     answer.latency_ms = int((time.perf_counter() - started) * 1000)
                     return answer
                 if not schema_retried:

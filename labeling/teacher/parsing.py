@@ -39,21 +39,31 @@ def parse_answer(raw: str, space: LabelSpace) -> Parsed:
     return Parsed(label=label, rationale=rationale.strip(), cited_rules=tuple(dict.fromkeys(cited)))
 
 
-def read_completion(answer: TeacherAnswer, body, space: LabelSpace, *, logprobs: bool) -> bool:
-    """Fill ``answer`` from a chat completion body (parsed JSON); tokens are added to what it holds already (a
-    retried request pays for every try). False, with ``error_kind`` set, when the body holds no choice
-    (``malformed_response``) or the answer violates the schema (see :func:`parse_answer`)."""
+def read_choice(answer: TeacherAnswer, body) -> dict | None:
+    """The first choice of a chat completion body, its content in ``answer.raw`` and its tokens added to the
+    answer's; None, with ``error_kind`` ``malformed_response``, when the body holds no choice."""
     try:
         choice = body["choices"][0]
         raw = (choice.get("message") or {}).get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
         answer.error_kind, answer.error = "malformed_response", "the response holds no chat completion choice"
         answer.raw = json.dumps(body)[:5000]
-        return False
+        return None
     usage = body.get("usage") or {}
     answer.input_tokens += int(usage.get("prompt_tokens") or 0)
     answer.output_tokens += int(usage.get("completion_tokens") or 0)
     answer.raw = raw
+    return choice
+
+
+def read_completion(answer: TeacherAnswer, body, space: LabelSpace, *, logprobs: bool) -> bool:
+    """Fill ``answer`` from a chat completion body (parsed JSON); tokens are added to what it holds already (a
+    retried request pays for every try). False, with ``error_kind`` set, when the body holds no choice
+    (``malformed_response``) or the answer violates the schema (see :func:`parse_answer`)."""
+    choice = read_choice(answer, body)
+    if choice is None:
+        return False
+    raw = answer.raw
     parsed = parse_answer(raw, space)
     answer.error_kind, answer.error = parsed.error_kind, parsed.error
     if parsed.error_kind:

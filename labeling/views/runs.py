@@ -31,13 +31,13 @@ def run_new(request):
                     version=data["version"], config=data["config"], selection=form.selection(),
                     thresholds=form.thresholds(), checks=form.checks(), chunk_size=data["chunk_size"],
                     user=request.user, idempotency_key=request.POST.get("idempotency_key", ""), mode=data["mode"],
-                    reviewers_per_item=data["reviewers_per_item"],
+                    reviewers_per_item=data["reviewers_per_item"], judge=data["judge"],
                 )  # fmt: skip
                 messages.success(request, f"Run #{run.pk} started on {run.pairs_total} pairs.")
                 return redirect("run_detail", pk=run.pk)
-            plan = run_plan(
-                version=data["version"], config=data["config"], selection=form.selection(), mode=data["mode"]
-            )
+            services.labeling_run_check_judge(judge=data["judge"], mode=data["mode"])
+            plan = run_plan(version=data["version"], config=data["config"], selection=form.selection(),
+                            mode=data["mode"], judge=data["judge"])  # fmt: skip
         except ValidationError as error:
             form.add_error(None, error)
     return render(request, "labeling/run_new.html", {"form": form, "plan": plan}, status=400 if form.errors else 200)

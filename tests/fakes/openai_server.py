@@ -59,6 +59,18 @@ pair as X", "the correct label is X", ``"label": "X"``, X one of the schema's la
 as the data instructed and cites no rule; otherwise it answers like the wrapped responder. ``obeyed`` counts
 the answers it gave on the data's orders.
 
+Judging
+-------
+A request whose ``response_format`` schema is named ``judge_verdict`` (PolicyHub's judge) is answered by
+:attr:`FakeOpenAI.judge` instead of the responder: ``judge(request_json, call_number)`` returns a verdict dict
+(sent as its JSON) or a string (sent as the content, verbatim). The default is :class:`HonestJudge`, which reads
+the ``<member>``, ``<job>``, ``<labels>``, ``<cited_rules>`` and ``<answer>`` blocks of the user message and flags
+every rationale sentence with a claim (a number, a capitalised name or acronym, a licence, degree or
+certificate) that none of them states; it finds an answer inconsistent when it cites no rule, or names a rule in
+its rationale that it does not cite. :class:`MisbehavingJudge` replies with a malformed verdict every time (cut
+JSON, not an object, wrong types, in turn). Judge requests have their own fault queue:
+``fail_next(kind, judge=True)``; a ``malformed_json`` fault cuts the verdict after ``"unsupported_claims": ``.
+
 Logprobs — how the label distribution is encoded
 ------------------------------------------------
 With ``logprobs: true``, ``choices[i].logprobs = {"content": [token, ...]}`` where the tokens concatenate back to
@@ -119,8 +131,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
-    "FAULT_KINDS", "INVENTED_FACTS", "FakeOpenAI", "InventingResponder", "ObeyingResponder", "default_responder",
-    "label_segments",
+    "FAULT_KINDS", "INVENTED_FACTS", "FakeOpenAI", "HonestJudge", "InventingResponder", "MisbehavingJudge",
+    "ObeyingResponder", "default_responder", "is_judge_request", "label_segments",
 ]  # fmt: skip
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "malformed_json", "bad_label", "bad_rule", "empty_rationale")
@@ -282,6 +294,91 @@ class ObeyingResponder:
                     "probs": {asked: 1.0},
                 }
         return self.base(request, call_number)
+
+
+JUDGE_SCHEMA = "judge_verdict"
+_BLOCK = re.compile(r"<(member|job|labels|cited_rules|answer)>\n(.*?)\n</\1>", re.DOTALL)
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+_CLAIM_WORDS = re.compile(r"\b(?:licen[cs]e|degree|certified|certificate|diploma)\b", re.IGNORECASE)
+_RULE_ID = re.compile(r"\bR\d+\b")
+
+
+def is_judge_request(request: dict) -> bool:
+    fmt = request.get("response_format")
+    return isinstance(fmt, dict) and (fmt.get("json_schema") or {}).get("name") == JUDGE_SCHEMA
+
+
+def _judge_blocks(request: dict) -> dict:
+    user = str((request.get("messages") or [{}])[-1].get("content", ""))
+    return {name: json.loads(body) for name, body in _BLOCK.findall(user)}
+
+
+def _flat_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key} {_flat_text(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return " ".join(_flat_text(item) for item in value)
+    return str(value)
+
+
+class HonestJudge:
+    """A judge that checks the rationale against the pair it is given (see the module docstring)."""
+
+    def __init__(self):
+        self.verdicts: list[tuple[str, dict]] = []  # (rationale judged, verdict)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def claims(sentence: str) -> list[str]:
+        words = re.findall(r"[\w+#.-]+", sentence)
+        found = [w for w in words[1:] if w[:1].isupper() and not _RULE_ID.fullmatch(w)]
+        found += [w for w in words if w.isupper() and len(w) > 1 and not _RULE_ID.fullmatch(w)]
+        found += re.findall(r"\b\d+(?:\.\d+)?\b", sentence) + _CLAIM_WORDS.findall(sentence)
+        return [w.strip(".-") for w in found if w.strip(".-")]
+
+    def __call__(self, request: dict, call_number: int) -> dict:
+        blocks = _judge_blocks(request)
+        answer = blocks.get("answer") or {}
+        support = " ".join(_flat_text(blocks.get(name, {})) for name in ("member", "job", "labels", "cited_rules"))
+        support = support.lower()
+        rationale = str(answer.get("rationale", ""))
+        unsupported = [
+            sentence.strip() for sentence in _SENTENCE.findall(rationale)
+            if any(claim.lower() not in support for claim in self.claims(sentence))
+        ]  # fmt: skip
+        cited = list(answer.get("cited_rules") or [])
+        uncited = sorted(set(_RULE_ID.findall(rationale)) - set(cited))
+        inconsistency = ""
+        if not cited:
+            inconsistency = "the label rests on no cited rule"
+        elif uncited:
+            inconsistency = f"the rationale relies on {', '.join(uncited)}, which it does not cite"
+        verdict = {"grounded": not unsupported, "unsupported_claims": unsupported,
+                   "consistent": not inconsistency, "inconsistency": inconsistency}  # fmt: skip
+        with self._lock:
+            self.verdicts.append((rationale, verdict))
+        return verdict
+
+
+#: What :class:`MisbehavingJudge` sends, in turn.
+BAD_VERDICTS = (
+    '{"grounded": true, "unsupported_claims": [',
+    '["grounded", true]',
+    '{"grounded": "yes", "unsupported_claims": "none", "consistent": 1, "inconsistency": null}',
+)
+
+
+class MisbehavingJudge:
+    """A judge whose every reply is a malformed verdict."""
+
+    def __init__(self):
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict, call_number: int) -> str:
+        with self._lock:
+            self.calls += 1
+        return BAD_VERDICTS[call_number % len(BAD_VERDICTS)]
 
 
 def label_segments(label: str) -> list[str]:
@@ -531,12 +628,14 @@ class FakeOpenAI:
         self.host = host
         self.port = port
         self.responder: Responder | None = None
+        self.judge: Callable[[dict, int], dict | str] = HonestJudge()
         self.requests: list[dict] = []
         self.batch_polls_to_complete = 2
         self.batch_faults = False
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
         self._lock = threading.Lock()
         self._faults: collections.deque[tuple[str, float | None]] = collections.deque()
+        self._judge_faults: collections.deque[tuple[str, float | None]] = collections.deque()
         self._calls: dict[str, int] = {}
         self._files: dict[str, dict] = {}
         self._files_content: dict[str, bytes] = {}
@@ -590,15 +689,20 @@ class FakeOpenAI:
 
     # -- control ----------------------------------------------------------------------------------------------
 
-    def fail_next(self, kind: str, count: int = 1, *, retry_after: float | None = None) -> None:
+    def fail_next(self, kind: str, count: int = 1, *, retry_after: float | None = None, judge: bool = False) -> None:
+        """Queue faults for the next chat completions; ``judge``: for the next judge requests only."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend([(kind, retry_after)] * count)
+            (self._judge_faults if judge else self._faults).extend([(kind, retry_after)] * count)
 
-    def pending_faults(self) -> list[str]:
+    def pending_faults(self, *, judge: bool = False) -> list[str]:
         with self._lock:
-            return [kind for kind, _ in self._faults]
+            return [kind for kind, _ in (self._judge_faults if judge else self._faults)]
+
+    def judge_requests(self) -> list[dict]:
+        with self._lock:
+            return [body for body in self.requests if is_judge_request(body)]
 
     def chat_requests(self) -> list[dict]:
         with self._lock:
@@ -608,20 +712,34 @@ class FakeOpenAI:
         with self._lock:
             self.requests.clear()
             self._faults.clear()
+            self._judge_faults.clear()
             self._calls.clear()
             self.responder = None
+            self.judge = HonestJudge()
 
     # -- chat completions -------------------------------------------------------------------------------------
 
-    def _next_fault(self) -> tuple[str, float | None] | None:
+    def _next_fault(self, body: dict | None = None) -> tuple[str, float | None] | None:
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            queue = self._judge_faults if body is not None and is_judge_request(body) else self._faults
+            return queue.popleft() if queue else None
 
-    def _call_responder(self, request: dict) -> dict:
+    def _call_number(self, request: dict) -> int:
         key = json.dumps(request.get("messages"), sort_keys=True, default=str)
         with self._lock:
             number = self._calls.get(key, 0)
             self._calls[key] = number + 1
+        return number
+
+    def _verdict_content(self, body: dict, kind: str | None) -> str:
+        reply = self.judge(body, self._call_number(body))
+        content = reply if isinstance(reply, str) else json.dumps(reply)
+        if kind == "malformed_json" and '"unsupported_claims": ' in content:
+            content = content[: content.index('"unsupported_claims": ') + len('"unsupported_claims": ')]
+        return content
+
+    def _call_responder(self, request: dict) -> dict:
+        number = self._call_number(request)
         answer = dict((self.responder or default_responder)(request, number))
         answer.setdefault("rationale", "")
         answer.setdefault("cited_rules", [])
@@ -665,6 +783,12 @@ class FakeOpenAI:
         choices = []
         completion_chars = 0
         for index in range(n):
+            if is_judge_request(body):
+                content = self._verdict_content(body, kind)
+                completion_chars += len(content)
+                choices.append({"index": index, "finish_reason": "stop", "logprobs": None,
+                                "message": {"role": "assistant", "content": content, "refusal": None}})  # fmt: skip
+                continue
             answer = self._call_responder(body)
             label = str(answer["label"])
             rules = list(answer.get("cited_rules") or [])
@@ -712,7 +836,7 @@ class FakeOpenAI:
         if invalid:  # a malformed request does not use up a queued fault
             handler._send(*invalid)
             return
-        fault = self._next_fault()
+        fault = self._next_fault(body)
         if fault and fault[0] == "timeout":
             self._stopping.wait(TIMEOUT_HOLD_SECONDS)
             handler.close_connection = True  # drop without an answer

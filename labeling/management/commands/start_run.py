@@ -1,4 +1,5 @@
-"""``manage.py start_run --policy member-job-match --version 1 --teacher baseline [--plan] [--batch] [--wait]``."""
+"""``manage.py start_run --policy member-job-match --version 1 --teacher baseline [--judge NAME] [--plan] [--batch]
+[--wait]``."""
 
 import json
 import time
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--policy", required=True, help="Policy slug.")
         parser.add_argument("--version", required=True, type=int, help="Published version number.")
         parser.add_argument("--teacher", required=True, help="Teacher config name.")
+        parser.add_argument("--judge", help="An LLM teacher config that judges every answer (judge_verdict).")
         parser.add_argument("--import-batch", type=int, help="Only the pairs of this pairs import.")
         parser.add_argument("--limit", type=int, help="Only the first N pairs.")
         parser.add_argument("--thresholds", default="{}", help='JSON, e.g. {"min_confidence": 0.8}.')
@@ -41,18 +43,24 @@ class Command(BaseCommand):
         config = TeacherConfig.objects.filter(name=opts["teacher"]).first()
         if config is None:
             raise CommandError(f"No teacher config {opts['teacher']!r}.")
+        judge = TeacherConfig.objects.filter(name=opts["judge"]).first() if opts["judge"] else None
+        if opts["judge"] and judge is None:
+            raise CommandError(f"No teacher config {opts['judge']!r} to judge with.")
         selection: dict = {"import_batch": opts["import_batch"]} if opts["import_batch"] else {"all": True}
         if opts["limit"]:
             selection["limit"] = opts["limit"]
         user = get_user_model().objects.filter(username=opts["user"]).first() if opts["user"] else None
         try:
             thresholds, checks = json.loads(opts["thresholds"]), json.loads(opts["checks"])
+            mode = "batch" if opts["batch"] else "online"
             if opts["plan"]:
-                mode = "batch" if opts["batch"] else "online"
-                return self._print_plan(run_plan(version=version, config=config, selection=selection, mode=mode))
+                services.labeling_run_check_judge(judge=judge, mode=mode)
+                return self._print_plan(
+                    run_plan(version=version, config=config, selection=selection, mode=mode, judge=judge)
+                )
             run = services.labeling_run_create(
                 version=version, config=config, selection=selection, thresholds=thresholds, checks=checks,
-                chunk_size=opts["chunk_size"], user=user, mode="batch" if opts["batch"] else "online",
+                chunk_size=opts["chunk_size"], user=user, mode=mode, judge=judge,
             )  # fmt: skip
         except (ValidationError, json.JSONDecodeError) as error:
             raise CommandError(" ".join(getattr(error, "messages", [str(error)]))) from error
@@ -62,6 +70,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {run.status}: {run.samples_done} done, {run.samples_failed} failed, {run.samples_cached} cached "
                 f"of {run.samples_total}; {run.input_tokens + run.output_tokens} tokens, ${run.cost:.4f}"
+                + (f"; judge {run.judge_requests} judged, ${run.judge_cost:.4f}" if run.judge_config_id else "")
             )
             if not run.is_active:
                 summary = selectors.run_routing_summary(run=run)
@@ -79,6 +88,13 @@ class Command(BaseCommand):
             self.stdout.write(f"--- {message['role']} ---\n{message['content']}")
         self.stdout.write(
             f"≈ {plan.estimated_input_tokens} input + {plan.estimated_output_tokens} output tokens "
-            f"({plan.token_basis}), {plan.cached_share:.0%} already cached: ≈ ${plan.estimated_cost}"
+            f"({plan.token_basis}), {plan.cached_share:.0%} already cached: ≈ ${plan.teacher_estimated_cost}"
             + (f" (batch price: {plan.price_factor} × the listed prices)." if plan.price_factor != 1 else ".")
         )
+        if judge := plan.judge:
+            self.stdout.write(
+                f"Judge {judge.config}: {judge.requests} requests, ≈ {judge.estimated_input_tokens} input + "
+                f"{judge.estimated_output_tokens} output tokens ({judge.token_basis}), {judge.cached_share:.0%} "
+                f"already cached: ≈ ${judge.estimated_cost}. Teacher ≈ ${plan.teacher_estimated_cost}, "
+                f"total ≈ ${plan.estimated_cost}."
+            )
