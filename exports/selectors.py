@@ -29,8 +29,9 @@ def exports_holding(*, candidate, since) -> list[DatasetExport]:
     """Exports that hold ``candidate`` as it was at ``since`` or later: built (ready, or deleted since) from its
     run after ``since`` with ``candidate`` as its pair's row, and those being built from its run now (they may).
 
-    The row is checked by running the export's own selection for that one pair today; the candidate's state has
-    only moved towards approval since, so an export that held it still selects it."""
+    The row is checked by running the export's own selection for that one pair now. While the review stands its
+    item only moves on towards approval, so an export that selected it then selects it still; the rare item that
+    qualifies only since (say, approved by a later reviewer) errs on the side of keeping the review."""
     Status = DatasetExport.Status
     exports = (
         DatasetExport.objects.filter(runs=candidate.run_id)
