@@ -258,8 +258,9 @@ class Query:
     columns: int = 0  # how many columns the rows have (what a binary COPY needs to decode them)
 
 
-def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
-    """The selected candidates, one per pair, with every exported column (JSON values as JSON text).
+def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters, pair_id: int | None = None) -> Query:
+    """The selected candidates, one per pair, with every exported column (JSON values as JSON text); with
+    ``pair_id`` only that pair's row (if it is selected), read through indexes.
 
     Per row: the teacher sample that gave the exported label (its rationale and cited rules), else an annotator's
     or adjudicator's note for that label; the reviews come from one grouped join, the gold label from another."""
@@ -280,6 +281,9 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
     )
     where = [f"c.run_id IN ({runs})", "c.status = 'labeled'"]
     params: list = [d.key_param.format(key) for key in labels] + list(run_ids)
+    if pair_id is not None:
+        where.append("c.pair_id = %s")
+        params.append(pair_id)
     if filters.approved_only:
         where.append("c.approved_label <> ''")
     if filters.human_only:
@@ -299,7 +303,8 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
     if filters.gold_only:
         where.append("EXISTS (SELECT 1 FROM labeling_goldlabel g WHERE g.policy_id = %s AND g.pair_id = c.pair_id)")
         params.append(version.policy_id)
-    params += list(run_ids) + [version.policy_id]
+    one_pair = " AND cc.pair_id = %s" if pair_id is not None else ""
+    params += list(run_ids) + ([pair_id] if pair_id is not None else []) + [version.policy_id]
     picked = (
         "SELECT id FROM (SELECT c.id, ROW_NUMBER() OVER (PARTITION BY c.pair_id ORDER BY CASE WHEN c.approved_by "
         f"IN {HUMAN_APPROVERS_SQL} THEN 0 ELSE 1 END, c.run_id DESC) AS pick FROM labeling_candidate c "
@@ -338,7 +343,7 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Quer
             SUM(CASE WHEN r.kind = 'review' AND r.label = cc.approved_label THEN 1 ELSE 0 END) AS agree
           FROM labeling_review r JOIN auth_user u ON u.id = r.reviewer_id
           JOIN labeling_candidate cc ON cc.id = r.candidate_id
-          WHERE cc.run_id IN ({runs}) GROUP BY r.candidate_id
+          WHERE cc.run_id IN ({runs}){one_pair} GROUP BY r.candidate_id
         ) rv ON rv.candidate_id = c.id
         LEFT JOIN labeling_goldlabel g ON g.policy_id = %s AND g.pair_id = c.pair_id
     """
@@ -389,6 +394,12 @@ def floor_query(version: PolicyVersion, run_ids: list[int], filters: Filters) ->
 def count_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
     inner = _inner(version, run_ids, filters)
     return Query(f"SELECT COUNT(*) FROM ({inner.sql}) t", inner.params)
+
+
+def pair_row_query(version: PolicyVersion, run_ids: list[int], filters: Filters, *, pair_id: int) -> Query:
+    """The run whose candidate is the row of ``pair_id`` in this selection (no row: the pair is not in it)."""
+    inner = _inner(version, run_ids, filters, pair_id=pair_id)
+    return Query(f"SELECT t.run_id FROM ({inner.sql}) t", inner.params, columns=1)
 
 
 def pairs_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:

@@ -1,7 +1,9 @@
 """Reads of the exports app."""
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 
+from . import selection
 from .models import DatasetExport
 
 
@@ -21,3 +23,34 @@ def export_get(*, pk: int) -> DatasetExport:
 def export_latest(*, policy_slug: str) -> DatasetExport | None:
     """The most recent ready export of a policy (any version)."""
     return export_list(policy_slug=policy_slug, status=DatasetExport.Status.READY).first()
+
+
+def exports_holding(*, candidate, since) -> list[DatasetExport]:
+    """Exports that hold ``candidate`` as it was at ``since`` or later: built (ready, or deleted since) from its
+    run after ``since`` with ``candidate`` as its pair's row, and those being built from its run now (they may).
+
+    The row is checked by running the export's own selection for that one pair now. While the review stands its
+    item only moves on towards approval, so an export that selected it then selects it still; the rare item that
+    qualifies only since (say, approved by a later reviewer) errs on the side of keeping the review."""
+    Status = DatasetExport.Status
+    exports = (
+        DatasetExport.objects.filter(runs=candidate.run_id)
+        .filter(Q(status=Status.BUILDING) | Q(status__in=(Status.READY, Status.DELETED), finished_at__gte=since))
+        .select_related("policy_version")
+        .order_by("pk")
+    )
+    holding = []
+    for export in exports:
+        if export.status == Status.BUILDING or _holds(export, candidate):
+            holding.append(export)
+    return holding
+
+
+def _holds(export: DatasetExport, candidate) -> bool:
+    run_ids = list(export.runs.order_by("pk").values_list("pk", flat=True))
+    filters = selection.Filters.from_dict(export.filters)
+    query = selection.pair_row_query(export.policy_version, run_ids, filters, pair_id=candidate.pair_id)
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        row = cursor.fetchone()
+    return row is not None and row[0] == candidate.run_id

@@ -11,6 +11,7 @@ from .models import (
     ImportBatch,
     Job,
     LabelingRun,
+    LabelStudioAccount,
     LabelStudioAnnotation,
     LabelStudioProject,
     Member,
@@ -123,6 +124,20 @@ class BatchJobAdmin(ReadOnlyAdmin):
 @admin.register(LabelStudioProject)
 class LabelStudioProjectAdmin(ReadOnlyAdmin):
     list_display = ("run", "project_id", "url", "tasks_total", "last_push_at", "last_pull_at")
+
+
+@admin.register(LabelStudioAccount)
+class LabelStudioAccountAdmin(admin.ModelAdmin):
+    """Links are made by the user with their own Label Studio token; staff can only look and remove one."""
+
+    list_display = ("user", "labelstudio_user_id", "email", "linked_at")
+    readonly_fields = list_display
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(LabelStudioAnnotation)

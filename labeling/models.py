@@ -738,10 +738,24 @@ class LabelStudioProject(models.Model):
         return f"Label Studio project {self.project_id} of run {self.run_id}"
 
 
+class LabelStudioAccount(models.Model):
+    """The Label Studio account a PolicyHub user linked to theirs, proven with that account's own access token
+    (Label Studio's current-user endpoint said whose it is; the token is not kept). Pulled annotations are mapped to
+    PolicyHub users by this id only: Label Studio does not verify emails, so an email proves nothing."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labelstudio_account")
+    labelstudio_user_id = models.PositiveBigIntegerField(unique=True, help_text="The user's id in Label Studio.")
+    email = models.CharField(max_length=254, blank=True, help_text="The account's email in Label Studio when linked.")
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Label Studio user #{self.labelstudio_user_id} = {self.user_id}"
+
+
 class LabelStudioAnnotation(models.Model):
     """A Label Studio annotation that was pulled for good: applied as a review, or refused for a lasting reason
     (item already done, reviewer already reviewed it, label not in the set). Keyed by Label Studio's annotation
-    id, so pulling again adds nothing. Annotations that may apply later (unknown annotator) are not kept."""
+    id, so pulling again adds nothing. Annotations that may apply later (annotator not linked yet) are not kept."""
 
     class Outcome(models.TextChoices):
         APPLIED = "applied", "Applied as a review"

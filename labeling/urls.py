@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import agreement, gold, imports, previews, reviews, runs, teachers
+from .views import agreement, gold, imports, labelstudio, previews, reviews, runs, teachers
 
 urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
@@ -19,6 +19,8 @@ urlpatterns = [
     path("policies/<slug:slug>/v<int:number>/agreement/", agreement.version_agreement, name="version_agreement"),
     path("runs/<int:pk>/labelstudio/push/", runs.run_labelstudio_push, name="run_labelstudio_push"),
     path("runs/<int:pk>/labelstudio/pull/", runs.run_labelstudio_pull, name="run_labelstudio_pull"),
+    path("account/labelstudio/", labelstudio.labelstudio_account, name="labelstudio_account"),
+    path("account/labelstudio/unlink/", labelstudio.labelstudio_account_unlink, name="labelstudio_account_unlink"),
     path("review/", reviews.review_queue, name="review_queue"),
     path("review/<int:pk>/submit/", reviews.review_submit, name="review_submit"),
     path("review/<int:pk>/skip/", reviews.review_skip, name="review_skip"),

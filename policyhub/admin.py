@@ -63,8 +63,8 @@ class PromptSnapshotAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are issued in the browser or with ``manage.py api_token``; the admin can only look and revoke."""
 
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at")
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "expires_at")
     fields = readonly_fields + ("revoked_at",)
 
     def has_add_permission(self, request):

@@ -2,7 +2,8 @@
 endpoint makes and the error answers shared by every router. The routers themselves (policies, labeling, exports)
 are mounted on it in ``policyhub/urls.py``; OpenAPI schema at ``/api/openapi.json``, docs at ``/api/docs``.
 
-Authentication: ``Authorization: Bearer <token>`` with a per-user API token, or the browser session (with CSRF).
+Authentication: ``Authorization: Bearer <token>`` with a per-user API token (an expired one gets a 401 that
+says so), or the browser session (with CSRF).
 Every endpoint checks the caller's role, exactly like the pages.
 """
 
@@ -20,7 +21,10 @@ class TokenAuth(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request: HttpRequest, token: str):
-        user = services.api_token_authenticate(raw=token)
+        try:
+            user = services.api_token_authenticate(raw=token)
+        except services.ApiTokenExpired as expired:
+            raise HttpError(401, str(expired)) from expired
         if user is not None:
             request.user = user
         return user

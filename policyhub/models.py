@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 RULE_ID_RE = re.compile(r"^R[1-9][0-9]*$")
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -226,14 +227,16 @@ class PromptSnapshot(models.Model):
 
 
 class ApiToken(models.Model):
-    """A per-user API token. Only its sha256 is stored; the token itself is shown once, at creation."""
+    """A per-user API token. Only its sha256 is stored; the token itself is shown once, at creation.
+    ``expires_at`` is chosen at creation (NULL: never expires, as for tokens made before expiry existed)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, help_text="The first characters, to recognise a token in lists.")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="Updated at most once a minute.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the token never expires.")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -243,5 +246,18 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def state(self) -> str:
+        """active, expired or revoked, with when."""
+        if self.revoked_at is not None:
+            return f"revoked {self.revoked_at:%Y-%m-%d %H:%M}"
+        if self.is_expired:
+            return f"expired {self.expires_at:%Y-%m-%d %H:%M}"
+        return "active"

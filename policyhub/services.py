@@ -4,6 +4,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -257,21 +258,45 @@ class IssuedToken:
     raw: str  # shown once; never stored
 
 
-def api_token_create(*, user, name: str) -> IssuedToken:
+#: How long a new token may live, in days (None: never expires); the token page offers these.
+TOKEN_LIFETIMES_DAYS: tuple[int | None, ...] = (30, 90, 365, None)
+DEFAULT_TOKEN_LIFETIME_DAYS = 90
+#: ``last_used_at`` is written at most this often per token, so a busy client costs no write per request.
+TOKEN_USE_RESOLUTION_SECONDS = 60
+
+
+class ApiTokenExpired(Exception):
+    """The token is known and not revoked, but its expiry has passed."""
+
+    def __init__(self, token: ApiToken):
+        self.token = token
+        super().__init__(
+            f"This API token ({token.prefix}…) expired on {token.expires_at:%Y-%m-%d %H:%M} UTC: create a new one on "
+            "the API tokens page."
+        )
+
+
+def api_token_create(*, user, name: str, lifetime_days: int | None = DEFAULT_TOKEN_LIFETIME_DAYS) -> IssuedToken:
+    """Issue a token for ``user`` that expires after ``lifetime_days`` (one of TOKEN_LIFETIMES_DAYS; None: never)."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": ["Give the token a name, e.g. 'laptop' or 'training pipeline'."]})
     if len(name) > 100:
         raise ValidationError({"name": ["The name is longer than 100 characters."]})
+    if lifetime_days not in TOKEN_LIFETIMES_DAYS:
+        choices = ", ".join(f"{days} days" if days else "never" for days in TOKEN_LIFETIMES_DAYS)
+        raise ValidationError({"expires": [f"A token expires after {choices}; not {lifetime_days!r}."]})
     if not roles.user_roles(user):
         raise PermissionDenied("Only users with a role can have API tokens.")
+    expires_at = timezone.now() + timedelta(days=lifetime_days) if lifetime_days else None
     for _ in range(3):
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         try:
             with transaction.atomic():
                 token = ApiToken.objects.create(
-                    user=user, name=name, prefix=raw[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(raw)
-                )
+                    user=user, name=name, prefix=raw[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(raw),
+                    expires_at=expires_at,
+                )  # fmt: skip
             return IssuedToken(token=token, raw=raw)
         except IntegrityError:  # pragma: no cover - a 256-bit collision
             continue
@@ -288,7 +313,8 @@ def api_token_revoke(*, token: ApiToken, user) -> ApiToken:
 
 
 def api_token_authenticate(*, raw: str):
-    """The active user owning the active token ``raw``, or None. Records when the token was last used."""
+    """The active user owning the unrevoked token ``raw``, or None; :class:`ApiTokenExpired` when it has expired.
+    Records when the token was last used (at most once a minute)."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     token = (
@@ -298,7 +324,9 @@ def api_token_authenticate(*, raw: str):
     )
     if token is None:
         return None
+    if token.is_expired:
+        raise ApiTokenExpired(token)
     now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > TOKEN_USE_RESOLUTION_SECONDS:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user

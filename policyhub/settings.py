@@ -250,6 +250,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 LABELING_CHUNK_LEASE_SECONDS = int(env("LABELING_CHUNK_LEASE_SECONDS", "120"))
 # An annotator's claim on a review item; an abandoned item returns to the queue when it expires.
 REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
+# How long after saving a review its annotator can still undo it (never once the item is gold or exported).
+REVIEW_UNDO_WINDOW_SECONDS = int(env("REVIEW_UNDO_WINDOW_SECONDS", "600"))
 # A batch-mode run asks the OpenAI Batch API for its batch's status this often until it ends.
 LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
 # Label Studio, for pushing a run's needs-review items and pulling the annotations back (both needed for that).

@@ -16,17 +16,28 @@ from .roles import ALL_ROLES, role_required
 @require_http_methods(["GET", "POST"])
 def token_list(request):
     issued, errors = None, []
+    expires = request.POST.get("expires", str(services.DEFAULT_TOKEN_LIFETIME_DAYS))
     if request.method == "POST":
         try:
-            issued = services.api_token_create(user=request.user, name=request.POST.get("name", ""))
+            lifetime = None if expires == "never" else int(expires)
+            issued = services.api_token_create(
+                user=request.user, name=request.POST.get("name", ""), lifetime_days=lifetime
+            )
+        except ValueError:
+            errors = [f"Choose when the token expires; {expires!r} is not one of the choices."]
         except ValidationError as error:
             errors = error.messages
-    return render(
-        request,
-        "policyhub/token_list.html",
-        {"tokens": ApiToken.objects.filter(user=request.user), "issued": issued, "errors": errors},
-        status=400 if errors else 200,
-    )
+    context = {
+        "tokens": ApiToken.objects.filter(user=request.user),
+        "issued": issued,
+        "errors": errors,
+        "lifetimes": [
+            (str(days) if days else "never", f"{days} days" if days else "never")
+            for days in services.TOKEN_LIFETIMES_DAYS
+        ],  # fmt: skip
+        "expires": expires,
+    }
+    return render(request, "policyhub/token_list.html", context, status=400 if errors else 200)
 
 
 @role_required(*ALL_ROLES)

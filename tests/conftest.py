@@ -106,3 +106,15 @@ def labelstudio(labelstudio_server, settings):
     settings.LABEL_STUDIO_URL = labelstudio_server.url
     settings.LABEL_STUDIO_API_KEY = labelstudio_server.token
     return labelstudio_server
+
+
+@pytest.fixture
+def labelstudio_link(labelstudio):
+    """``link(user, email=None)``: sign the person up in Label Studio (as ``email``, by default the user's) and link
+    the PolicyHub user to that account with its own token, as they would on their Label Studio page."""
+    from labeling.services import labelstudio_account_link
+
+    def link(user, email: str | None = None):
+        return labelstudio_account_link(user=user, token=labelstudio.annotator_token(email or user.email))
+
+    return link

@@ -17,6 +17,8 @@ from .labelstudio import (
     LabelStudioUnavailable,
     PullReport,
     PushResult,
+    labelstudio_account_link,
+    labelstudio_account_unlink,
     labelstudio_pull,
     labelstudio_push,
 )
@@ -54,6 +56,8 @@ __all__ = [
     "LabelStudioUnavailable",
     "PullReport",
     "PushResult",
+    "labelstudio_account_link",
+    "labelstudio_account_unlink",
     "labelstudio_pull",
     "labelstudio_push",
     "ReviewError",

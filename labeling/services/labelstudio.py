@@ -7,10 +7,12 @@ Which items are already there is read from the project itself, so a push that di
 next one and nothing is imported twice.
 
 **Pull** reads the project's annotations back as reviews through :func:`labeling.services.reviews.review_record`,
-the same state transition as an in-app submission. The annotator is found by email and must hold the annotator
-role. Each annotation that was applied, or refused for a lasting reason, is kept by its Label Studio id, so pulling
-again adds nothing; annotations by unknown annotators are reported and applied by a later pull once the person
-exists in PolicyHub. Edits made in Label Studio after an annotation was pulled are not read again.
+the same state transition as an in-app submission. The annotator is the PolicyHub user who linked that Label Studio
+account (:func:`labelstudio_account_link`, proven with the account's own token; never by email, which Label Studio
+does not verify) and must hold the annotator role. Each annotation that was applied, or refused for a lasting
+reason, is kept by its Label Studio id, so pulling again adds nothing; annotations by Label Studio users nobody
+linked are reported (their id and email) and applied by a later pull once the person links their account. Edits
+made in Label Studio after an annotation was pulled are not read again.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -20,15 +22,23 @@ from xml.etree import ElementTree
 
 import httpx
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from label_studio_sdk.core.api_error import ApiError
 
 from policyhub import roles
 from policyhub.markdown import render_markdown
 
-from ..models import Candidate, LabelingRun, LabelStudioAnnotation, LabelStudioProject, Review, ReviewState
+from ..models import (
+    Candidate,
+    LabelingRun,
+    LabelStudioAccount,
+    LabelStudioAnnotation,
+    LabelStudioProject,
+    Review,
+    ReviewState,
+)
 from .reviews import ReviewError, review_record
 
 if TYPE_CHECKING:
@@ -53,20 +63,22 @@ class LabelStudioUnavailable(LabelStudioError):
     """Label Studio could not be reached or refused the request."""
 
 
-def _client():
-    """The SDK client. Imported here: the client pulls in pandas and more (~135 MB) that every web and worker
-    process would otherwise carry without ever talking to Label Studio."""
+def _client(token: str = ""):
+    """The SDK client, as PolicyHub's Label Studio user (``LABEL_STUDIO_API_KEY``) or as whoever ``token`` belongs
+    to. Imported here: the client pulls in pandas and more (~135 MB) that every web and worker process would
+    otherwise carry without ever talking to Label Studio."""
     from label_studio_sdk import LabelStudio
 
-    url, key = settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY
-    if not url or not key:
+    url, key = settings.LABEL_STUDIO_URL, token or settings.LABEL_STUDIO_API_KEY
+    if not url or not settings.LABEL_STUDIO_API_KEY:
         raise LabelStudioNotConfigured(
             "Label Studio is not configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment."
         )
     try:
         return LabelStudio(base_url=url.rstrip("/"), api_key=key, timeout=settings.LABEL_STUDIO_TIMEOUT)
     except ApiError as error:  # the SDK checks a JWT key's expiry up front
-        raise LabelStudioUnavailable(f"Label Studio refused the API key: {error.body}") from error
+        whose = "your token" if token else "the API key"
+        raise LabelStudioUnavailable(f"Label Studio refused {whose}: {error.body}") from error
 
 
 class _calling:
@@ -178,6 +190,47 @@ def _task(candidate: Candidate, version_name: str) -> dict:
     return task
 
 
+# --- linking accounts ----------------------------------------------------------------------------------------
+def labelstudio_account_link(*, user, token: str) -> LabelStudioAccount:
+    """Link ``user`` to the Label Studio account whose own access token ``token`` is: Label Studio's current-user
+    endpoint (``/api/current-user/whoami``) says whose it is. The token is used for that one request, never kept.
+    A user links one account; a Label Studio account belongs to one PolicyHub user."""
+    if not roles.user_roles(user):
+        raise PermissionDenied("Only users with a role can link a Label Studio account.")
+    token = token.strip()
+    if not token:
+        raise LabelStudioError(
+            "Paste your Label Studio access token (Label Studio → Account & Settings → Access Token)."
+        )
+    linked = LabelStudioAccount.objects.filter(user=user).first()
+    if linked is not None:
+        raise LabelStudioError(
+            f"You are already linked to Label Studio user #{linked.labelstudio_user_id} ({linked.email}); unlink first."
+        )
+    try:
+        with _calling("check your token"):
+            me = _client(token).users.whoami()
+    except LabelStudioUnavailable as error:
+        if getattr(error.__cause__, "status_code", None) in (401, 403):
+            raise LabelStudioError(
+                "Label Studio does not accept that token: copy the whole access token from your Account & Settings "
+                "page in Label Studio."
+            ) from None
+        raise
+    try:
+        with transaction.atomic():
+            return LabelStudioAccount.objects.create(user=user, labelstudio_user_id=me.id, email=me.email or "")
+    except IntegrityError:
+        raise LabelStudioError(
+            f"Label Studio user #{me.id} ({me.email}) is already linked to another PolicyHub user."
+        ) from None
+
+
+def labelstudio_account_unlink(*, user) -> None:
+    """Forget the user's Label Studio account: their later annotations are not applied until they link again."""
+    LabelStudioAccount.objects.filter(user=user).delete()
+
+
 # --- push ----------------------------------------------------------------------------------------------------
 @dataclass
 class PushResult:
@@ -282,8 +335,11 @@ class PullReport:
             f"{len(self.skipped)} skipped"
         )
         if self.unknown_annotators:
-            emails = ", ".join(entry["email"] for entry in self.unknown_annotators)
-            text += f"; annotations by people unknown to PolicyHub (not applied): {emails}"
+            count = sum(entry["annotations"] for entry in self.unknown_annotators)
+            who = ", ".join(
+                f"#{entry['labelstudio_user_id']} {entry['email']}".strip() for entry in self.unknown_annotators
+            )
+            text += f"; {count} by Label Studio users not linked to PolicyHub (not applied): {who}"
         return text + "."
 
 
@@ -311,17 +367,17 @@ def _annotators(client: "LabelStudio", project_id: int) -> dict[int, str]:
 
 
 class _Pull:
-    """One pull's bookkeeping: the report, and who is who."""
+    """One pull's bookkeeping: the report, and who is who (by linked Label Studio user id, never by email)."""
 
     def __init__(self, link: LabelStudioProject, annotators: dict[int, str]):
         self.link, self.annotators, self.report = link, annotators, PullReport()
-        self.unknown: dict[str, int] = {}
-        self.users: dict[str, list] = {}
-
-    def user_for(self, email: str) -> list:
-        if email not in self.users:
-            self.users[email] = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
-        return self.users[email]
+        self.unknown: dict[int | None, int] = {}
+        self.users = {
+            account.labelstudio_user_id: account.user
+            for account in LabelStudioAccount.objects.filter(
+                labelstudio_user_id__in=list(annotators), user__is_active=True
+            ).select_related("user")
+        }
 
     def skip(self, entry: dict, reason: str, *, keep: bool = False) -> None:
         self.report.skipped.append({**entry, "reason": reason})
@@ -340,14 +396,11 @@ class _Pull:
         label, note = _read_result(annotation.get("result"))
         if not label:
             return self.skip(entry, "no label chosen")
-        users = self.user_for(email) if email else []
-        if not users:
-            who = email or f"Label Studio user #{annotation.get('completed_by')}"
-            self.unknown[who] = self.unknown.get(who, 0) + 1
+        author = annotation.get("completed_by")
+        user = self.users.get(author)
+        if user is None:  # applied by a later pull, once this Label Studio user has linked their account
+            self.unknown[author] = self.unknown.get(author, 0) + 1
             return None
-        if len(users) > 1:
-            return self.skip(entry, f"several PolicyHub users have the email {email}")
-        user = users[0]
         if not roles.has_role(user, roles.ANNOTATOR):
             return self.skip(entry, f"{user.get_username()} does not hold the annotator role in PolicyHub")
         try:
@@ -391,7 +444,10 @@ def labelstudio_pull(*, run: LabelingRun) -> PullReport:
                     pull.skip(entry, f"the task is not a needs-review item of run #{run.pk}")
                 else:
                     pull.annotation(task.id, candidate_id, annotation)
-        pull.report.unknown_annotators = [{"email": e, "annotations": n} for e, n in sorted(pull.unknown.items())]
+        pull.report.unknown_annotators = [
+            {"labelstudio_user_id": who, "email": annotators.get(who, ""), "annotations": n}
+            for who, n in sorted(pull.unknown.items(), key=lambda item: item[0] or 0)
+        ]
         pull.report.pulled_at = timezone.now().isoformat()
         link.last_pull_at, link.last_pull_report = timezone.now(), pull.report.as_dict()
         link.save()

@@ -1,5 +1,8 @@
 """Human review of needs-review candidates: claim, submit, skip, undo, adjudicate.
 
+An annotator can undo their last review within ``REVIEW_UNDO_WINDOW_SECONDS``, and never once the item was
+adjudicated, is gold or is held by a dataset export.
+
 The next item is claimed inside a short transaction with ``SELECT … FOR NO KEY UPDATE SKIP LOCKED`` on the
 pending-items index plus a lease (``claimed_by`` / ``claim_expires_at``): two annotators never hold the same item,
 an abandoned item returns to the queue when its lease expires, and nobody reviews the same item twice. When the
@@ -14,9 +17,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from exports.selectors import exports_holding
 from policyhub import roles
+from policyhub.models import Policy
 
-from ..models import ApprovedBy, Candidate, Review, ReviewSkip, ReviewState
+from ..models import ApprovedBy, Candidate, GoldLabel, Review, ReviewSkip, ReviewState
 
 
 class ReviewError(ValidationError):
@@ -160,20 +165,57 @@ def review_skip(*, user, candidate_id: int) -> None:
         candidate.save(update_fields=["claimed_by", "claim_expires_at", "updated_at"])
 
 
+def _undo_window() -> timedelta:
+    return timedelta(seconds=settings.REVIEW_UNDO_WINDOW_SECONDS)
+
+
+def _check_undoable(candidate: Candidate, review: Review, now) -> None:
+    """An undo must not rewrite what others rely on: refused after the undo window, once the item was adjudicated
+    or is gold, and once an export holds it (or may: one is being built from its run)."""
+    window = _undo_window()
+    if now - review.created_at > window:
+        raise ReviewError(
+            f"Your review of item #{candidate.pk} was saved at {timezone.localtime(review.created_at):%H:%M}; reviews "
+            f"can only be undone within {_minutes(window)} of saving them.",
+            code="undo_too_late",
+        )
+    if (
+        candidate.approved_by == ApprovedBy.ADJUDICATOR
+        or candidate.reviews.filter(kind=Review.Kind.ADJUDICATION).exists()
+    ):
+        raise ReviewError("That item was adjudicated meanwhile; its decision is final.", code="undo_adjudicated")
+    if GoldLabel.objects.filter(policy_id=candidate.run.policy_version.policy_id, pair_id=candidate.pair_id).exists():
+        raise ReviewError(
+            f"Item #{candidate.pk} is in the gold set now, so your review of it stays. Ask a policy owner to remove it "
+            "from the gold set first if the label is wrong.",
+            code="undo_gold",
+        )
+    for export in exports_holding(candidate=candidate, since=review.created_at):
+        what = "is being built and may include it" if export.status == export.Status.BUILDING else "includes it"
+        raise ReviewError(
+            f"Dataset export #{export.pk} {what}, so your review of item #{candidate.pk} stays: an export never "
+            "changes after it is built.",
+            code="undo_exported",
+        )
+
+
+def _minutes(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
 def review_undo_last(*, user) -> Candidate:
-    """Take back this annotator's last review: the item is theirs to review again."""
+    """Take back this annotator's last review within the undo window: the item is theirs to review again."""
     roles.require_role(user, roles.ANNOTATOR)
     with transaction.atomic():
         last = Review.objects.filter(reviewer=user, kind=Review.Kind.REVIEW).order_by("-created_at", "-id").first()
         if last is None:
             raise ReviewError("There is no review of yours to undo.")
+        policy_id = Candidate.objects.filter(pk=last.candidate_id).values_list("run__policy_version__policy_id")
+        Policy.objects.select_for_update().filter(pk__in=policy_id).first()  # the gold set's lock: no gold meanwhile
         candidate = _locked(last.candidate_id)
-        if (
-            candidate.approved_by == ApprovedBy.ADJUDICATOR
-            or candidate.reviews.filter(kind=Review.Kind.ADJUDICATION).exists()
-        ):
-            raise ReviewError("That item was adjudicated meanwhile; its decision is final.")
         now = timezone.now()
+        _check_undoable(candidate, last, now)
         if candidate.claimed_by_id not in (None, user.pk) and candidate.claim_expires_at > now:
             raise ReviewError("Another annotator is reviewing that item right now; try again in a moment.")
         last.delete()

@@ -99,9 +99,11 @@ def test_label_titles_are_escaped_in_the_label_config(labelstudio, owner, review
 
 # --- pull ----------------------------------------------------------------------------------------------------
 def test_pull_applies_annotations_as_reviews_once_and_reports_unknown_annotators(
-    labelstudio, review_items, annotator, make_user
+    labelstudio, labelstudio_link, review_items, annotator, make_user
 ):
     bea = make_user("bea", roles.ANNOTATOR)
+    labelstudio_link(annotator)
+    labelstudio_link(bea)
     run = review_items(2, reviewers=2)
     agreed, disputed = Candidate.objects.filter(run=run).order_by("pk")
     project = labelstudio_push(run=run).project_id
@@ -116,7 +118,9 @@ def test_pull_applies_annotations_as_reviews_once_and_reports_unknown_annotators
     report = labelstudio_pull(run=run)
 
     assert len(report.applied) == 4 and report.already_imported == 0 and report.skipped == []
-    assert report.unknown_annotators == [{"email": "stranger@example.com", "annotations": 1}]
+    stranger = {"labelstudio_user_id": labelstudio.user_id("stranger@example.com"), "email": "stranger@example.com",
+                "annotations": 1}  # fmt: skip
+    assert report.unknown_annotators == [stranger]
     agreed.refresh_from_db()
     disputed.refresh_from_db()
     assert (agreed.review_state, agreed.approved_label, agreed.approved_by) == ("done", "strong_match", "reviewers")
@@ -126,16 +130,19 @@ def test_pull_applies_annotations_as_reviews_once_and_reports_unknown_annotators
 
     second = labelstudio_pull(run=run)
     assert second.applied == [] and second.already_imported == 4
-    assert second.unknown_annotators == [{"email": "stranger@example.com", "annotations": 1}]
+    assert second.unknown_annotators == [stranger]
     assert Review.objects.filter(candidate__run=run).count() == 4
     link = LabelStudioProject.objects.get(run=run)
     assert link.last_pull_report["already_imported"] == 4
 
 
 def test_pull_reports_items_already_done_repeat_reviewers_and_people_without_the_role(
-    labelstudio, review_items, annotator, make_user, nobody
+    labelstudio, labelstudio_link, review_items, annotator, make_user, nobody
 ):
     bea = make_user("bea", roles.ANNOTATOR)
+    nobody.groups.add(roles_group(roles.ML_ENGINEER))  # a role to link with, but not the annotator one
+    for user in (annotator, bea, nobody):
+        labelstudio_link(user)
     run = review_items(2, reviewers=2)
     project = labelstudio_push(run=run).project_id
     first, second = Candidate.objects.filter(run=run).order_by("pk")
@@ -192,7 +199,8 @@ def test_push_and_pull_need_label_studio_configured_and_pull_needs_a_push(settin
     assert not LabelStudioProject.objects.exists() and not LabelStudioAnnotation.objects.exists()
 
 
-def test_management_command_pushes_and_pulls(labelstudio, review_items, annotator, capsys):
+def test_management_command_pushes_and_pulls(labelstudio, labelstudio_link, review_items, annotator, capsys):
+    labelstudio_link(annotator)
     run = review_items(1)
     call_command("labelstudio", "push", "--run", str(run.pk))
     assert "1 new task" in capsys.readouterr().out
@@ -232,7 +240,9 @@ def test_run_page_buttons_push_and_pull_and_show_the_report(labelstudio, review_
     pulled = client_for(owner).post(f"/runs/{run.pk}/labelstudio/pull/", follow=True)
     assert pulled.status_code == 200
     assert b"0 applied, 0 already imported, 0 skipped" in pulled.content
-    assert b"someone@else.example" in pulled.content and b"Annotators unknown to PolicyHub" in pulled.content
+    assert b"someone@else.example" in pulled.content
+    assert b"Annotations by Label Studio users not linked to PolicyHub" in pulled.content
+    assert f"<td>#{labelstudio.user_id('someone@else.example')}</td>".encode() in pulled.content
     assert b"Cancel run" not in pulled.content  # run actions stay with the ML engineers
 
 
@@ -255,7 +265,10 @@ def test_buttons_need_ml_engineer_or_policy_owner_and_post(action, review_items,
     assert not LabelStudioProject.objects.exists()
 
 
-def test_api_push_pull_and_status_with_roles(labelstudio, settings, review_items, engineer, owner, annotator, client):
+def test_api_push_pull_and_status_with_roles(
+    labelstudio, labelstudio_link, settings, review_items, engineer, owner, annotator, client
+):
+    labelstudio_link(annotator)
     run = review_items(1)
     auth = {role: {"HTTP_AUTHORIZATION": f"Bearer {policy_services.api_token_create(user=user, name='t').raw}"}
             for role, user in (("engineer", engineer), ("owner", owner), ("annotator", annotator))}  # fmt: skip

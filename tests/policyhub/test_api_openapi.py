@@ -41,6 +41,7 @@ OPERATION_IDS = {
     ("/api/policies/{slug}/versions/{number}/prompt", "get"): "policyhub_api_get_prompt",
     ("/api/runs", "post"): "labeling_api_create_run",
     ("/api/runs/plan", "post"): "labeling_api_plan_run",
+    ("/api/reviews/undo", "post"): "labeling_api_undo_review",
     ("/api/runs/{run_id}", "get"): "labeling_api_get_run",
     ("/api/runs/{run_id}/agreement", "get"): "labeling_agreement_api_run_agreement",
     ("/api/runs/{run_id}/cancel", "post"): "labeling_api_cancel_run",

@@ -105,6 +105,17 @@ PAGES = [
         reader_redirect="/account/tokens/",
         data=lambda draft: {},
     ),
+    Page("label studio account", "get", "/account/labelstudio/", 200, 200),
+    Page(
+        "label studio unlink",
+        "post",
+        "/account/labelstudio/unlink/",
+        302,
+        302,
+        owner_redirect="/account/labelstudio/",
+        reader_redirect="/account/labelstudio/",
+        data=lambda draft: {},
+    ),
 ]
 
 

@@ -16,6 +16,11 @@ class Command(BaseCommand):
         create = sub.add_parser("create", help="Issue a token; it is printed once.")
         create.add_argument("--user", required=True)
         create.add_argument("--name", required=True)
+        create.add_argument(
+            "--expires-in-days", default=str(services.DEFAULT_TOKEN_LIFETIME_DAYS),
+            help=f"One of {', '.join(str(d or 'never') for d in services.TOKEN_LIFETIMES_DAYS)} "
+            f"(default {services.DEFAULT_TOKEN_LIFETIME_DAYS}).",
+        )  # fmt: skip
         listing = sub.add_parser("list", help="List a user's tokens.")
         listing.add_argument("--user", required=True)
         revoke = sub.add_parser("revoke", help="Revoke a token by its id or prefix.")
@@ -29,15 +34,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         if action == "create":
+            days = options["expires_in_days"]
             try:
-                issued = services.api_token_create(user=self._user(options["user"]), name=options["name"])
+                issued = services.api_token_create(
+                    user=self._user(options["user"]), name=options["name"],
+                    lifetime_days=None if days == "never" else int(days) if days.isdigit() else days,
+                )  # fmt: skip
             except (ValidationError, PermissionDenied) as error:
                 raise CommandError(" ".join(getattr(error, "messages", [str(error)]))) from error
             self.stdout.write(issued.raw)
         elif action == "list":
             for token in ApiToken.objects.filter(user=self._user(options["user"])):
-                state = "active" if token.is_active else f"revoked {token.revoked_at:%Y-%m-%d %H:%M}"
-                self.stdout.write(f"{token.pk}\t{token.prefix}…\t{token.name}\t{state}")
+                expires = f"{token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else "never"
+                self.stdout.write(f"{token.pk}\t{token.prefix}…\t{token.name}\texpires {expires}\t{token.state}")
         else:
             ref = options["token"]
             tokens = ApiToken.objects.filter(pk=int(ref)) if ref.isdigit() else ApiToken.objects.filter(prefix=ref)
