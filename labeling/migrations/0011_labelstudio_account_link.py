@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0009_suspected_injection"),
+        ("labeling", "0010_run_judge"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
