@@ -464,6 +464,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
+        fake._receive(self)
         if path == "/v1/chat/completions":
             body = self._json_body()
             if body is not None:
@@ -484,6 +485,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
+        fake._receive(self)
         if match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
             stored = fake._files_content.get(match.group(1))
             if stored is None:
@@ -507,6 +509,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
+        fake._receive(self)
         if match := re.fullmatch(r"/v1/files/([^/]+)", path):
             with fake._lock:
                 obj = fake._files.pop(match.group(1), None)
@@ -532,6 +535,8 @@ class FakeOpenAI:
         self.port = port
         self.responder: Responder | None = None
         self.requests: list[dict] = []
+        #: Every HTTP request that reached the server, any endpoint: (method, path, Authorization header).
+        self.received: list[tuple[str, str, str | None]] = []
         self.batch_polls_to_complete = 2
         self.batch_faults = False
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
@@ -604,8 +609,13 @@ class FakeOpenAI:
         with self._lock:
             return list(self.requests)
 
+    def _receive(self, handler: _Handler) -> None:
+        with self._lock:
+            self.received.append((handler.command, handler.path, handler.headers.get("Authorization")))
+
     def reset(self) -> None:
         with self._lock:
+            self.received.clear()
             self.requests.clear()
             self._faults.clear()
             self._calls.clear()
