@@ -23,7 +23,7 @@ class TeacherConfigForm(forms.ModelForm):
         required=False, assume_scheme="https", help_text="Empty: OPENAI_BASE_URL, or OpenAI itself."
     )
     api_key_name = forms.ChoiceField(
-        required=False, label="API key",
+        required=False, label="API key", initial=TeacherConfig._meta.get_field("api_key_name").default,
         help_text="A key the operator configured on the workers (TEACHER_API_KEYS); its value never leaves them.",
     )  # fmt: skip
 
