@@ -64,12 +64,12 @@ def retry_after_seconds(response) -> float | None:
             return None
 
 
-def _cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The exception of type ``kind`` behind an SDK error, if any."""
+def _transport_error(error: BaseException) -> BaseException | None:
+    """The aiohttp exception behind an SDK error, if any."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
+        if isinstance(current, aiohttp.ClientError):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
@@ -78,7 +78,7 @@ def _cause(error: BaseException, kind: type[BaseException]) -> BaseException | N
 
 def _refused_or_dropped(error: openai.APITimeoutError) -> aiohttp.ClientError | None:
     """The aiohttp transport reports a refused or dropped connection as a timeout; tell the two apart."""
-    cause = _cause(error, aiohttp.ClientError)
+    cause = _transport_error(error)
     return cause if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError) else None
 
 
@@ -238,9 +238,9 @@ class OpenAIProvider:
                     error_kind, error = "connection_error", f"Connection error. ({cause})"
                 else:
                     error_kind, error = "timeout", f"no answer within {self.timeout:g} s ({exc})"
+            except EndpointRefused as exc:  # the host now resolves to a refused address (transport.CheckedResolver)
+                return self._failed(answer, started, "endpoint_refused", str(exc))
             except openai.APIConnectionError as exc:
-                if refusal := _cause(exc, EndpointRefused):  # the host now resolves to a refused address
-                    return self._failed(answer, started, "endpoint_refused", str(refusal))
                 error_kind, error = "connection_error", str(exc)
             except openai.APIStatusError as exc:
                 if exc.status_code < 500:
