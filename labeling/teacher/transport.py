@@ -4,11 +4,12 @@ the host resolves to (DNS may change between the worker's check and a connection
 import socket
 
 import aiohttp
+import httpcore2
 import httpx2
 import openai
 from openai._vendor.httpx_aiohttp.transport import AiohttpTransport  # the SDK's own aiohttp transport
 
-from .endpoints import check_addresses
+from .endpoints import check_addresses, resolve
 
 
 class CheckedResolver(aiohttp.abc.AbstractResolver):
@@ -41,5 +42,30 @@ def async_http_client(*, timeout: float, limit: int) -> httpx2.AsyncClient:
     )
 
 
+class CheckedBackend(httpcore2.SyncBackend):
+    """Resolves the host itself, refuses (EndpointRefused) when any address is refused, then connects to the
+    checked addresses in turn; TLS still verifies the host name (httpcore passes it as the server name)."""
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        addresses = resolve(host, port)
+        check_addresses(host, addresses)
+        error: Exception = httpcore2.ConnectError(f"{host} does not resolve")
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore2.ConnectError as exc:
+                error = exc
+        raise error
+
+
+class CheckedTransport(httpx2.HTTPTransport):
+    """httpx's own transport on a connection pool with :class:`CheckedBackend` (httpx takes no network backend,
+    so the pool it built is replaced; ``_pool`` is the attribute its request handling uses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool = httpcore2.ConnectionPool(ssl_context=httpx2.create_ssl_context(), network_backend=CheckedBackend())
+
+
 def sync_http_client(*, timeout: float) -> httpx2.Client:
-    return openai.DefaultHttpxClient(timeout=timeout, follow_redirects=False)
+    return openai.DefaultHttpxClient(timeout=timeout, follow_redirects=False, transport=CheckedTransport())

@@ -10,8 +10,10 @@ import threading
 
 import pytest
 
+from labeling import tasks
 from labeling.models import LabelingRun, TeacherSample
 from labeling.services import labeling_run_batch_submit, labeling_run_create
+from labeling.teacher.endpoints import EndpointRefused
 
 UNTIED = {"openai": {"env": "OPENAI_API_KEY", "base_urls": []}}
 
@@ -63,10 +65,10 @@ def test_a_batch_run_is_checked_too(pairs, published, openai_config, fake_openai
     assert fake_openai.received == []
 
 
-def test_a_host_that_resolves_to_a_private_address_at_connection_time_is_refused(
-    pairs, published, make_config, fake_openai, process_run, settings, monkeypatch
-):
-    """DNS rebinding: public when the worker checks, loopback when the client connects."""
+@pytest.fixture
+def rebinding(settings, monkeypatch):
+    """``teacher.test`` resolves to a public address for the worker's check, to 127.0.0.1 afterwards (DNS
+    rebinding); no private host is allowed and the key is tied to nothing. Yields the lookups made."""
     settings.TEACHER_API_KEYS = UNTIED
     settings.TEACHER_ALLOWED_PRIVATE_HOSTS = []
     real_getaddrinfo = socket.getaddrinfo
@@ -80,19 +82,37 @@ def test_a_host_that_resolves_to_a_private_address_at_connection_time_is_refused
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+REBOUND = (
+    "The base URL's host teacher.test (127.0.0.1) is a private, loopback or link-local address; "
+    "the workers may reach it only when TEACHER_ALLOWED_PRIVATE_HOSTS allows it."
+)
+
+
+def test_a_host_that_resolves_to_a_private_address_at_connection_time_is_refused(
+    pairs, published, make_config, fake_openai, process_run, rebinding
+):
     config = make_config(base_url=f"http://teacher.test:{fake_openai.port}/v1", request_timeout=5, max_attempts=2)
     run = process_run(start(published, config))
 
-    assert len(lookups) >= 2  # the worker's check, then the connection's own lookup
+    assert len(rebinding) >= 2  # the worker's check, then the connection's own lookup
     errors = set(TeacherSample.objects.filter(run=run).values_list("error_kind", "error"))
-    assert errors == {
-        (
-            "endpoint_refused",
-            "The base URL's host teacher.test (127.0.0.1) is a private, loopback or link-local address; "
-            "the workers may reach it only when TEACHER_ALLOWED_PRIVATE_HOSTS allows it.",
-        )
-    }
+    assert errors == {("endpoint_refused", REBOUND)}
     assert fake_openai.received == []
+
+
+def test_a_batch_upload_to_a_host_rebound_to_a_private_address_is_refused(
+    pairs, published, make_config, fake_openai, rebinding
+):
+    config = make_config(base_url=f"http://teacher.test:{fake_openai.port}/v1", request_timeout=5)
+    run = start(published, config, mode="batch")
+    with pytest.raises(EndpointRefused, match="teacher.test"):
+        tasks.labeling_run_batch_submit.run(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("failed", f"batch submission: EndpointRefused: {REBOUND}")
+    assert len(rebinding) >= 2 and fake_openai.received == []
 
 
 class _Redirector(http.server.BaseHTTPRequestHandler):
