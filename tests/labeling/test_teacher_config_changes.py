@@ -117,3 +117,15 @@ def test_anonymous_visitors_are_sent_to_log_in(client, make_config):
 def test_the_change_records_in_the_admin_are_for_staff_only(request, client_for, who):
     response = client_for(request.getfixturevalue(who)).get("/admin/labeling/teacherconfigchange/")
     assert response.status_code == 302 and "/admin/login/" in response.url
+
+
+def test_a_config_without_a_configured_key_says_so_in_the_list(engineer, client_for, make_config):
+    make_config("migrated", api_key_name="")  # as the migration leaves a config whose variable no key reads
+    make_config("fine", base_url=FAKE)
+    make_config("baseline", provider="heuristic", api_key_name="")
+    rows = {
+        row.split("</td>", 1)[0]: row
+        for row in client_for(engineer).get("/teachers/").content.decode().split("<tr><td>")[1:]
+    }
+    assert "needs a configured key" in rows["migrated"]
+    assert "needs a configured key" not in rows["fine"] and "needs a configured key" not in rows["baseline"]
