@@ -25,9 +25,11 @@ def save(user, **fields):
 
 
 def refusal(user, **fields) -> dict[str, list[str]]:
+    """The errors saving a config with ``fields`` gives; nothing is saved."""
+    count = TeacherConfig.objects.count()
     with pytest.raises(ValidationError) as caught:
         save(user, **fields)
-    assert not TeacherConfig.objects.exists()
+    assert TeacherConfig.objects.count() == count
     return caught.value.message_dict
 
 
@@ -205,3 +207,19 @@ def test_a_bad_teacher_api_keys_setting_stops_the_start(monkeypatch, value, mess
     monkeypatch.setenv("K", value)
     with pytest.raises(ImproperlyConfigured, match=message):
         env_teacher_keys("K", {})
+
+
+def test_the_operators_own_base_url_may_be_private(engineer, settings, monkeypatch):
+    """OPENAI_BASE_URL is set by the operator, not typed into a config: its host counts as allowed."""
+    settings.TEACHER_API_KEYS = {"openai": {"env": "OPENAI_API_KEY", "base_urls": ["http://localhost:11434/v1"]}}
+    settings.TEACHER_ALLOWED_PRIVATE_HOSTS = []
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    assert save(engineer, name="default", base_url="").pk  # requests go to OPENAI_BASE_URL
+    assert save(engineer, name="explicit", base_url="http://localhost:11434/v1").pk
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    errors = refusal(engineer, name="again", base_url="")
+    assert errors == {
+        "base_url": [
+            "API key openai may not be sent to https://api.openai.com/v1: it is tied to http://localhost:11434/v1."
+        ]
+    }
