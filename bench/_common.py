@@ -10,6 +10,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "policyhub.settings")
 os.environ.setdefault("DEBUG", "1")  # local runs: no SECRET_KEY needed (the workers they start inherit it)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/policyhub_bench")
+# The benchmarks' fake OpenAI server listens on 127.0.0.1: the default key may go there, and so may the workers.
+os.environ.setdefault("TEACHER_API_KEYS", "openai=OPENAI_API_KEY@https://api.openai.com/v1|127.0.0.1")
+os.environ.setdefault("TEACHER_ALLOWED_PRIVATE_HOSTS", "127.0.0.1")
 
 
 def reset_database() -> None:

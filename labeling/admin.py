@@ -3,6 +3,7 @@ and candidates are records of what happened and are read-only (change them throu
 
 from django.contrib import admin
 
+from .forms import TeacherConfigForm
 from .models import (
     BatchJob,
     Candidate,
@@ -18,8 +19,10 @@ from .models import (
     Pair,
     ResponseCache,
     TeacherConfig,
+    TeacherConfigChange,
     TeacherSample,
 )
+from .services import teacher_config_save
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,12 +33,42 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class TeacherConfigChangeInline(admin.TabularInline):
+    """The config's base URL and API key history (insert-only: shown, never edited)."""
+
+    model = TeacherConfigChange
+    fields = readonly_fields = ("changed_at", "changed_by", "field", "old_value", "new_value")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(TeacherConfig)
 class TeacherConfigAdmin(admin.ModelAdmin):
-    list_display = ("name", "provider", "model", "samples_per_pair", "logprobs", "temperature", "concurrency")
+    form = TeacherConfigForm  # the API key is one of TEACHER_API_KEYS, as in the app's own form
+    list_display = ("name", "provider", "model", "api_key_name", "samples_per_pair", "logprobs", "concurrency")
     list_filter = ("provider",)
     search_fields = ("name", "model")
     readonly_fields = ("created_by", "created_at")
+    inlines = [TeacherConfigChangeInline]
+
+    def save_model(self, request, obj, form, change):
+        teacher_config_save(config=obj, user=request.user)  # validated again, and its changes recorded
+
+
+@admin.register(TeacherConfigChange)
+class TeacherConfigChangeAdmin(ReadOnlyAdmin):
+    list_display = ("changed_at", "config_name", "field", "old_value", "new_value", "changed_by")
+    list_filter = ("field",)
+    search_fields = ("config_name",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(GoldLabel)

@@ -8,6 +8,7 @@ from .imports.schemas import SCHEMAS
 from .models import ImportBatch, LabelingRun, TeacherConfig
 from .pipeline.routing import DEFAULT_THRESHOLDS
 from .pipeline.trust import DEFAULT_SETTINGS
+from .teacher.endpoints import key_names
 
 
 class ImportForm(forms.Form):
@@ -16,9 +17,20 @@ class ImportForm(forms.Form):
 
 
 class TeacherConfigForm(forms.ModelForm):
+    """The API key is chosen among the names the operator configured (TEACHER_API_KEYS), never typed."""
+
     base_url = forms.URLField(
         required=False, assume_scheme="https", help_text="Empty: OPENAI_BASE_URL, or OpenAI itself."
     )
+    api_key_name = forms.ChoiceField(
+        required=False, label="API key", initial=TeacherConfig._meta.get_field("api_key_name").default,
+        help_text="A key the operator configured on the workers (TEACHER_API_KEYS); its value never leaves them.",
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["api_key_name"].choices = [("", "— none (heuristic) —")] + [(n, n) for n in key_names()]
+
     batch_price_factor = forms.DecimalField(
         required=False, initial=Decimal("0.5"), min_value=Decimal("0.001"), max_value=1, decimal_places=3,
         help_text="Batch-mode runs pay the prices times this (the OpenAI Batch API charges half). Empty: 0.5.",
@@ -31,7 +43,7 @@ class TeacherConfigForm(forms.ModelForm):
     class Meta:
         model = TeacherConfig
         fields = [
-            "name", "provider", "model", "base_url", "api_key_env", "temperature", "samples_per_pair", "logprobs",
+            "name", "provider", "model", "base_url", "api_key_name", "temperature", "samples_per_pair", "logprobs",
             "top_logprobs", "price_input_per_mtok", "price_output_per_mtok", "batch_price_factor", "concurrency",
             "request_timeout",
             "max_attempts",

@@ -12,6 +12,7 @@ state are check and unique constraints here, so every writer (a bulk update too)
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -125,7 +126,8 @@ class Pair(models.Model):
 # --- the teacher ---------------------------------------------------------------------------------------------
 class TeacherConfig(models.Model):
     """How the teacher is asked: provider, model and sampling. Runs keep a snapshot, so editing a config later
-    never changes what an earlier run did. API keys are never stored: ``api_key_env`` names the variable."""
+    never changes what an earlier run did. API keys are never stored: ``api_key_name`` names one of the keys the
+    operator configured (``settings.TEACHER_API_KEYS``); which variable holds it is the workers' business."""
 
     class Provider(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible API"
@@ -135,7 +137,10 @@ class TeacherConfig(models.Model):
     provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.OPENAI)
     model = models.CharField(max_length=100, default="gpt-4o-mini")
     base_url = models.URLField(blank=True, help_text="Empty: the provider's default (OPENAI_BASE_URL or OpenAI).")
-    api_key_env = models.CharField(max_length=100, default="OPENAI_API_KEY", help_text="Environment variable.")
+    api_key_name = models.CharField(
+        max_length=64, blank=True, default="openai",
+        help_text="One of the keys in TEACHER_API_KEYS. Empty: none (the heuristic provider needs none).",
+    )  # fmt: skip
     temperature = models.FloatField(default=0.7)
     samples_per_pair = models.PositiveSmallIntegerField(default=3, help_text="K answers per pair (votes).")
     logprobs = models.BooleanField(default=False, help_text="Read the label distribution from token logprobs.")
@@ -171,19 +176,61 @@ class TeacherConfig(models.Model):
             ),
         ]
 
+    #: Fields whose every change is recorded as a TeacherConfigChange: where requests go and with which key.
+    AUDITED_FIELDS = ("base_url", "api_key_name")
+
     def __str__(self) -> str:
         return f"{self.name} ({self.provider}:{self.model})"
+
+    def clean(self) -> None:
+        """An LLM provider needs a configured key that may be sent to the base URL, and a base URL that does not
+        lead to a private, loopback or link-local address (see labeling.teacher.endpoints)."""
+        from .teacher.endpoints import EndpointRefused, check_endpoint
+
+        if self.provider == self.Provider.HEURISTIC:
+            return
+        if not self.api_key_name:
+            raise ValidationError({"api_key_name": "Choose the API key this provider is sent."})
+        try:
+            check_endpoint(key_name=self.api_key_name, base_url=self.base_url)
+        except EndpointRefused as error:
+            raise ValidationError({error.field: str(error)}) from None
 
     def snapshot(self) -> dict:
         fields = (
             "name", "provider", "model", "base_url", "temperature", "samples_per_pair", "logprobs", "top_logprobs",
-            "concurrency", "request_timeout", "max_attempts", "api_key_env",
+            "concurrency", "request_timeout", "max_attempts", "api_key_name",
         )  # fmt: skip
         data = {f: getattr(self, f) for f in fields}
         data["price_input_per_mtok"] = str(self.price_input_per_mtok)
         data["price_output_per_mtok"] = str(self.price_output_per_mtok)
         data["batch_price_factor"] = str(self.batch_price_factor)
         return data
+
+
+class TeacherConfigChange(models.Model):
+    """One change of a teacher config's base URL or API key: who, when, old → new. Insert-only; it outlives the
+    config (``config_name`` keeps the name)."""
+
+    config = models.ForeignKey(TeacherConfig, null=True, on_delete=models.SET_NULL, related_name="changes")
+    config_name = models.CharField(max_length=80)
+    field = models.CharField(max_length=30, choices=[(f, f) for f in TeacherConfig.AUDITED_FIELDS])
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["config", "-changed_at"], name="teacherchange_config_time")]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("A teacher config change is a record: it is never edited.")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.config_name}.{self.field}: {self.old_value or '—'} → {self.new_value or '—'}"
 
 
 class RunStatus(models.TextChoices):

@@ -158,6 +158,8 @@ def _demo_data(user) -> None:
     """Members, jobs, every member×job pair, and teacher configs: the heuristic baseline always, an OpenAI one
     when OPENAI_API_KEY is set (model from OPENAI_MODEL, default gpt-4o-mini)."""
     from labeling.models import Job, Member, TeacherConfig
+    from labeling.services import teacher_config_save
+    from labeling.teacher.endpoints import key_name_for_env
 
     _load("members", "demo-members.csv", MEMBERS_CSV, user)
     _load("jobs", "demo-jobs.jsonl", JOBS_JSONL, user)
@@ -165,17 +167,23 @@ def _demo_data(user) -> None:
     jobs = Job.objects.filter(external_id__startswith="j-").values_list("external_id", flat=True)
     pairs = "member_id,job_id\n" + "".join(f"{m},{j}\n" for m in sorted(members) for j in sorted(jobs))
     _load("pairs", "demo-pairs.csv", pairs, user)
-    TeacherConfig.objects.get_or_create(
-        name="heuristic-baseline",
-        defaults={"provider": TeacherConfig.Provider.HEURISTIC, "model": "heuristic-v1", "samples_per_pair": 1,
-                  "temperature": 0, "created_by": user},
-    )  # fmt: skip
+    configs = [
+        TeacherConfig(
+            name="heuristic-baseline", provider=TeacherConfig.Provider.HEURISTIC, model="heuristic-v1",
+            samples_per_pair=1, temperature=0, api_key_name="",
+        )
+    ]  # fmt: skip
     if os.environ.get("OPENAI_API_KEY"):
-        TeacherConfig.objects.get_or_create(
-            name="openai-default",
-            defaults={"provider": TeacherConfig.Provider.OPENAI, "model": os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
-                      "samples_per_pair": 3, "created_by": user},
+        configs.append(
+            TeacherConfig(
+                name="openai-default", provider=TeacherConfig.Provider.OPENAI, samples_per_pair=3,
+                model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+                api_key_name=key_name_for_env("OPENAI_API_KEY") or "openai",
+            )
         )  # fmt: skip
+    for config in configs:
+        if not TeacherConfig.objects.filter(name=config.name).exists():
+            teacher_config_save(config=config, user=user)
 
 
 @transaction.atomic

@@ -6,7 +6,9 @@ to Redis (or any broker kombu speaks). ``DEBUG`` is off unless set (``bin/run`` 
 off, a ``SECRET_KEY`` is required and HTTPS is enforced (HSTS, redirect, secure cookies), each switchable here.
 """
 
+import json
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -258,6 +260,62 @@ LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
 LABEL_STUDIO_URL = env("LABEL_STUDIO_URL", "")
 LABEL_STUDIO_API_KEY = env("LABEL_STUDIO_API_KEY", "")
 LABEL_STUDIO_TIMEOUT = float(env("LABEL_STUDIO_TIMEOUT", "60"))
+
+# --- teacher API keys and endpoints -------------------------------------------------------------------------------
+#: Variables no teacher key may read: PolicyHub's own secrets and connection strings.
+TEACHER_KEY_FORBIDDEN_ENV = frozenset(
+    {"SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "LABEL_STUDIO_API_KEY", "AWS_SECRET_ACCESS_KEY"}
+)
+
+
+def _teacher_key(name: str, value) -> dict:
+    """One entry of TEACHER_API_KEYS as ``{"env": VAR, "base_urls": [...]}`` (an empty list: any allowed URL)."""
+    entry = {"env": value, "base_urls": []} if isinstance(value, str) else value
+    if not isinstance(entry, dict) or not isinstance(entry.get("env"), str):
+        raise ImproperlyConfigured(f'TEACHER_API_KEYS: {name} must be "VAR" or {{"env": "VAR", "base_urls": [...]}}.')
+    urls = entry.get("base_urls") or []
+    if isinstance(urls, str) or not all(isinstance(url, str) and url for url in urls):
+        raise ImproperlyConfigured(f"TEACHER_API_KEYS: base_urls of {name} must be a list of URLs or host names.")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+        raise ImproperlyConfigured(f"TEACHER_API_KEYS: {name!r} is not a key name (a-z, 0-9, _ and -).")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", entry["env"]) or entry["env"] in TEACHER_KEY_FORBIDDEN_ENV:
+        raise ImproperlyConfigured(f"TEACHER_API_KEYS: {name} may not read {entry['env']!r}.")
+    return {"env": entry["env"], "base_urls": [url.strip() for url in urls]}
+
+
+def env_teacher_keys(name: str, default: dict) -> dict[str, dict]:
+    """Teacher API keys by name. JSON (``{"openai": {"env": "OPENAI_API_KEY", "base_urls": ["https://…"]},
+    "local": "LOCAL_KEY"}``) or the simple syntax ``openai=OPENAI_API_KEY@https://api.openai.com/v1|host2,
+    local=LOCAL_KEY``: comma-separated ``NAME=VAR``, optionally ``@`` and the ``|``-separated base URLs (URL
+    prefixes, or bare host names) the key may be sent to."""
+    value = env(name)
+    if value is None:
+        raw: dict = default
+    elif value.strip().startswith("{"):
+        try:
+            raw = json.loads(value)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{name} is not valid JSON: {error}") from None
+    else:
+        raw = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            key, sep, rest = item.partition("=")
+            if not sep:
+                raise ImproperlyConfigured(f"{name}: {item!r} is not NAME=VAR or NAME=VAR@URL|URL.")
+            var, _, urls = rest.partition("@")
+            raw[key.strip()] = {"env": var.strip(), "base_urls": [u for u in urls.split("|") if u.strip()]}
+    return {key: _teacher_key(key, entry) for key, entry in raw.items()}
+
+
+# The API keys a teacher config may use: name -> the variable the workers read it from, and the base URLs it may
+# be sent to. Default: ``openai`` reads OPENAI_API_KEY and goes to OpenAI or to the OPENAI_BASE_URL set here.
+_openai_urls = ["https://api.openai.com/v1"] + ([env("OPENAI_BASE_URL")] if env("OPENAI_BASE_URL") else [])
+TEACHER_API_KEYS = env_teacher_keys(
+    "TEACHER_API_KEYS", {"openai": {"env": "OPENAI_API_KEY", "base_urls": _openai_urls}}
+)
+# Hosts, addresses or networks (CIDR) a teacher base URL may resolve to although they are private, loopback or
+# link-local (e.g. ``127.0.0.1`` for a local vLLM or Ollama). The host of OPENAI_BASE_URL is always allowed.
+TEACHER_ALLOWED_PRIVATE_HOSTS = env_list("TEACHER_ALLOWED_PRIVATE_HOSTS", [])
 
 LOGGING = {
     "version": 1,

@@ -1,9 +1,12 @@
 """Shared fixtures: users per role, a policy with a published v1 and a draft v2, clients per role."""
 
+import os
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.test import override_settings
 
 from policyhub import roles, services
 
@@ -13,6 +16,28 @@ def _require_postgresql(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         if connection.vendor != "postgresql":
             pytest.exit("The test suite runs on PostgreSQL: use bin/test or set DATABASE_URL.", returncode=2)
+
+
+#: The teacher settings the tests run with: the fake OpenAI server listens on 127.0.0.1, so the default ``openai``
+#: key may be sent there and base URLs may lead there (both refused by the default settings).
+TEACHER_TEST_ENV = {
+    "TEACHER_API_KEYS": "openai=OPENAI_API_KEY@https://api.openai.com/v1|127.0.0.1",
+    "TEACHER_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _teachers_may_reach_the_fake_server():
+    """Django's settings are read before any conftest, so the test process gets them overridden and the workers
+    the tests start (which copy this environment) read them from the environment."""
+    from policyhub.settings import env_list, env_teacher_keys
+
+    os.environ.update(TEACHER_TEST_ENV)
+    with override_settings(
+        TEACHER_API_KEYS=env_teacher_keys("TEACHER_API_KEYS", {}),
+        TEACHER_ALLOWED_PRIVATE_HOSTS=env_list("TEACHER_ALLOWED_PRIVATE_HOSTS", []),
+    ):
+        yield
 
 
 @pytest.fixture

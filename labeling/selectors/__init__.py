@@ -62,7 +62,7 @@ from .runs import (
     run_routing_summary,
     run_visible,
 )
-from .teachers import teacher_config_list
+from .teachers import teacher_config_changes, teacher_config_list, teacher_key_names
 
 __all__ = [
     "AgreementReport",
@@ -118,5 +118,7 @@ __all__ = [
     "run_progress_mark",
     "run_routing_summary",
     "run_visible",
+    "teacher_config_changes",
     "teacher_config_list",
+    "teacher_key_names",
 ]

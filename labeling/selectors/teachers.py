@@ -2,8 +2,19 @@
 
 from django.db.models import QuerySet
 
-from ..models import TeacherConfig
+from ..models import TeacherConfig, TeacherConfigChange
+from ..teacher.endpoints import key_names
+
+
+def teacher_key_names() -> list[str]:
+    """The API keys configured in TEACHER_API_KEYS (names only)."""
+    return key_names()
 
 
 def teacher_config_list() -> QuerySet[TeacherConfig]:
     return TeacherConfig.objects.all()
+
+
+def teacher_config_changes(config: TeacherConfig) -> QuerySet[TeacherConfigChange]:
+    """The config's base URL and API key changes, newest first."""
+    return config.changes.select_related("changed_by")

@@ -1,8 +1,9 @@
 """Teacher providers behind one interface (:class:`base.Provider`)."""
 
 from .base import LabelSpace, Provider, TeacherAnswer, TeacherRequest
+from .endpoints import TeacherConfigError
 from .heuristic import HeuristicProvider
-from .openai_provider import OpenAIProvider, TeacherConfigError
+from .openai_provider import OpenAIProvider
 from .openai_provider import request_parameters as openai_request_parameters
 
 PROVIDERS = {"openai": OpenAIProvider, "heuristic": HeuristicProvider}

@@ -11,7 +11,6 @@ Requests run concurrently (``AsyncOpenAI`` under a semaphore of ``concurrency``)
 
 import asyncio
 import json
-import os
 import queue
 import random
 import threading
@@ -24,8 +23,12 @@ import httpx2
 import openai
 
 from .base import LabelSpace, TeacherAnswer, TeacherRequest
+from .endpoints import EndpointRefused, TeacherConfigError, endpoint
 from .messages import answer_schema
 from .parsing import read_completion
+from .transport import async_http_client, sync_http_client
+
+__all__ = ["OpenAIProvider", "TeacherConfigError", "request_parameters", "sync_client"]
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -33,10 +36,6 @@ RETRY_AFTER_CAP = 120.0
 HANDOFF_ANSWERS = 200
 HANDOFF_SECONDS = 1.0
 FEED_REQUESTS = 64
-
-
-class TeacherConfigError(Exception):
-    """The teacher cannot be used as configured (e.g. no API key in the environment)."""
 
 
 def is_transient(error: BaseException) -> bool:
@@ -107,21 +106,15 @@ def request_parameters(snapshot: dict, space: LabelSpace) -> dict:
     return params
 
 
-def client_settings(snapshot: dict) -> tuple[str, str | None]:
-    """(API key, base URL) for a config snapshot; the key comes from the environment variable it names."""
-    api_key = os.environ.get(snapshot.get("api_key_env") or "OPENAI_API_KEY")
-    if not api_key:
-        raise TeacherConfigError(
-            f"No API key: set {snapshot.get('api_key_env') or 'OPENAI_API_KEY'} in the worker's environment."
-        )
-    return api_key, snapshot.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
-
-
 def sync_client(snapshot: dict, *, max_retries: int = 2) -> openai.OpenAI:
-    """A blocking client for the files and batches endpoints (uploads get at least 60 s)."""
-    api_key, base_url = client_settings(snapshot)
+    """A blocking client for the files and batches endpoints (uploads get at least 60 s), after the worker's
+    endpoint check."""
+    checked = endpoint(snapshot)
     timeout = max(60.0, float(snapshot.get("request_timeout", 60.0)))
-    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+    return openai.OpenAI(
+        api_key=checked.api_key, base_url=checked.base_url, max_retries=max_retries, timeout=timeout,
+        http_client=sync_http_client(timeout=timeout),
+    )  # fmt: skip
 
 
 class TeacherFormat:
@@ -141,7 +134,8 @@ class TeacherFormat:
 
 class OpenAIProvider:
     def __init__(self, *, snapshot: dict, space: LabelSpace, answer_format=None):
-        self.api_key, self.base_url = client_settings(snapshot)
+        checked = endpoint(snapshot)  # refused here: the run fails with the reason before anything is sent
+        self.api_key, self.base_url = checked.api_key, checked.base_url
         self.model = snapshot["model"]
         self.space = space
         self.concurrency = max(1, int(snapshot.get("concurrency", 8)))
@@ -211,7 +205,7 @@ class OpenAIProvider:
             base_url=self.base_url,
             max_retries=0,
             timeout=self.timeout,
-            http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
+            http_client=async_http_client(timeout=self.timeout, limit=self.concurrency),
         ) as client:
 
             async def one(request: TeacherRequest) -> None:
@@ -260,6 +254,8 @@ class OpenAIProvider:
                     error_kind, error = "connection_error", f"Connection error. ({cause})"
                 else:
                     error_kind, error = "timeout", f"no answer within {self.timeout:g} s ({exc})"
+            except EndpointRefused as exc:  # the host now resolves to a refused address (transport.CheckedResolver)
+                return self._failed(answer, started, "endpoint_refused", str(exc))
             except openai.APIConnectionError as exc:
                 error_kind, error = "connection_error", str(exc)
             except openai.APIStatusError as exc:

@@ -561,6 +561,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
+        fake._receive(self)
         if path == "/v1/chat/completions":
             body = self._json_body()
             if body is not None:
@@ -581,6 +582,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
+        fake._receive(self)
         if match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
             stored = fake._files_content.get(match.group(1))
             if stored is None:
@@ -604,6 +606,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
+        fake._receive(self)
         if match := re.fullmatch(r"/v1/files/([^/]+)", path):
             with fake._lock:
                 obj = fake._files.pop(match.group(1), None)
@@ -630,6 +633,8 @@ class FakeOpenAI:
         self.responder: Responder | None = None
         self.judge: Callable[[dict, int], dict | str] = HonestJudge()
         self.requests: list[dict] = []
+        #: Every HTTP request that reached the server, any endpoint: (method, path, Authorization header).
+        self.received: list[tuple[str, str, str | None]] = []
         self.batch_polls_to_complete = 2
         self.batch_faults = False
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
@@ -708,8 +713,13 @@ class FakeOpenAI:
         with self._lock:
             return list(self.requests)
 
+    def _receive(self, handler: _Handler) -> None:
+        with self._lock:
+            self.received.append((handler.command, handler.path, handler.headers.get("Authorization")))
+
     def reset(self) -> None:
         with self._lock:
+            self.received.clear()
             self.requests.clear()
             self._faults.clear()
             self._judge_faults.clear()

@@ -152,11 +152,10 @@ def _checks(run):
 
 
 def test_a_judge_that_cannot_be_reached_fails_the_run_with_its_reason(
-    pairs, published, openai_config, fake_openai, process_run, monkeypatch
+    pairs, published, openai_config, fake_openai, process_run
 ):
-    monkeypatch.delenv("JUDGE_KEY", raising=False)
-    judge = openai_config("judge", api_key_env="JUDGE_KEY")
+    judge = openai_config("judge", api_key_name="judgekey")  # a key name the workers do not have
     run = process_run(_run(published, openai_config(), judge))
     assert run.status == "failed"
-    assert run.error == "The judge cannot be used: No API key: set JUDGE_KEY in the worker's environment."
+    assert run.error == "The judge cannot be used: API key judgekey is not configured on the workers."
     assert fake_openai.requests == [] and not TeacherSample.objects.filter(run=run).exists()

@@ -245,7 +245,7 @@ def test_a_missing_api_key_fails_the_run_with_a_clear_error(pairs, published, op
     config = openai_config()
     monkeypatch.delenv("OPENAI_API_KEY")
     run = process_run(start(published, config))
-    assert run.status == "failed" and "set OPENAI_API_KEY" in run.error
+    assert run.status == "failed" and run.error == "API key openai is not configured on the workers."
 
 
 def test_runs_only_label_under_published_versions(pairs, policy, openai_config):

@@ -22,7 +22,7 @@ def test_an_engineer_creates_a_teacher_config_and_bad_values_are_shown(engineer,
     client = client_for(engineer)
     form = {
         "name": "gpt-small", "provider": "openai", "model": "gpt-4o-mini", "base_url": "",
-        "api_key_env": "OPENAI_API_KEY",
+        "api_key_name": "openai",
         "temperature": "0.7", "samples_per_pair": "3", "top_logprobs": "5", "price_input_per_mtok": "0.15",
         "price_output_per_mtok": "0.6", "concurrency": "16", "request_timeout": "60", "max_attempts": "5",
     }  # fmt: skip
