@@ -61,13 +61,12 @@ def _is_valid_utf8(text: str) -> bool:
 
 def _unstorable(value) -> str | None:
     """Why a raw value (text, or a list of texts) cannot be stored, or None."""
-    for text in value if isinstance(value, list) else [value]:
-        if not isinstance(text, str):
-            continue
-        if "\x00" in text:
-            return "contains a NUL character (0x00), which the database cannot store"
-        if not _is_valid_utf8(text):
-            return "bad encoding: the bytes are not valid UTF-8"
+    for text in value if isinstance(value, list) else (value,):
+        if isinstance(text, str) and not (text.isascii() and "\x00" not in text):
+            if "\x00" in text:
+                return "contains a NUL character (0x00), which the database cannot store"
+            if not _is_valid_utf8(text):
+                return "bad encoding: the bytes are not valid UTF-8"
     return None
 
 
@@ -118,13 +117,14 @@ class _Lines:
         self.stream, self.limit, self.count = stream, limit, 0
 
     def __iter__(self) -> Iterator[bytes | None]:
-        while raw := self.stream.readline(self.limit + 2):
+        readline, limit = self.stream.readline, self.limit
+        while raw := readline(limit + 2):
             self.count += 1
-            if len(raw.rstrip(b"\r\n")) <= self.limit:
+            if len(raw) <= limit or len(raw.rstrip(b"\r\n")) <= limit:
                 yield raw
                 continue
             while raw and not raw.endswith(b"\n"):
-                raw = self.stream.readline(1 << 20)
+                raw = readline(1 << 20)
             yield None
 
     def text(self) -> Iterator[str]:
@@ -132,7 +132,10 @@ class _Lines:
         for raw in self:
             if raw is None:
                 raise _LineTooLong
-            yield raw.decode("utf-8-sig" if self.count == 1 else "utf-8", errors="surrogateescape")
+            if self.count == 1:
+                yield raw.decode("utf-8-sig", errors="surrogateescape")
+            else:
+                yield raw.decode("utf-8", errors="surrogateescape")
 
     def too_long(self) -> RowError:
         return RowError(self.count, "row", f"the line is longer than {self.limit:,} bytes (IMPORT_MAX_LINE_BYTES)")
