@@ -5,13 +5,15 @@ the job's row. Transient trouble (the database connection dropped, the broker ou
 backoff, so a blip costs a retry, not the job. When the task fails for good (any other exception, or the last
 retry), ``mark_failed`` gets a short error text: the exception's type and message with credentials in URLs
 masked, cut to a page's worth. The traceback goes to the worker's log (Celery logs every failed task), never to a
-page. A worker killed outright runs nothing here: its task is delivered again (``acks_late``) and the leases and
+page. Work on a job outside a task (a management command) uses :func:`failing_job` for the same outcome.
+A worker killed outright runs nothing here: its task is delivered again (``acks_late``) and the leases and
 the sweep pick the job up.
 """
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import kombu.exceptions
 import psycopg
@@ -52,13 +54,32 @@ class JobTask(Task):
     mark_failed: Callable[..., object]
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        db.close_old_connections()  # a dropped connection would fail the write below too
-        try:
-            self.mark_failed(*args, error=error_text(exc), **kwargs)
-        except Exception:
-            log.exception("%s[%s]: could not mark its job failed; the sweep will find it", self.name, task_id)
+        _mark(lambda: self.mark_failed(*args, error=error_text(exc), **kwargs), f"{self.name}[{task_id}]")
+
+
+def _mark(write: Callable[[], object], what: str) -> None:
+    """Record the failure, on a fresh connection if the old one broke; a failure to record it is logged only."""
+    for conn in db.connections.all(initialized_only=True):
+        if not conn.in_atomic_block:  # never close a connection under a caller's open transaction
+            conn.close_if_unusable_or_obsolete()
+    try:
+        write()
+    except Exception:
+        log.exception("%s: could not mark its job failed; the sweep will find it", what)
 
 
 def job_task(*, mark_failed: Callable[..., object], **options):
     """``@shared_task`` for a task that works on one job; ``mark_failed`` takes the task's arguments + ``error``."""
     return shared_task(base=JobTask, mark_failed=staticmethod(mark_failed), **options)
+
+
+@contextmanager
+def failing_job(mark_failed: Callable[[str], object]) -> Iterator[None]:
+    """Outside a task: any exception in the block marks the job failed (``mark_failed(error_text)``), then
+    propagates."""
+    try:
+        yield
+    except Exception as error:
+        text = error_text(error)
+        _mark(lambda: mark_failed(text), "a job outside a task")
+        raise

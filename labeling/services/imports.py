@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from policyhub.jobs import failing_job
 from policyhub.queueing import enqueue
 
 from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows, storable
@@ -151,7 +152,9 @@ def import_file(*, kind: str, stream: BinaryIO, name: str, user=None, file_forma
     created = import_batch_create(kind=kind, stream=stream, name=name, user=user, file_format=file_format)
     if created.already_imported or created.refused:
         return created
-    return import_batch_run(batch=created.batch, stream=stream)
+    batch_id = created.batch.pk
+    with failing_job(lambda error: import_batch_fail(batch_id=batch_id, error=error)):
+        return import_batch_run(batch=created.batch, stream=stream)
 
 
 def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
