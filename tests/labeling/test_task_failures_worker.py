@@ -3,10 +3,11 @@ the API, never left queued or running; a dropped database connection costs a ret
 
 Real faults through a real worker on PostgreSQL: an upload the worker cannot find (its uploads folder is not the
 web's), a batch run whose teacher endpoint is not an OpenAI API, the worker's database connection killed by the
-server mid-import."""
+server mid-import; and the other side: an endpoint down for a moment costs a retry, not the run."""
 
 import io
 import re
+import socket
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -118,3 +119,26 @@ def test_a_healthy_import_and_run_on_the_worker_end_succeeded(pairs, published, 
     run.refresh_from_db()
     assert (run.status, run.error, run.samples_done) == ("succeeded", "", 4)
     assert import_file(kind="members", stream=io.BytesIO(b"member_id,headline\nz1,Cook\n"), name="z.csv").ok
+
+
+def test_a_batch_submission_while_the_endpoint_is_down_is_retried_and_the_run_succeeds(
+    pairs, published, make_config, tmp_path
+):
+    with socket.socket() as probe:  # a port nothing listens on until the server starts below
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = FakeOpenAI(port=port)
+    config = make_config(base_url=server.base_url, request_timeout=5)
+    purge_queue()
+    env = {"OPENAI_API_KEY": "test", "LABELING_BATCH_POLL_SECONDS": "1"}
+    worker = Worker(tmp_path, database_url=worker_database_url(), env=env).start()
+    try:
+        run = labeling_run_create(version=published, config=config, selection={"all": True}, mode="batch")
+        worker.wait_for(lambda: re.search(r"labeling_run_batch_submit\[[^\]]+\] retry", worker.log()), "a retry")
+        assert LabelingRun.objects.get(pk=run.pk).status == "running"  # connection trouble does not fail the run
+        with server:
+            worker.wait_for(lambda: not LabelingRun.objects.get(pk=run.pk).is_active, "the run to end", timeout=60)
+    finally:
+        worker.stop()
+    run.refresh_from_db()
+    assert (run.status, run.error, run.samples_done) == ("succeeded", "", 4)
