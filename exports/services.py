@@ -19,6 +19,7 @@ from psycopg import ClientCursor
 
 from labeling.models import LabelingRun
 from policyhub import roles
+from policyhub.jobs import TRANSIENT_ERRORS, error_text
 from policyhub.models import PolicyVersion
 from policyhub.prompts import system_prompt
 from policyhub.queueing import enqueue
@@ -151,22 +152,22 @@ def export_build(*, export_id: int) -> DatasetExport:
         return export  # a re-delivered task: built already
     root = exports_root()
     staging, final = root / f".staging-{export.pk}", export_dir(export)
-    for leftover in (staging, final):  # from a build that died half-way
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging.mkdir(parents=True)
-    DatasetExport.objects.filter(pk=export.pk).update(
-        status=DatasetExport.Status.BUILDING, started_at=timezone.now(), error="", stage="selecting rows"
-    )
     try:
+        for leftover in (staging, final):  # from a build that died half-way
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging.mkdir(parents=True)
+        DatasetExport.objects.filter(pk=export.pk).update(
+            status=DatasetExport.Status.BUILDING, started_at=timezone.now(), error="", stage="selecting rows"
+        )
         manifest = _build_files(export, staging)
         staging.rename(final)
+    except TRANSIENT_ERRORS:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise  # the task tries again later; its last failure marks the export failed (policyhub.jobs)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)
         log.exception("export %s failed", export.pk)
-        DatasetExport.objects.filter(pk=export.pk).update(
-            status=DatasetExport.Status.FAILED, error=f"{type(error).__name__}: {error}", stage="",
-            finished_at=timezone.now(),
-        )  # fmt: skip
+        export_fail(export_id=export.pk, error=error_text(error))
         export.refresh_from_db()
         return export
     archive = final / export.archive_name
@@ -177,6 +178,14 @@ def export_build(*, export_id: int) -> DatasetExport:
     )  # fmt: skip
     export.refresh_from_db()
     return export
+
+
+def export_fail(*, export_id: int, error: str) -> None:
+    """Record why a queued or building export failed; its staging folder is removed, a built export is left alone."""
+    shutil.rmtree(exports_root() / f".staging-{export_id}", ignore_errors=True)
+    DatasetExport.objects.filter(
+        pk=export_id, status__in=[DatasetExport.Status.QUEUED, DatasetExport.Status.BUILDING]
+    ).update(status=DatasetExport.Status.FAILED, error=error, stage="", finished_at=timezone.now())
 
 
 def _build_files(export: DatasetExport, folder: Path) -> dict:

@@ -256,6 +256,15 @@ REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
 REVIEW_UNDO_WINDOW_SECONDS = int(env("REVIEW_UNDO_WINDOW_SECONDS", "600"))
 # A batch-mode run asks the OpenAI Batch API for its batch's status this often until it ends.
 LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
+# Imports: the largest file accepted (bytes; the form, the API and the worker refuse a larger one with its size)
+# and the longest line of a CSV or JSONL file (bytes; a longer line is a bad row with its line number).
+IMPORT_MAX_UPLOAD_BYTES = int(env("IMPORT_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024)))
+IMPORT_MAX_LINE_BYTES = int(env("IMPORT_MAX_LINE_BYTES", str(1024 * 1024)))
+# Larger uploads go to a temporary file holding at most IMPORT_MAX_UPLOAD_BYTES of them (see that module).
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "labeling.imports.uploads.CappedUploadHandler",
+]
 # Label Studio, for pushing a run's needs-review items and pulling the annotations back (both needed for that).
 LABEL_STUDIO_URL = env("LABEL_STUDIO_URL", "")
 LABEL_STUDIO_API_KEY = env("LABEL_STUDIO_API_KEY", "")

@@ -2,10 +2,13 @@
 
 Each yielded item is either ``(line, values)`` with the cleaned values in schema order, or a :class:`RowError`.
 A :class:`FileFormatError` means the file cannot be read at all (wrong column set, unknown format).
+
+Lines are read at most ``max_line_bytes`` at a time: a longer line is a bad row (never held in memory whole).
+Text a database cannot store (a NUL character, PostgreSQL refuses it; bytes that are not UTF-8) is a bad value
+with its line and field, so a file has the same outcome on SQLite and PostgreSQL.
 """
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
@@ -21,7 +24,14 @@ class RowError(NamedTuple):
     reason: str
 
     def as_dict(self) -> dict:
-        return {"line": self.line, "field": self.field, "reason": self.reason}
+        return {"line": self.line, "field": storable(self.field), "reason": storable(self.reason)}
+
+
+def storable(text: str) -> str:
+    """``text`` with what no database text column takes (NUL, lone surrogates) spelled as escapes."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class FileFormatError(Exception):
@@ -49,12 +59,23 @@ def _is_valid_utf8(text: str) -> bool:
     return True
 
 
+def _unstorable(value) -> str | None:
+    """Why a raw value (text, or a list of texts) cannot be stored, or None."""
+    for text in value if isinstance(value, list) else (value,):
+        if isinstance(text, str) and not (text.isascii() and "\x00" not in text):
+            if "\x00" in text:
+                return "contains a NUL character (0x00), which the database cannot store"
+            if not _is_valid_utf8(text):
+                return "bad encoding: the bytes are not valid UTF-8"
+    return None
+
+
 def _clean(schema: ImportSchema, line: int, raw: dict) -> tuple[int, tuple] | list[RowError]:
     values, errors = [], []
     for column in schema.columns:
         value = raw.get(column.name)
-        if isinstance(value, str) and not _is_valid_utf8(value):
-            errors.append(RowError(line, column.name, "bad encoding: the bytes are not valid UTF-8"))
+        if reason := _unstorable(value):
+            errors.append(RowError(line, column.name, reason))
             continue
         if column.required and (value is None or (isinstance(value, str) and not value.strip())):
             errors.append(RowError(line, column.name, "missing value"))
@@ -79,29 +100,79 @@ def _check_columns(schema: ImportSchema, header: list[str]) -> list[RowError]:
     return errors
 
 
-def iter_csv(stream: BinaryIO, schema: ImportSchema) -> Iterator[tuple[int, tuple] | RowError]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, strict=True)
+#: Default longest line (bytes, line ending excluded); settings.IMPORT_MAX_LINE_BYTES sets it per installation.
+MAX_LINE_BYTES = 1 << 20
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """The lines of a binary stream, read at most ``limit`` bytes (+ line ending) at a time. A longer line is read
+    to its end in pieces and dropped: iterating yields ``None`` for it, :meth:`text` raises :class:`_LineTooLong`.
+    ``count`` is the number of the line last read."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def __iter__(self) -> Iterator[bytes | None]:
+        readline, limit = self.stream.readline, self.limit
+        while raw := readline(limit + 2):
+            self.count += 1
+            if len(raw) <= limit or len(raw.rstrip(b"\r\n")) <= limit:
+                yield raw
+                continue
+            while raw and not raw.endswith(b"\n"):
+                raw = readline(1 << 20)
+            yield None
+
+    def text(self) -> Iterator[str]:
+        """Decoded lines for the csv module (a UTF-8 byte order mark at the start is dropped)."""
+        for raw in self:
+            if raw is None:
+                raise _LineTooLong
+            if self.count == 1:
+                yield raw.decode("utf-8-sig", errors="surrogateescape")
+            else:
+                yield raw.decode("utf-8", errors="surrogateescape")
+
+    def too_long(self) -> RowError:
+        return RowError(self.count, "row", f"the line is longer than {self.limit:,} bytes (IMPORT_MAX_LINE_BYTES)")
+
+
+def iter_csv(
+    stream: BinaryIO, schema: ImportSchema, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, tuple] | RowError]:
+    lines = _Lines(stream, max_line_bytes)
+    reader = csv.reader(lines.text(), strict=True)
     try:
         header = [name.strip().lower() for name in next(reader)]
     except StopIteration:
         raise FileFormatError([RowError(1, "file", "the file is empty; expected a header row")]) from None
+    except _LineTooLong:
+        raise FileFormatError([lines.too_long()]) from None
     except csv.Error as error:
         raise FileFormatError([RowError(1, "file", f"not a CSV header: {error}")]) from None
     errors = _check_columns(schema, header)
     if errors:
         raise FileFormatError(errors)
-    previous_end = reader.line_num
+    previous_end = lines.count
     while True:
         try:
             row = next(reader)
         except StopIteration:
             break
+        except _LineTooLong:
+            yield lines.too_long()
+            previous_end = lines.count
+            reader = csv.reader(lines.text(), strict=True)  # the next record starts on the next line
+            continue
         except csv.Error as error:
             yield RowError(previous_end + 1, "row", f"malformed CSV: {error}")
-            previous_end = reader.line_num
+            previous_end = lines.count
             continue
-        line, previous_end = previous_end + 1, reader.line_num
+        line, previous_end = previous_end + 1, lines.count
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if len(row) != len(header):
@@ -111,9 +182,16 @@ def iter_csv(stream: BinaryIO, schema: ImportSchema) -> Iterator[tuple[int, tupl
         yield from result if isinstance(result, list) else (result,)
 
 
-def iter_jsonl(stream: BinaryIO, schema: ImportSchema) -> Iterator[tuple[int, tuple] | RowError]:
+def iter_jsonl(
+    stream: BinaryIO, schema: ImportSchema, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, tuple] | RowError]:
     allowed = set(schema.names)
-    for line, raw_line in enumerate(stream, start=1):
+    lines = _Lines(stream, max_line_bytes)
+    for raw_line in lines:
+        line = lines.count
+        if raw_line is None:
+            yield lines.too_long()
+            continue
         try:
             text = raw_line.decode("utf-8-sig" if line == 1 else "utf-8")
         except UnicodeDecodeError as error:
@@ -137,5 +215,8 @@ def iter_jsonl(stream: BinaryIO, schema: ImportSchema) -> Iterator[tuple[int, tu
         yield from result if isinstance(result, list) else (result,)
 
 
-def iter_rows(stream: BinaryIO, fmt: str, schema: ImportSchema) -> Iterator[tuple[int, tuple] | RowError]:
-    return iter_csv(stream, schema) if fmt == "csv" else iter_jsonl(stream, schema)
+def iter_rows(
+    stream: BinaryIO, fmt: str, schema: ImportSchema, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, tuple] | RowError]:
+    read = iter_csv if fmt == "csv" else iter_jsonl
+    return read(stream, schema, max_line_bytes)

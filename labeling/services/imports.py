@@ -6,13 +6,15 @@ import uuid
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from policyhub.jobs import failing_job
 from policyhub.queueing import enqueue
 
-from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows
+from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows, storable
 from ..imports.schemas import SCHEMAS
 from ..imports.staging import Stage
 from ..models import ImportBatch
@@ -26,6 +28,7 @@ ERROR_CAP = 10_000
 class ImportResult:
     batch: ImportBatch
     already_imported: bool = False
+    refused: bool = False  # too large: recorded as failed without being read
 
     @property
     def ok(self) -> bool:
@@ -45,12 +48,34 @@ class ImportResult:
                 else ""
             )
             return f"{b.source_name}: {b.rows_created} {b.kind} created, {b.rows_unchanged} already present.{flagged}"
+        if b.error_count == 1 and b.errors and b.errors[0]["line"] == 0:  # the file as a whole
+            return f"{b.source_name}: {b.errors[0]['reason']}; nothing was imported."
         more = f" (the first {len(b.errors)} are listed)" if b.error_count > len(b.errors) else ""
         return f"{b.source_name}: {b.error_count} bad rows{more}; nothing was imported."
 
 
 class _Rollback(Exception):
     pass
+
+
+def _size(stream: BinaryIO) -> int:
+    size = getattr(stream, "size", None)  # an upload knows it
+    if size is None:
+        size = stream.seek(0, 2)
+        stream.seek(0)
+    return size
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):,.1f} MB" if size >= 1 << 20 else f"{size:,} bytes"
+
+
+def too_large(size: int) -> str | None:
+    """Why a file of ``size`` bytes is refused (settings.IMPORT_MAX_UPLOAD_BYTES), or None."""
+    limit = settings.IMPORT_MAX_UPLOAD_BYTES
+    if size <= limit:
+        return None
+    return f"the file is {_megabytes(size)}; imports take at most {_megabytes(limit)} (IMPORT_MAX_UPLOAD_BYTES)"
 
 
 def _sha256(stream: BinaryIO) -> tuple[str, int]:
@@ -69,16 +94,25 @@ def _previous_import(kind: str, sha256: str) -> ImportBatch | None:
 def import_batch_create(
     *, kind: str, stream: BinaryIO, name: str, user=None, file_format: str | None = None
 ) -> ImportResult:
-    """Record an import of ``stream`` (queued), or return the earlier import of the very same file."""
+    """Record an import of ``stream`` (queued), or return the earlier import of the very same file. A file over
+    the size limit is recorded as failed at once (line 0, field ``file``), without reading it."""
     if kind not in SCHEMAS:
         raise ValueError(f"Unknown import kind {kind!r}; expected one of {', '.join(SCHEMAS)}.")
+    name = storable(name)[:255]
+    size = _size(stream)
+    if reason := too_large(size):
+        batch = ImportBatch.objects.create(
+            kind=kind, source_name=name, file_format=file_format or "", file_size=size, created_by=user
+        )
+        _fail(batch, 1, [RowError(0, "file", reason)])
+        return ImportResult(batch, refused=True)
     sha256, size = _sha256(stream)
     previous = _previous_import(kind, sha256)
     if previous:
         return ImportResult(previous, already_imported=True)
     batch = ImportBatch.objects.create(
         kind=kind,
-        source_name=name[:255],
+        source_name=name,
         file_format=file_format or "",
         file_sha256=sha256,
         file_size=size,
@@ -99,7 +133,9 @@ def import_batch_run(*, batch: ImportBatch, stream: BinaryIO) -> ImportResult:
     try:
         fmt = batch.file_format or detect_format(batch.source_name)
         batch.file_format = fmt
-        _run_import(batch, iter_rows(stream, fmt, SCHEMAS[batch.kind]))
+        if reason := too_large(_size(stream)):  # the limit may have been lowered since the upload
+            raise FileFormatError([RowError(0, "file", reason)])
+        _run_import(batch, iter_rows(stream, fmt, SCHEMAS[batch.kind], settings.IMPORT_MAX_LINE_BYTES))
     except FileFormatError as error:
         _fail(batch, len(error.errors), error.errors)
     except IntegrityError:
@@ -114,15 +150,17 @@ def import_batch_run(*, batch: ImportBatch, stream: BinaryIO) -> ImportResult:
 def import_file(*, kind: str, stream: BinaryIO, name: str, user=None, file_format: str | None = None) -> ImportResult:
     """Import members, jobs or pairs from a CSV or JSONL stream now (see :func:`import_batch_run`)."""
     created = import_batch_create(kind=kind, stream=stream, name=name, user=user, file_format=file_format)
-    if created.already_imported:
+    if created.already_imported or created.refused:
         return created
-    return import_batch_run(batch=created.batch, stream=stream)
+    batch_id = created.batch.pk
+    with failing_job(lambda error: import_batch_fail(batch_id=batch_id, error=error)):
+        return import_batch_run(batch=created.batch, stream=stream)
 
 
 def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
     """Keep an uploaded file and import it on a worker after commit (large files take a while)."""
     created = import_batch_create(kind=kind, stream=upload, name=upload.name, user=user)
-    if created.already_imported:
+    if created.already_imported or created.refused:
         return created
     batch = created.batch
     batch.stored_file = default_storage.save(f"imports/{batch.pk}-{uuid.uuid4().hex}", upload)
@@ -242,6 +280,19 @@ def _run_import(batch: ImportBatch, rows) -> None:
             batch.save()
     except _Rollback:
         _fail(batch, batch.error_count, row_errors)
+
+
+def import_batch_fail(*, batch_id: int, error: str) -> None:
+    """Record the unexpected failure of an import's task (``policyhub.jobs``); the import is one transaction, so
+    nothing of it was written. A finished import is left as it is."""
+    batch = ImportBatch.objects.filter(pk=batch_id).first()
+    if batch is None or batch.is_finished:
+        return
+    reason = f"the import stopped on an unexpected error; nothing was imported ({error})"
+    _fail(batch, 1, [RowError(0, "file", reason)])
+    if batch.stored_file:
+        default_storage.delete(batch.stored_file)
+        ImportBatch.objects.filter(pk=batch.pk).update(stored_file="")
 
 
 def _fail(batch: ImportBatch, count: int, errors: list[RowError]) -> None:

@@ -17,15 +17,19 @@ from ..models import ImportBatch
 @require_http_methods(["GET", "POST"])
 def import_list(request):
     form = ImportForm(request.POST or None, request.FILES or None)
+    status = 400 if form.errors else 200
     if request.method == "POST" and form.is_valid():
         result = services.import_upload_enqueue(
             kind=form.cleaned_data["kind"], upload=form.cleaned_data["file"], user=request.user
         )
-        if result.already_imported:
-            messages.info(request, result.summary())
-        else:
-            messages.success(request, f"{result.batch.source_name} is queued for import.")
-        return redirect("import_detail", pk=result.batch.pk)
+        if not result.refused:
+            if result.already_imported:
+                messages.info(request, result.summary())
+            else:
+                messages.success(request, f"{result.batch.source_name} is queued for import.")
+            return redirect("import_detail", pk=result.batch.pk)
+        form.add_error("file", f"{result.summary()} (recorded as import #{result.batch.pk})")
+        status = 413
     return render(
         request,
         "labeling/import_list.html",
@@ -35,7 +39,7 @@ def import_list(request):
             "counts": selectors.dataset_counts(),
             "schemas": SCHEMAS,
         },
-        status=400 if form.errors else 200,
+        status=status,
     )
 
 

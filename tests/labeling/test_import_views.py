@@ -1,5 +1,5 @@
 """Uploading in the browser and through the API (the worker step runs in-process here: the task is thin and
-the real-worker path is covered by tests/labeling/test_import_worker.py)."""
+the real-worker path is covered by test_import_bad_text_and_caps.py and test_task_failures_worker.py)."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile

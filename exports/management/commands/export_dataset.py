@@ -8,6 +8,7 @@ from exports import services
 from exports.models import DatasetExport
 from exports.selection import ExportError
 from labeling.models import Candidate, LabelingRun
+from policyhub.jobs import failing_job
 from policyhub.models import PolicyVersion
 
 
@@ -67,7 +68,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Export #{export.pk} queued for a worker.")
             return
         self.stderr.write(f"Building export #{export.pk} …")
-        export = services.export_build(export_id=export.pk)
+        with failing_job(lambda error: services.export_fail(export_id=export.pk, error=error)):
+            export = services.export_build(export_id=export.pk)
         if export.status != DatasetExport.Status.READY:
             raise CommandError(f"Export #{export.pk} failed: {export.error}")
         self.stdout.write(f"Export #{export.pk}: {export.manifest['rows']} rows in {services.export_dir(export)}")
