@@ -185,8 +185,24 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- labeling -------------------------------------------------------------------------------------------------
-# A chunk of a labeling run is leased by one worker at a time; a dead worker's lease expires after this long.
+# A chunk of a labeling run is leased by one worker at a time (renewed every 2 s while it works); a dead worker's
+# lease expires after this long and the watchdog sends the chunk again.
 LABELING_CHUNK_LEASE_SECONDS = int(env("LABELING_CHUNK_LEASE_SECONDS", "120"))
+# The same for an import or an export a worker is on (renewed a few times per lease) and for a batch poll that is
+# this long overdue.
+WORK_LEASE_SECONDS = int(env("WORK_LEASE_SECONDS", "120"))
+# The watchdog (policyhub.watchdog) looks for stuck work this often: Celery beat sends it (bin/run starts beat).
+WATCHDOG_INTERVAL_SECONDS = float(
+    env("WATCHDOG_INTERVAL_SECONDS", str(min(LABELING_CHUNK_LEASE_SECONDS, WORK_LEASE_SECONDS) / 2))
+)
+CELERY_BEAT_SCHEDULE = {
+    "watchdog-sweep": {
+        "task": "policyhub.tasks.watchdog_sweep",
+        "schedule": WATCHDOG_INTERVAL_SECONDS,
+        "options": {"expires": WATCHDOG_INTERVAL_SECONDS},  # sweeps that waited that long are dropped, not piled
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # An annotator's claim on a review item; an abandoned item returns to the queue when it expires.
 REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
 # A batch-mode run asks the OpenAI Batch API for its batch's status this often until it ends.

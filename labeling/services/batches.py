@@ -16,9 +16,12 @@ Costs are the config's prices times its ``batch_price_factor`` (0.5 by default: 
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import openai
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import BatchJob, LabelingRun, RunChunk
@@ -208,6 +211,8 @@ def labeling_run_batch_poll(*, run_id: int) -> str:
         return "nothing submitted"
     if job.status not in (BatchJob.Status.SUBMITTED, BatchJob.Status.COMPLETED):
         return f"batch {job.status}"
+    if not _claim_poll(job):
+        return "polled moments ago by another task, which carries on"
     client = _client(run)
     if client is None:
         return "failed: no client"
@@ -231,6 +236,18 @@ def labeling_run_batch_poll(*, run_id: int) -> str:
         return PENDING
     LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
     return "done"
+
+
+def _claim_poll(job: BatchJob) -> bool:
+    """One poll per interval: a second chain of polls (the watchdog re-sent one that was only late) meets a poll
+    made less than half an interval ago and ends, so chains never multiply."""
+    now = timezone.now()
+    recent = now - timedelta(seconds=settings.LABELING_BATCH_POLL_SECONDS / 2)
+    return bool(
+        BatchJob.objects.filter(pk=job.pk)
+        .filter(Q(polled_at__isnull=True) | Q(polled_at__lt=recent))
+        .update(polled_at=now)
+    )
 
 
 def _batch_ended(run: LabelingRun, job: BatchJob, batch) -> str:
