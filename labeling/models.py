@@ -272,6 +272,9 @@ class LabelingRun(models.Model):
     )
     recovered_at = models.DateTimeField(null=True, blank=True)
     recovery_note = models.CharField(max_length=300, blank=True, help_text="What the latest recovery did.")
+    batch_poll_chain = models.CharField(
+        max_length=32, blank=True, help_text="The chain of batch polls that carries on (see services.batches)."
+    )
 
     objects = LabelingRunQuerySet.as_manager()
 

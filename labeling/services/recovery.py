@@ -19,6 +19,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from policyhub import leases
 from policyhub.leases import Sweep
 from policyhub.queueing import enqueue
 
@@ -96,7 +97,7 @@ def batch_runs_requeue(*, sweep: Sweep) -> int:
     with transaction.atomic():
         for job in jobs.select_for_update(skip_locked=True, of=("self",)):
             BatchJob.objects.filter(pk=job.pk).update(queued_at=sweep.now)
-            enqueue("labeling.tasks.labeling_run_batch_poll", job.run_id)
+            batch_poll_restart(job.run_id)
             last = clock(job.polled_at) if job.polled_at else "its submission"
             record(job.run_id, 1, sweep.now, f"Its batch was not polled since {last}; the watchdog polled it "
                     f"again at {clock(sweep.now)}.")  # fmt: skip
@@ -120,6 +121,13 @@ def batch_runs_requeue(*, sweep: Sweep) -> int:
                 f"{clock(sweep.now)}.")  # fmt: skip
         sent += 1
     return sent
+
+
+def batch_poll_restart(run_id: int) -> None:
+    """Start a new chain of polls for the run's open batch; the old chain, if only late, ends at its next poll."""
+    chain = leases.new_token()
+    LabelingRun.objects.filter(pk=run_id).update(batch_poll_chain=chain)
+    enqueue("labeling.tasks.labeling_run_batch_poll", run_id, chain)
 
 
 # --- imports -------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from policyhub.models import PolicyVersion
 from policyhub.prompts import system_prompt
 from policyhub.queueing import enqueue, enqueue_each
 
-from ..models import Candidate, LabelingRun, RunChunk, TeacherConfig
+from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherConfig
 from ..pipeline import chunk, routing, trust
 from ..selectors.planning import pairs_for_selection
 from . import batches
@@ -189,7 +189,10 @@ def _resume_running(run: LabelingRun) -> LabelingRun:
     now = timezone.now()
     if run.mode == LabelingRun.Mode.BATCH:
         with transaction.atomic():
-            enqueue("labeling.tasks.labeling_run_batch_submit", run.pk)
+            if run.batch_jobs.filter(status=BatchJob.Status.SUBMITTED).exists():
+                recovery.batch_poll_restart(run.pk)
+            else:
+                enqueue("labeling.tasks.labeling_run_batch_submit", run.pk)
             note = f"Resumed at {recovery.clock(now)}: the batch was submitted or polled again."
             recovery.record(run.pk, 1, now, note)
         run.refresh_from_db()
