@@ -7,6 +7,7 @@ there yet (and nothing is sent for work that was rolled back); outside a transac
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import transaction
 
 from .celery import app
@@ -31,12 +32,12 @@ def _task(name: str):
 
 
 def waiting_messages() -> int | None:
-    """How many messages wait in the broker's queues (not counting those a worker has taken), or None if the
-    broker cannot tell. The watchdog re-sends a job that was never started only when nothing is waiting: a message
-    that is still queued would start it anyway."""
+    """How many messages wait in the broker's work queues (not the watchdog's own, nor those a worker has taken),
+    or None if the broker cannot tell. The watchdog re-sends a job that was never started only when nothing is
+    waiting: a message that is still queued would start it anyway."""
     from kombu.exceptions import ChannelError
 
-    names = set(app.amqp.queues) or {app.conf.task_default_queue}
+    names = ({app.conf.task_default_queue} | set(app.amqp.queues)) - {settings.WATCHDOG_QUEUE}
     total = 0
     try:
         with app.connection_for_read() as conn:

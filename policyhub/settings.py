@@ -195,11 +195,15 @@ WORK_LEASE_SECONDS = int(env("WORK_LEASE_SECONDS", "120"))
 WATCHDOG_INTERVAL_SECONDS = float(
     env("WATCHDOG_INTERVAL_SECONDS", str(min(LABELING_CHUNK_LEASE_SECONDS, WORK_LEASE_SECONDS) / 2))
 )
+# Its own queue, which every worker also consumes (-Q celery,housekeeping): a sweep never waits behind a backlog,
+# and the sweep can tell that no work message is waiting.
+WATCHDOG_QUEUE = "housekeeping"
 CELERY_BEAT_SCHEDULE = {
     "watchdog-sweep": {
         "task": "policyhub.tasks.watchdog_sweep",
         "schedule": WATCHDOG_INTERVAL_SECONDS,
-        "options": {"expires": WATCHDOG_INTERVAL_SECONDS},  # sweeps that waited that long are dropped, not piled
+        # a sweep that waited a whole interval is dropped: the next one is on its way
+        "options": {"queue": WATCHDOG_QUEUE, "expires": WATCHDOG_INTERVAL_SECONDS},
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
