@@ -128,3 +128,15 @@ class Worker:
                 self.process.wait(timeout=5)
         if self.process:
             self._kill_group()  # whatever it left behind
+
+
+@contextlib.contextmanager
+def table_locked(model):
+    """Hold an ACCESS EXCLUSIVE lock on ``model``'s table from a connection of its own: a worker that reaches that
+    table waits there, mid-way through its task, until the block ends (the test can kill it meanwhile)."""
+    import psycopg
+
+    with psycopg.connect(worker_database_url()) as conn:
+        conn.execute(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+        yield
+        conn.rollback()
