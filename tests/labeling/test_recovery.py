@@ -115,3 +115,18 @@ def test_an_overdue_batch_poll_starts_a_new_chain_and_the_late_old_chain_ends(ru
     assert recovery.batch_runs_requeue(sweep=Sweep(now=timezone.now(), queue_idle=False)) == 0  # re-sent just now
     BatchJob.objects.filter(pk=job.pk).update(polled_at=timezone.now(), queued_at=old)
     assert recovery.batch_runs_requeue(sweep=Sweep(now=timezone.now(), queue_idle=False)) == 0  # polled: alive
+
+
+def test_the_run_page_offers_resume_for_a_stuck_running_run_and_resuming_there_re_queues_it(run, engineer, client_for):
+    client = client_for(engineer)
+    run.chunks.update(lease_until=timezone.now() + timedelta(seconds=30), lease_token="a")  # all held: healthy
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "is stuck" not in page and "Resume run" not in page
+    _chunks(run)
+    run.chunks.filter(index=0).update(lease_until=timezone.now() - timedelta(seconds=1))
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "3 chunks are stuck: no worker holds them." in page and "Resume run" in page
+    response = client.post(f"/runs/{run.pk}/resume/", follow=True)
+    page = response.content.decode()
+    assert f"Run #{run.pk} resumed." in page and "chunks were stuck; resuming re-queued them at" in page
+    assert "is stuck" not in page  # re-sent just now: given a lease's time before it counts as stuck again
