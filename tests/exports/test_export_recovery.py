@@ -9,6 +9,7 @@ and a new one builds the export from the start.
 import time
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from exports import services
@@ -55,6 +56,9 @@ def test_an_export_killed_mid_build_is_built_once_by_the_next_worker(export_run,
     for entry in export.manifest["files"]:
         assert file_entry(folder / entry["name"])["sha256"] == entry["sha256"]
     assert not list(settings.EXPORTS_ROOT.glob(".staging-*"))
+    client = Client()
+    client.force_login(engineer)
+    assert "the watchdog sent the build again at" in client.get(f"/exports/{export.pk}/").content.decode()
     # the same recipe built cleanly in this process gives the very same labels
     clean, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
     clean = services.export_build(export_id=clean.pk)

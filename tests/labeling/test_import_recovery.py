@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.utils import timezone
 
 from labeling.models import ImportBatch, Member
@@ -59,3 +60,7 @@ def test_an_import_killed_mid_way_is_imported_once_by_the_next_worker(engineer, 
     assert Member.objects.count() == ROWS and Member.objects.filter(external_id="m499").exists()
     assert batch.stored_file == "" and not list((tmp_path / "media").rglob("*.*"))
     assert took < 2 * LEASE + 4, f"recovered in {took:.1f} s"
+    client = Client()
+    client.force_login(engineer)
+    page = client.get(f"/imports/{batch.pk}/").content.decode()
+    assert "the watchdog sent it to the workers again at" in page and f"{ROWS} created" in page

@@ -130,3 +130,14 @@ def test_the_run_page_offers_resume_for_a_stuck_running_run_and_resuming_there_r
     page = response.content.decode()
     assert f"Run #{run.pk} resumed." in page and "chunks were stuck; resuming re-queued them at" in page
     assert "is stuck" not in page  # re-sent just now: given a lease's time before it counts as stuck again
+
+
+def test_the_api_reports_stuck_chunks_and_what_the_recovery_did(run, engineer, client):
+    from policyhub.services import api_token_create
+
+    _chunks(run)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api_token_create(user=engineer, name='t').raw}"}
+    before = client.get(f"/api/runs/{run.pk}", **auth).json()
+    assert (before["stuck_chunks"], before["recoveries"], before["recovery_note"]) == (1, 0, "")
+    after = client.post(f"/api/runs/{run.pk}/resume", **auth).json()
+    assert after["recoveries"] == 3 and after["recovery_note"].startswith("3 chunks were stuck; resuming")
