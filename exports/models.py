@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 #: The files an export can hold, in build order; each has one writer module in ``exports/writers``.
 FORMATS = ("labels.jsonl", "labels.parquet", "openai_chat.jsonl")
@@ -46,6 +47,11 @@ class DatasetExport(models.Model):
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker builds it until then (renewed).")
+    lease_token = models.CharField(max_length=32, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When its build was last sent to the workers.")
+    recoveries = models.PositiveIntegerField(default=0, help_text="Times the watchdog sent its build again.")
+    recovered_at = models.DateTimeField(null=True, blank=True)
 
     #: Fields a built export never changes again (the deletion fields and status → deleted are the one way out).
     FROZEN = ("policy_version_id", "filters", "split", "formats", "rows_total", "manifest", "archive_sha256",

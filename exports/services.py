@@ -9,16 +9,18 @@ import stat
 import tarfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from psycopg import ClientCursor
 
 from labeling.models import LabelingRun
-from policyhub import roles
+from policyhub import leases, roles
 from policyhub.jobs import TRANSIENT_ERRORS, error_text
 from policyhub.models import PolicyVersion
 from policyhub.prompts import system_prompt
@@ -148,8 +150,23 @@ def export_build(*, export_id: int) -> DatasetExport:
     """Build every file into a staging folder, then move it into place in one rename and mark the export ready.
     Any failure removes the staging folder and records the error: no half-written export ever looks complete."""
     export = DatasetExport.objects.select_related("policy_version__policy", "created_by").get(pk=export_id)
-    if export.status in (DatasetExport.Status.READY, DatasetExport.Status.DELETED):
-        return export  # a re-delivered task: built already
+    if not export.is_active:
+        return export  # a re-delivered task: built (or failed) already
+    token, seconds = leases.new_token(), settings.WORK_LEASE_SECONDS
+    active = {"status__in": [DatasetExport.Status.QUEUED, DatasetExport.Status.BUILDING]}
+    if not leases.lease_claim(DatasetExport, export.pk, token, seconds, **active):
+        return export  # another live worker is building it
+    try:
+        with leases.Heartbeat(DatasetExport, export.pk, token, seconds):
+            built = _build(export)
+    except BaseException:
+        leases.lease_release(DatasetExport, export.pk, token, after_error=True)  # a retry may claim it at once
+        raise
+    leases.lease_release(DatasetExport, export.pk, token)
+    return built
+
+
+def _build(export: DatasetExport) -> DatasetExport:
     root = exports_root()
     staging, final = root / f".staging-{export.pk}", export_dir(export)
     try:
@@ -267,6 +284,24 @@ def _archive(folder: Path, export: DatasetExport) -> None:
             info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = mtime, 0, 0, "", "", 0o444
             with open(folder / name, "rb") as handle:
                 tar.addfile(info, handle)
+
+
+def export_recover_stuck(*, sweep: leases.Sweep, max_recoveries: int) -> int:
+    """Send again the builds that are stuck (``policyhub.leases.Sweep.stuck``: the worker died, or the message
+    was lost); returns how many were sent. The watchdog calls it."""
+    active = DatasetExport.objects.filter(
+        status__in=[DatasetExport.Status.QUEUED, DatasetExport.Status.BUILDING], recoveries__lt=max_recoveries
+    )
+    stuck = sweep.stuck(active, timedelta(seconds=settings.WORK_LEASE_SECONDS))
+    sent = 0
+    with transaction.atomic():
+        for export_id in stuck.select_for_update(skip_locked=True).values_list("pk", flat=True):
+            DatasetExport.objects.filter(pk=export_id).update(
+                lease_until=None, queued_at=sweep.now, recoveries=F("recoveries") + 1, recovered_at=sweep.now
+            )
+            enqueue("exports.tasks.export_build_task", export_id)
+            sent += 1
+    return sent
 
 
 def export_delete(*, export: DatasetExport, user) -> DatasetExport:

@@ -65,6 +65,11 @@ class ImportBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker imports it until then (renewed).")
+    lease_token = models.CharField(max_length=32, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When its task was last sent to the workers.")
+    recoveries = models.PositiveIntegerField(default=0, help_text="Times the watchdog sent it to the workers again.")
+    recovered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -321,6 +326,14 @@ class LabelingRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    recoveries = models.PositiveIntegerField(
+        default=0, help_text="Stuck chunks (or batch steps) the watchdog or a resume sent to the workers again."
+    )
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    recovery_note = models.CharField(max_length=300, blank=True, help_text="What the latest recovery did.")
+    batch_poll_chain = models.CharField(
+        max_length=32, blank=True, help_text="The chain of batch polls that carries on (see services.batches)."
+    )
 
     objects = LabelingRunQuerySet.as_manager()
 
@@ -380,6 +393,7 @@ class RunChunk(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.CharField(max_length=32, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When its task was last sent to the workers.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -421,6 +435,8 @@ class BatchJob(models.Model):
     error = models.TextField(blank=True)
     submitted_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last asked for its status.")
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When a poll was last sent by the watchdog.")
 
     class Meta:
         ordering = ["run", "attempt"]

@@ -23,7 +23,7 @@ def _submit_failed(run_id: int, *, error: str) -> None:
     services.labeling_run_fail(run_id=run_id, error=f"batch submission: {error}")
 
 
-def _poll_failed(run_id: int, *, error: str) -> None:
+def _poll_failed(run_id: int, chain: str = "", *, error: str) -> None:
     services.labeling_run_fail(run_id=run_id, error=f"batch polling: {error}")
 
 
@@ -46,20 +46,23 @@ def labeling_run_batch_submit(self, run_id: int) -> str:
 
 
 @job_task(mark_failed=_poll_failed, bind=True, max_retries=20)
-def labeling_run_batch_poll(self, run_id: int) -> str:
+def labeling_run_batch_poll(self, run_id: int, chain: str = "") -> str:
     """Polls until the batch ends; each poll is a new task, so a 24-hour batch uses no retry budget."""
-    return _batch_step(self, services.labeling_run_batch_poll, run_id)
+    return _batch_step(self, services.labeling_run_batch_poll, run_id, chain=chain)
 
 
-def _batch_step(task, step, run_id: int) -> str:
+def _batch_step(task, step, run_id: int, chain: str | None = None) -> str:
     """Submit or poll: retry connection trouble, 429 and 5xx later (the last failure fails the run, as anything
-    else does at once); poll again while a batch is open."""
+    else does at once); poll again while a batch is open, in the same chain of polls (a submission starts the
+    run's current chain)."""
     try:
-        outcome = step(run_id=run_id)
+        outcome = step(run_id=run_id) if chain is None else step(run_id=run_id, chain=chain)
     except Exception as error:
         if is_transient(error):
             raise task.retry(exc=error, countdown=settings.LABELING_BATCH_POLL_SECONDS) from None
         raise
     if outcome == batches.PENDING:
-        labeling_run_batch_poll.apply_async((run_id,), countdown=settings.LABELING_BATCH_POLL_SECONDS)
+        chain = batches.poll_chain(run_id) if chain is None else chain
+        args = (run_id, chain) if chain else (run_id,)
+        labeling_run_batch_poll.apply_async(args, countdown=settings.LABELING_BATCH_POLL_SECONDS)
     return outcome

@@ -7,6 +7,7 @@ there yet (and nothing is sent for work that was rolled back); outside a transac
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import transaction
 
 from .celery import app
@@ -28,3 +29,24 @@ def _task(name: str):
     if name not in app.tasks:  # the apps' task modules are imported on first use, as a worker does when it starts
         app.loader.import_default_modules()
     return app.tasks[name]
+
+
+def waiting_messages() -> int | None:
+    """How many messages wait in the broker's work queues (not the watchdog's own, nor those a worker has taken),
+    or None if the broker cannot tell. The watchdog re-sends a job that was never started only when nothing is
+    waiting: a message that is still queued would start it anyway."""
+    from kombu.exceptions import ChannelError
+
+    names = ({app.conf.task_default_queue} | set(app.amqp.queues)) - {settings.WATCHDOG_QUEUE}
+    total = 0
+    try:
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            for name in names:
+                try:
+                    total += channel.queue_declare(queue=name, passive=True).message_count
+                except ChannelError:  # Redis: a queue with no message left does not exist
+                    continue
+    except Exception:  # noqa: BLE001 - any broker trouble: unknown, and the caller decides
+        return None
+    return total

@@ -248,8 +248,28 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- labeling -------------------------------------------------------------------------------------------------
-# A chunk of a labeling run is leased by one worker at a time; a dead worker's lease expires after this long.
+# A chunk of a labeling run is leased by one worker at a time (renewed every 2 s while it works); a dead worker's
+# lease expires after this long and the watchdog sends the chunk again.
 LABELING_CHUNK_LEASE_SECONDS = int(env("LABELING_CHUNK_LEASE_SECONDS", "120"))
+# The same for an import or an export a worker is on (renewed a few times per lease) and for a batch poll that is
+# this long overdue.
+WORK_LEASE_SECONDS = int(env("WORK_LEASE_SECONDS", "120"))
+# The watchdog (policyhub.watchdog) looks for stuck work this often: Celery beat sends it (bin/run starts beat).
+WATCHDOG_INTERVAL_SECONDS = float(
+    env("WATCHDOG_INTERVAL_SECONDS", str(min(LABELING_CHUNK_LEASE_SECONDS, WORK_LEASE_SECONDS) / 2))
+)
+# Its own queue, which every worker also consumes (-Q celery,housekeeping): a sweep never waits behind a backlog,
+# and the sweep can tell that no work message is waiting.
+WATCHDOG_QUEUE = "housekeeping"
+CELERY_BEAT_SCHEDULE = {
+    "watchdog-sweep": {
+        "task": "policyhub.tasks.watchdog_sweep",
+        "schedule": WATCHDOG_INTERVAL_SECONDS,
+        # a sweep that waited a whole interval is dropped: the next one is on its way
+        "options": {"queue": WATCHDOG_QUEUE, "expires": WATCHDOG_INTERVAL_SECONDS},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # An annotator's claim on a review item; an abandoned item returns to the queue when it expires.
 REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
 # How long after saving a review its annotator can still undo it (never once the item is gold or exported).

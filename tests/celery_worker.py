@@ -1,6 +1,7 @@
 """Start real Celery worker processes for tests: on the Redis broker the tests enqueue into and on the PostgreSQL
 test database of this session (tests that use them must be transactional so the worker sees committed rows)."""
 
+import contextlib
 import os
 import re
 import signal
@@ -49,13 +50,16 @@ def purge_queue() -> None:
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=3)
         celery_app.control.purge(connection=conn)
+        conn.default_channel.queue_purge(settings.WATCHDOG_QUEUE)
 
 
 class Worker:
     """One ``celery worker`` subprocess (solo pool) with its log in ``folder``."""
 
-    def __init__(self, folder: Path, *, database_url: str, env: dict | None = None):
-        self.folder = folder
+    def __init__(self, folder: Path, *, database_url: str, env: dict | None = None, beat: bool = False):
+        """``beat``: also run Celery beat inside the worker (``-B``, as ``bin/run`` does) and consume the
+        watchdog's queue, so the watchdog sweeps."""
+        self.folder, self.beat = folder, beat
         self.log_path = folder / f"worker-{uuid.uuid4().hex[:6]}.log"
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
         self.env = {
@@ -74,10 +78,14 @@ class Worker:
             str(CELERY), "-A", "policyhub", "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip",
             "--without-mingle", "--without-heartbeat", "-n", self.hostname,
         ]  # fmt: skip
+        if self.beat:
+            schedule = self.folder / f"beat-{uuid.uuid4().hex[:6]}"
+            command += ["-B", f"--schedule={schedule}", f"--queues=celery,{settings.WATCHDOG_QUEUE}"]
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+                command, cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: beat (-B) runs in a child process
+            )  # fmt: skip
         self.wait_for(lambda: " ready." in self.log(), "the worker to be ready")
         return self
 
@@ -102,9 +110,13 @@ class Worker:
         return re.search(rf"\[{re.escape(task_id)}\] succeeded", self.log()) is not None
 
     def kill(self) -> None:
-        """SIGKILL: the process dies mid-task, as on an out-of-memory kill or a lost machine."""
-        self.process.kill()
+        """SIGKILL to the worker and its children (beat): it dies mid-task, as on a lost machine."""
+        self._kill_group()
         self.process.wait(timeout=10)
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -114,3 +126,17 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        if self.process:
+            self._kill_group()  # whatever it left behind
+
+
+@contextlib.contextmanager
+def table_locked(model):
+    """Hold an ACCESS EXCLUSIVE lock on ``model``'s table from a connection of its own: a worker that reaches that
+    table waits there, mid-way through its task, until the block ends (the test can kill it meanwhile)."""
+    import psycopg
+
+    with psycopg.connect(worker_database_url()) as conn:
+        conn.execute(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+        yield
+        conn.rollback()

@@ -3,7 +3,7 @@
 
 from dataclasses import asdict
 
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from policyhub.api_root import ErrorOut, require_role
@@ -69,6 +69,9 @@ class RunOut(Schema):
     thresholds: dict
     checks: dict
     routing: dict
+    stuck_chunks: int = Field(description="Chunks no worker holds while the run is running (see the watchdog).")
+    recoveries: int = Field(description="Stuck chunks or batch steps re-queued by the watchdog or a resume.")
+    recovery_note: str = Field(description="What the latest recovery did, e.g. '2 chunks were stuck; …'.")
 
 
 class JudgePlanOut(Schema):
@@ -138,6 +141,9 @@ def _run_out(run: LabelingRun) -> dict:
         "checks": run.checks,
         "routing": {"auto_accepted": summary["auto_accepted"], "needs_review": summary["needs_review"],
                     "failed": summary["failed"], "pending": summary["pending"], "reasons": summary["reasons"]},
+        "stuck_chunks": selectors.run_stuck_chunks(run=run),
+        "recoveries": run.recoveries,
+        "recovery_note": run.recovery_note,
     }  # fmt: skip
 
 

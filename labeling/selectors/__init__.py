@@ -60,6 +60,7 @@ from .runs import (
     run_list,
     run_progress_mark,
     run_routing_summary,
+    run_stuck_chunks,
     run_visible,
 )
 from .teachers import teacher_config_changes, teacher_config_list, teacher_key_names
@@ -117,6 +118,7 @@ __all__ = [
     "run_list",
     "run_progress_mark",
     "run_routing_summary",
+    "run_stuck_chunks",
     "run_visible",
     "teacher_config_changes",
     "teacher_config_list",

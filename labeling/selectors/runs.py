@@ -1,10 +1,12 @@
 """Reads for labeling runs: lists, the run a user may see, its Label Studio link, routing counts and candidates."""
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from policyhub.roles import POLICY_OWNER, has_role
 
-from ..models import Candidate, LabelingRun, LabelStudioProject
+from ..models import Candidate, LabelingRun, LabelStudioProject, RunChunk
+from ..pipeline import chunk as chunk_engine
 
 
 def run_list(*, limit: int = 50) -> QuerySet[LabelingRun]:
@@ -78,3 +80,17 @@ def run_candidates(*, run: LabelingRun, routing: str = "", reason: str = "") -> 
     if reason in Candidate.REASONS:
         qs = qs.filter(**{f"reason_{reason}": True})
     return qs
+
+
+def run_stuck_chunks(*, run: LabelingRun) -> int:
+    """How many chunks a running online run waits for in vain: their worker stopped renewing the lease or, while
+    no chunk of the run is held at all, they were queued over a lease ago and never taken (the watchdog re-queues
+    them; resume does it at once)."""
+    if run.status != LabelingRun.Status.RUNNING or run.mode != LabelingRun.Mode.ONLINE:
+        return 0
+    now = timezone.now()
+    pending = RunChunk.objects.filter(run=run, status=RunChunk.Status.PENDING)
+    expired = Q(lease_until__lt=now)
+    if not pending.filter(lease_until__gte=now).exists():
+        expired |= Q(lease_until__isnull=True, queued_at__lt=now - chunk_engine.lease())
+    return pending.filter(expired).count()

@@ -197,17 +197,29 @@ def _resubmit_violations(client: openai.OpenAI, run: LabelingRun, job: BatchJob)
 
 
 # --- polling and ingesting ----------------------------------------------------------------------------------
-def labeling_run_batch_poll(*, run_id: int) -> str:
+def poll_chain(run_id: int) -> str:
+    """The run's current chain of polls (a new submission's polls join it)."""
+    return LabelingRun.objects.filter(pk=run_id).values_list("batch_poll_chain", flat=True).first() or ""
+
+
+def labeling_run_batch_poll(*, run_id: int, chain: str = "") -> str:
     """Check the run's latest batch. Returns :data:`PENDING` while there is something to wait for; ingests a
-    completed batch (once), resubmits its schema violations, and finishes the run when nothing is left."""
+    completed batch (once), resubmits its schema violations, and finishes the run when nothing is left.
+
+    Each poll schedules the next; ``chain`` names that chain of polls. The watchdog starts a new chain when the
+    old one stopped (the run's ``batch_poll_chain``): a poll of an older chain that was only late ends there, so
+    chains never multiply."""
     run = _load(run_id)
     if run.status != LabelingRun.Status.RUNNING:
         return f"run is {run.status}"
+    if chain != run.batch_poll_chain:
+        return "a newer chain of polls carries on"
     job = run.batch_jobs.order_by("-attempt").first()
     if job is None:
         return "nothing submitted"
     if job.status not in (BatchJob.Status.SUBMITTED, BatchJob.Status.COMPLETED):
         return f"batch {job.status}"
+    BatchJob.objects.filter(pk=job.pk).update(polled_at=timezone.now())
     client = _client(run)
     if client is None:
         return "failed: no client"

@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from policyhub import leases
 from policyhub.jobs import failing_job
 from policyhub.queueing import enqueue
 
@@ -170,15 +171,28 @@ def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
 
 
 def import_stored_run(*, batch_id: int) -> ImportResult:
-    """Worker side of :func:`import_upload_enqueue`; a re-delivered task for a finished batch does nothing."""
+    """Worker side of :func:`import_upload_enqueue`, under a lease: a re-delivered task for a finished batch, or
+    for one another live worker is importing, does nothing. A batch whose worker died is imported again from the
+    start (its one transaction left nothing) once the watchdog re-sends it."""
     batch = ImportBatch.objects.get(pk=batch_id)
     if batch.is_finished:
         return ImportResult(batch)
-    with default_storage.open(batch.stored_file, "rb") as stream:
-        result = import_batch_run(batch=batch, stream=stream)
+    token, seconds = leases.new_token(), settings.WORK_LEASE_SECONDS
+    active = {"status__in": [ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING]}
+    if not leases.lease_claim(ImportBatch, batch.pk, token, seconds, **active):
+        return ImportResult(batch)
+    try:
+        with (
+            leases.Heartbeat(ImportBatch, batch.pk, token, seconds),
+            default_storage.open(batch.stored_file, "rb") as f,
+        ):
+            result = import_batch_run(batch=batch, stream=f)
+    except BaseException:
+        leases.lease_release(ImportBatch, batch.pk, token, after_error=True)  # a retry may claim it at once
+        raise
     default_storage.delete(batch.stored_file)
-    batch.stored_file = ""
-    batch.save(update_fields=["stored_file"])
+    ImportBatch.objects.filter(pk=batch.pk).update(stored_file="", lease_until=None, lease_token="")
+    batch.stored_file, batch.lease_until, batch.lease_token = "", None, ""
     return result
 
 

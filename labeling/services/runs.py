@@ -13,7 +13,7 @@ from policyhub.models import PolicyVersion
 from policyhub.prompts import system_prompt
 from policyhub.queueing import enqueue, enqueue_each
 
-from ..models import Candidate, LabelingRun, RunChunk, TeacherConfig
+from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherConfig
 from ..pipeline import chunk, routing, trust
 from ..selectors.planning import pairs_for_selection
 from . import batches
@@ -148,7 +148,9 @@ def _materialise(run: LabelingRun, pairs) -> int:
 
 
 def enqueue_run_chunks(run: LabelingRun, indexes) -> None:
-    """Queue these chunks of the run, after the transaction commits."""
+    """Queue these chunks of the run, after the transaction commits (and note when, for the watchdog)."""
+    indexes = list(indexes)
+    RunChunk.objects.filter(run=run, index__in=indexes).update(queued_at=timezone.now())
     enqueue_each("labeling.tasks.labeling_run_chunk", ((run.pk, index) for index in indexes))
 
 
@@ -172,14 +174,19 @@ def labeling_run_cancel(*, run: LabelingRun, user=None) -> LabelingRun:
 
 
 def labeling_run_resume(*, run: LabelingRun, user=None) -> LabelingRun:
-    """Carry on a cancelled (or failed) run: its unfinished chunks are queued again; done work is kept."""
+    """Carry on a cancelled (or failed) run: its unfinished chunks are queued again; done work is kept. A run
+    stuck while running (chunks neither done nor held by a live lease) gets those chunks queued again."""
+    if run.status == LabelingRun.Status.RUNNING:
+        return _resume_running(run)
     with transaction.atomic():
         updated = LabelingRun.objects.filter(
             pk=run.pk, status__in=[LabelingRun.Status.CANCELLED, LabelingRun.Status.FAILED]
         ).update(status=LabelingRun.Status.RUNNING, finished_at=None, error="")
         run.refresh_from_db()
         if not updated:
-            raise ValidationError(f"Run #{run.pk} is {run.status}; only a cancelled or failed run can be resumed.")
+            raise ValidationError(
+                f"Run #{run.pk} is {run.status}; only a cancelled, failed or stuck running run can be resumed."
+            )
         pending = list(run.chunks.filter(status=RunChunk.Status.PENDING).values_list("index", flat=True))
         RunChunk.objects.filter(run=run, status=RunChunk.Status.PENDING).update(lease_until=None, lease_token="")
         if run.mode == LabelingRun.Mode.BATCH and pending:
@@ -188,6 +195,34 @@ def labeling_run_resume(*, run: LabelingRun, user=None) -> LabelingRun:
             enqueue_run_chunks(run, pending)
         if not pending:
             LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
+    return run
+
+
+def _resume_running(run: LabelingRun) -> LabelingRun:
+    """Queue again what a running run is waiting for in vain: its chunks that no live lease holds (online), or a
+    submission that polls its open batch or submits the rest (batch). Live chunks are left to their workers."""
+    from . import recovery  # recovery builds on this module
+
+    now = timezone.now()
+    if run.mode == LabelingRun.Mode.BATCH:
+        with transaction.atomic():
+            if run.batch_jobs.filter(status=BatchJob.Status.SUBMITTED).exists():
+                recovery.batch_poll_restart(run.pk)
+            else:
+                enqueue("labeling.tasks.labeling_run_batch_submit", run.pk)
+            note = f"Resumed at {recovery.clock(now)}: the batch was submitted or polled again."
+            recovery.record(run.pk, 1, now, note)
+        run.refresh_from_db()
+        return run
+    stuck = recovery.stuck_chunks(sweep=recovery.Sweep(now=now, queue_idle=True), run=run, grace=False)
+    if not recovery.chunks_requeue(chunks=stuck, now=now, by="resuming"):
+        if not run.chunks.filter(status=RunChunk.Status.PENDING).exists():
+            LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
+        else:
+            raise ValidationError(
+                f"Run #{run.pk} is running and workers hold every chunk it is waiting for; nothing is stuck."
+            )
+    run.refresh_from_db()
     return run
 
 

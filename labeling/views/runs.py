@@ -55,6 +55,8 @@ def run_detail(request, pk):
     context = {
         "run": run,
         "summary": selectors.run_routing_summary(run=run),
+        "stuck_chunks": selectors.run_stuck_chunks(run=run),
+        "watchdog_seconds": round(settings.WATCHDOG_INTERVAL_SECONDS),
         "reasons": Candidate.REASONS,
         "labelstudio": selectors.run_labelstudio(run=run),
         "labelstudio_configured": bool(settings.LABEL_STUDIO_URL and settings.LABEL_STUDIO_API_KEY),

@@ -1,0 +1,34 @@
+"""The watchdog: one periodic sweep that sends stuck long work to the workers again.
+
+Celery beat runs :func:`sweep` every ``WATCHDOG_INTERVAL_SECONDS`` (``policyhub.tasks.watchdog_sweep``;
+``bin/run`` starts beat inside its worker). It covers every kind of work a crash can leave half-done: labeling-run
+chunks, batch submissions and polls, imports and exports. What counts as stuck is :meth:`policyhub.leases.Sweep.stuck`;
+what each kind does about it lives with its app (``labeling.services.recovery``, ``exports.services``).
+"""
+
+import logging
+
+from django.utils import timezone
+
+from exports.services import export_recover_stuck
+from labeling.services import recovery
+
+from .leases import Sweep
+from .queueing import waiting_messages
+
+log = logging.getLogger(__name__)
+
+
+def sweep() -> dict[str, int]:
+    """Look once; returns how many of each kind were sent again."""
+    waiting = waiting_messages()
+    look = Sweep(now=timezone.now(), queue_idle=not waiting)  # None (the broker cannot tell): a duplicate is safe
+    sent = {
+        "chunks": recovery.chunks_requeue(chunks=recovery.stuck_chunks(sweep=look), now=look.now),
+        "batches": recovery.batch_runs_requeue(sweep=look),
+        "imports": recovery.imports_requeue(sweep=look),
+        "exports": export_recover_stuck(sweep=look, max_recoveries=recovery.MAX_RECOVERIES),
+    }
+    if any(sent.values()):
+        log.warning("watchdog re-queued stuck work: %s (messages waiting in the broker: %s)", sent, waiting)
+    return sent
