@@ -389,9 +389,23 @@ def human_approved_q(prefix: str = "") -> Q:
     return Q(**{f"{prefix}review_state": ReviewState.DONE, f"{prefix}approved_by__in": HUMAN_APPROVERS})
 
 
+def flagged_q(prefix: str = "") -> Q:
+    """Candidates a trust check flagged: a check failed (``trust_ok`` false), or the pair's text holds text aimed
+    at a model (``suspected_injection``). Such a candidate is never auto-accepted (a check constraint) and is
+    exported only once humans approved it."""
+    return (
+        Q(**{f"{prefix}trust_ok": False})
+        | Q(**{f"{prefix}reason_trust_check_failed": True})
+        | Q(**{f"{prefix}reason_suspected_injection": True})
+    )
+
+
 class CandidateQuerySet(models.QuerySet):
     def human_approved(self) -> "CandidateQuerySet":
         return self.filter(human_approved_q())
+
+    def flagged(self) -> "CandidateQuerySet":
+        return self.filter(flagged_q())
 
     def waiting_for_humans(self) -> "CandidateQuerySet":
         return self.filter(review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION])
@@ -488,6 +502,19 @@ class Candidate(models.Model):
                 condition=Q(approved_by="", approved_label="") | (~Q(approved_by="") & ~Q(approved_label="")),
                 name="candidate_approval_has_label",
                 violation_error_message="An approval names its label, and a label its approver.",
+            ),
+            # what flagged_q() flags is never the teacher's to accept: routed to review, approved only by humans
+            models.CheckConstraint(
+                condition=~Q(routing="auto_accepted") & ~Q(approved_by=ApprovedBy.TEACHER)
+                | Q(
+                    trust_ok=True,
+                    trust_ok__isnull=False,
+                    reason_trust_check_failed=False,
+                    reason_suspected_injection=False,
+                ),
+                name="candidate_flagged_never_auto_accepted",
+                violation_error_message="A candidate that failed a trust check or holds suspected injection is "
+                "never auto-accepted.",
             ),
         ]
         indexes = [

@@ -10,6 +10,7 @@ from labeling.api.agreement import router as agreement_router
 from labeling.api.imports import router as imports_router
 from labeling.api.labelstudio import router as labelstudio_router
 from labeling.api.runs import router as runs_router
+from labeling.api.trust import router as trust_router
 
 from . import views
 from .api import router as policy_router
@@ -31,6 +32,7 @@ api.add_router("/", imports_router)
 api.add_router("/", runs_router)
 api.add_router("/", labelstudio_router)
 api.add_router("/", agreement_router)
+api.add_router("/", trust_router)
 api.add_router("/", exports_router)
 
 policy_patterns = [

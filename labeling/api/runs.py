@@ -11,6 +11,7 @@ from policyhub.roles import ML_ENGINEER
 from .. import selectors, services
 from ..models import LabelingRun, TeacherConfig
 from ..selectors.planning import run_plan
+from ..selectors.trust_rates import run_trust_rates
 from .common import run_or_404
 
 router = Router(tags=["runs"])
@@ -59,6 +60,7 @@ class RunOut(Schema):
     thresholds: dict
     checks: dict
     routing: dict
+    trust: dict
 
 
 class PlanOut(Schema):
@@ -110,6 +112,7 @@ def _run_out(run: LabelingRun) -> dict:
         "checks": run.checks,
         "routing": {"auto_accepted": summary["auto_accepted"], "needs_review": summary["needs_review"],
                     "failed": summary["failed"], "pending": summary["pending"], "reasons": summary["reasons"]},
+        "trust": run_trust_rates(run=run).as_dict(),
     }  # fmt: skip
 
 
