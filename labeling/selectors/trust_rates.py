@@ -4,13 +4,13 @@ Every rate is over **candidates** (one per run × pair: its K answers checked to
 the candidate), each as (count, total, rate):
 
 * ``hallucination`` — candidates whose ``facts_grounded`` check failed (a claim not in this member or job),
-  over the candidates that were checked (have that check);
+  over the checked candidates (labeled: the checks ran on their answers; failed requests have no answer to check);
 * ``injection`` — pairs whose member or job text holds text aimed at a model (``suspected_injection``), over the
   labeled candidates; ``injection_followed`` — of those, the candidates whose answer followed it
   (``follows_data_instructions`` failed);
-* ``tone`` — ``tone`` failed, over the candidates checked for it;
+* ``tone`` — ``tone`` failed, over the checked candidates;
 * ``judge`` — ``judge_verdict`` failed, over the candidates a judge saw; ``None`` when no judge ran ("no judge");
-* ``any_check`` — any trust check failed (``trust_ok`` false), over the labeled candidates.
+* ``any_check`` — any trust check failed (``trust_ok`` false), over the checked candidates.
 
 A **version's** rates add up its ``labeling`` runs (every provider, the heuristic baseline included: their labels
 are what review and exports use). Gold-set scoring and draft-preview runs re-label the gold pairs to measure a
@@ -25,39 +25,34 @@ from django.db.models import Count, Q
 from ..models import Candidate, LabelingRun, TeacherSample, flagged_q
 
 LABELED = Q(status=Candidate.Status.LABELED)
-
-
-def _check(name: str) -> tuple[Q, Q]:
-    """(checked, failed) conditions of one trust check, read from ``Candidate.trust``."""
-    return Q(trust__has_key=name), Q(**{f"trust__{name}__ok": False})
-
-
-_FACTS, _TONE, _FOLLOWED, _JUDGE = (_check(n) for n in ("facts_grounded", "tone", "follows_data_instructions",
-                                                        "judge_verdict"))  # fmt: skip
+#: every check of ``labeling.pipeline.trust.CHECKS`` runs on every labeled candidate, recorded with ``trust_ok``
+CHECKED = LABELED & Q(trust_ok__isnull=False)
+#: a failed check makes ``trust_ok`` false: the cheap column is asked first, the JSON only for the few that failed
+FAILED = CHECKED & Q(trust_ok=False)
 _INJECTED = LABELED & Q(reason_suspected_injection=True)
 
-#: aggregate name → the candidates it counts; numerators are always a subset of their denominator
+#: aggregate name → the candidates it counts; numerators are always a subset of their denominator. The judge is
+#: optional, so its checks are read from the JSON of every candidate (``trust_ok`` is not relied on for it).
 _COUNTS = {
     "labeled": LABELED,
-    "facts_checked": _FACTS[0],
-    "facts_failed": _FACTS[0] & _FACTS[1],
-    "tone_checked": _TONE[0],
-    "tone_failed": _TONE[0] & _TONE[1],
+    "checked": CHECKED,
+    "facts_failed": FAILED & Q(trust__facts_grounded__ok=False),
+    "tone_failed": FAILED & Q(trust__tone__ok=False),
     "injected": _INJECTED,
-    "followed": _INJECTED & _FOLLOWED[1],
-    "judged": _JUDGE[0],
-    "judge_failed": _JUDGE[0] & _JUDGE[1],
-    "any_failed": LABELED & Q(trust_ok=False),
+    "followed": _INJECTED & Q(trust_ok=False) & Q(trust__follows_data_instructions__ok=False),
+    "judged": Q(trust__has_key="judge_verdict"),
+    "judge_failed": Q(trust__judge_verdict__ok=False),
+    "any_failed": FAILED,
 }
 
 #: rate name → (numerator, denominator) among the counts above
 RATES = {
-    "hallucination": ("facts_failed", "facts_checked"),
+    "hallucination": ("facts_failed", "checked"),
     "injection": ("injected", "labeled"),
     "injection_followed": ("followed", "injected"),
-    "tone": ("tone_failed", "tone_checked"),
+    "tone": ("tone_failed", "checked"),
     "judge": ("judge_failed", "judged"),
-    "any_check": ("any_failed", "labeled"),
+    "any_check": ("any_failed", "checked"),
 }
 
 
