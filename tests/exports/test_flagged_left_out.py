@@ -147,3 +147,15 @@ def test_two_runs_of_the_same_pairs_count_duplicates_and_carry_the_trust_rates(
     assert total["injection"]["count"] == 12 and total["judge"] is None
     hallucination = f"hallucination (an ungrounded claim) {first_rates.hallucination.count}/20"
     assert hallucination in card and "judge no judge" in card
+
+
+def test_the_command_can_include_flagged_items(flagged_run, published, engineer, capsys):
+    from django.core.management import call_command
+
+    from exports.models import DatasetExport
+
+    call_command("export_dataset", "--policy", "match", "--version", "1", "--include-unapproved",
+                 "--include-flagged", "--user", engineer.username)  # fmt: skip
+    export = DatasetExport.objects.get()
+    assert export.filters["include_flagged"] is True and export.manifest["rows"] == 10
+    assert f"Export #{export.pk}: 10 rows" in capsys.readouterr().out
