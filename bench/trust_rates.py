@@ -94,14 +94,26 @@ def measure(label: str, call) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000)
-    size = parser.parse_args().size
-    reset_database()
-    from export import populate
+    parser.add_argument("--reuse", action="store_true", help="Measure the database a previous run left (migrated).")
+    args = parser.parse_args()
+    if args.reuse:
+        import django
+        from django.core.management import call_command
 
-    started = time.perf_counter()
-    (run_id,) = populate(size, [size])
-    flag_candidates(run_id)
-    print(f"populated {size:,} candidates with their trust checks in {time.perf_counter() - started:.0f} s\n")
+        django.setup()
+        call_command("migrate", verbosity=0)
+        call_command("dbshell", "--", "-c", "VACUUM ANALYZE labeling_candidate")
+        from labeling.models import LabelingRun
+
+        run_id = LabelingRun.objects.get().pk
+    else:
+        reset_database()
+        from export import populate
+
+        started = time.perf_counter()
+        (run_id,) = populate(args.size, [args.size])
+        flag_candidates(run_id)
+        print(f"populated {args.size:,} candidates with their trust checks in {time.perf_counter() - started:.0f} s\n")
 
     from django.core.paginator import Paginator
 

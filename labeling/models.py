@@ -451,6 +451,17 @@ class Candidate(models.Model):
     samples_ok = models.PositiveSmallIntegerField(default=0, db_default=0)
     trust = models.JSONField(default=dict, db_default={}, blank=True, help_text="{check: {ok, detail}} per check.")
     trust_ok = models.BooleanField(null=True)
+    judge_ok = models.GeneratedField(
+        expression=models.Case(
+            models.When(Q(trust__judge_verdict__ok=False), then=models.Value(False)),
+            models.When(Q(trust__has_key="judge_verdict"), then=models.Value(True)),
+            default=None,
+            output_field=models.BooleanField(null=True),
+        ),
+        output_field=models.BooleanField(null=True),
+        db_persist=True,
+        help_text="The judge's verdict (trust['judge_verdict']['ok']), kept by the database; null: no judge saw it.",
+    )
     routing = models.CharField(max_length=16, choices=Routing.choices, blank=True, default="", db_default="")
     reason_self_disagreement = models.BooleanField(default=False, db_default=False)
     reason_low_confidence = models.BooleanField(default=False, db_default=False)
@@ -522,6 +533,8 @@ class Candidate(models.Model):
             # the review queue's lookup: only pending items are indexed, so it stays small at a million rows
             models.Index(fields=["id"], condition=Q(review_state="pending"), name="candidate_review_pending"),
             models.Index(fields=["id"], condition=Q(review_state="adjudication"), name="candidate_adjudication"),
+            # the run page's flagged answers: few among many
+            models.Index(fields=["run", "id"], condition=flagged_q(), name="candidate_flagged"),
         ]
 
     def __str__(self) -> str:

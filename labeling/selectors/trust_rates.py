@@ -32,7 +32,7 @@ FAILED = CHECKED & Q(trust_ok=False)
 _INJECTED = LABELED & Q(reason_suspected_injection=True)
 
 #: aggregate name → the candidates it counts; numerators are always a subset of their denominator. The judge is
-#: optional, so its checks are read from the JSON of every candidate (``trust_ok`` is not relied on for it).
+#: optional and written by another step: its verdict is ``judge_ok``, a column the database derives from ``trust``.
 _COUNTS = {
     "labeled": LABELED,
     "checked": CHECKED,
@@ -40,8 +40,8 @@ _COUNTS = {
     "tone_failed": FAILED & Q(trust__tone__ok=False),
     "injected": _INJECTED,
     "followed": _INJECTED & Q(trust_ok=False) & Q(trust__follows_data_instructions__ok=False),
-    "judged": Q(trust__has_key="judge_verdict"),
-    "judge_failed": Q(trust__judge_verdict__ok=False),
+    "judged": Q(judge_ok__isnull=False),
+    "judge_failed": Q(judge_ok=False),
     "any_failed": FAILED,
 }
 
