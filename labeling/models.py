@@ -517,12 +517,7 @@ class Candidate(models.Model):
             # what flagged_q() flags is never the teacher's to accept: routed to review, approved only by humans
             models.CheckConstraint(
                 condition=~Q(routing="auto_accepted") & ~Q(approved_by=ApprovedBy.TEACHER)
-                | Q(
-                    trust_ok=True,
-                    trust_ok__isnull=False,
-                    reason_trust_check_failed=False,
-                    reason_suspected_injection=False,
-                ),
+                | ~Q(trust_ok=False) & Q(reason_trust_check_failed=False, reason_suspected_injection=False),
                 name="candidate_flagged_never_auto_accepted",
                 violation_error_message="A candidate that failed a trust check or holds suspected injection is "
                 "never auto-accepted.",

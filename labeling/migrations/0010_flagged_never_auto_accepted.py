@@ -29,10 +29,9 @@ class Migration(migrations.Migration):
                         models.Q(("approved_by", "teacher"), _negated=True),
                     ),
                     models.Q(
+                        models.Q(("trust_ok", False), _negated=True),
                         ("reason_suspected_injection", False),
                         ("reason_trust_check_failed", False),
-                        ("trust_ok", True),
-                        ("trust_ok__isnull", False),
                     ),
                     _connector="OR",
                 ),

@@ -153,8 +153,8 @@ def total_rates(rates) -> TrustRates:
 def version_trust_rates(*, version) -> VersionRates:
     """Two queries: the version's runs, and the grouped counts of their candidates."""
     runs = list(LabelingRun.objects.filter(policy_version=version).select_related("teacher_config").order_by("pk"))
-    by_run = _by_run(Candidate.objects.filter(run__policy_version=version))
-    listed = [RunRates(run, by_run.get(run.pk, EMPTY)) for run in runs]
+    by_run = runs_trust_rates(run_ids=[run.pk for run in runs])  # by run id: no join with the runs
+    listed = [RunRates(run, by_run[run.pk]) for run in runs]
     total = total_rates(r.rates for r in listed if r.run.purpose == LabelingRun.Purpose.LABELING)
     return VersionRates(total=total, runs=listed)
 
