@@ -32,6 +32,10 @@ class ExportForm(forms.Form):
     )  # fmt: skip
     min_confidence = forms.FloatField(required=False, min_value=0, max_value=1, label="Minimum teacher confidence")
     min_agreement = forms.FloatField(required=False, min_value=0, max_value=1, label="Minimum agreement")
+    include_flagged = forms.BooleanField(
+        required=False, label="Include flagged items no human approved",
+        help_text="Failed a trust check or holds suspected injection; left out by default.",
+    )  # fmt: skip
     train = forms.FloatField(initial=0.8, min_value=0, max_value=1)
     validation = forms.FloatField(initial=0.1, min_value=0, max_value=1)
     test = forms.FloatField(initial=0.1, min_value=0, max_value=1)
@@ -41,7 +45,7 @@ class ExportForm(forms.Form):
     def filters(self) -> dict:
         data = self.cleaned_data
         return {key: data[key] for key in ("approved_only", "human_only", "gold_only", "reasons", "min_confidence",
-                                           "min_agreement")}  # fmt: skip
+                                           "min_agreement", "include_flagged")}  # fmt: skip
 
     def split(self) -> dict:
         return {key: self.cleaned_data[key] for key in ("train", "validation", "test", "seed", "group_by_job")}

@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 
 from labeling.models import LabelingRun
 from labeling.selectors import agreement_figures, runs_agreement
+from labeling.selectors.trust_rates import runs_trust_rates, total_rates
 
 from .models import DatasetExport
 
@@ -25,7 +26,7 @@ def file_entry(path: Path, *, rows: int | None = None) -> dict:
     return entry
 
 
-def _run(run: LabelingRun) -> dict:
+def _run(run: LabelingRun, trust: dict) -> dict:
     snapshot = run.config_snapshot or {}
     return {
         "id": run.pk,
@@ -40,13 +41,17 @@ def _run(run: LabelingRun) -> dict:
         "cost": str(run.cost),
         "thresholds": run.thresholds,
         "reviewers_per_item": run.reviewers_per_item,
+        "checks": run.checks,
+        "trust": trust,
     }
 
 
-def build_manifest(export: DatasetExport, *, counts: dict, rows: int, approved_by: dict, system_prompt_sha256: str,
-                   files: list[dict]) -> dict:  # fmt: skip
+def build_manifest(export: DatasetExport, *, counts: dict, rows: int, approved_by: dict, left_out: dict,
+                   system_prompt_sha256: str, files: list[dict]) -> dict:  # fmt: skip
+    """``left_out``: the chosen runs' candidates not exported, by reason (``exports.selection.left_out``)."""
     version = export.policy_version
     runs = export.runs.select_related("teacher_config").order_by("pk")
+    trust = runs_trust_rates(run_ids=[run.pk for run in runs])
     review = agreement_figures(runs_agreement(version=version, runs=runs))
     split_counts = {split: sum(labels.values()) for split, labels in counts.items()}
     label_counts: dict[str, int] = {}
@@ -66,7 +71,9 @@ def build_manifest(export: DatasetExport, *, counts: dict, rows: int, approved_b
             "labels": version.label_keys,
             "system_prompt_sha256": system_prompt_sha256,
         },
-        "runs": [_run(run) for run in runs],
+        "runs": [_run(run, trust[run.pk].as_dict()) for run in runs],
+        "trust": total_rates(trust.values()).as_dict(),
+        "left_out": left_out,
         "filters": export.filters,
         "split": export.split,
         "rows": rows,

@@ -61,6 +61,7 @@ class Filters:
     min_agreement: float | None = None  # share of annotators agreeing with the approved label (teacher: vote share)
     human_only: bool = False  # approved by reviewers or an adjudicator
     gold_only: bool = False  # pairs in the policy's gold set
+    include_flagged: bool = False  # also flagged items (failed trust check, suspected injection) no human approved
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Filters":
@@ -81,6 +82,7 @@ class Filters:
             min_agreement=_fraction(data, "min_agreement", None),
             human_only=_flag(data, "human_only", False),
             gold_only=_flag(data, "gold_only", False),
+            include_flagged=_flag(data, "include_flagged", False),
         )
 
     def as_dict(self) -> dict:
@@ -251,6 +253,46 @@ def json_object_sql(d: _Dialect, fields: list) -> str:
     return d.concat([*pieces, _sql_text(constant)])
 
 
+#: a trust check failed / the pair's text holds text aimed at a model (``labeling.models.flagged_q``)
+TRUST_FAILED_SQL = "(c.trust_ok IS FALSE OR c.reason_trust_check_failed)"  # NULL: checks never ran, not flagged
+#: why candidates of the chosen runs are left out, in the order they are asked (a candidate counts under the first)
+LEFT_OUT_REASONS = (
+    "not_labeled", "trust_check_failed", "suspected_injection", "pending_review", "human_only", "reasons",
+    "min_confidence", "min_agreement", "gold_only", "duplicate_pair",
+)  # fmt: skip
+
+
+def gates(version: PolicyVersion, filters: Filters) -> list[tuple[str, str, list]]:
+    """(left-out reason, SQL condition an exported candidate meets, its parameters), in the order of
+    :data:`LEFT_OUT_REASONS`. The export's WHERE is all of them; :func:`left_out_query` counts who failed which.
+    Flagged candidates (a failed trust check, suspected injection) pass only once humans approved them, unless
+    the export asks for ``include_flagged``."""
+    human = f"c.approved_by IN {HUMAN_APPROVERS_SQL}"
+    out = [("not_labeled", "c.status = 'labeled'", [])]
+    if not filters.include_flagged:
+        out.append(("trust_check_failed", f"({human} OR NOT {TRUST_FAILED_SQL})", []))
+        out.append(("suspected_injection", f"({human} OR NOT c.reason_suspected_injection)", []))
+    if filters.approved_only:
+        out.append(("pending_review", "c.approved_label <> ''", []))
+    if filters.human_only:
+        out.append(("human_only", human, []))
+    if filters.reasons:
+        out.append(("reasons", "(" + " OR ".join(f"c.reason_{r}" for r in filters.reasons) + ")", []))
+    if filters.min_confidence is not None:
+        out.append(("min_confidence", "c.confidence >= %s", [filters.min_confidence]))
+    if filters.min_agreement is not None:
+        agreement = (
+            f"(CASE WHEN {human} THEN (SELECT CAST(SUM(CASE WHEN r.label = "
+            "c.approved_label THEN 1 ELSE 0 END) AS FLOAT) / COUNT(*) FROM labeling_review r "
+            "WHERE r.candidate_id = c.id AND r.kind = 'review') ELSE c.vote_share END) >= %s"
+        )
+        out.append(("min_agreement", agreement, [filters.min_agreement]))
+    if filters.gold_only:
+        gold = "EXISTS (SELECT 1 FROM labeling_goldlabel g WHERE g.policy_id = %s AND g.pair_id = c.pair_id)"
+        out.append(("gold_only", gold, [version.policy_id]))
+    return out
+
+
 @dataclass(frozen=True)
 class Query:
     sql: str
@@ -279,30 +321,13 @@ def _inner(version: PolicyVersion, run_ids: list[int], filters: Filters, pair_id
         if d is _POSTGRES
         else "json_group_array(u.username) FILTER (WHERE r.kind = 'review')"
     )
-    where = [f"c.run_id IN ({runs})", "c.status = 'labeled'"]
+    conditions = gates(version, filters)
+    where = [f"c.run_id IN ({runs})", *(sql for _, sql, _ in conditions)]
     params: list = [d.key_param.format(key) for key in labels] + list(run_ids)
+    params += [p for _, _, gate_params in conditions for p in gate_params]
     if pair_id is not None:
         where.append("c.pair_id = %s")
         params.append(pair_id)
-    if filters.approved_only:
-        where.append("c.approved_label <> ''")
-    if filters.human_only:
-        where.append(f"c.approved_by IN {HUMAN_APPROVERS_SQL}")
-    if filters.reasons:
-        where.append("(" + " OR ".join(f"c.reason_{r}" for r in filters.reasons) + ")")
-    if filters.min_confidence is not None:
-        where.append("c.confidence >= %s")
-        params.append(filters.min_confidence)
-    if filters.min_agreement is not None:
-        where.append(
-            f"(CASE WHEN c.approved_by IN {HUMAN_APPROVERS_SQL} THEN (SELECT CAST(SUM(CASE WHEN r.label = "
-            "c.approved_label THEN 1 ELSE 0 END) AS FLOAT) / COUNT(*) FROM labeling_review r "
-            "WHERE r.candidate_id = c.id AND r.kind = 'review') ELSE c.vote_share END) >= %s"
-        )
-        params.append(filters.min_agreement)
-    if filters.gold_only:
-        where.append("EXISTS (SELECT 1 FROM labeling_goldlabel g WHERE g.policy_id = %s AND g.pair_id = c.pair_id)")
-        params.append(version.policy_id)
     one_pair = " AND cc.pair_id = %s" if pair_id is not None else ""
     params += list(run_ids) + ([pair_id] if pair_id is not None else []) + [version.policy_id]
     picked = (
@@ -400,6 +425,28 @@ def pair_row_query(version: PolicyVersion, run_ids: list[int], filters: Filters,
     """The run whose candidate is the row of ``pair_id`` in this selection (no row: the pair is not in it)."""
     inner = _inner(version, run_ids, filters, pair_id=pair_id)
     return Query(f"SELECT t.run_id FROM ({inner.sql}) t", inner.params, columns=1)
+
+
+def left_out_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:
+    """(reason, candidates) of the chosen runs' candidates by the first gate they fail (``selected``: none; those
+    beyond one per pair are the ``duplicate_pair`` left-outs). ``IS NOT TRUE``: a NULL fails like in a WHERE."""
+    conditions = gates(version, filters)
+    cases = " ".join(f"WHEN ({sql}) IS NOT TRUE THEN '{reason}'" for reason, sql, _ in conditions)
+    params = [p for _, _, gate_params in conditions for p in gate_params] + list(run_ids)
+    runs = ", ".join(["%s"] * len(run_ids))
+    sql = (
+        f"SELECT reason, COUNT(*) FROM (SELECT CASE {cases} ELSE 'selected' END AS reason FROM labeling_candidate c "
+        f"WHERE c.run_id IN ({runs})) t GROUP BY reason"
+    )
+    return Query(sql, params, columns=2)
+
+
+def left_out(reasons: dict[str, int], rows: int) -> dict[str, int]:
+    """Every left-out reason's count (0 when none) and their ``total``, from :func:`left_out_query`'s rows and the
+    rows the export wrote: the selected candidates beyond one per pair are duplicates."""
+    counts = {reason: reasons.get(reason, 0) for reason in LEFT_OUT_REASONS}
+    counts["duplicate_pair"] = reasons.get("selected", 0) - rows
+    return {**counts, "total": sum(counts.values())}
 
 
 def pairs_query(version: PolicyVersion, run_ids: list[int], filters: Filters) -> Query:

@@ -205,6 +205,12 @@ def export_fail(*, export_id: int, error: str) -> None:
     ).update(status=DatasetExport.Status.FAILED, error=error, stage="", finished_at=timezone.now())
 
 
+def _rows(query: selection.Query) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        return cursor.fetchall()
+
+
 def _build_files(export: DatasetExport, folder: Path) -> dict:
     version = export.policy_version
     run_ids = list(export.runs.order_by("pk").values_list("pk", flat=True))
@@ -243,8 +249,9 @@ def _build_files(export: DatasetExport, folder: Path) -> dict:
     for (split, label, by), n in sorted(tally.items()):
         counts.setdefault(split, {})[label] = counts.get(split, {}).get(label, 0) + n
         approved_by[by] = approved_by.get(by, 0) + n
+    left_out = selection.left_out(dict(_rows(selection.left_out_query(version, run_ids, filters))), rows)
     manifest = build_manifest(
-        export, counts=counts, rows=rows, approved_by=dict(sorted(approved_by.items())),
+        export, counts=counts, rows=rows, approved_by=dict(sorted(approved_by.items())), left_out=left_out,
         system_prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(), files=files,
     )  # fmt: skip
     if group_count is not None:

@@ -469,9 +469,23 @@ def human_approved_q(prefix: str = "") -> Q:
     return Q(**{f"{prefix}review_state": ReviewState.DONE, f"{prefix}approved_by__in": HUMAN_APPROVERS})
 
 
+def flagged_q(prefix: str = "") -> Q:
+    """Candidates a trust check flagged: a check failed (``trust_ok`` false), or the pair's text holds text aimed
+    at a model (``suspected_injection``). Such a candidate is never auto-accepted (a check constraint) and is
+    exported only once humans approved it."""
+    return (
+        Q(**{f"{prefix}trust_ok": False})
+        | Q(**{f"{prefix}reason_trust_check_failed": True})
+        | Q(**{f"{prefix}reason_suspected_injection": True})
+    )
+
+
 class CandidateQuerySet(models.QuerySet):
     def human_approved(self) -> "CandidateQuerySet":
         return self.filter(human_approved_q())
+
+    def flagged(self) -> "CandidateQuerySet":
+        return self.filter(flagged_q())
 
     def waiting_for_humans(self) -> "CandidateQuerySet":
         return self.filter(review_state__in=[ReviewState.PENDING, ReviewState.ADJUDICATION])
@@ -517,6 +531,17 @@ class Candidate(models.Model):
     samples_ok = models.PositiveSmallIntegerField(default=0, db_default=0)
     trust = models.JSONField(default=dict, db_default={}, blank=True, help_text="{check: {ok, detail}} per check.")
     trust_ok = models.BooleanField(null=True)
+    judge_ok = models.GeneratedField(
+        expression=models.Case(
+            models.When(Q(trust__judge_verdict__ok=False), then=models.Value(False)),
+            models.When(Q(trust__has_key="judge_verdict"), then=models.Value(True)),
+            default=None,
+            output_field=models.BooleanField(null=True),
+        ),
+        output_field=models.BooleanField(null=True),
+        db_persist=True,
+        help_text="The judge's verdict (trust['judge_verdict']['ok']), kept by the database; null: no judge saw it.",
+    )
     routing = models.CharField(max_length=16, choices=Routing.choices, blank=True, default="", db_default="")
     reason_self_disagreement = models.BooleanField(default=False, db_default=False)
     reason_low_confidence = models.BooleanField(default=False, db_default=False)
@@ -569,12 +594,22 @@ class Candidate(models.Model):
                 name="candidate_approval_has_label",
                 violation_error_message="An approval names its label, and a label its approver.",
             ),
+            # what flagged_q() flags is never the teacher's to accept: routed to review, approved only by humans
+            models.CheckConstraint(
+                condition=~Q(routing="auto_accepted") & ~Q(approved_by=ApprovedBy.TEACHER)
+                | ~Q(trust_ok=False) & Q(reason_trust_check_failed=False, reason_suspected_injection=False),
+                name="candidate_flagged_never_auto_accepted",
+                violation_error_message="A candidate that failed a trust check or holds suspected injection is "
+                "never auto-accepted.",
+            ),
         ]
         indexes = [
             models.Index(fields=["run", "routing"], name="candidate_run_routing"),
             # the review queue's lookup: only pending items are indexed, so it stays small at a million rows
             models.Index(fields=["id"], condition=Q(review_state="pending"), name="candidate_review_pending"),
             models.Index(fields=["id"], condition=Q(review_state="adjudication"), name="candidate_adjudication"),
+            # the run page's flagged answers: few among many
+            models.Index(fields=["run", "id"], condition=flagged_q(), name="candidate_flagged"),
         ]
 
     def __str__(self) -> str:

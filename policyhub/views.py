@@ -6,6 +6,8 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from labeling.selectors.trust_rates import version_trust_rates
+
 from . import selectors, services
 from .diffing import version_diff
 from .forms import DraftEditor, PolicyCreateForm
@@ -59,7 +61,12 @@ def version_detail(request, slug, number):
     return render(
         request,
         "policyhub/version_detail.html",
-        {"policy": policy, "version": version, "body_html": render_markdown(version.body)},
+        {
+            "policy": policy,
+            "version": version,
+            "body_html": render_markdown(version.body),
+            "trust": version_trust_rates(version=version),
+        },
     )
 
 

@@ -13,6 +13,7 @@ from policyhub.roles import ML_ENGINEER
 from .. import selectors, services
 from ..models import LabelingRun, TeacherConfig
 from ..selectors.planning import run_plan
+from ..selectors.trust_rates import run_trust_rates
 from .common import run_or_404
 
 router = Router(tags=["runs"])
@@ -72,6 +73,7 @@ class RunOut(Schema):
     stuck_chunks: int = Field(description="Chunks no worker holds while the run is running (see the watchdog).")
     recoveries: int = Field(description="Stuck chunks or batch steps re-queued by the watchdog or a resume.")
     recovery_note: str = Field(description="What the latest recovery did, e.g. '2 chunks were stuck; …'.")
+    trust: dict
 
 
 class JudgePlanOut(Schema):
@@ -144,6 +146,7 @@ def _run_out(run: LabelingRun) -> dict:
         "stuck_chunks": selectors.run_stuck_chunks(run=run),
         "recoveries": run.recoveries,
         "recovery_note": run.recovery_note,
+        "trust": run_trust_rates(run=run).as_dict(),
     }  # fmt: skip
 
 

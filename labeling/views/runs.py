@@ -14,6 +14,7 @@ from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 from .. import selectors, services
 from ..forms import RunForm
 from ..models import Candidate, LabelingRun
+from ..selectors import trust_rates
 from ..selectors.planning import run_plan
 from .common import run_or_404
 
@@ -63,7 +64,8 @@ def run_detail(request, pk):
     }
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_run_progress.html", context)
-    return render(request, "labeling/run_detail.html", {**context, **_candidates_context(request, run)})
+    context |= _candidates_context(request, run) | _trust_context(request, run)
+    return render(request, "labeling/run_detail.html", context)
 
 
 @role_required(ML_ENGINEER, POLICY_OWNER)
@@ -83,6 +85,15 @@ def _candidates_context(request, run: LabelingRun) -> dict:
         request.GET.get("page")
     )
     return {"page": page, "routing": routing, "reason": reason, "seen": selectors.run_progress_mark(run=run)}
+
+
+FLAGGED_PER_PAGE = 20
+
+
+def _trust_context(request, run: LabelingRun) -> dict:
+    flagged = Paginator(trust_rates.run_flagged(run=run), FLAGGED_PER_PAGE).get_page(request.GET.get("flagged_page"))
+    flagged.object_list = trust_rates.attach_rationales(flagged.object_list)
+    return {"trust": trust_rates.run_trust_rates(run=run), "flagged": flagged}
 
 
 @role_required(ML_ENGINEER)

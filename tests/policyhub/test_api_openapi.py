@@ -39,6 +39,7 @@ OPERATION_IDS = {
     ("/api/policies/{slug}/versions/{number}", "get"): "policyhub_api_get_version",
     ("/api/policies/{slug}/versions/{number}/agreement", "get"): "labeling_agreement_api_version_agreement",
     ("/api/policies/{slug}/versions/{number}/prompt", "get"): "policyhub_api_get_prompt",
+    ("/api/policies/{slug}/versions/{number}/trust", "get"): "labeling_trust_api_version_trust",
     ("/api/runs", "post"): "labeling_api_create_run",
     ("/api/runs/plan", "post"): "labeling_api_plan_run",
     ("/api/reviews/undo", "post"): "labeling_api_undo_review",

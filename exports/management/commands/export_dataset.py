@@ -25,6 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--run", type=int, action="append", dest="runs", help="A run to export (repeat). "
                             "Default: every run of the version.")  # fmt: skip
         parser.add_argument("--include-unapproved", action="store_true", help="Also items still waiting for review.")
+        parser.add_argument("--include-flagged", action="store_true",
+                            help="Also flagged items (failed check, injection) no human approved.")  # fmt: skip
         parser.add_argument("--human-only", action="store_true", help="Only human-reviewed items.")
         parser.add_argument("--gold-only", action="store_true", help="Only pairs in the gold set.")
         parser.add_argument("--reason", action="append", default=[], choices=Candidate.REASONS,
@@ -55,7 +57,8 @@ class Command(BaseCommand):
             raise CommandError(f"--split takes three ratios like 0.8,0.1,0.1, not {opts['split']!r}.")
         filters = {"approved_only": not opts["include_unapproved"], "human_only": opts["human_only"],
                    "gold_only": opts["gold_only"], "reasons": opts["reason"],
-                   "min_confidence": opts["min_confidence"], "min_agreement": opts["min_agreement"]}  # fmt: skip
+                   "min_confidence": opts["min_confidence"], "min_agreement": opts["min_agreement"],
+                   "include_flagged": opts["include_flagged"]}  # fmt: skip
         split = {"train": ratios[0], "validation": ratios[1], "test": ratios[2], "seed": opts["seed"],
                  "group_by_job": opts["group_by_job"]}  # fmt: skip
         try:
