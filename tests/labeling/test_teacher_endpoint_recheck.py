@@ -108,8 +108,8 @@ def test_a_batch_upload_to_a_host_rebound_to_a_private_address_is_refused(
 ):
     config = make_config(base_url=f"http://teacher.test:{fake_openai.port}/v1", request_timeout=5)
     run = start(published, config, mode="batch")
-    with pytest.raises(EndpointRefused, match="teacher.test"):
-        tasks.labeling_run_batch_submit.run(run.pk)
+    outcome = tasks.labeling_run_batch_submit.apply((run.pk,))  # as a worker runs it: its failure marks the run
+    assert outcome.failed() and isinstance(outcome.result, EndpointRefused) and "teacher.test" in str(outcome.result)
     run.refresh_from_db()
     assert (run.status, run.error) == ("failed", f"batch submission: EndpointRefused: {REBOUND}")
     assert len(rebinding) >= 2 and fake_openai.received == []

@@ -19,6 +19,14 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture(autouse=True)
+def latest_schema_afterwards():
+    """Going back to BEFORE also unapplies the migrations after AFTER: put every app back at its latest."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_variables_become_key_names_or_are_cleared(settings):
     settings.TEACHER_API_KEYS = {
         "openai": {"env": "OPENAI_API_KEY", "base_urls": []},
