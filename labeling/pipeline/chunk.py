@@ -17,8 +17,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
+
+from policyhub import leases
 
 from ..models import Candidate, LabelingRun, RunChunk, TeacherSample
 from ..teacher import TeacherConfigError, TeacherRequest, get_provider
@@ -50,12 +52,7 @@ def lease() -> timedelta:
 
 def claim(chunk: RunChunk, token: str) -> bool:
     """Take the chunk's lease for ``token`` unless another live lease holds it."""
-    now = timezone.now()
-    return bool(
-        RunChunk.objects.filter(pk=chunk.pk, status=RunChunk.Status.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
-        .update(lease_until=now + lease(), lease_token=token)
-    )
+    return leases.lease_claim(RunChunk, chunk.pk, token, lease().total_seconds(), status=RunChunk.Status.PENDING)
 
 
 class Watcher(threading.Thread):
@@ -174,7 +171,13 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
         )
         return f"failed: {error}"
     prepared = ChunkRequests(ctx, chunk)
-    written, outcome, asked = _label(ctx, token, provider, prepared, judge)
+    try:
+        written, outcome, asked = _label(ctx, token, provider, prepared, judge)
+    except BaseException:
+        # E.g. the database dropped the connection: the task's retry may claim the chunk at once instead of
+        # waiting out the lease (and the watchdog), and redoes only what no flush stored.
+        leases.lease_release(RunChunk, chunk.pk, token, after_error=True)
+        raise
     if outcome is None:
         return "lost the chunk's lease to another worker; it carries on"
     LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
