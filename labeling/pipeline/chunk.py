@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -55,26 +55,19 @@ def claim(chunk: RunChunk, token: str) -> bool:
     return leases.lease_claim(RunChunk, chunk.pk, token, lease().total_seconds(), status=RunChunk.Status.PENDING)
 
 
-class Watcher(threading.Thread):
-    """Polls the run's status and renews the chunk's lease while the teacher works (in its own connection)."""
+class Watcher(leases.Heartbeat):
+    """Renews the chunk's lease and polls the run's status while the teacher works (in its own connection)."""
 
     def __init__(self, run_id: int, chunk_id: int, token: str):
-        super().__init__(daemon=True)
-        self.run_id, self.chunk_id, self.token = run_id, chunk_id, token
+        super().__init__(RunChunk, chunk_id, token, lease().total_seconds(), interval=WATCH_INTERVAL)
+        self.run_id = run_id
         self.stop_requested = threading.Event()
-        self.finished = threading.Event()
 
-    def run(self) -> None:
-        try:
-            while not self.finished.wait(WATCH_INTERVAL):
-                status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
-                if status is not None and status != LabelingRun.Status.RUNNING:  # None: not visible to us yet
-                    self.stop_requested.set()
-                RunChunk.objects.filter(pk=self.chunk_id, lease_token=self.token).update(
-                    lease_until=timezone.now() + lease()
-                )
-        finally:
-            connection.close()
+    def beat(self) -> None:
+        status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
+        if status is not None and status != LabelingRun.Status.RUNNING:  # None: not visible to us yet
+            self.stop_requested.set()
+        super().beat()
 
 
 class ChunkRequests:
