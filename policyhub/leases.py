@@ -70,22 +70,31 @@ def lease_release(model: type[Model], pk: int, token: str, *, after_error: bool 
 
 
 class Heartbeat(threading.Thread):
-    """Renews the lease of row ``pk`` (while ``token`` holds it) from its own database connection. Use as a context
-    manager around the work; leaving it stops the renewals."""
+    """Renews the lease of row ``pk`` (while ``token`` holds it) from its own database connection, every
+    ``interval`` seconds (default: RENEWALS_PER_LEASE times per lease). Use as a context manager around the work;
+    leaving it stops the renewals. A dropped connection costs one beat: the next one reconnects."""
 
-    def __init__(self, model: type[Model], pk: int, token: str, seconds: float):
+    def __init__(self, model: type[Model], pk: int, token: str, seconds: float, *, interval: float | None = None):
         super().__init__(name=f"lease-{model._meta.label_lower}-{pk}", daemon=True)
         self.model, self.pk, self.token, self.seconds = model, pk, token, seconds
+        self.interval = interval or seconds / RENEWALS_PER_LEASE
         self.finished = threading.Event()
 
     def run(self) -> None:
         try:
-            while not self.finished.wait(self.seconds / RENEWALS_PER_LEASE):
-                self.model.objects.filter(pk=self.pk, lease_token=self.token).update(
-                    lease_until=timezone.now() + timedelta(seconds=self.seconds)
-                )
+            while not self.finished.wait(self.interval):
+                try:
+                    self.beat()
+                except DatabaseError as error:
+                    log.warning("%s: %s; reconnecting on the next beat", self.name, error)
+                    connection.close()
         finally:
             connection.close()
+
+    def beat(self) -> None:
+        self.model.objects.filter(pk=self.pk, lease_token=self.token).update(
+            lease_until=timezone.now() + timedelta(seconds=self.seconds)
+        )
 
     def __enter__(self) -> "Heartbeat":
         self.start()

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+
+from policyhub import leases
 
 from ..models import Candidate, LabelingRun, RunChunk, TeacherSample
 from ..teacher import TeacherConfigError, TeacherRequest, get_provider
@@ -50,34 +52,22 @@ def lease() -> timedelta:
 
 def claim(chunk: RunChunk, token: str) -> bool:
     """Take the chunk's lease for ``token`` unless another live lease holds it."""
-    now = timezone.now()
-    return bool(
-        RunChunk.objects.filter(pk=chunk.pk, status=RunChunk.Status.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
-        .update(lease_until=now + lease(), lease_token=token)
-    )
+    return leases.lease_claim(RunChunk, chunk.pk, token, lease().total_seconds(), status=RunChunk.Status.PENDING)
 
 
-class Watcher(threading.Thread):
-    """Polls the run's status and renews the chunk's lease while the teacher works (in its own connection)."""
+class Watcher(leases.Heartbeat):
+    """Renews the chunk's lease and polls the run's status while the teacher works (in its own connection)."""
 
     def __init__(self, run_id: int, chunk_id: int, token: str):
-        super().__init__(daemon=True)
-        self.run_id, self.chunk_id, self.token = run_id, chunk_id, token
+        super().__init__(RunChunk, chunk_id, token, lease().total_seconds(), interval=WATCH_INTERVAL)
+        self.run_id = run_id
         self.stop_requested = threading.Event()
-        self.finished = threading.Event()
 
-    def run(self) -> None:
-        try:
-            while not self.finished.wait(WATCH_INTERVAL):
-                status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
-                if status is not None and status != LabelingRun.Status.RUNNING:  # None: not visible to us yet
-                    self.stop_requested.set()
-                RunChunk.objects.filter(pk=self.chunk_id, lease_token=self.token).update(
-                    lease_until=timezone.now() + lease()
-                )
-        finally:
-            connection.close()
+    def beat(self) -> None:
+        status = LabelingRun.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
+        if status is not None and status != LabelingRun.Status.RUNNING:  # None: not visible to us yet
+            self.stop_requested.set()
+        super().beat()
 
 
 class ChunkRequests:
@@ -174,7 +164,13 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
         )
         return f"failed: {error}"
     prepared = ChunkRequests(ctx, chunk)
-    written, outcome, asked = _label(ctx, token, provider, prepared, judge)
+    try:
+        written, outcome, asked = _label(ctx, token, provider, prepared, judge)
+    except BaseException:
+        # E.g. the database dropped the connection: the task's retry may claim the chunk at once instead of
+        # waiting out the lease (and the watchdog), and redoes only what no flush stored.
+        leases.lease_release(RunChunk, chunk.pk, token, after_error=True)
+        raise
     if outcome is None:
         return "lost the chunk's lease to another worker; it carries on"
     LabelingRun.objects.filter(pk=run.pk).finish_if_complete()

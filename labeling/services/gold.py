@@ -53,6 +53,19 @@ def _lock_policy(policy_id: int) -> None:
     Policy.objects.select_for_update().filter(pk=policy_id).first()
 
 
+def _approved_candidate(candidate_id: int) -> Candidate:
+    candidate = Candidate.objects.select_related("run__policy_version", "pair__member", "pair__job").get(
+        pk=candidate_id
+    )
+    if candidate.run.purpose != LabelingRun.Purpose.LABELING or not candidate.is_human_approved:
+        state = candidate.get_review_state_display() if candidate.review_state else "not reviewed by a human"
+        raise GoldError(
+            f"Item #{candidate.pk} is not human-approved yet ({state}): only items reviewers agreed on or a policy "
+            "owner adjudicated can become gold."
+        )
+    return candidate
+
+
 @dataclass
 class GoldMarkResult:
     gold: GoldLabel
@@ -62,22 +75,17 @@ class GoldMarkResult:
 def gold_mark(*, user, candidate_id: int, replace: bool = False) -> GoldMarkResult:
     """Make a human-approved item's label the gold label of its pair under its policy."""
     require_owner(user)
-    try:
-        candidate = Candidate.objects.select_related("run__policy_version", "pair__member", "pair__job").get(
-            pk=candidate_id
-        )
-    except Candidate.DoesNotExist:
-        raise GoldError(f"There is no item #{candidate_id}.") from None
-    if candidate.run.purpose != LabelingRun.Purpose.LABELING or not candidate.is_human_approved:
-        state = candidate.get_review_state_display() if candidate.review_state else "not reviewed by a human"
-        raise GoldError(
-            f"Item #{candidate.pk} is not human-approved yet ({state}): only items reviewers agreed on or a policy "
-            "owner adjudicated can become gold."
-        )
-    policy_id = candidate.run.policy_version.policy_id
+    policy_id = (
+        Candidate.objects.filter(pk=candidate_id).values_list("run__policy_version__policy_id", flat=True).first()
+    )
+    if policy_id is None:
+        raise GoldError(f"There is no item #{candidate_id}.")
     now = timezone.now()
     with transaction.atomic():
+        # The approval is read under the policy lock a review undo also takes: an undo cannot land between the
+        # check and the write, so gold is never made from an item that was just reopened.
         _lock_policy(policy_id)
+        candidate = _approved_candidate(candidate_id)
         gold = GoldLabel.objects.filter(policy_id=policy_id, pair_id=candidate.pair_id).first()
         if gold is None:
             gold = GoldLabel.objects.create(

@@ -10,8 +10,9 @@ from axes.models import AccessAttempt
 WRONG = "not-the-password"
 
 
-def _log_in(client, username: str, password: str, *, path: str = "/login/", address: str = "127.0.0.1"):
-    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address)
+def _log_in(client, username: str, password: str, *, path: str = "/login/", address: str = "127.0.0.1", forwarded=None):
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address, **headers)
 
 
 def _fail(client, username: str, times: int, **kwargs) -> None:
@@ -107,3 +108,32 @@ def test_the_lock_out_page_escapes_the_username(client):
 
     assert "&lt;b&gt;eve&lt;/b&gt;" in page
     assert "<b>eve</b>" not in page
+
+
+# --- behind a proxy -------------------------------------------------------------------------------------------
+PROXY = "10.0.0.2"  # every request reaches the app from the TLS-terminating proxy
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_clients_are_throttled_by_their_own_address(client, owner, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    _lock(client, "olivia", address=PROXY, forwarded="203.0.113.5")
+
+    assert _log_in(client, "olivia", "pw-olivia", address=PROXY, forwarded="203.0.113.5").status_code == 429
+    # A client cannot escape by prepending an address: the proxy appends the one it saw, and only that counts.
+    assert (
+        _log_in(client, "olivia", "pw-olivia", address=PROXY, forwarded="198.51.100.7, 203.0.113.5").status_code == 429
+    )
+    assert _log_in(client, "olivia", "pw-olivia", address=PROXY, forwarded="198.51.100.7").status_code == 302
+    assert _logged_in(client)
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.5"}
+
+
+@pytest.mark.django_db
+def test_without_a_trusted_proxy_a_forged_forwarded_for_does_not_escape_the_lock(client, owner, settings):
+    assert settings.TRUSTED_PROXY_COUNT == 0  # the default: the header is never trusted
+    _lock(client, "olivia", address=PROXY, forwarded="203.0.113.5")
+
+    assert _log_in(client, "olivia", "pw-olivia", address=PROXY, forwarded="198.51.100.7").status_code == 429
+    assert not _logged_in(client)
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {PROXY}
