@@ -30,7 +30,40 @@ class TokenAuth(HttpBearer):
         return user
 
 
-api = NinjaAPI(
+#: Answers every router shares but no endpoint declares: a 401 from the authentication above, and django-ninja's own
+#: 422 for a request whose parameters or body do not fit the operation's schema (``detail`` lists each problem).
+UNAUTHORIZED = {
+    "description": "No valid API token (missing, unknown, revoked or expired) and no browser session.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"],
+    }}},
+}  # fmt: skip
+UNPROCESSABLE = {
+    "description": "A parameter or the body does not match the schema; each entry of ``detail`` names one.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["detail"],
+        "properties": {"detail": {"type": "array", "items": {"type": "object"}}},
+    }}},
+}  # fmt: skip
+
+
+class PolicyHubAPI(NinjaAPI):
+    """The API, with the shared 401 and 422 answers listed in the OpenAPI document of every operation they can
+    come from, so generated clients (and the fuzz test, ``tests/policyhub/test_api_fuzz.py``) expect them."""
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if operation.get("security"):
+                    responses.setdefault(401, UNAUTHORIZED)
+                if operation.get("parameters") or operation.get("requestBody"):
+                    responses.setdefault(422, UNPROCESSABLE)
+        return schema
+
+
+api = PolicyHubAPI(
     title="PolicyHub API",
     version="1",
     description="Policies, versions, diffs and prompts. Authenticate with `Authorization: Bearer <token>`.",
