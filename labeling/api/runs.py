@@ -3,7 +3,7 @@
 
 from dataclasses import asdict
 
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from policyhub.api_root import ErrorOut, require_role
@@ -241,7 +241,9 @@ def resume_run(request, run_id: int):
     response={200: list[CandidateOut], 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_api_list_candidates",
 )
-def list_candidates(request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = 0):
+def list_candidates(
+    request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = Query(0, ge=0)
+):
     require_role(request, ML_ENGINEER)
     limit = max(1, min(limit, 1000))
     run = run_or_404(run_id, request.auth)
