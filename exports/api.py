@@ -18,6 +18,17 @@ from .selection import ExportError
 
 router = Router(tags=["exports"])
 
+_FILE = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+#: What a download answers besides its errors (``exports/downloads.py``): the file's own content type, streamed.
+DOWNLOAD = {
+    "responses": {
+        200: {"description": "The whole file (``Accept-Ranges: bytes``; ``ETag``: its sha256).", "content": _FILE},
+        206: {"description": "The bytes ``Range: bytes=N-M`` asked for (``Content-Range`` says which).",
+              "content": _FILE},
+        416: {"description": "The range lies outside the file (``Content-Range: bytes */<size>``)."},
+    }
+}  # fmt: skip
+
 
 class ExportIn(Schema):
     policy: str
@@ -161,14 +172,18 @@ def _download(request, export: DatasetExport, name: str):
     return file_response(request, download.path, filename=download.filename, etag=download.etag)
 
 
-@router.get("/exports/{export_id}/files/{name}", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+@router.get(
+    "/exports/{export_id}/files/{name}", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, openapi_extra=DOWNLOAD
+)
 def download_file(request, export_id: int, name: str):
     """A file of the export, streamed; ``Range: bytes=N-`` resumes an interrupted download (206)."""
     require_role(request, ML_ENGINEER)
     return _download(request, _get(export_id), name)
 
 
-@router.get("/exports/{export_id}/archive", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+@router.get(
+    "/exports/{export_id}/archive", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, openapi_extra=DOWNLOAD
+)
 def download_archive(request, export_id: int):
     """Every file of the export in one tar, streamed, with range support."""
     require_role(request, ML_ENGINEER)
@@ -189,7 +204,7 @@ def latest_export(request, slug: str):
     return _out(_latest(slug))
 
 
-@router.get("/policies/{slug}/exports/latest/archive", response={403: ErrorOut, 404: ErrorOut})
+@router.get("/policies/{slug}/exports/latest/archive", response={403: ErrorOut, 404: ErrorOut}, openapi_extra=DOWNLOAD)
 def latest_archive(request, slug: str):
     """The archive of the policy's latest finished export: the one-liner's endpoint."""
     require_role(request, ML_ENGINEER)
@@ -197,7 +212,9 @@ def latest_archive(request, slug: str):
     return _download(request, export, export.archive_name)
 
 
-@router.get("/policies/{slug}/exports/latest/files/{name}", response={403: ErrorOut, 404: ErrorOut})
+@router.get(
+    "/policies/{slug}/exports/latest/files/{name}", response={403: ErrorOut, 404: ErrorOut}, openapi_extra=DOWNLOAD
+)
 def latest_file(request, slug: str, name: str):
     require_role(request, ML_ENGINEER)
     return _download(request, _latest(slug), name)
