@@ -1,6 +1,6 @@
 """The whole JSON API, fuzzed from its own OpenAPI document (Schemathesis) as each role: whatever a caller sends,
 no operation answers 500, every answer's status is one the document lists for it, and its body matches the schema
-documented for that status. Anonymous callers get nothing but 401/403/404.
+documented for that status; a request the schema forbids is refused. Anonymous callers get nothing but 401/403/404.
 
 Cases are generated from ``/api/openapi.json`` with a fixed seed, derandomised, a bounded number per operation, so
 a run is repeatable. They mix values the schema allows, values it forbids, and (where an operation has path
@@ -23,7 +23,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from exports import services as export_services
 from labeling.models import Candidate, TeacherConfig
@@ -33,7 +37,8 @@ from tests.labeling.conftest import process_run, published  # noqa: F401 - fixtu
 
 SEED = 20261202
 EXAMPLES_PER_OPERATION = 15
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+#: No 5xx; a documented status with a body that matches its schema; a request the schema forbids is refused (4xx).
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, negative_data_rejection]
 #: Label Studio is not configured here (the ``labelstudio`` tests run a real one), so push and pull answer their
 #: documented 503 "not configured", which ``not_a_server_error`` would count as a crash; their status and body are
 #: still checked against the document.
