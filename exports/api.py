@@ -19,8 +19,15 @@ from .selection import ExportError
 router = Router(tags=["exports"])
 
 _FILE = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-#: What a download answers besides its errors (``exports/downloads.py``): the file's own content type, streamed.
+#: What a download takes and answers besides its errors (``exports/downloads.py``): range headers; the file in its
+#: own content type, streamed.
 DOWNLOAD = {
+    "parameters": [
+        {"in": "header", "name": "Range", "required": False, "schema": {"type": "string"}, "example": "bytes=100-",
+         "description": "``bytes=N-`` or ``bytes=N-M`` (one range) to resume a download."},
+        {"in": "header", "name": "If-Range", "required": False, "schema": {"type": "string"},
+         "description": "The ``ETag`` of the copy already downloaded: the range is sent only if it still matches."},
+    ],
     "responses": {
         200: {"description": "The whole file (``Accept-Ranges: bytes``; ``ETag``: its sha256).", "content": _FILE},
         206: {"description": "The bytes ``Range: bytes=N-M`` asked for (``Content-Range`` says which).",
