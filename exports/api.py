@@ -7,7 +7,7 @@ from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
 from labeling.models import LabelingRun
-from policyhub.api_root import ErrorOut, require_role
+from policyhub.api_root import IDEMPOTENT, ErrorOut, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 
@@ -117,7 +117,11 @@ def _bad(error: ExportError) -> HttpError:
     return HttpError(409 if error.field == "status" else 400, f"{error.field}: {error.message}")
 
 
-@router.post("/exports", response={200: ExportOut, 202: ExportOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut})
+@router.post(
+    "/exports",
+    response={200: ExportOut, 202: ExportOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    openapi_extra=IDEMPOTENT,
+)
 def create_export(request, payload: ExportIn):
     """Create an export; 202 while it builds (poll ``GET /api/exports/{id}``). Send an ``Idempotency-Key`` header:
     the same key returns the same export (200)."""

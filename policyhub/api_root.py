@@ -47,6 +47,16 @@ UNPROCESSABLE = {
 }  # fmt: skip
 
 
+#: ``openapi_extra`` of the endpoints that create something (runs, exports): the header that makes a retry safe.
+IDEMPOTENT = {
+    "parameters": [
+        {"in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"},
+         "description": "Any string (the first 200 characters count): the same key from the same user returns the "
+                        "object the first request made instead of making another."},
+    ]
+}  # fmt: skip
+
+
 class PolicyHubAPI(NinjaAPI):
     """The API, with the shared 401 and 422 answers listed in the OpenAPI document of every operation they can
     come from, so generated clients (and the fuzz test, ``tests/policyhub/test_api_fuzz.py``) expect them."""

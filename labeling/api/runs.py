@@ -6,7 +6,7 @@ from dataclasses import asdict
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from policyhub.api_root import ErrorOut, require_role
+from policyhub.api_root import IDEMPOTENT, ErrorOut, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 
@@ -191,6 +191,7 @@ def plan_run(request, payload: RunIn):
     "/runs",
     response={200: RunOut, 201: RunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_api_create_run",
+    openapi_extra=IDEMPOTENT,
 )
 def create_run(request, payload: RunIn):
     """Start a run. Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same run."""
