@@ -7,7 +7,7 @@ from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
 from labeling.models import LabelingRun
-from policyhub.api_root import IDEMPOTENT, ErrorOut, require_role
+from policyhub.api_root import IDEMPOTENT, ErrorOut, TextIn, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 
@@ -37,7 +37,7 @@ DOWNLOAD = {
 }  # fmt: skip
 
 
-class ExportIn(Schema):
+class ExportIn(TextIn):
     policy: str
     version: int
     runs: list[int] = []  # default: every run of the version

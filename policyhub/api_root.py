@@ -11,7 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError
+from ninja.errors import ValidationError as RequestInvalid
+from ninja.parser import Parser
 from ninja.security import HttpBearer, django_auth
+from pydantic import model_validator
 
 from . import roles, services
 from .models import ContentValidationError
@@ -28,6 +31,47 @@ class TokenAuth(HttpBearer):
         if user is not None:
             request.user = user
         return user
+
+
+def _nul_at(value, path: list) -> list | None:
+    """Where in parsed JSON or a query a NUL character is (a key or a string), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return [*path, key]
+        found = _nul_at(item, [*path, key])
+        if found is not None:
+            return found
+    return None
+
+
+class TextParser(Parser):
+    """django-ninja's parser, refusing a query or form field with a NUL character (``\\u0000``) with a 422:
+    PostgreSQL can neither store nor compare such text, so it would otherwise fail as a database error (500)."""
+
+    def parse_querydict(self, data, list_fields, request):
+        parsed = super().parse_querydict(data, list_fields, request)
+        found = _nul_at(parsed, ["form" if data is request.POST else "query"])
+        if found is not None:
+            raise RequestInvalid(
+                [{"type": "nul_character", "loc": found, "msg": "Text may not contain NUL (\\u0000)."}]
+            )
+        return parsed
+
+
+class TextIn(Schema):
+    """Base of the API's JSON bodies: text with a NUL character is refused with a 422, as ``TextParser`` does for
+    queries and forms."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_nul(cls, data, handler):
+        found = _nul_at(getattr(data, "_obj", data), [])  # ninja may have wrapped the parsed JSON already
+        if found is not None:
+            raise ValueError(f"Text may not contain NUL (\\u0000), as at {'.'.join(map(str, found)) or 'the top'}.")
+        return handler(data)
 
 
 #: Answers every router shares but no endpoint declares: a 401 from the authentication above, and django-ninja's own
@@ -78,6 +122,7 @@ api = PolicyHubAPI(
     version="1",
     description="Policies, versions, diffs and prompts. Authenticate with `Authorization: Bearer <token>`.",
     auth=[TokenAuth(), django_auth],
+    parser=TextParser(),
     urls_namespace="api",
 )
 

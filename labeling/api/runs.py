@@ -6,7 +6,7 @@ from dataclasses import asdict
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from policyhub.api_root import IDEMPOTENT, ErrorOut, require_role
+from policyhub.api_root import IDEMPOTENT, ErrorOut, TextIn, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 
@@ -19,7 +19,7 @@ from .common import run_or_404
 router = Router(tags=["runs"])
 
 
-class RunIn(Schema):
+class RunIn(TextIn):
     policy: str
     version: int
     teacher: str

@@ -44,6 +44,13 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 #: still checked against the document.
 NO_LABEL_STUDIO = {"POST /api/runs/{run_id}/labelstudio/push", "POST /api/runs/{run_id}/labelstudio/pull"}
 ROLES = ["anonymous", "annotator", "policy_owner", "ml_engineer", "staff"]
+#: Bodies naming the real rows, for the operations that start something (headers and the rest still vary).
+_RUN = {"policy": "match", "version": 1, "teacher": "baseline"}
+REAL_BODIES = {
+    "POST /api/runs/plan": _RUN,
+    "POST /api/runs": _RUN,
+    "POST /api/exports": {"policy": "match", "version": 1},
+}
 #: Operations that must have answered 200 at least once per role: proof that the cases reach the real rows.
 READS_DATA = {
     "anonymous": set(),
@@ -139,6 +146,8 @@ def test_every_operation_answers_as_documented(role, api_data, make_user, settin
         strategies = [operation.as_strategy(mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
         if known:
             strategies.append(operation.as_strategy(path_parameters=known))
+        if operation.label in REAL_BODIES:
+            strategies.append(operation.as_strategy(body=REAL_BODIES[operation.label]))
         strategy = st.one_of(strategies)
 
         @seed(SEED)
@@ -164,3 +173,25 @@ def test_every_operation_answers_as_documented(role, api_data, make_user, settin
     assert {label for label, statuses in answered.items() if 200 in statuses} >= READS_DATA[role], answered
     if role == "anonymous":
         assert set().union(*answered.values()) <= {401, 403, 404}, answered
+
+
+# --- what the fuzzing found, pinned so a change of generated cases cannot lose it -----------------------------
+def test_text_with_a_nul_character_is_refused_with_a_422(client, api_data, engineer):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {services.api_token_create(user=engineer, name='t').raw}"}
+    body = {"policy": "ma\u0000tch", "version": 1, "teacher": "baseline"}
+
+    created = client.post("/api/runs", body, content_type="application/json", **auth)
+    listed = client.get(f"/api/runs/{api_data['run_id']}/candidates", {"routing": "\u0000"}, **auth)
+
+    assert created.status_code == listed.status_code == 422
+    assert "NUL" in created.json()["detail"][0]["msg"] and "policy" in created.json()["detail"][0]["msg"]
+    assert listed.json()["detail"][0]["loc"] == ["query", "routing"]
+
+
+def test_a_negative_candidates_offset_is_refused_with_a_422(client, api_data, engineer):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {services.api_token_create(user=engineer, name='t').raw}"}
+
+    response = client.get(f"/api/runs/{api_data['run_id']}/candidates", {"offset": -1}, **auth)
+
+    assert response.status_code == 422
+    assert client.get(f"/api/runs/{api_data['run_id']}/candidates", {"offset": 1}, **auth).status_code == 200
