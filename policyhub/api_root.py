@@ -8,6 +8,7 @@ Every endpoint checks the caller's role, exactly like the pages.
 """
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DataError
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError
@@ -157,3 +158,14 @@ def _invalid(request, exc: ValidationError):
 @api.exception_handler(services.DraftConflict)
 def _conflict(request, exc: services.DraftConflict):
     return api.create_response(request, {"detail": str(exc), "current_revision": exc.current.revision}, status=409)
+
+
+@api.exception_handler(DataError)
+def _nul_in_text(request, exc: DataError):
+    """A path parameter (the parser and ``TextIn`` refuse NUL in queries, forms and bodies before any query runs)
+    with a NUL character reaches PostgreSQL, which refuses it: the same 422 instead of a 500. Any other database
+    error is not the caller's fault and stays a 500."""
+    if "NUL" not in str(exc):
+        raise exc
+    detail = [{"type": "nul_character", "loc": ["path"], "msg": "Text may not contain NUL (\\u0000)."}]
+    return api.create_response(request, {"detail": detail}, status=422)

@@ -188,6 +188,17 @@ def test_text_with_a_nul_character_is_refused_with_a_422(client, api_data, engin
     assert listed.json()["detail"][0]["loc"] == ["query", "routing"]
 
 
+@pytest.mark.parametrize("url", ["/api/policies/ma%00tch/versions/1", "/api/policies/ma%00tch/exports/latest"])
+def test_a_path_with_a_nul_character_is_refused_with_a_422(client, api_data, engineer, url):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {services.api_token_create(user=engineer, name='t').raw}"}
+
+    response = client.get(url, **auth)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path"]
+    assert client.get("/api/policies/match/versions/1", **auth).status_code == 200
+
+
 def test_a_negative_candidates_offset_is_refused_with_a_422(client, api_data, engineer):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {services.api_token_create(user=engineer, name='t').raw}"}
 
