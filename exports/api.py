@@ -7,7 +7,7 @@ from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
 from labeling.models import LabelingRun
-from policyhub.api_root import ErrorOut, require_role
+from policyhub.api_root import IDEMPOTENT, ErrorOut, TextIn, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 
@@ -18,8 +18,26 @@ from .selection import ExportError
 
 router = Router(tags=["exports"])
 
+_FILE = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+#: What a download takes and answers besides its errors (``exports/downloads.py``): range headers; the file in its
+#: own content type, streamed.
+DOWNLOAD = {
+    "parameters": [
+        {"in": "header", "name": "Range", "required": False, "schema": {"type": "string"}, "example": "bytes=100-",
+         "description": "``bytes=N-`` or ``bytes=N-M`` (one range) to resume a download."},
+        {"in": "header", "name": "If-Range", "required": False, "schema": {"type": "string"},
+         "description": "The ``ETag`` of the copy already downloaded: the range is sent only if it still matches."},
+    ],
+    "responses": {
+        200: {"description": "The whole file (``Accept-Ranges: bytes``; ``ETag``: its sha256).", "content": _FILE},
+        206: {"description": "The bytes ``Range: bytes=N-M`` asked for (``Content-Range`` says which).",
+              "content": _FILE},
+        416: {"description": "The range lies outside the file (``Content-Range: bytes */<size>``)."},
+    }
+}  # fmt: skip
 
-class ExportIn(Schema):
+
+class ExportIn(TextIn):
     policy: str
     version: int
     runs: list[int] = []  # default: every run of the version
@@ -99,7 +117,11 @@ def _bad(error: ExportError) -> HttpError:
     return HttpError(409 if error.field == "status" else 400, f"{error.field}: {error.message}")
 
 
-@router.post("/exports", response={200: ExportOut, 202: ExportOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut})
+@router.post(
+    "/exports",
+    response={200: ExportOut, 202: ExportOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    openapi_extra=IDEMPOTENT,
+)
 def create_export(request, payload: ExportIn):
     """Create an export; 202 while it builds (poll ``GET /api/exports/{id}``). Send an ``Idempotency-Key`` header:
     the same key returns the same export (200)."""
@@ -161,14 +183,18 @@ def _download(request, export: DatasetExport, name: str):
     return file_response(request, download.path, filename=download.filename, etag=download.etag)
 
 
-@router.get("/exports/{export_id}/files/{name}", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+@router.get(
+    "/exports/{export_id}/files/{name}", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, openapi_extra=DOWNLOAD
+)
 def download_file(request, export_id: int, name: str):
     """A file of the export, streamed; ``Range: bytes=N-`` resumes an interrupted download (206)."""
     require_role(request, ML_ENGINEER)
     return _download(request, _get(export_id), name)
 
 
-@router.get("/exports/{export_id}/archive", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
+@router.get(
+    "/exports/{export_id}/archive", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, openapi_extra=DOWNLOAD
+)
 def download_archive(request, export_id: int):
     """Every file of the export in one tar, streamed, with range support."""
     require_role(request, ML_ENGINEER)
@@ -189,7 +215,7 @@ def latest_export(request, slug: str):
     return _out(_latest(slug))
 
 
-@router.get("/policies/{slug}/exports/latest/archive", response={403: ErrorOut, 404: ErrorOut})
+@router.get("/policies/{slug}/exports/latest/archive", response={403: ErrorOut, 404: ErrorOut}, openapi_extra=DOWNLOAD)
 def latest_archive(request, slug: str):
     """The archive of the policy's latest finished export: the one-liner's endpoint."""
     require_role(request, ML_ENGINEER)
@@ -197,7 +223,9 @@ def latest_archive(request, slug: str):
     return _download(request, export, export.archive_name)
 
 
-@router.get("/policies/{slug}/exports/latest/files/{name}", response={403: ErrorOut, 404: ErrorOut})
+@router.get(
+    "/policies/{slug}/exports/latest/files/{name}", response={403: ErrorOut, 404: ErrorOut}, openapi_extra=DOWNLOAD
+)
 def latest_file(request, slug: str, name: str):
     require_role(request, ML_ENGINEER)
     return _download(request, _latest(slug), name)

@@ -7,7 +7,7 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 
 from . import roles, selectors, services
-from .api_root import ErrorOut, require_role
+from .api_root import ErrorOut, TextIn, require_role
 from .diffing import version_diff
 from .models import PolicyVersion
 from .prompts import build_system_prompt, frozen_prompt
@@ -54,14 +54,14 @@ class PolicyOut(Schema):
     versions: list[VersionSummary]
 
 
-class DraftIn(Schema):
+class DraftIn(TextIn):
     revision: int
     body: str = ""
     labels: list[LabelSchema]
     rules: list[RuleSchema]
 
 
-class PublishIn(Schema):
+class PublishIn(TextIn):
     revision: int
 
 

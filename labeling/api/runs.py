@@ -3,10 +3,10 @@
 
 from dataclasses import asdict
 
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from policyhub.api_root import ErrorOut, require_role
+from policyhub.api_root import IDEMPOTENT, ErrorOut, TextIn, require_role
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER
 
@@ -19,7 +19,7 @@ from .common import run_or_404
 router = Router(tags=["runs"])
 
 
-class RunIn(Schema):
+class RunIn(TextIn):
     policy: str
     version: int
     teacher: str
@@ -191,6 +191,7 @@ def plan_run(request, payload: RunIn):
     "/runs",
     response={200: RunOut, 201: RunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_api_create_run",
+    openapi_extra=IDEMPOTENT,
 )
 def create_run(request, payload: RunIn):
     """Start a run. Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same run."""
@@ -241,7 +242,9 @@ def resume_run(request, run_id: int):
     response={200: list[CandidateOut], 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_api_list_candidates",
 )
-def list_candidates(request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = 0):
+def list_candidates(
+    request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = Query(0, ge=0)
+):
     require_role(request, ML_ENGINEER)
     limit = max(1, min(limit, 1000))
     run = run_or_404(run_id, request.auth)
