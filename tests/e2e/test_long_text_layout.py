@@ -25,7 +25,7 @@ NOTE = "Reviewer note: " + TOKEN + " " + "details " * 100
 
 
 def load_long_pair():
-    """Two pairs (mL × jL is the long one, m2 × jL a short one) through the real importer."""
+    """Two pairs (mL × jL is the long one, m2 × jL a short one) through the real importer, and a refused import."""
     members = f"member_id,headline,summary\nmL,{HEADLINE},{SUMMARY}\nm2,Short member,Plain\n"
     jobs = f"job_id,title,description\njL,{TITLE},Pipelines {TOKEN} and more\n"
     for kind, text in [("members", members), ("jobs", jobs), ("pairs", "member_id,job_id\nmL,jL\nm2,jL\n")]:
@@ -70,6 +70,7 @@ def test_long_member_and_job_text_fits_every_page(page, login, policy, owner, ma
             reviews_needed=1)  # fmt: skip
     long_item = Candidate.objects.get(run=run, pair__member__external_id="mL")
     short_item = Candidate.objects.get(run=run, pair__member__external_id="m2")
+    Candidate.objects.filter(pk=long_item.pk).update(trust_ok=False, trust={"tone": {"ok": False, "detail": TOKEN}})
     Review.objects.create(candidate=short_item, reviewer=other, label="no_match", note=NOTE)
     Review.objects.create(candidate=short_item, reviewer=owner, label="strong_match", note="Fine.")
     Candidate.objects.filter(pk=short_item.pk).update(review_state="adjudication", reviews_done=2, reviews_needed=2)
@@ -94,12 +95,15 @@ def test_long_member_and_job_text_fits_every_page(page, login, policy, owner, ma
     reveal(page, "#flips", TITLE)
     reveal(page, "#flips", RATIONALE)
 
-    # The run page's candidate table.
+    # The run page's candidate table and its flagged answers.
     page.goto(f"/runs/{run.pk}/")
     expect(page.locator("#candidates tbody tr")).to_have_count(2)  # both need review
     fits_the_window(page)
     reveal(page, "#candidates", HEADLINE)
     reveal(page, "#candidates", TITLE)
+    expect(page.locator(f"#flagged tr[data-candidate='{long_item.pk}']")).to_contain_text(TOKEN)  # the check's detail
+    expect(page.locator(f"#flagged tr[data-candidate='{short_item.pk}']")).to_have_count(0)
+    reveal(page, "#flagged", RATIONALE)
 
     # The review page shows the whole summary, wrapped, and the teacher's rationale.
     page.goto(f"/review/?run={run.pk}")
@@ -122,8 +126,9 @@ def test_long_member_and_job_text_fits_every_page(page, login, policy, owner, ma
     page.goto(f"/runs/{run.pk}/gold/")
     fits_the_window(page)
 
-    # Agreement, the import list and the failed import's error list.
-    for url in (f"/runs/{run.pk}/agreement/", "/imports/", "/runs/", f"/policies/{policy.slug}/gold/score/"):
+    # Agreement, lists, the policy pages and the refused import's error list.
+    for url in (f"/runs/{run.pk}/agreement/", "/imports/", "/runs/", f"/policies/{policy.slug}/gold/score/",
+                f"/policies/{policy.slug}/", f"/policies/{policy.slug}/v1/"):  # fmt: skip
         page.goto(url)
         fits_the_window(page)
     bad = ImportBatch.objects.get(source_name="bad.csv")
