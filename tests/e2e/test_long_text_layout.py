@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from labeling.models import Candidate, GoldLabel, ImportBatch, LabelingRun, Review, TeacherConfig, TeacherSample
 from labeling.services import draft_preview_start, import_file, labeling_run_create
 from policyhub import roles
+from policyhub.services import policy_version_draft_save
 from tests.celery_worker import purge_queue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -135,4 +136,17 @@ def test_long_member_and_job_text_fits_every_page(page, login, policy, owner, ma
     page.goto(f"/imports/{bad.pk}/")
     expect(page.locator("#import-errors")).to_contain_text("s" * 20)
     fits_the_window(page)
-    assert re.search(r"/imports/\d+/$", page.url) and page.js_errors == []
+    assert re.search(r"/imports/\d+/$", page.url)
+
+    # Policy text: a draft whose body (prose and a code block) and a rule hold the token.
+    draft = policy.versions.get(number=2)
+    rules = [*draft.rules, {"id": "R9", "text": "Long rule " + TOKEN}]
+    body = f"# Match policy\n\nProse {TOKEN} here.\n\n```\n{TOKEN}\n```\n"
+    policy_version_draft_save(
+        version=draft, user=owner, revision=draft.revision, body=body, labels=draft.labels, rules=rules
+    )
+    for path in ("draft/", "v2/", "v2/prompt/", "compare/?from=1&to=2"):
+        page.goto(f"/policies/{policy.slug}/{path}")
+        expect(page.locator("main")).to_contain_text(TOKEN)
+        fits_the_window(page)
+    assert page.js_errors == []
