@@ -1045,6 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
         server.responder = InventingResponder(fraction=args.invent_facts)
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops it as cleanly as Ctrl-C
+    signal.signal(signal.SIGINT, _interrupt)  # even when started in the background, which ignores SIGINT
     print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
     try:
         while True:
