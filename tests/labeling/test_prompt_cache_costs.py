@@ -4,10 +4,12 @@ cached tokens and prices them at the config's cached-input price (the input pric
 comes first in every request so the cache can serve it, and the plan, the run page and the API show input,
 cached input and output tokens with their cost apart, and the cost per 1,000 labelled pairs."""
 
+import io
 import json
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 
 from labeling.selectors.planning import run_plan
 from labeling.services import labeling_run_create
@@ -154,3 +156,8 @@ def test_the_plan_shows_input_cached_input_and_output_and_the_cost_per_1000_pair
     assert planned["estimated_cached_input_tokens"] == plan.estimated_cached_input_tokens
     assert Decimal(planned["teacher_costs"]["cached_input"]) == parts.cached_input.quantize(Decimal("0.000001"))
     assert Decimal(planned["cost_per_1000_pairs"]) == plan.cost_per_1000_pairs
+
+    out = io.StringIO()
+    call_command("start_run", policy="match", version=1, teacher="other", plan=True, stdout=out)
+    assert f"≈ {plan.estimated_cached_input_tokens} tokens from the provider's prompt cache" in out.getvalue()
+    assert f"≈ ${plan.cost_per_1000_pairs} per 1,000 labelled pairs" in out.getvalue()
