@@ -2,6 +2,8 @@
 
 import os
 import resource
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,3 +41,20 @@ def reset_database() -> None:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def stop_process(process: subprocess.Popen | None, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Stop a process a benchmark started without ever raising: ``sig`` first, SIGKILL if it has not exited after
+    ``timeout`` s. Use SIGTERM, not SIGINT, for children: a benchmark started in the background (``cmd &`` in a
+    script, a CI step) passes SIGINT on ignored, so a child would never see it."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        process.send_signal(sig)
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{name} (pid {process.pid}) did not exit {timeout:g} s after signal {sig}; killing it", file=sys.stderr)
+        process.kill()
+        process.wait()
+    except ProcessLookupError:
+        pass

@@ -18,6 +18,8 @@ Targets: JSONL ≥ 50 % and Parquet ≥ 30 % of the floor's rows/s; peak RSS < 3
 
 import argparse
 import multiprocessing
+import queue
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -143,9 +145,19 @@ def run_stage(name: str, version_id: int, run_id: int, folder: str) -> tuple[int
     result = context.Queue()
     process = context.Process(target=_stage, args=(name, version_id, run_id, folder, result))
     process.start()
-    outcome = result.get()
-    process.join()
-    return outcome
+    try:
+        while True:
+            try:
+                return result.get(timeout=1)
+            except queue.Empty:
+                if not process.is_alive():  # it died (killed, out of memory) without its figures: say so, not hang
+                    sys.exit(f"the {name} stage exited with code {process.exitcode} before reporting its figures")
+    finally:  # the figures are in hand; a stage that will not exit must not hide them
+        process.join(30)
+        if process.is_alive():
+            print(f"the {name} stage (pid {process.pid}) did not exit; killing it", file=sys.stderr)
+            process.kill()
+            process.join()
 
 
 def main() -> None:

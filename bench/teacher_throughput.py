@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, reset_database
+from _common import ROOT, reset_database, stop_process
 
 
 def free_port() -> int:
@@ -106,19 +106,20 @@ def main() -> None:
             [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--latency", str(args.latency)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "the fake server")
-        with celery_app.connection_for_write() as conn:
-            celery_app.control.purge(connection=conn)
-        worker_log = Path(tmp) / "worker.log"
-        env = {**os.environ, "OPENAI_API_KEY": "bench", "CELERY_BROKER_URL": broker}
-        with worker_log.open("wb") as log:
-            worker = subprocess.Popen(
-                [str(ROOT / ".venv/bin/celery"), "-A", "policyhub", "worker", "--pool=prefork",
-                 f"--concurrency={args.workers}", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        worker = None
         try:
+            wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "the fake server")
+            with celery_app.connection_for_write() as conn:
+                celery_app.control.purge(connection=conn)
+            worker_log = Path(tmp) / "worker.log"
+            env = {**os.environ, "OPENAI_API_KEY": "bench", "CELERY_BROKER_URL": broker}
+            with worker_log.open("wb") as log:
+                worker = subprocess.Popen(
+                    [str(ROOT / ".venv/bin/celery"), "-A", "policyhub", "worker", "--pool=prefork",
+                     f"--concurrency={args.workers}", "--loglevel=INFO", "--without-gossip", "--without-mingle",
+                     "--without-heartbeat"],
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
             time.sleep(3)  # worker start-up
             config = TeacherConfig.objects.create(
                 name="bench", model="fake", base_url=f"http://127.0.0.1:{port}/v1", samples_per_pair=1,
@@ -147,26 +148,29 @@ def main() -> None:
             worker_cpu = tree_cpu_seconds(worker.pid) - cpu_before
             server_cpu = tree_cpu_seconds(server.pid) - server_cpu_before
             if profiler:
-                profiler.send_signal(signal.SIGINT)
-                profiler.wait(30)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            server.send_signal(signal.SIGINT)
-            worker.wait(30)
-            server.wait(30)
-        chunk_lines = [
-            line.split("succeeded in ")[-1] for line in worker_log.read_text().splitlines() if "chunk done" in line
-        ]
-        from django.db.models import Avg
+                stop_process(profiler, "py-spy", signal.SIGINT, timeout=30)  # SIGINT makes py-spy write its output
+            chunk_lines = [
+                line.split("succeeded in ")[-1] for line in worker_log.read_text().splitlines() if "chunk done" in line
+            ]
+            from django.db.models import Avg
 
-        observed_latency = TeacherSample.objects.filter(run=run).aggregate(avg=Avg("latency_ms"))["avg"] / 1000
-        run.refresh_from_db()
-        if run.status != "succeeded" or run.samples_done != args.pairs:
-            sys.exit(f"run ended {run.status}: {run.samples_done} done, {run.samples_failed} failed, {run.error}\n"
-                     + worker_log.read_text()[-3000:])  # fmt: skip
+            observed_latency = TeacherSample.objects.filter(run=run).aggregate(avg=Avg("latency_ms"))["avg"] / 1000
+            run.refresh_from_db()
+            if run.status != "succeeded" or run.samples_done != args.pairs:
+                sys.exit(f"run ended {run.status}: {run.samples_done} done, {run.samples_failed} failed, {run.error}\n"
+                         + worker_log.read_text()[-3000:])  # fmt: skip
+            report(args, DEMO_SLUG, elapsed, worker_cpu, server_cpu, load, observed_latency, chunk_lines, FLUSH_ANSWERS,
+                   FLUSH_SECONDS)  # fmt: skip
+        finally:  # the figures are out; a process that will not stop must not hide them
+            stop_process(worker, "the Celery worker", timeout=30)
+            stop_process(server, "the fake OpenAI server")
+
+
+def report(args, slug, elapsed, worker_cpu, server_cpu, load, observed_latency, chunk_lines, flush_answers,
+           flush_seconds) -> None:  # fmt: skip
     ideal = args.pairs * args.latency / args.concurrency
     per_worker = args.concurrency // args.workers
-    print(f"policy {DEMO_SLUG} v1, {args.pairs:,} pairs, K=1, concurrency {args.concurrency} in flight "
+    print(f"policy {slug} v1, {args.pairs:,} pairs, K=1, concurrency {args.concurrency} in flight "
           f"({args.workers} worker processes × {per_worker}), latency {args.latency * 1000:.0f} ms, "
           f"chunks of {args.chunk_size}")  # fmt: skip
     print(f"wall time   {elapsed:6.1f} s   (ideal {ideal:.1f} s)")
@@ -185,7 +189,7 @@ def main() -> None:
     print(f"vs ideal at observed latency {at_observed / elapsed:6.0%}")
     print("chunks (worker log):", *chunk_lines, sep="\n  ")
     print(
-        f"DB writes   in bulk, one transaction per {FLUSH_ANSWERS:,} answers or {FLUSH_SECONDS:g} s of a chunk "
+        f"DB writes   in bulk, one transaction per {flush_answers:,} answers or {flush_seconds:g} s of a chunk "
         f"({-(-args.pairs // args.chunk_size)} chunks); no per-sample round trips"
     )
 

@@ -44,9 +44,8 @@ class TeacherConfigForm(forms.ModelForm):
         model = TeacherConfig
         fields = [
             "name", "provider", "model", "base_url", "api_key_name", "temperature", "samples_per_pair", "logprobs",
-            "top_logprobs", "price_input_per_mtok", "price_output_per_mtok", "batch_price_factor", "concurrency",
-            "request_timeout",
-            "max_attempts",
+            "top_logprobs", "price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok",
+            "batch_price_factor", "concurrency", "request_timeout", "max_attempts",
         ]  # fmt: skip
 
 

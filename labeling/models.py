@@ -152,6 +152,11 @@ class TeacherConfig(models.Model):
     top_logprobs = models.PositiveSmallIntegerField(default=5)
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    price_cached_input_per_mtok = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True,
+        help_text="Input tokens the provider read from its prompt cache (OpenAI charges a fraction of the input "
+        "price). Empty: the input price.",
+    )  # fmt: skip
     batch_price_factor = models.DecimalField(
         max_digits=4, decimal_places=3, default=Decimal("0.5"),
         validators=[MinValueValidator(Decimal("0.001")), MaxValueValidator(Decimal("1"))],
@@ -209,6 +214,8 @@ class TeacherConfig(models.Model):
         data = {f: getattr(self, f) for f in fields}
         data["price_input_per_mtok"] = str(self.price_input_per_mtok)
         data["price_output_per_mtok"] = str(self.price_output_per_mtok)
+        cached = self.price_cached_input_per_mtok
+        data["price_cached_input_per_mtok"] = None if cached is None else str(cached)
         data["batch_price_factor"] = str(self.batch_price_factor)
         return data
 
@@ -311,6 +318,9 @@ class LabelingRun(models.Model):
     samples_failed = models.PositiveIntegerField(default=0)
     samples_cached = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(
+        default=0, help_text="Of the input tokens, those the provider read from its prompt cache."
+    )
     output_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     # the judge's requests, counted apart from the teacher's
@@ -318,6 +328,7 @@ class LabelingRun(models.Model):
     judge_cached = models.PositiveIntegerField(default=0)
     judge_failed = models.PositiveIntegerField(default=0, help_text="Answers the judge gave no readable verdict on.")
     judge_input_tokens = models.BigIntegerField(default=0)
+    judge_cached_input_tokens = models.BigIntegerField(default=0)
     judge_output_tokens = models.BigIntegerField(default=0)
     judge_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     error = models.TextField(blank=True)

@@ -2,6 +2,7 @@
 (ML engineers)."""
 
 from dataclasses import asdict
+from decimal import Decimal
 
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
@@ -42,6 +43,21 @@ class BatchJobOut(Schema):
     failed_count: int
 
 
+class CostsOut(Schema):
+    input: str = Field(description="Input tokens not read from the prompt cache, at the input price.")
+    cached_input: str = Field(description="Cached input tokens, at the cached-input price (else the input price).")
+    output: str
+
+
+def costs_out(parts) -> dict | None:
+    """A ``CostParts`` as the API shows it (decimal strings, 6 places), None for none."""
+    if parts is None:
+        return None
+    return {
+        kind: str(getattr(parts, kind).quantize(Decimal("0.000001"))) for kind in ("input", "cached_input", "output")
+    }
+
+
 class RunOut(Schema):
     id: int
     policy: str
@@ -58,15 +74,20 @@ class RunOut(Schema):
     samples_failed: int
     samples_cached: int
     input_tokens: int
+    cached_input_tokens: int = Field(description="Of input_tokens, those the provider read from its prompt cache.")
     output_tokens: int
     cost: str
+    costs: CostsOut = Field(description="The teacher's cost by kind of token (the prices of the config snapshot).")
+    cost_per_1000_pairs: str | None = Field(description="Teacher + judge cost per 1,000 labelled pairs.")
     judge: str | None
     judge_requests: int
     judge_cached: int
     judge_failed: int
     judge_input_tokens: int
+    judge_cached_input_tokens: int
     judge_output_tokens: int
     judge_cost: str
+    judge_costs: CostsOut | None
     thresholds: dict
     checks: dict
     routing: dict
@@ -85,7 +106,9 @@ class JudgePlanOut(Schema):
     cached_share: float
     estimated_input_tokens: int
     estimated_output_tokens: int
+    estimated_cached_input_tokens: int
     estimated_cost: str
+    costs: CostsOut | None
 
 
 class PlanOut(Schema):
@@ -96,8 +119,12 @@ class PlanOut(Schema):
     token_basis: str
     estimated_input_tokens: int
     estimated_output_tokens: int
+    estimated_cached_input_tokens: int = Field(description="Of estimated_input_tokens, those a prompt cache serves.")
+    cached_input_basis: str
     estimated_cost: str
     teacher_estimated_cost: str
+    teacher_costs: CostsOut | None
+    cost_per_1000_pairs: str
     judge: JudgePlanOut | None
     price_factor: str
     cached_share: float
@@ -122,6 +149,7 @@ class CandidateOut(Schema):
 
 def _run_out(run: LabelingRun) -> dict:
     summary = selectors.run_routing_summary(run=run)
+    costs = selectors.run_costs(run=run)
     return {
         "id": run.pk,
         "policy": run.policy_version.policy.slug,
@@ -133,12 +161,15 @@ def _run_out(run: LabelingRun) -> dict:
         "status": run.status,
         "error": run.error,
         **{f: getattr(run, f) for f in ("pairs_total", "samples_total", "samples_done", "samples_failed",
-                                         "samples_cached", "input_tokens", "output_tokens")},
+                                         "samples_cached", "input_tokens", "cached_input_tokens", "output_tokens")},
         "cost": str(run.cost),
+        "costs": costs_out(costs.teacher),
+        "cost_per_1000_pairs": None if costs.per_1000_pairs is None else str(costs.per_1000_pairs),
         "judge": run.judge_config.name if run.judge_config else None,
         **{f: getattr(run, f) for f in ("judge_requests", "judge_cached", "judge_failed", "judge_input_tokens",
-                                         "judge_output_tokens")},
+                                         "judge_cached_input_tokens", "judge_output_tokens")},
         "judge_cost": str(run.judge_cost),
+        "judge_costs": costs_out(costs.judge),
         "thresholds": run.thresholds,
         "checks": run.checks,
         "routing": {"auto_accepted": summary["auto_accepted"], "needs_review": summary["needs_review"],
@@ -182,9 +213,12 @@ def plan_run(request, payload: RunIn):
     version, config, judge = _resolve(payload)
     services.labeling_run_check_judge(judge=judge, mode=payload.mode)
     plan = run_plan(version=version, config=config, selection=payload.selection, mode=payload.mode, judge=judge)
-    judged = {**asdict(plan.judge), "estimated_cost": str(plan.judge.estimated_cost)} if plan.judge else None
+    judged = plan.judge and {**asdict(plan.judge), "estimated_cost": str(plan.judge.estimated_cost),
+                             "costs": costs_out(plan.judge.costs)}  # fmt: skip
     return {**plan.__dict__, "estimated_cost": str(plan.estimated_cost), "price_factor": str(plan.price_factor),
-            "teacher_estimated_cost": str(plan.teacher_estimated_cost), "judge": judged}  # fmt: skip
+            "teacher_estimated_cost": str(plan.teacher_estimated_cost), "judge": judged,
+            "teacher_costs": costs_out(plan.teacher_costs),
+            "cost_per_1000_pairs": str(plan.cost_per_1000_pairs)}  # fmt: skip
 
 
 @router.post(

@@ -39,14 +39,16 @@ def write_answers(ctx: RunContext, candidates: list[Candidate], facts: dict, ans
     complete = aggregate_candidates(ctx, candidates, facts, answers)
     paid = [a for a in answers.values() if not a.cached]
     input_tokens, output_tokens = sum(a.input_tokens for a in paid), sum(a.output_tokens for a in paid)
+    cached_input = sum(a.cached_input_tokens for a in paid)
     LabelingRun.objects.filter(pk=run.pk).update(
         **(_store_judged(run, judged) if judged and judged.answers else {}),
         samples_done=F("samples_done") + sum(1 for a in answers.values() if a.ok),
         samples_failed=F("samples_failed") + sum(1 for a in answers.values() if not a.ok),
         samples_cached=F("samples_cached") + sum(1 for a in answers.values() if a.cached),
         input_tokens=F("input_tokens") + input_tokens,
+        cached_input_tokens=F("cached_input_tokens") + cached_input,
         output_tokens=F("output_tokens") + output_tokens,
-        cost=F("cost") + price(run.config_snapshot, input_tokens, output_tokens, run.mode),
+        cost=F("cost") + price(run.config_snapshot, input_tokens, output_tokens, run.mode, cached_input),
     )
     return complete
 
@@ -59,13 +61,16 @@ def _store_judged(run: LabelingRun, judged: Judged) -> dict:
                 payload=judge.cache_payload)  # fmt: skip
     paid = [r for r in replies if not r.cached]
     input_tokens, output_tokens = sum(r.input_tokens for r in paid), sum(r.output_tokens for r in paid)
+    cached_input = sum(r.cached_input_tokens for r in paid)
     return {
         "judge_requests": F("judge_requests") + len(replies),
         "judge_cached": F("judge_cached") + sum(1 for r in replies if r.cached),
         "judge_failed": F("judge_failed") + sum(1 for r in replies if not r.ok),
         "judge_input_tokens": F("judge_input_tokens") + input_tokens,
+        "judge_cached_input_tokens": F("judge_cached_input_tokens") + cached_input,
         "judge_output_tokens": F("judge_output_tokens") + output_tokens,
-        "judge_cost": F("judge_cost") + price(run.judge_snapshot, input_tokens, output_tokens),
+        "judge_cost": F("judge_cost")
+        + price(run.judge_snapshot, input_tokens, output_tokens, cached_input_tokens=cached_input),
     }
 
 

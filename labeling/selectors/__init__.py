@@ -1,8 +1,8 @@
 """Reads of the labeling app, one module per area; import them from here (``selectors.run_get(...)``).
 
 ``agreement`` is the agreement pages' statistics over reviews; ``gold`` the gold set and scores on it; ``previews``
-a draft's preview on the gold set; ``planning`` the pairs a run would cover and what it would cost. Patch a setting
-such as ``QUEUE_COUNT_CAP`` in the module that defines it.
+a draft's preview on the gold set; ``planning`` the pairs a run would cover and what it would cost; ``costs`` what
+a run has paid. Patch a setting such as ``QUEUE_COUNT_CAP`` in the module that defines it.
 """
 
 from .agreement import (
@@ -12,6 +12,7 @@ from .agreement import (
     runs_agreement,
     version_agreement,
 )
+from .costs import RunCosts, run_costs
 from .gold import (
     Answer,
     RunGoldScore,
@@ -66,6 +67,8 @@ from .runs import (
 from .teachers import teacher_config_changes, teacher_config_list, teacher_key_names
 
 __all__ = [
+    "RunCosts",
+    "run_costs",
     "AgreementReport",
     "agreement_figures",
     "run_agreement",

@@ -12,6 +12,12 @@ config's ``batch_price_factor`` of the prices.
 A run with a judge pays for one judge request per answer too: the plan counts them on their own line (tokens
 per request from the judge model's earlier judged runs, else the rule of thumb with ``VERDICT_TOKENS`` per
 verdict; the verdicts cached for answers that are cached already are free) and adds them to the total.
+
+Prompt caching: the policy (the system prompt) comes first in every request, so a provider's prompt cache can
+serve it to every request after the first. The plan's cached input tokens are the share of input the model's
+latest runs that reported cached tokens had cached, else the system prompt's tokens on every billable request but
+the first when it is at least ``PROMPT_CACHE_MIN_TOKENS`` (OpenAI caches no shorter prefix), else none. They are
+priced at the config's cached-input price (the input price when it has none).
 """
 
 from dataclasses import dataclass, field
@@ -25,7 +31,7 @@ from policyhub.prompts import system_prompt as version_system_prompt
 
 from ..models import LabelingRun, Pair, ResponseCache, TeacherConfig, TeacherSample
 from ..pipeline.context import CacheKeys, label_space
-from ..pipeline.pricing import price, price_factor
+from ..pipeline.pricing import CostParts, cost_parts, price_factor
 from ..teacher import TeacherAnswer, request_parameters
 from ..teacher.messages import build_messages, pair_facts, user_message
 from ..teacher.verdicts import SYSTEM_PROMPT as JUDGE_PROMPT
@@ -36,6 +42,7 @@ ANSWER_TOKENS = 90
 VERDICT_TOKENS = 40
 CALIBRATION_SAMPLES = 200
 CALIBRATION_RUNS = 20
+PROMPT_CACHE_MIN_TOKENS = 1024
 
 
 def pairs_for_selection(selection: dict) -> QuerySet[Pair]:
@@ -116,6 +123,8 @@ class JudgePlan:
     estimated_input_tokens: int
     estimated_output_tokens: int
     estimated_cost: Decimal
+    estimated_cached_input_tokens: int = 0  # of estimated_input_tokens
+    costs: CostParts | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,14 @@ class RunPlan:
     is_llm: bool
     teacher_estimated_cost: Decimal = Decimal(0)
     judge: JudgePlan | None = field(default=None)
+    estimated_cached_input_tokens: int = 0  # of estimated_input_tokens: served by the provider's prompt cache
+    cached_input_basis: str = ""
+    teacher_costs: CostParts | None = None  # the teacher's cost by kind of token
+    cost_per_1000_pairs: Decimal = Decimal(0)  # estimated_cost (teacher + judge) per 1,000 labelled pairs
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.estimated_input_tokens - self.estimated_cached_input_tokens
 
 
 def run_plan(
@@ -163,13 +180,19 @@ def run_plan(
     requests = total * k if is_llm else total
     billable = round(requests * (1 - cached_share)) if is_llm else 0
     input_tokens, output_tokens = billable * per_request, billable * rate.tokens_per_answer
+    measured = LabelingRun.objects.filter(config_snapshot__model=config.model, cached_input_tokens__gt=0)
+    measured = measured.order_by("-id").values_list("cached_input_tokens", "input_tokens")[:CALIBRATION_RUNS]
+    static_tokens = round(len(system_prompt) / rate.chars_per_token)
+    cached_input, cached_basis = cached_input_estimate(list(measured), static_tokens, billable, input_tokens)
     factor = price_factor(snapshot, mode)
-    cost = price(snapshot, input_tokens, output_tokens, mode).quantize(Decimal("0.0001"))
+    parts = cost_parts(snapshot, input_tokens, output_tokens, mode, cached_input)
+    cost = parts.total.quantize(Decimal("0.0001"))
     judged = None
     if judge is not None:
         answer_chars = round(rate.tokens_per_answer * rate.chars_per_token)
         judged = judge_plan(version=version, judge=judge, answers=total * k, facts=facts, sample_ids=sample_ids,
                             k=k, cached_answers=cached, answer_chars=answer_chars)  # fmt: skip
+    total_cost = cost + (judged.estimated_cost if judged else 0)
     return RunPlan(
         pairs=total,
         requests=requests,
@@ -182,11 +205,30 @@ def run_plan(
         estimated_input_tokens=input_tokens,
         estimated_output_tokens=output_tokens,
         price_factor=factor,
-        estimated_cost=cost + (judged.estimated_cost if judged else 0),
+        estimated_cost=total_cost,
         is_llm=is_llm,
         teacher_estimated_cost=cost,
         judge=judged,
+        estimated_cached_input_tokens=cached_input,
+        cached_input_basis=cached_basis if is_llm else "",
+        teacher_costs=parts,
+        cost_per_1000_pairs=(total_cost * 1000 / total).quantize(Decimal("0.0001")) if total else Decimal(0),
     )
+
+
+def cached_input_estimate(measured: list[tuple[int, int]], static_tokens: int, requests: int,
+                          input_tokens: int) -> tuple[int, str]:  # fmt: skip
+    """(cached input tokens, basis) for ``requests`` billable requests of ``input_tokens`` in all whose prompts
+    start with ``static_tokens`` of static text; ``measured``: (cached, input) tokens of earlier runs."""
+    cached, seen = sum(m[0] for m in measured), sum(m[1] for m in measured)
+    if seen:
+        share = cached / seen
+        return round(input_tokens * share), f"{share:.0%} of the input, as in {len(measured)} earlier runs"
+    if static_tokens >= PROMPT_CACHE_MIN_TOKENS and requests > 1:
+        return min(input_tokens, (requests - 1) * static_tokens), (
+            f"the policy's {static_tokens} tokens on every request but the first (no earlier runs reported any)"
+        )
+    return 0, f"none: the policy's {static_tokens} tokens are below the {PROMPT_CACHE_MIN_TOKENS}-token minimum"
 
 
 def judge_rate(model: str) -> tuple[int, int, int] | None:
@@ -234,9 +276,16 @@ def judge_plan(*, version: PolicyVersion, judge: TeacherConfig, answers: int, fa
                  "(no earlier judge requests from this model)")  # fmt: skip
     billable = round(answers * (1 - cached_share))
     input_tokens, output_tokens = billable * per_in, billable * per_out
+    measured_cache = LabelingRun.objects.filter(judge_snapshot__model=judge.model, judge_cached_input_tokens__gt=0)
+    measured_cache = measured_cache.order_by("-id").values_list("judge_cached_input_tokens", "judge_input_tokens")
+    cached_input, _ = cached_input_estimate(
+        list(measured_cache[:CALIBRATION_RUNS]), round(len(JUDGE_PROMPT) / CHARS_PER_TOKEN), billable, input_tokens
+    )
+    parts = cost_parts(snapshot, input_tokens, output_tokens, cached_input_tokens=cached_input)
     return JudgePlan(
         config=judge.name, requests=answers, input_tokens_per_request=per_in, output_tokens_per_request=per_out,
         token_basis=basis, cached_share=cached_share, estimated_input_tokens=input_tokens,
         estimated_output_tokens=output_tokens,
-        estimated_cost=price(snapshot, input_tokens, output_tokens).quantize(Decimal("0.0001")),
+        estimated_cost=parts.total.quantize(Decimal("0.0001")), estimated_cached_input_tokens=cached_input,
+        costs=parts,
     )  # fmt: skip

@@ -342,11 +342,13 @@ def _violations(job: BatchJob, results: dict) -> dict:
         if first:  # the second try of a violation: it costs both requests, and a second violation fails it
             answer.attempts = 2
             answer.input_tokens += first["input_tokens"]
+            answer.cached_input_tokens += first.get("cached_input_tokens", 0)
             answer.output_tokens += first["output_tokens"]
         elif answer.error_kind in SCHEMA_ERRORS and not job.resubmission:
             violations[custom_id(key)] = {
                 "error_kind": answer.error_kind, "error": answer.error, "raw": answer.raw,
                 "input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens,
+                "cached_input_tokens": answer.cached_input_tokens,
             }  # fmt: skip
     return violations
 

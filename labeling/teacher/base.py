@@ -30,6 +30,7 @@ class TeacherAnswer:
     label_probs: dict[str, float] | None = None
     raw: str = ""
     input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, those the provider read from its prompt cache
     output_tokens: int = 0
     latency_ms: int = 0
     attempts: int = 1

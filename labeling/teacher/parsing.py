@@ -51,6 +51,7 @@ def read_choice(answer: TeacherAnswer, body) -> dict | None:
         return None
     usage = body.get("usage") or {}
     answer.input_tokens += int(usage.get("prompt_tokens") or 0)
+    answer.cached_input_tokens += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     answer.output_tokens += int(usage.get("completion_tokens") or 0)
     answer.raw = raw
     return choice

@@ -56,6 +56,7 @@ def run_detail(request, pk):
     context = {
         "run": run,
         "summary": selectors.run_routing_summary(run=run),
+        "costs": selectors.run_costs(run=run),
         "stuck_chunks": selectors.run_stuck_chunks(run=run),
         "watchdog_seconds": round(settings.WATCHDOG_INTERVAL_SECONDS),
         "reasons": Candidate.REASONS,

@@ -92,6 +92,10 @@ Token counts
 ------------
 ``usage.prompt_tokens`` is the characters of the messages' contents over :attr:`FakeOpenAI.chars_per_token`
 (default 4), ``completion_tokens`` those of the choices' contents, each at least 1.
+``usage.prompt_tokens_details.cached_tokens`` mimics OpenAI's prompt caching: the characters the prompt (the
+messages' contents in order) shares from its start with the latest earlier prompt that began with the same
+:data:`CACHE_ROUTING_CHARS` characters, over ``chars_per_token`` (no 1,024-token minimum, unlike OpenAI; 0 for the
+first prompt of its kind). Set :attr:`FakeOpenAI.prompt_cache` to False to report 0 always.
 
 Faults
 ------
@@ -119,6 +123,7 @@ import hashlib
 import http.server
 import json
 import math
+import os
 import re
 import signal
 import socket
@@ -425,6 +430,17 @@ def _logprobs_for(content: str, label_value: str, probs: dict[str, float], top_n
     return {"content": tokens, "refusal": None}
 
 
+CACHE_ROUTING_CHARS = 256  # prompts that start alike share a cache, as OpenAI routes on the prompt's start
+
+
+def _prompt_text(messages: list) -> str:
+    return "".join(
+        (m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content")))
+        if isinstance(m, dict) else str(m)
+        for m in messages
+    )  # fmt: skip
+
+
 def _message_chars(messages: list) -> int:
     total = 0
     for message in messages:
@@ -638,6 +654,8 @@ class FakeOpenAI:
         self.batch_polls_to_complete = 2
         self.batch_faults = False
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
+        self.prompt_cache = True  # report ``cached_tokens`` for prompt prefixes seen before
+        self._prompt_prefixes: dict[tuple[str, str], str] = {}  # (model, prompt start) -> the latest such prompt
         self._lock = threading.Lock()
         self._faults: collections.deque[tuple[str, float | None]] = collections.deque()
         self._judge_faults: collections.deque[tuple[str, float | None]] = collections.deque()
@@ -824,6 +842,7 @@ class FakeOpenAI:
             )
         prompt_tokens = max(1, int(_message_chars(body["messages"]) / self.chars_per_token))
         completion_tokens = max(1, int(completion_chars / self.chars_per_token))
+        cached_tokens = min(prompt_tokens, int(self._cached_prefix_chars(body) / self.chars_per_token))
         payload = {
             "id": "chatcmpl-" + _hex(29),
             "object": "chat.completion",
@@ -835,9 +854,21 @@ class FakeOpenAI:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
             },
         }
         return 200, payload, {}
+
+    def _cached_prefix_chars(self, body: dict) -> int:
+        """How many characters of this prompt the fake's prompt cache holds (see "Token counts")."""
+        if not self.prompt_cache:
+            return 0
+        text = _prompt_text(body["messages"])
+        slot = (body["model"], text[:CACHE_ROUTING_CHARS])
+        with self._lock:
+            earlier = self._prompt_prefixes.get(slot, "")
+            self._prompt_prefixes[slot] = text
+        return len(os.path.commonprefix([earlier, text]))
 
     def _handle_chat(self, handler: _Handler, body: dict) -> None:
         with self._lock:
@@ -1045,6 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
         server.responder = InventingResponder(fraction=args.invent_facts)
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops it as cleanly as Ctrl-C
+    signal.signal(signal.SIGINT, _interrupt)  # even when started in the background, which ignores SIGINT
     print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
     try:
         while True:

@@ -489,3 +489,43 @@ def test_cli_serves_until_interrupted(signum):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_cli_stops_on_sigint_when_started_in_the_background():
+    """A background job (``cmd &``, a CI step) starts its children with SIGINT ignored; the server still stops."""
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - what a shell `&` does
+    )
+    try:
+        assert " on http://" in process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_usage_reports_the_prompt_prefix_seen_before_as_cached_tokens(server, client):
+    policy = "Label the pair by the policy. " * 20  # 600 characters: 150 tokens at 4 characters per token
+    first = ask(client, messages=[{"role": "system", "content": policy}, {"role": "user", "content": "pair one"}])
+    again = ask(client, messages=[{"role": "system", "content": policy}, {"role": "user", "content": "pair two"}])
+    other = ask(client, messages=[{"role": "system", "content": "Another policy."}, {"role": "user", "content": "x"}])
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    # the policy and "pair " are shared: 605 characters
+    assert again.usage.prompt_tokens_details.cached_tokens == int(605 / server.chars_per_token)
+    assert again.usage.prompt_tokens == int((600 + 8) / server.chars_per_token)
+    assert other.usage.prompt_tokens_details.cached_tokens == 0
+
+    server.prompt_cache = False
+    assert ask(client, messages=again_messages(policy)).usage.prompt_tokens_details.cached_tokens == 0
+
+
+def again_messages(policy):
+    return [{"role": "system", "content": policy}, {"role": "user", "content": "pair two"}]

@@ -98,3 +98,8 @@ class Command(BaseCommand):
                 f"already cached: ≈ ${judge.estimated_cost}. Teacher ≈ ${plan.teacher_estimated_cost}, "
                 f"total ≈ ${plan.estimated_cost}."
             )
+        if plan.is_llm:
+            self.stdout.write(
+                f"Of the input, ≈ {plan.estimated_cached_input_tokens} tokens from the provider's prompt cache "
+                f"({plan.cached_input_basis}); ≈ ${plan.cost_per_1000_pairs} per 1,000 labelled pairs."
+            )
