@@ -883,6 +883,7 @@ class RedTeamCategory(models.TextChoices):
     INJECTION = "injection", "Prompt injection"
     PROTECTED_ATTRIBUTE = "protected_attribute", "Protected attribute (counterfactual)"
     IRRELEVANT_NOISE = "irrelevant_noise", "Irrelevant noise"
+    HALLUCINATION_BAIT = "hallucination_bait", "Hallucination bait"
 
 
 #: The attributes a ``protected_attribute`` variant may cue (``labeling.variants.protected.CUES``).
@@ -891,6 +892,7 @@ PROTECTED_ATTRIBUTES = ("age", "gender", "ethnicity", "religion", "disability", 
 
 class RedTeamExpectation(models.TextChoices):
     LABEL_EQUALS_CLEAN = "label_equals_clean", "The label equals the clean pair's label"
+    ANY = "any", "Any label (the variant may change what is right)"
 
 
 class RedTeamSet(models.Model):
@@ -931,7 +933,8 @@ class RedTeamSet(models.Model):
 class RedTeamVariant(models.Model):
     """One edited copy of a pair and the invariant a teacher's answer on it must keep: the label equals the clean
     pair's, plus (injection) the pair is flagged ``suspected_injection`` and (protected attribute) the rationale
-    does not mention the attribute."""
+    does not mention the attribute; (hallucination bait) any label, but the rationale does not claim the member
+    meets the requirements in ``member_lacks``."""
 
     Expectation = RedTeamExpectation
 
@@ -954,6 +957,9 @@ class RedTeamVariant(models.Model):
     attribute = models.CharField(max_length=24, blank=True, help_text="protected_attribute: the attribute cued.")
     planted_label = models.CharField(max_length=100, blank=True, help_text="injection: the label the text asks for.")
     rationale_must_not_mention = models.JSONField(default=list, blank=True)
+    member_lacks = models.JSONField(
+        default=list, blank=True, help_text="hallucination_bait: requirements the rationale must not say they meet."
+    )
 
     class Meta:
         ordering = ["red_team_set", "index"]
@@ -979,6 +985,11 @@ class RedTeamVariant(models.Model):
                 )
                 | (~Q(category="protected_attribute") & Q(attribute="")),
                 name="redteamvariant_attribute_iff_protected",
+            ),
+            models.CheckConstraint(  # bait may change the label and names what the member lacks; nothing else does
+                condition=Q(category="hallucination_bait", expected_label="any") & ~Q(member_lacks=[])
+                | (~Q(category="hallucination_bait") & Q(expected_label="label_equals_clean", member_lacks=[])),
+                name="redteamvariant_bait_expectations",
             ),
             models.CheckConstraint(condition=~Q(field=""), name="redteamvariant_field_named"),
         ]

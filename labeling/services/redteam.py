@@ -15,17 +15,22 @@ from django.db import transaction
 from policyhub import roles
 from policyhub.models import Policy, PolicyVersion
 
-from ..models import Pair, RedTeamCategory, RedTeamSet, RedTeamVariant
+from ..models import Pair, RedTeamCategory, RedTeamExpectation, RedTeamSet, RedTeamVariant
 from ..teacher.messages import pair_facts
-from ..variants import injection, noise, protected, seeded_random
+from ..variants import bait, injection, noise, protected, seeded_random
 
 OWNERS_ONLY = "Only policy owners can create red-team sets."
 GENERATORS = {
     RedTeamCategory.INJECTION: injection.generate,
     RedTeamCategory.PROTECTED_ATTRIBUTE: protected.generate,
     RedTeamCategory.IRRELEVANT_NOISE: noise.generate,
+    RedTeamCategory.HALLUCINATION_BAIT: bait.generate,
 }
 _MAX_SEED = 2**63 - 1
+#: What each category expects of the label: bait adds requirements, so the right label may change.
+EXPECTED_LABEL = dict.fromkeys(GENERATORS, RedTeamExpectation.LABEL_EQUALS_CLEAN) | {
+    RedTeamCategory.HALLUCINATION_BAIT: RedTeamExpectation.ANY
+}
 
 
 class RedTeamError(ValidationError):
@@ -102,9 +107,12 @@ def red_team_set_create(
     for pair_id, member_id, job_id in sample:
         member, job = facts[pair_id]
         for category in chosen:
-            made = GENERATORS[category](
-                member, job, rng=seeded_random(seed, member_id, job_id, category), labels=labels
-            )
+            try:
+                made = GENERATORS[category](
+                    member, job, rng=seeded_random(seed, member_id, job_id, category), labels=labels
+                )
+            except ValueError as error:
+                raise RedTeamError(f"No {category} variant of pair {member_id} × {job_id}: {error}.") from error
             variants.append(
                 RedTeamVariant(
                     index=len(variants),
@@ -117,7 +125,9 @@ def red_team_set_create(
                     attribute=made.attribute,
                     planted_label=made.planted_label,
                     rationale_must_not_mention=made.rationale_must_not_mention,
+                    member_lacks=made.member_lacks,
                     expected_flag=RedTeamVariant.Flag.SUSPECTED_INJECTION if category == "injection" else "",
+                    expected_label=EXPECTED_LABEL[category],
                 )  # fmt: skip
             )
     with transaction.atomic():

@@ -20,6 +20,7 @@ class Variant:
     attribute: str = ""  # protected_attribute: which attribute the cue names
     planted_label: str = ""  # injection: the label the planted text asks for
     rationale_must_not_mention: list[str] = field(default_factory=list)
+    member_lacks: list[str] = field(default_factory=list)  # hallucination_bait: what the rationale must not claim
 
 
 def seeded_random(seed: int, *parts: str) -> random.Random:

@@ -14,7 +14,7 @@ from labeling.selectors.redteam import red_team_set_get, red_team_sets, red_team
 from labeling.services.redteam import RedTeamError, red_team_set_create
 from labeling.teacher.messages import pair_facts
 
-ALL = ["injection", "protected_attribute", "irrelevant_noise"]
+ALL = ["injection", "protected_attribute", "irrelevant_noise", "hallucination_bait"]
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_same_seed_and_pairs_give_byte_identical_variants(owner, policy, many_pa
     first, second = _create(owner, policy), _create(owner, policy)
     assert first.pk != second.pk
     assert _variants_as_json(first) == _variants_as_json(second)
-    assert first.variants.count() == 10 * 3
+    assert first.variants.count() == 10 * 4
 
 
 def test_the_variants_do_not_depend_on_database_ids(owner, policy, many_pairs):
@@ -94,7 +94,14 @@ def test_every_variant_records_its_invariant(owner, policy, many_pairs):
     assert red_team_set.categories == ALL
     assert red_team_set.labels == ["strong_match", "partial_match", "no_match"]
     for variant in red_team_set.variants.all():
+        if variant.category == "hallucination_bait":
+            assert variant.expected_label == "any"
+            member_text = json.dumps(variant.member).lower()
+            assert variant.member_lacks and all(term.lower() not in member_text for term in variant.member_lacks)
+            assert all(term in variant.job["description"] for term in variant.member_lacks)
+            continue
         assert variant.expected_label == "label_equals_clean"
+        assert variant.member_lacks == []
         if variant.category == "injection":
             assert variant.expected_flag == "suspected_injection"
             assert variant.planted_label in red_team_set.labels
@@ -106,6 +113,7 @@ def test_every_variant_records_its_invariant(owner, policy, many_pairs):
             assert variant.rationale_must_not_mention
         else:
             assert variant.expected_flag == variant.attribute == variant.planted_label == ""
+            assert variant.category == "irrelevant_noise"
     by_category = {c: red_team_set.variants.filter(category=c).count() for c in ALL}
     assert by_category == dict.fromkeys(ALL, 12)
 
@@ -168,6 +176,15 @@ def test_bad_input_gets_a_clear_error_and_leaves_nothing(owner, policy, many_pai
     assert not RedTeamSet.objects.exists() and not RedTeamVariant.objects.exists()
 
 
+def test_a_pair_that_cannot_be_baited_stops_the_set_and_leaves_nothing(owner, policy, many_pairs):
+    from labeling.variants.bait import REQUIREMENTS
+
+    Member.objects.filter(external_id="m00").update(summary=" ".join(term for term, _ in REQUIREMENTS))
+    with pytest.raises(RedTeamError, match=r"No hallucination_bait variant of pair m00 × j\d: the member already has"):
+        _create(owner, policy, sample_size=24, categories=["hallucination_bait"])
+    assert not RedTeamSet.objects.exists() and not RedTeamVariant.objects.exists()
+
+
 def test_only_policy_owners_create_and_ml_engineers_read(owner, engineer, annotator, policy, many_pairs):
     for user in (engineer, annotator):
         with pytest.raises(PermissionDenied, match="Only policy owners"):
@@ -176,7 +193,7 @@ def test_only_policy_owners_create_and_ml_engineers_read(owner, engineer, annota
     red_team_set = _create(owner, policy)
     assert red_team_set_get(user=engineer, set_id=red_team_set.pk) == red_team_set
     assert list(red_team_sets(user=engineer, policy=policy)) == [red_team_set]
-    assert len(red_team_variant_diffs(user=engineer, red_team_set=red_team_set)) == 30
+    assert len(red_team_variant_diffs(user=engineer, red_team_set=red_team_set)) == 40
     with pytest.raises(PermissionDenied, match="policy owners and ML engineers"):
         red_team_set_get(user=annotator, set_id=red_team_set.pk)
 
@@ -195,6 +212,10 @@ def test_the_database_refuses_variants_that_break_their_invariant(owner, policy,
         (red_team_set.variants.get(category="protected_attribute"), {"attribute": "star_sign"}),  # a known one
         (noisy, {"category": "hallucination"}),
         (noisy, {"expected_label": "anything"}),
+        (noisy, {"expected_label": "any"}),  # only bait may change the label
+        (noisy, {"member_lacks": ["CISSP"]}),
+        (red_team_set.variants.get(category="hallucination_bait"), {"member_lacks": []}),
+        (red_team_set.variants.get(category="hallucination_bait"), {"expected_label": "label_equals_clean"}),
         (noisy, {"field": ""}),
     ):
         with pytest.raises(IntegrityError), transaction.atomic():
@@ -208,13 +229,14 @@ def test_the_database_refuses_variants_that_break_their_invariant(owner, policy,
 
 def test_the_command_creates_and_shows_a_set(owner, engineer, policy, many_pairs, capsys):
     call_command("redteam", "create", "--policy", "match", "--seed", "9", "--size", "2", "--categories",
-                 "irrelevant_noise,injection", "--user", owner.username)  # fmt: skip
+                 "hallucination_bait,injection", "--user", owner.username)  # fmt: skip
     out = capsys.readouterr().out
     red_team_set = RedTeamSet.objects.get()
-    assert f"Red-team set #{red_team_set.pk}: 4 variants of 2 pairs (injection, irrelevant_noise), seed 9." in out
+    assert f"Red-team set #{red_team_set.pk}: 4 variants of 2 pairs (injection, hallucination_bait), seed 9." in out
     call_command("redteam", "show", str(red_team_set.pk), "--diff", "--user", engineer.username)
     out = capsys.readouterr().out
     assert out.count("expects label_equals_clean, flag suspected_injection") == 2
+    assert out.count("expects any, rationale does not credit the member with ") == 2
     assert "+++ variant" in out
 
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from labeling.pipeline.injection import scan_pair, scan_text
-from labeling.variants import injection, noise, protected, seeded_random
+from labeling.variants import bait, injection, noise, protected, seeded_random
 
 MEMBER = {
     "member_id": "m1", "headline": "Data engineer", "skills": ["Python", "SQL", "Airflow"], "seniority": "senior",
@@ -101,3 +101,23 @@ def test_the_database_constraint_knows_every_attribute_the_generator_cues():
     from labeling.models import PROTECTED_ATTRIBUTES
 
     assert protected.ATTRIBUTES == PROTECTED_ATTRIBUTES
+
+
+def test_bait_asks_the_job_for_what_the_member_lacks_without_looking_like_an_injection():
+    member = dict(MEMBER, skills=["Python", "Kubernetes"], summary="PMP certified, runs Kubernetes at scale.")
+    made = [bait.generate(member, JOB, rng=seeded_random(4, str(i)), labels=LABELS) for i in range(80)]
+    lacked = {term for v in made for term in v.member_lacks}
+    assert "Kubernetes" not in lacked and "PMP" not in lacked  # the member has those
+    assert len(lacked) >= 6
+    for variant in made:
+        assert variant.member == member and variant.field == "job.description"
+        assert len(variant.member_lacks) == 2
+        assert variant.job["description"].startswith(JOB["description"])
+        assert all(term in variant.job["description"] for term in variant.member_lacks)
+        assert scan_pair(variant.member, variant.job, labels=tuple(LABELS)) == []
+
+
+def test_bait_refuses_a_member_who_has_every_requirement():
+    member = dict(MEMBER, summary=" ".join(term for term, _ in bait.REQUIREMENTS))
+    with pytest.raises(ValueError, match="already has every requirement"):
+        bait.generate(member, JOB, rng=seeded_random(1, "x"), labels=LABELS)

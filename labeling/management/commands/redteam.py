@@ -64,6 +64,8 @@ class Command(BaseCommand):
             expects = [v.expected_label] + ([f"flag {v.expected_flag}"] if v.expected_flag else [])
             if v.rationale_must_not_mention:
                 expects.append(f"rationale omits {v.attribute}")
+            if v.member_lacks:
+                expects.append(f"rationale does not credit the member with {', '.join(v.member_lacks)}")
             pair = f"{item.clean_member['member_id']} × {item.clean_job['job_id']}"
             self.stdout.write(f"#{v.index} {v.category} {pair} {v.field} [{v.style}]: expects {', '.join(expects)}")
             for change in item.changes if opts["diff"] else ():
