@@ -60,13 +60,12 @@ def _label_keys(policy: Policy) -> list[str]:
     return version.label_keys
 
 
-def _pool(import_batch_id: int | None):
+def _pool(import_batch_id: int | None) -> list[int]:
+    """The ids of the pairs to sample from, in (member id, job id) order: the same pairs give the same list."""
     pairs = Pair.objects.all()
     if import_batch_id is not None:
         pairs = pairs.filter(import_batch_id=import_batch_id)
-    return pairs.order_by("member__external_id", "job__external_id").values_list(
-        "id", "member__external_id", "job__external_id"
-    )
+    return list(pairs.order_by("member__external_id", "job__external_id").values_list("id", flat=True))
 
 
 def red_team_set_create(
@@ -88,7 +87,7 @@ def red_team_set_create(
     if not isinstance(sample_size, int) or not 1 <= sample_size <= RedTeamSet.MAX_SAMPLE:
         raise RedTeamError(f"The sample size must be from 1 to {RedTeamSet.MAX_SAMPLE}, not {sample_size!r}.")
     labels = _label_keys(policy)
-    pool = list(_pool(import_batch_id))
+    pool = _pool(import_batch_id)
     where = f"pairs import #{import_batch_id}" if import_batch_id is not None else "all pairs"
     if sample_size > len(pool):
         raise RedTeamError(
@@ -96,7 +95,7 @@ def red_team_set_create(
             f"most {len(pool)}."
         )
     sample = random.Random(seed).sample(pool, sample_size)  # noqa: S311 - reproducible by design, not security
-    facts = pair_facts(Pair.objects.filter(id__in=[pair_id for pair_id, _, _ in sample]), pair="")
+    facts = pair_facts(Pair.objects.filter(id__in=sample), pair="")
     red_team_set = RedTeamSet(
         policy=policy, name=name.strip() or f"seed {seed}", seed=seed, sample_size=sample_size, categories=chosen,
         selection={"import_batch": import_batch_id} if import_batch_id is not None else {"all": True},
@@ -104,8 +103,9 @@ def red_team_set_create(
     )  # fmt: skip
     red_team_set.full_clean()
     variants = []
-    for pair_id, member_id, job_id in sample:
+    for pair_id in sample:
         member, job = facts[pair_id]
+        member_id, job_id = member["member_id"], job["job_id"]
         for category in chosen:
             try:
                 made = GENERATORS[category](

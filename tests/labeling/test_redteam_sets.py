@@ -89,6 +89,15 @@ def test_another_seed_draws_another_sample(owner, policy, many_pairs):
     assert len(pairs_of(one)) == 10
 
 
+def test_the_seed_also_drives_the_variants_of_the_same_pairs(owner, policy, many_pairs):
+    one, other = _create(owner, policy, seed=1, sample_size=24), _create(owner, policy, seed=2, sample_size=24)
+    assert set(one.variants.values_list("pair_id", flat=True)) == set(other.variants.values_list("pair_id", flat=True))
+    made = lambda s: {(v.pair_id, v.category): (v.member, v.job) for v in s.variants.all()}  # noqa: E731
+    first, second = made(one), made(other)
+    assert first.keys() == second.keys()
+    assert sum(first[key] != second[key] for key in first) > len(first) // 2
+
+
 def test_every_variant_records_its_invariant(owner, policy, many_pairs):
     red_team_set = _create(owner, policy, sample_size=12)
     assert red_team_set.categories == ALL
