@@ -128,7 +128,7 @@ def red_team_set_create(
                     member_lacks=made.member_lacks,
                     expected_flag=RedTeamVariant.Flag.SUSPECTED_INJECTION if category == "injection" else "",
                     expected_label=EXPECTED_LABEL[category],
-                )  # fmt: skip
+                )
             )
     with transaction.atomic():
         red_team_set.save()

@@ -262,3 +262,17 @@ def test_the_command_reports_bad_input(owner, annotator, policy, many_pairs):
     with pytest.raises(CommandError, match="No red-team set #999"):
         call_command("redteam", "show", "999", "--user", owner.username)
     assert not RedTeamSet.objects.exists()
+
+
+def test_the_admin_shows_sets_and_variants_read_only(owner, policy, many_pairs, make_user, client):
+    red_team_set = _create(owner, policy, sample_size=2, categories=["injection"])
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    listing = client.get("/admin/labeling/redteamvariant/")
+    assert listing.status_code == 200
+    assert all(variant.style in listing.content.decode() for variant in red_team_set.variants.all())
+    assert client.get("/admin/labeling/redteamset/add/").status_code == 403
+    variant = red_team_set.variants.first()
+    page = client.post(f"/admin/labeling/redteamvariant/{variant.pk}/change/", {"style": "edited"})
+    assert page.status_code in (200, 403)
+    variant.refresh_from_db()
+    assert variant.style != "edited"
