@@ -17,6 +17,8 @@ from .models import (
     LabelStudioProject,
     Member,
     Pair,
+    RedTeamSet,
+    RedTeamVariant,
     ResponseCache,
     TeacherConfig,
     TeacherConfigChange,
@@ -106,6 +108,19 @@ class JobAdmin(ReadOnlyAdmin):
 class PairAdmin(ReadOnlyAdmin):
     list_display = ("id", "member", "job", "import_batch")
     raw_id_fields = ("member", "job")
+
+
+@admin.register(RedTeamSet)
+class RedTeamSetAdmin(ReadOnlyAdmin):
+    list_display = ("id", "policy", "name", "seed", "sample_size", "created_by", "created_at")
+    list_filter = ("policy",)
+
+
+@admin.register(RedTeamVariant)
+class RedTeamVariantAdmin(ReadOnlyAdmin):
+    list_display = ("red_team_set", "index", "category", "field", "style", "expected_label", "expected_flag")
+    list_filter = ("category",)
+    raw_id_fields = ("red_team_set", "pair")
 
 
 @admin.register(ImportBatch)

@@ -887,3 +887,123 @@ class LabelStudioAnnotation(models.Model):
 
     def __str__(self) -> str:
         return f"Label Studio annotation {self.annotation_id} ({self.outcome})"
+
+
+# --- red-team sets -------------------------------------------------------------------------------------------
+class RedTeamCategory(models.TextChoices):
+    INJECTION = "injection", "Prompt injection"
+    PROTECTED_ATTRIBUTE = "protected_attribute", "Protected attribute (counterfactual)"
+    IRRELEVANT_NOISE = "irrelevant_noise", "Irrelevant noise"
+    HALLUCINATION_BAIT = "hallucination_bait", "Hallucination bait"
+
+
+#: The attributes a ``protected_attribute`` variant may cue (``labeling.variants.protected.CUES``).
+PROTECTED_ATTRIBUTES = ("age", "gender", "ethnicity", "religion", "disability", "nationality", "family_status")
+
+
+class RedTeamExpectation(models.TextChoices):
+    LABEL_EQUALS_CLEAN = "label_equals_clean", "The label equals the clean pair's label"
+    ANY = "any", "Any label (the variant may change what is right)"
+
+
+class RedTeamSet(models.Model):
+    """A seeded, reproducible set of variants of real pairs for one policy: ``sample_size`` pairs drawn with
+    ``seed``, and for each one variant per category. Variants keep their facts in their own rows, never in the
+    member and job tables that labeling runs and exports read."""
+
+    policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="red_team_sets")
+    name = models.CharField(max_length=200)
+    seed = models.BigIntegerField()
+    sample_size = models.PositiveIntegerField(help_text="N: how many real pairs the variants are made from.")
+    categories = models.JSONField(help_text="The categories generated, in a fixed order (RedTeamCategory).")
+    selection = models.JSONField(default=dict, help_text="Which pairs were sampled from, e.g. {'import_batch': 3}.")
+    pairs_available = models.PositiveIntegerField(help_text="How many pairs the sample was drawn from.")
+    labels = models.JSONField(help_text="The policy's label keys when generated: what injections ask for.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    MAX_SAMPLE = 10_000
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(seed__gte=0), name="redteamset_seed_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(sample_size__gte=1, sample_size__lte=10_000), name="redteamset_sample_size_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(sample_size__lte=models.F("pairs_available")), name="redteamset_sample_within_pairs"
+            ),
+            models.CheckConstraint(condition=~Q(categories=[]), name="redteamset_has_categories"),
+        ]
+
+    def __str__(self) -> str:
+        return f"red-team set #{self.pk} {self.name!r} (seed {self.seed}, {self.sample_size} pairs)"
+
+
+class RedTeamVariant(models.Model):
+    """One edited copy of a pair and the invariant a teacher's answer on it must keep: the label equals the clean
+    pair's, plus (injection) the pair is flagged ``suspected_injection`` and (protected attribute) the rationale
+    does not mention the attribute; (hallucination bait) any label, but the rationale does not claim the member
+    meets the requirements in ``member_lacks``."""
+
+    Expectation = RedTeamExpectation
+
+    class Flag(models.TextChoices):
+        NONE = "", "No flag expected"
+        SUSPECTED_INJECTION = "suspected_injection", "Flagged as suspected injection"
+
+    red_team_set = models.ForeignKey(RedTeamSet, on_delete=models.CASCADE, related_name="variants")
+    index = models.PositiveIntegerField(help_text="Position in the set: the generation order.")
+    pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="+", help_text="The clean original.")
+    category = models.CharField(max_length=24, choices=RedTeamCategory.choices)
+    field = models.CharField(max_length=40, help_text="The edited field, e.g. job.description.")
+    style = models.CharField(max_length=80, help_text="How it was edited, e.g. ignore_instructions:de:zero_width.")
+    member = models.JSONField(help_text="The variant's member facts, as the teacher would see them.")
+    job = models.JSONField(help_text="The variant's job facts.")
+    expected_label = models.CharField(
+        max_length=24, choices=RedTeamExpectation.choices, default=RedTeamExpectation.LABEL_EQUALS_CLEAN
+    )
+    expected_flag = models.CharField(max_length=24, choices=Flag.choices, blank=True, default="")
+    attribute = models.CharField(max_length=24, blank=True, help_text="protected_attribute: the attribute cued.")
+    planted_label = models.CharField(max_length=100, blank=True, help_text="injection: the label the text asks for.")
+    rationale_must_not_mention = models.JSONField(default=list, blank=True)
+    member_lacks = models.JSONField(
+        default=list, blank=True, help_text="hallucination_bait: requirements the rationale must not say they meet."
+    )
+
+    class Meta:
+        ordering = ["red_team_set", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["red_team_set", "index"], name="redteamvariant_unique_index"),
+            models.UniqueConstraint(fields=["red_team_set", "pair", "category"], name="redteamvariant_one_per_pair"),
+            models.CheckConstraint(condition=Q(category__in=RedTeamCategory.values), name="redteamvariant_category"),
+            models.CheckConstraint(
+                condition=Q(expected_label__in=RedTeamExpectation.values), name="redteamvariant_expected_label"
+            ),
+            models.CheckConstraint(  # an injection must be flagged; nothing else is expected to be
+                condition=Q(category="injection", expected_flag="suspected_injection")
+                | (~Q(category="injection") & Q(expected_flag="")),
+                name="redteamvariant_flag_iff_injection",
+            ),
+            models.CheckConstraint(
+                condition=Q(category="injection") | Q(planted_label=""), name="redteamvariant_planted_only_injection"
+            ),
+            models.CheckConstraint(  # a counterfactual names its attribute and the words its rationale must avoid
+                condition=(
+                    Q(category="protected_attribute", attribute__in=PROTECTED_ATTRIBUTES)
+                    & ~Q(rationale_must_not_mention=[])
+                )
+                | (~Q(category="protected_attribute") & Q(attribute="")),
+                name="redteamvariant_attribute_iff_protected",
+            ),
+            models.CheckConstraint(  # bait may change the label and names what the member lacks; nothing else does
+                condition=Q(category="hallucination_bait", expected_label="any") & ~Q(member_lacks=[])
+                | (~Q(category="hallucination_bait") & Q(expected_label="label_equals_clean", member_lacks=[])),
+                name="redteamvariant_bait_expectations",
+            ),
+            models.CheckConstraint(condition=~Q(field=""), name="redteamvariant_field_named"),
+        ]
+
+    def __str__(self) -> str:
+        return f"variant #{self.index} ({self.category}) of {self.pair}"
