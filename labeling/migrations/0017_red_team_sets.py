@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0015_judge_ok_flagged_index"),
+        ("labeling", "0016_prompt_cache_tokens_and_price"),
         ("policyhub", "0004_apitoken_expiry"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
