@@ -1007,3 +1007,95 @@ class RedTeamVariant(models.Model):
 
     def __str__(self) -> str:
         return f"variant #{self.index} ({self.category}) of {self.pair}"
+
+
+# --- policy feedback -----------------------------------------------------------------------------------------
+class FeedbackKind(models.TextChoices):
+    UNCLEAR_RULE = "unclear_rule", "A rule is unclear"
+    RULES_CONFLICT = "rules_conflict", "Rules conflict"
+    NOT_COVERED = "not_covered", "The policy does not cover this case"
+    LABEL_SET_MISSING = "label_set_missing", "No label fits"
+
+
+class FeedbackStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class PolicyFeedback(models.Model):
+    """An annotator's (or policy owner's) flag on a review item: the policy itself is the problem. It names the
+    policy version the item was labelled under, the rules concerned (IDs of that version: stable across versions)
+    and a note; a policy owner resolves it in a later version or dismisses it with the reason why."""
+
+    Kind = FeedbackKind
+    Status = FeedbackStatus
+
+    policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="feedback")
+    version = models.ForeignKey(
+        "policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="feedback",
+        help_text="The version the item was labelled under: its rules are the ones the flag may cite.",
+    )  # fmt: skip
+    candidate = models.ForeignKey(
+        Candidate, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback",
+        help_text="The review item flagged.",
+    )  # fmt: skip
+    pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=FeedbackKind.choices)
+    rule_ids = models.JSONField(default=list, blank=True, help_text="Rule IDs of the version, e.g. ['R2', 'R5'].")
+    note = models.TextField(help_text="What the problem is, in the flagger's words.")
+    status = models.CharField(max_length=10, choices=FeedbackStatus.choices, default=FeedbackStatus.OPEN)
+    resolved_in_version = models.ForeignKey(
+        "policyhub.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="resolved_feedback",
+        help_text="Resolved: the later version (a draft or published) that addresses it.",
+    )  # fmt: skip
+    resolution_note = models.TextField(blank=True, help_text="Resolved: what changed (optional).")
+    dismiss_reason = models.TextField(blank=True, help_text="Dismissed: why (required).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who resolved or dismissed it.",
+    )  # fmt: skip
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    NOTE_MAX = 5000
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=FeedbackKind.values), name="policyfeedback_kind"),
+            models.CheckConstraint(condition=Q(status__in=FeedbackStatus.values), name="policyfeedback_status"),
+            models.CheckConstraint(condition=~Q(note=""), name="policyfeedback_has_note"),
+            models.CheckConstraint(  # an unclear rule is named; a conflict is between at least two rules
+                condition=~Q(kind="unclear_rule") | ~Q(rule_ids=[]), name="policyfeedback_unclear_names_rule"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="rules_conflict") | Q(rule_ids__1__isnull=False),
+                name="policyfeedback_conflict_names_two_rules",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", resolved_in_version__isnull=True, dismiss_reason="", closed_at__isnull=True)
+                | Q(status="resolved", resolved_in_version__isnull=False, dismiss_reason="", closed_at__isnull=False)
+                | (
+                    Q(status="dismissed", resolved_in_version__isnull=True, closed_at__isnull=False)
+                    & ~Q(dismiss_reason="")
+                ),
+                name="policyfeedback_status_matches_outcome",
+                violation_error_message="Resolved feedback names the version that resolves it, dismissed feedback "
+                "the reason why, and open feedback neither.",
+            ),  # fmt: skip
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="policyfeedback_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["policy", "status", "-created_at"], name="policyfeedback_inbox"),
+        ]
+
+    def __str__(self) -> str:
+        rules = ", ".join(self.rule_ids) or "no rule"
+        return f"feedback #{self.pk} {self.kind} ({rules}) on {self.policy_id} v{self.version_id}: {self.status}"

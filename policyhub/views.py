@@ -6,6 +6,7 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from labeling.selectors.feedback import feedback_counts, rule_feedback
 from labeling.selectors.trust_rates import version_trust_rates
 
 from . import selectors, services
@@ -113,13 +114,22 @@ def draft_start(request, slug):
     return redirect("draft_edit", slug=slug)
 
 
-def _editor_context(policy, draft, editor, conflict=None) -> dict:
+def _editor_context(policy, draft, editor, conflict=None, *, user=None) -> dict:
+    # next to each rule: its open feedback and how often annotators overrode the teacher on items citing it
+    feedback = rule_feedback(policy=policy)
+    shown = set()
+    for form in editor.rules:
+        rule = (form["id"].value() or "").strip()
+        form.feedback = feedback.get(rule) if rule else None
+        shown.add(rule)
     return {
         "policy": policy,
         "draft": draft,
         "editor": editor,
         "conflict": conflict,
         "body_html": render_markdown(editor.draft["body"].value() or ""),
+        "feedback_counts": feedback_counts(user=user, policy=policy),
+        "feedback_elsewhere": [row for rule, row in sorted(feedback.items()) if row.open_flags and rule not in shown],
     }
 
 
@@ -132,7 +142,8 @@ def draft_edit(request, slug):
         messages.info(request, "There is no draft: start one from the latest published version.")
         return redirect("policy_detail", slug=slug)
     if request.method == "GET":
-        return render(request, "policyhub/draft_edit.html", _editor_context(policy, draft, DraftEditor(version=draft)))
+        context = _editor_context(policy, draft, DraftEditor(version=draft), user=request.user)
+        return render(request, "policyhub/draft_edit.html", context)
 
     editor = DraftEditor(request.POST)
     status = 400
@@ -161,7 +172,7 @@ def draft_edit(request, slug):
                 return _publish(request, policy, draft, draft.revision)
             messages.success(request, f"Saved draft v{draft.number} (revision {draft.revision}).")
             return redirect("draft_edit", slug=slug)
-    context = _editor_context(policy, draft, editor, conflict)
+    context = _editor_context(policy, draft, editor, conflict, user=request.user)
     if conflict:
         context["conflict_diff"] = version_diff(conflict, _unsaved(draft, editor))
     return render(request, "policyhub/draft_edit.html", context, status=status)

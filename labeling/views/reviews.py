@@ -15,6 +15,7 @@ from policyhub.roles import ANNOTATOR, POLICY_OWNER, role_required
 from .. import selectors, services
 from ..models import Candidate
 from ..selectors import reviews as review_selectors
+from .feedback import flag_box
 
 
 def _filters(data) -> dict:
@@ -39,6 +40,7 @@ def _item_context(request, filters: dict, *, candidate=None, error: str = "", in
     cap = review_selectors.QUEUE_COUNT_CAP  # read where it is defined, so that patching it there takes effect
     return {
         "item": selectors.review_item(candidate=candidate) if candidate else None,
+        "flag": flag_box(user=request.user, candidate=candidate) if candidate else None,
         "filters": filters,
         "waiting": selectors.review_queue_count(user=request.user, cap=cap, **filters),
         "waiting_cap": cap,
