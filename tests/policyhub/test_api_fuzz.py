@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from exports import services as export_services
 from labeling.models import Candidate, TeacherConfig
 from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit
+from labeling.services.feedback import feedback_create
 from policyhub import services
 from tests.labeling.conftest import process_run, published  # noqa: F401 - fixtures the data builds on
 
@@ -54,7 +55,7 @@ REAL_BODIES = {
 #: Operations each role must get a 200 from on the real rows: proof that the data is reachable as that role.
 READS_DATA = {
     "anonymous": set(),
-    "annotator": {"GET /api/policies/{slug}/versions/{number}/prompt"},
+    "annotator": {"GET /api/policies/{slug}/versions/{number}/prompt", "GET /api/feedback/{feedback_id}"},
     "policy_owner": {"GET /api/policies/{slug}/versions/{number}", "GET /api/runs/{run_id}/agreement"},
     "ml_engineer": {"GET /api/runs/{run_id}/candidates", "GET /api/exports/{export_id}/files/{name}"},
     "staff": {"GET /api/imports/{batch_id}", "GET /api/exports/{export_id}/manifest"},
@@ -94,7 +95,7 @@ def _import(kind: str, text: str, name: str):
 def api_data(published, process_run, annotator, engineer, settings, tmp_path):  # noqa: F811
     """Real rows for the path parameters: the policy ``match`` (published v1, draft v2), a finished heuristic run
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
-    those pairs and a finished export of the run."""
+    those pairs, a finished export of the run and the annotator's policy-feedback flag on the reviewed item."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -109,6 +110,9 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
     )  # fmt: skip
     claimed = review_claim_next(user=annotator, run_id=run.pk)
     review_submit(user=annotator, candidate_id=claimed.pk, label="no_match", note="fuzz fixture")
+    feedback, _ = feedback_create(
+        user=annotator, candidate_id=claimed.pk, kind="unclear_rule", rule_ids=["R1"], note="fuzz fixture"
+    )
     export, _ = export_services.export_create(
         user=engineer, version=published, runs=[run], filters={}, split={}, idempotency_key=""
     )
@@ -121,6 +125,7 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
         "batch_id": pairs.pk,
         "export_id": export.pk,
         "name": export.files[0]["name"],
+        "feedback_id": feedback.pk,
     }
 
 
