@@ -55,8 +55,12 @@ REAL_BODIES = {
 #: Operations each role must get a 200 from on the real rows: proof that the data is reachable as that role.
 READS_DATA = {
     "anonymous": set(),
-    "annotator": {"GET /api/policies/{slug}/versions/{number}/prompt", "GET /api/feedback/{feedback_id}"},
-    "policy_owner": {"GET /api/policies/{slug}/versions/{number}", "GET /api/runs/{run_id}/agreement"},
+    "annotator": {"GET /api/policies/{slug}/versions/{number}/prompt"},
+    "policy_owner": {
+        "GET /api/policies/{slug}/versions/{number}",
+        "GET /api/runs/{run_id}/agreement",
+        "GET /api/feedback/{feedback_id}",
+    },
     "ml_engineer": {"GET /api/runs/{run_id}/candidates", "GET /api/exports/{export_id}/files/{name}"},
     "staff": {"GET /api/imports/{batch_id}", "GET /api/exports/{export_id}/manifest"},
 }

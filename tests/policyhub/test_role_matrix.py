@@ -50,6 +50,7 @@ PAGES = [
     Page("draft prompt", "get", f"/policies/{SLUG}/v2/prompt/", 404, 200),
     Page("compare with draft", "get", f"/policies/{SLUG}/compare/?from=1&to=2", 404, 200),
     Page("draft editor", "get", f"/policies/{SLUG}/draft/", 403, 200),
+    Page("feedback inbox", "get", f"/policies/{SLUG}/feedback/", 200, 200),
     Page(
         "draft save",
         "post",
