@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from labeling.models import Candidate, GoldLabel, ImportBatch, LabelingRun, Review, TeacherConfig, TeacherSample
 from labeling.services import draft_preview_start, import_file, labeling_run_create
+from labeling.services.feedback import feedback_create
 from policyhub import roles
 from policyhub.services import policy_version_draft_save
 from tests.celery_worker import purge_queue
@@ -126,6 +127,12 @@ def test_long_member_and_job_text_fits_every_page(page, login, policy, owner, ma
     reveal(page, "main", TITLE)
     page.goto(f"/runs/{run.pk}/gold/")
     fits_the_window(page)
+
+    # The policy's feedback inbox: a flag whose note holds the token.
+    feedback_create(user=other, candidate_id=short_item.pk, kind="unclear_rule", rule_ids=["R1"], note=NOTE.strip())
+    page.goto(f"/policies/{policy.slug}/feedback/")
+    fits_the_window(page)
+    reveal(page, "#feedback-list", NOTE.strip())  # the service trims the note
 
     # Agreement, lists, the policy pages and the refused import's error list.
     for url in (f"/runs/{run.pk}/agreement/", "/imports/", "/runs/", f"/policies/{policy.slug}/gold/score/",
