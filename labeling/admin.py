@@ -17,6 +17,7 @@ from .models import (
     LabelStudioProject,
     Member,
     Pair,
+    PolicyFeedback,
     RedTeamSet,
     RedTeamVariant,
     ResponseCache,
@@ -193,3 +194,12 @@ class LabelStudioAnnotationAdmin(ReadOnlyAdmin):
     list_display = ("annotation_id", "project", "candidate", "email", "outcome", "reason", "imported_at")
     list_filter = ("outcome",)
     raw_id_fields = ("candidate", "review")
+
+
+@admin.register(PolicyFeedback)
+class PolicyFeedbackAdmin(ReadOnlyAdmin):
+    """Read-only: flags are resolved or dismissed in the policy's feedback inbox, which checks the outcome."""
+
+    list_display = ("id", "policy", "version", "kind", "rule_ids", "status", "created_by", "created_at", "closed_by")
+    list_filter = ("status", "kind", "policy")
+    raw_id_fields = ("candidate", "pair")
