@@ -44,8 +44,8 @@ def feedback_list(
         qs = qs.filter(status=status)
     if resolved_in is not None:
         qs = qs.filter(status=PolicyFeedback.Status.RESOLVED, resolved_in_version__number=resolved_in)
-    if RULE_ID_RE.match(rule):  # the quoted ID in the JSON text: R1 never matches R10 (SQLite has no JSON @>)
-        qs = qs.filter(rule_ids__icontains=f'"{rule}"')
+    if rule:  # the quoted ID in the JSON text: R1 never matches R10 (SQLite has no JSON @>); no rule is "R1%"
+        qs = qs.filter(rule_ids__icontains=f'"{rule}"') if RULE_ID_RE.match(rule) else qs.none()
     if kind in PolicyFeedback.Kind.values:
         qs = qs.filter(kind=kind)
     return qs.order_by("-created_at", "-id")

@@ -145,6 +145,7 @@ def test_annotators_see_their_own_flags_and_owners_and_engineers_all(held, annot
     assert list(feedback_list(user=make_user("nina"), policy=policy)) == []
     assert [f.pk for f in feedback_list(user=owner, policy=policy, rule="R2")] == [mine.pk]
     assert list(feedback_list(user=owner, policy=policy, rule="R1")) == []
+    assert list(feedback_list(user=owner, policy=policy, rule="R%")) == []  # not a rule ID: nothing cites it
 
 
 def test_rule_figures_count_open_flags_and_overrides_of_the_teacher_on_items_citing_the_rule(
