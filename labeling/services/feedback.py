@@ -8,7 +8,9 @@ owner any item of a labeling run. Only policy owners resolve and dismiss. Every 
 """
 
 import re
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,7 +18,7 @@ from django.utils import timezone
 from policyhub import roles
 from policyhub.models import PolicyVersion
 
-from ..models import Candidate, PolicyFeedback, Review, ReviewSkip
+from ..models import Candidate, PolicyFeedback, Review, ReviewSkip, ReviewState
 
 
 class FeedbackError(ValidationError):
@@ -92,7 +94,8 @@ def feedback_create(
     *, user, candidate_id: int, kind: str, rule_ids: list[str] | str, note: str, idempotency_key: str = ""
 ) -> tuple[PolicyFeedback, bool]:
     """Flag an item as a policy problem. Returns (feedback, created): the same ``idempotency_key`` from the same
-    user returns the first feedback instead of a second one. The item's review (claim, label) is untouched."""
+    user returns the first feedback instead of a second one. The item's review is untouched; if the user holds the
+    item, their claim is renewed for a full lease (a long note must not cost them the item)."""
     roles.require_role(user, roles.ANNOTATOR, roles.POLICY_OWNER)
     key = (idempotency_key or "")[:200]
     if key and (existing := PolicyFeedback.objects.filter(created_by=user, idempotency_key=key).first()):
@@ -109,6 +112,10 @@ def feedback_create(
     try:
         with transaction.atomic():
             feedback.save()
+            # writing the flag was work on the item: the claim of whoever holds it lasts a full lease from now
+            Candidate.objects.filter(pk=candidate.pk, claimed_by=user, review_state=ReviewState.PENDING).update(
+                claim_expires_at=timezone.now() + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+            )
     except IntegrityError:
         if key:  # the same key raced in from a second request
             return PolicyFeedback.objects.get(created_by=user, idempotency_key=key), False

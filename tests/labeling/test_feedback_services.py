@@ -1,9 +1,12 @@
 """Policy feedback as a service: who may flag which item, what a flag must name, how a policy owner resolves or
 dismisses it, the invariants the database keeps, and the per-rule figures the draft editor shows."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from labeling.models import Candidate, PolicyFeedback, TeacherSample
 from labeling.selectors.feedback import feedback_counts, feedback_list, rule_feedback
@@ -29,7 +32,8 @@ def flag(user, candidate, kind="unclear_rule", rules=("R2",), note="Does 'one le
     return feedback_create(user=user, candidate_id=candidate.pk, kind=kind, rule_ids=list(rules), note=note, **kw)
 
 
-def test_an_annotator_flags_the_item_they_hold_and_the_review_stays_theirs(held, annotator, published):
+def test_an_annotator_flags_the_item_they_hold_and_the_review_stays_theirs(held, annotator, published, settings):
+    Candidate.objects.filter(pk=held.pk).update(claim_expires_at=timezone.now() + timedelta(seconds=5))
     feedback, created = flag(annotator, held, rules=["r2"])
 
     assert created
@@ -40,6 +44,9 @@ def test_an_annotator_flags_the_item_they_hold_and_the_review_stays_theirs(held,
         "unclear_rule", ["R2"], "open", annotator)  # fmt: skip
     held_after = Candidate.objects.get(pk=held.pk)
     assert (held_after.claimed_by, held_after.review_state, held_after.reviews_done) == (annotator, "pending", 0)
+    renewed = held_after.claim_expires_at - timezone.now()  # writing the flag renewed the claim's lease
+    assert timedelta(seconds=settings.REVIEW_LEASE_SECONDS - 30) < renewed <= timedelta(
+        seconds=settings.REVIEW_LEASE_SECONDS)  # fmt: skip
     review_submit(user=annotator, candidate_id=held.pk, label="no_match")  # the review goes on as before
 
 
