@@ -107,6 +107,7 @@ def feedback_inbox(request, slug):
         "here": _inbox_url(slug, filters),
         "counts": feedback_selectors.feedback_counts(user=request.user, policy=policy),
         "versions": versions,
+        "latest_number": max((v.number for v in versions), default=0),
         "rule_ids": rule_ids,
         "kinds": PolicyFeedback.Kind.choices,
         "can_act": roles.has_role(request.user, POLICY_OWNER),

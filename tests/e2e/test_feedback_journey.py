@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 
 REVIEW_SCREENSHOT = Path("/tmp/feedback_review_page.png")
 INBOX_SCREENSHOT = Path("/tmp/feedback_inbox.png")
+EDITOR_SCREENSHOT = Path("/tmp/feedback_draft_editor.png")
 K = 3
 NOTE = "Does 'at most one level' allow mid → senior? <b>Two readings</b>."
 
@@ -114,6 +115,7 @@ def test_an_annotator_flags_an_unclear_rule_and_the_policy_owner_resolves_it(rev
     expect(r2.locator('[data-value="overrides"]')).to_contain_text("overrode the teacher on 1 of 1 reviewed item "
                                                                     "citing R2 (100 %)")  # fmt: skip
     expect(page.locator('[data-rule-feedback="R1"] [data-value="open-flags"]')).to_have_text("No open flags")
+    r2.locator("..").screenshot(path=str(EDITOR_SCREENSHOT))  # the rule's row
     r2.get_by_role("link", name="1 open flag").click()
 
     page.wait_for_url(re.compile(r"/policies/match/feedback/\?status=open&rule=R2"))

@@ -217,3 +217,12 @@ def test_the_draft_editor_shows_each_rules_open_flags_and_how_often_annotators_o
     assert "1 open flag<" in r1 and "no reviewed item cites R1 yet" in r1  # bea's conflict names R1 and R3
     assert "1 open flag<" in r3 and "No open flags" not in r3
     assert 'id="feedback-summary"' in page and '<strong data-value="open">2</strong> open flags' in page
+
+
+def test_without_a_later_version_the_inbox_asks_for_a_draft_instead_of_a_resolve_form(flags, owner, client_for):
+    from policyhub.models import PolicyVersion
+
+    PolicyVersion.objects.filter(policy__slug="match", status="draft").delete()
+    page = client_for(owner).get("/policies/match/feedback/").content.decode()
+    assert "resolve-form" not in page and "start a draft</a> that fixes it" in page
+    assert "dismiss-form" in page
