@@ -162,11 +162,13 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
                                 {"field": "predicted", "title": "Teacher"}, {"field": "items", "title": "Items"}],
                 },
             },
-            {"mark": {"type": "text", "fontSize": 13}, "encoding": {"text": {"field": "items", "type": "quantitative"}}},
+            {"mark": {"type": "text", "fontSize": 13},
+             "encoding": {"text": {"field": "items", "type": "quantitative"}}},
         ],
     )  # fmt: skip
     table = Table([f"{truth_name} \\ teacher", *labels], [[truth, *counts] for truth, counts in accuracy.rows])
-    return Chart(name, title, description, spec, table, empty="" if accuracy.n else f"No items with a {truth_name} label yet.")
+    empty = "" if accuracy.n else f"No items with a {truth_name} label yet."
+    return Chart(name, title, description, spec, table, empty=empty)
 
 
 def line_trends(
