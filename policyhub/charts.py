@@ -100,6 +100,7 @@ def reliability_diagram(calibration, *, name: str, truth_name: str = "human") ->
                     "x": {"field": "low", **unit, "title": "Teacher confidence"},
                     "x2": {"field": "high"},
                     "y": {"field": "accuracy", **unit, "title": "Teacher accuracy"},
+                    "y2": {"datum": 0},
                 },
             },
             {
@@ -107,7 +108,7 @@ def reliability_diagram(calibration, *, name: str, truth_name: str = "human") ->
                 "encoding": {
                     "x": {"field": "confidence", **unit},
                     "y": {"field": "accuracy", **unit},
-                    "size": {"field": "items", "type": "quantitative", "title": "Items"},
+                    "size": {"field": "items", "type": "quantitative", "legend": None},
                     "tooltip": [
                         {"field": "low", "title": "From", "format": ".1f"},
                         {"field": "high", "title": "To", "format": ".1f"},
@@ -137,6 +138,7 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
         for truth, counts in accuracy.rows
         for predicted, n in zip(labels, counts, strict=True)
     ]
+    darkest = max((v["items"] for v in values), default=0)
     title = f"Confusion: {truth_name} label × teacher label"
     description = (
         f"Heatmap of {accuracy.n} items: each row is the {truth_name} label, each column the teacher's label, the "
@@ -163,7 +165,10 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
                 },
             },
             {"mark": {"type": "text", "fontSize": 13},
-             "encoding": {"text": {"field": "items", "type": "quantitative"}}},
+             "encoding": {"text": {"field": "items", "type": "quantitative"},
+                          # white on the darker half of the scale, so every number stays readable
+                          "color": {"condition": {"test": f"datum.items > {darkest / 2}", "value": "white"},
+                                    "value": "black"}}},
         ],
     )  # fmt: skip
     table = Table([f"{truth_name} \\ teacher", *labels], [[truth, *counts] for truth, counts in accuracy.rows])
@@ -195,12 +200,14 @@ def line_trends(
     ]
     y_format = f".{digits}f"
     y = {"field": "value", "type": "quantitative", "title": y_title, "axis": {"format": y_format}}
+    if digits == 0:  # counts: whole-number ticks only
+        y["axis"]["tickMinStep"] = 1
     if y_domain is not None:
         y["scale"] = {"domain": y_domain}
     x_enc = {"field": "x", "type": x_type, "title": x_title}
     if x_type == "ordinal":
         x_enc["sort"] = [row[x] for row in rows]
-        x_enc["axis"] = {"labelAngle": 0}
+        x_enc["axis"] = {"labelAngle": 0, "labelOverlap": True}
     spec = _spec(
         values,
         title=title,
@@ -243,7 +250,7 @@ def stacked_bars(
     x_enc = {"field": "x", "type": x_type, "title": x_title}
     if x_type == "ordinal":
         x_enc["sort"] = [row[x] for row in rows]
-        x_enc["axis"] = {"labelAngle": 0}
+        x_enc["axis"] = {"labelAngle": 0, "labelOverlap": True}
     spec = _spec(
         values,
         title=title,
@@ -251,7 +258,8 @@ def stacked_bars(
         mark={"type": "bar", "tooltip": True},
         encoding={
             "x": x_enc,
-            "y": {"field": "count", "type": "quantitative", "stack": "zero", "title": y_title},
+            "y": {"field": "count", "type": "quantitative", "stack": "zero", "title": y_title,
+                  "axis": {"tickMinStep": 1}},
             "color": {"field": "category", "type": "nominal", "title": None,
                       "sort": [label for _, label in categories]},
             "order": {"field": "order", "type": "ordinal"},

@@ -63,9 +63,11 @@ def run_detail(request, pk):
         "labelstudio": selectors.run_labelstudio(run=run),
         "labelstudio_configured": bool(settings.LABEL_STUDIO_URL and settings.LABEL_STUDIO_API_KEY),
     }
+    if request.headers.get("HX-Request") and request.GET.get("part") == "timeline":
+        return render(request, "labeling/_run_timeline.html", _timeline_context(run))
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_run_progress.html", context)
-    context |= _candidates_context(request, run) | _trust_context(request, run)
+    context |= _candidates_context(request, run) | _trust_context(request, run) | _timeline_context(run)
     return render(request, "labeling/run_detail.html", context)
 
 
@@ -89,6 +91,11 @@ def _candidates_context(request, run: LabelingRun) -> dict:
 
 
 FLAGGED_PER_PAGE = 20
+
+
+def _timeline_context(run: LabelingRun) -> dict:
+    timeline = selectors.run_timeline(run=run)
+    return {"run": run, "timeline_charts": selectors.run_timeline_charts(timeline, pairs_total=run.pairs_total)}
 
 
 def _trust_context(request, run: LabelingRun) -> dict:
