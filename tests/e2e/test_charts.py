@@ -2,7 +2,8 @@
 Vega view holds (``element.vegaView.data("table")``) is the figures the page states in its tables and counters.
 
 Data: the exports' fixture run (a heuristic run over 60 pairs, processed in-process; three items human-approved),
-plus gold labels on some of its pairs."""
+plus gold labels on some of its pairs; and the draft preview test's preview, labelled in-process by the fake
+OpenAI server."""
 
 import re
 
@@ -11,11 +12,22 @@ from playwright.sync_api import expect
 
 from exports.services import export_build, export_create
 from labeling.models import Candidate
+from labeling.services import draft_preview_start
 from policyhub import roles
 from tests.celery_worker import purge_queue
 from tests.exports.conftest import export_run  # noqa: F401 - the run these pages show
-from tests.labeling.conftest import process_run, published  # noqa: F401
+from tests.labeling.conftest import (  # noqa: F401 - fixtures the exports' run and the preview build on
+    do_import,
+    fake_openai,
+    make_config,
+    members_and_jobs,
+    openai_config,
+    pairs,
+    process_run,
+    published,
+)
 from tests.labeling.gold_helpers import make_gold
+from tests.labeling.test_draft_preview import draft, fake_teacher, run_chunks  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -34,11 +46,13 @@ def watched(page):
     return page
 
 
-def chart_data(page, name: str) -> list[dict]:
-    """Wait for chart ``name`` to be drawn as an SVG and return the rows its Vega view draws."""
+def chart_data(page, name: str, *, visible: bool = True) -> list[dict]:
+    """Wait for chart ``name`` to be drawn as an SVG (seen, unless it is in a closed <details>) and return the rows
+    its Vega view draws."""
     element = page.locator(f"#chart-{name}")
     expect(element).to_have_attribute("data-chart-state", "rendered")
-    expect(element.locator("svg").first).to_be_visible()
+    svg = element.locator("svg.marks")
+    expect(svg).to_be_visible() if visible else expect(svg).to_be_attached()
     return page.evaluate("name => document.getElementById('chart-' + name).vegaView.data('table')", name)
 
 
@@ -156,4 +170,33 @@ def test_export_page_draws_labels_per_split_and_trends_page_the_versions_figures
     cost = chart_data(page, "trend-cost")
     assert cost == [{"x": "v1", "series": "cost per 1,000 labelled pairs ($)", "value": 0.0}]
     assert row.locator('[data-value="cost_per_1000"]').text_content().startswith("$0.0000")
+    no_errors(page)
+
+
+def test_draft_preview_draws_both_reports_and_the_hidden_one_fills_its_width_when_opened(
+    draft,  # noqa: F811
+    fake_teacher,  # noqa: F811
+    openai_config,  # noqa: F811
+    owner,
+    watched,
+    login,
+):
+    page = watched
+    preview = draft_preview_start(user=owner, draft=draft, config=openai_config())
+    run_chunks(preview)
+    purge_queue()
+    login(owner)
+    page.goto(f"/policies/match/draft/gold-preview/{preview.pk}/")
+    expect(page.locator("#preview-status")).to_have_text("Done")
+    draft_cells = {(v["truth"], v["predicted"]): v["items"] for v in chart_data(page, "draft-confusion")}
+    assert sum(n for (truth, predicted), n in draft_cells.items() if truth == predicted) == 3  # 0.750 (3 of 4)
+    expect(page.locator("#draft-accuracy")).to_contain_text("0.750 (3 of 4)")
+    hidden = chart_data(page, "published-confusion", visible=False)  # drawn while its <details> is closed
+    assert sum(v["items"] for v in hidden if v["truth"] == v["predicted"]) == 2  # 0.500 (2 of 4)
+    page.get_by_text("Published v1 vs gold").click()
+    width = "id => document.querySelector('#chart-' + id + ' svg').getBoundingClientRect().width"
+    page.wait_for_function(f"({width})('published-reliability') > 300")
+    assert page.evaluate(width, "published-reliability") == pytest.approx(
+        page.evaluate(width, "draft-reliability"), abs=2
+    )
     no_errors(page)
