@@ -53,6 +53,8 @@ def run_list(request):
 def run_detail(request, pk):
     """Policy owners see it too: they push and pull the run's Label Studio project."""
     run = run_or_404(pk, request.user)
+    if request.headers.get("HX-Request") and request.GET.get("part") == "timeline":  # its own, slower poll
+        return render(request, "labeling/_run_timeline.html", _timeline_context(run))
     context = {
         "run": run,
         "summary": selectors.run_routing_summary(run=run),
@@ -63,8 +65,6 @@ def run_detail(request, pk):
         "labelstudio": selectors.run_labelstudio(run=run),
         "labelstudio_configured": bool(settings.LABEL_STUDIO_URL and settings.LABEL_STUDIO_API_KEY),
     }
-    if request.headers.get("HX-Request") and request.GET.get("part") == "timeline":
-        return render(request, "labeling/_run_timeline.html", _timeline_context(run))
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_run_progress.html", context)
     context |= _candidates_context(request, run) | _trust_context(request, run) | _timeline_context(run)
