@@ -3,6 +3,8 @@
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from policyhub import charts
+
 from . import selection
 from .models import DatasetExport
 
@@ -54,3 +56,20 @@ def _holds(export: DatasetExport, candidate) -> bool:
         cursor.execute(query.sql, query.params)
         row = cursor.fetchone()
     return row is not None and row[0] == candidate.run_id
+
+
+def export_split_chart(*, export: DatasetExport) -> charts.Chart | None:
+    """The export page's chart: labels per split, stacked, from the manifest's counts (the numbers the dataset card
+    states); None before the export is built."""
+    counts = export.manifest.get("counts", {}).get("by_split_label")
+    if not counts:
+        return None
+    labels = list(export.manifest["policy"]["labels"])
+    labels += sorted({label for per in counts.values() for label in per} - set(labels))
+    rows = [{"split": split, **{f"n{k}": per.get(label, 0) for k, label in enumerate(labels)}}
+            for split, per in counts.items()]  # fmt: skip
+    return charts.stacked_bars(
+        rows, name="export-splits", title="Labels per split", x="split", x_title="Split", y_title="Rows",
+        categories=[(f"n{k}", label) for k, label in enumerate(labels)],
+        description=f"Rows of export #{export.pk} per split, stacked by approved label.",
+    )  # fmt: skip

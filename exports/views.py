@@ -56,6 +56,7 @@ def export_detail(request, pk):
     if export.is_ready:
         card = (services.export_dir(export) / "README.md").read_text(encoding="utf-8")
         context["card_html"] = render_markdown(card)
+        context["split_chart"] = selectors.export_split_chart(export=export)
     return render(request, "exports/export_detail.html", context)
 
 

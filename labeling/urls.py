@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import agreement, feedback, gold, imports, labelstudio, previews, reviews, runs, teachers
+from .views import agreement, feedback, gold, imports, labelstudio, previews, reviews, runs, teachers, trends
 
 urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("runs/<int:pk>/resume/", runs.run_resume, name="run_resume"),
     path("runs/<int:pk>/agreement/", agreement.run_agreement, name="run_agreement"),
     path("policies/<slug:slug>/v<int:number>/agreement/", agreement.version_agreement, name="version_agreement"),
+    path("policies/<slug:slug>/trends/", trends.policy_trends, name="policy_trends"),
     path("runs/<int:pk>/labelstudio/push/", runs.run_labelstudio_push, name="run_labelstudio_push"),
     path("runs/<int:pk>/labelstudio/pull/", runs.run_labelstudio_pull, name="run_labelstudio_pull"),
     path("account/labelstudio/", labelstudio.labelstudio_account, name="labelstudio_account"),

@@ -169,6 +169,18 @@ def test_static_files_are_served_by_whitenoise_cached_for_ever_and_compressed(se
     assert gzip.decompress(gz_css) == source
 
 
+def test_the_vendored_chart_libraries_are_served_under_hashed_names(server):
+    """charts.js loads Vega from the URLs base.html gives it: in production, WhiteNoise's hashed copies."""
+    _, _, body = server.request("/login/")
+    page = body.decode()
+    assert re.search(r'<script src="/static/charts\.[0-9a-f]{12}\.js" defer', page), page
+    for name in ("vega-6.4.0", "vega-lite-6.5.0", "vega-embed-7.3.0"):
+        url = re.search(rf'"(/static/vendor/vega/{name}\.min\.[0-9a-f]{{12}}\.js)"', page).group(1)
+        status, headers, script = server.request(url)
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript"), (url, status)
+        assert script == (ROOT / "static" / "vendor" / "vega" / f"{name}.min.js").read_bytes()
+
+
 def test_a_user_logs_in_and_sees_a_page_and_errors_show_no_debug_details(server, transactional_db, make_user):
     make_user("olivia", "policy_owner")
     _, _, login_page = server.request("/login/")

@@ -62,6 +62,8 @@ from .runs import (
     run_progress_mark,
     run_routing_summary,
     run_stuck_chunks,
+    run_timeline,
+    run_timeline_charts,
     run_visible,
 )
 from .teachers import teacher_config_changes, teacher_config_list, teacher_key_names
@@ -122,6 +124,8 @@ __all__ = [
     "run_progress_mark",
     "run_routing_summary",
     "run_stuck_chunks",
+    "run_timeline",
+    "run_timeline_charts",
     "run_visible",
     "teacher_config_changes",
     "teacher_config_list",

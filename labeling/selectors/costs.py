@@ -1,9 +1,12 @@
-"""What a run has paid so far, by kind of token (input, cached input, output) and per 1,000 labelled pairs."""
+"""What a run has paid so far, by kind of token (input, cached input, output) and per 1,000 labelled pairs; what a
+version's labeling runs paid per 1,000 labelled pairs (the policy's trends)."""
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..models import LabelingRun
+from django.db.models import Count, F, Sum
+
+from ..models import Candidate, LabelingRun
 from ..pipeline.pricing import CostParts, cost_parts
 
 
@@ -29,3 +32,30 @@ def run_costs(*, run: LabelingRun) -> RunCosts:
     return RunCosts(
         teacher=teacher, uncached_input_tokens=uncached, judge=judge, labelled_pairs=labelled, per_1000_pairs=per_1000
     )
+
+
+@dataclass(frozen=True)
+class VersionCosts:
+    cost: Decimal  # teacher + judge, over the version's labeling runs
+    labelled_pairs: int
+    per_1000_pairs: Decimal | None  # None before the first label
+
+
+def versions_costs(*, version_ids: list[int]) -> dict[int, VersionCosts]:
+    """{version id: what its labeling runs paid and per 1,000 labelled pairs} (two grouped queries), worked out as
+    ``run_costs`` does for one run; gold scores and draft previews are evaluations, not labeling, and left out."""
+    runs = LabelingRun.objects.filter(policy_version_id__in=version_ids, purpose=LabelingRun.Purpose.LABELING)
+    paid = dict(
+        runs.order_by().values("policy_version_id").annotate(total=Sum(F("cost") + F("judge_cost")))
+        .values_list("policy_version_id", "total")
+    )  # fmt: skip
+    labelled = dict(
+        Candidate.objects.filter(run__in=runs).exclude(label="").order_by().values("run__policy_version_id")
+        .annotate(n=Count("id")).values_list("run__policy_version_id", "n")
+    )  # fmt: skip
+    result = {}
+    for pk in version_ids:
+        cost, n = paid.get(pk) or Decimal(0), labelled.get(pk, 0)
+        per_1000 = (cost * 1000 / n).quantize(Decimal("0.0001")) if n else None
+        result[pk] = VersionCosts(cost=cost, labelled_pairs=n, per_1000_pairs=per_1000)
+    return result

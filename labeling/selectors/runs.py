@@ -1,11 +1,17 @@
-"""Reads for labeling runs: lists, the run a user may see, its Label Studio link, routing counts and candidates."""
+"""Reads for labeling runs: lists, the run a user may see, its Label Studio link, routing counts, candidates and
+the run's timeline (pairs decided and routed over time, with its charts)."""
 
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Count, DateTimeField, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
+from policyhub import charts
 from policyhub.roles import POLICY_OWNER, has_role
 
-from ..models import Candidate, LabelingRun, LabelStudioProject, RunChunk
+from ..models import Candidate, LabelingRun, LabelStudioProject, RunChunk, TeacherSample
 from ..pipeline import chunk as chunk_engine
 
 
@@ -94,3 +100,95 @@ def run_stuck_chunks(*, run: LabelingRun) -> int:
     if not pending.filter(lease_until__gte=now).exists():
         expired |= Q(lease_until__isnull=True, queued_at__lt=now - chunk_engine.lease())
     return pending.filter(expired).count()
+
+
+# --- the run's timeline ----------------------------------------------------------------------------------------
+#: (unit, longest span it is used for, step, label format): at most about 300 buckets whatever the run's length
+_UNITS = (
+    ("second", timedelta(minutes=5), timedelta(seconds=1), "%H:%M:%S"),
+    ("minute", timedelta(hours=5), timedelta(minutes=1), "%H:%M"),
+    ("hour", timedelta(days=10), timedelta(hours=1), "%m-%d %H:00"),
+    ("day", None, timedelta(days=1), "%Y-%m-%d"),
+)
+_ROUTED = {
+    "auto_accepted": Q(status=Candidate.Status.LABELED, routing=Candidate.Routing.AUTO_ACCEPTED),
+    "needs_review": Q(status=Candidate.Status.LABELED, routing=Candidate.Routing.NEEDS_REVIEW),
+    "failed": Q(status=Candidate.Status.FAILED),
+}
+
+
+@dataclass(frozen=True)
+class RunTimeline:
+    """Pairs decided per time bucket (UTC), from the bucket before the first answer (nothing decided yet, so the
+    progress line starts at zero) to the last answer, empty buckets included. A pair is
+    decided when its last answer was stored (the chunk's write that also routed it). Each bucket: ``at`` (label),
+    ``auto_accepted``, ``needs_review``, ``failed`` (pairs), ``reason_<r>`` (pairs routed with reason r; one pair
+    may have several) and the running totals ``labeled_total`` and ``failed_total``."""
+
+    unit: str
+    buckets: list[dict]
+
+
+def run_timeline(*, run: LabelingRun) -> RunTimeline:
+    """Two queries: the span of the run's answers, then its decided candidates grouped by time bucket."""
+    span = TeacherSample.objects.filter(run=run).aggregate(first=Min("created_at"), last=Max("created_at"))
+    if span["first"] is None:
+        return RunTimeline("minute", [])
+    unit, _longest, step, fmt = next(u for u in _UNITS if u[1] is None or span["last"] - span["first"] <= u[1])
+    decided = Subquery(
+        TeacherSample.objects.filter(run_id=OuterRef("run_id"), pair_id=OuterRef("pair_id"))
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    counts = {name: Count("id", filter=condition) for name, condition in _ROUTED.items()}
+    counts |= {f"reason_{r}": Count("id", filter=Q(**{f"reason_{r}": True})) for r in Candidate.REASONS}
+    rows = (
+        Candidate.objects.filter(run=run)
+        .exclude(status=Candidate.Status.PENDING)
+        .annotate(at=Trunc(decided, unit, output_field=DateTimeField()))
+        .values("at")
+        .annotate(**counts)
+        .order_by("at")
+    )
+    found = {row.pop("at"): row for row in rows if row["at"] is not None}
+    zero = dict.fromkeys(counts, 0)
+    start = min(found, default=None) or span["first"]
+    end = max(found, default=start)
+    buckets, at, labeled, failed = [], start - step, 0, 0
+    while at <= end:
+        row = found.get(at, zero)
+        labeled += row["auto_accepted"] + row["needs_review"]
+        failed += row["failed"]
+        buckets.append({"at": at.strftime(fmt), **row, "labeled_total": labeled, "failed_total": failed})
+        at += step
+    return RunTimeline(unit, buckets)
+
+
+def run_timeline_charts(timeline: RunTimeline, *, pairs_total: int) -> list[charts.Chart]:
+    """The run page's charts: progress (pairs decided so far), routing per bucket and review reasons per bucket;
+    none before the first answer."""
+    if not timeline.buckets:
+        return []
+    per = f"per {timeline.unit}"
+    x_title = f"Time (UTC, {per})"
+    reasons = [(f"reason_{r}", r) for r in Candidate.REASONS]
+    return [
+        charts.line_trends(
+            timeline.buckets, name="run-progress", title=f"Progress: pairs decided of {pairs_total}", x="at",
+            x_title=x_title, series=[("labeled_total", "labelled"), ("failed_total", "failed")], y_title="Pairs",
+            digits=0, y_domain=[0, max(pairs_total, 1)],
+            description=f"Running totals of the run's pairs labelled and failed over time ({per}), out of "
+            f"{pairs_total} pairs.",
+        ),
+        charts.stacked_bars(
+            timeline.buckets, name="run-routing", title=f"Routing of the pairs decided {per}", x="at",
+            x_title=x_title, y_title="Pairs",
+            categories=[("auto_accepted", "auto-accepted"), ("needs_review", "needs review"), ("failed", "failed")],
+            description=f"Pairs decided {per}, stacked by outcome: auto-accepted, routed to review, failed.",
+        ),
+        charts.line_trends(
+            timeline.buckets, name="run-reasons", title=f"Review reasons {per}", x="at", x_title=x_title,
+            series=reasons, y_title="Pairs", digits=0,
+            description=f"Pairs routed to review {per}, one line per reason (a pair may have several reasons).",
+        ),
+    ]  # fmt: skip

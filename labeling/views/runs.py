@@ -53,6 +53,8 @@ def run_list(request):
 def run_detail(request, pk):
     """Policy owners see it too: they push and pull the run's Label Studio project."""
     run = run_or_404(pk, request.user)
+    if request.headers.get("HX-Request") and request.GET.get("part") == "timeline":  # its own, slower poll
+        return render(request, "labeling/_run_timeline.html", _timeline_context(run))
     context = {
         "run": run,
         "summary": selectors.run_routing_summary(run=run),
@@ -65,7 +67,7 @@ def run_detail(request, pk):
     }
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_run_progress.html", context)
-    context |= _candidates_context(request, run) | _trust_context(request, run)
+    context |= _candidates_context(request, run) | _trust_context(request, run) | _timeline_context(run)
     return render(request, "labeling/run_detail.html", context)
 
 
@@ -89,6 +91,11 @@ def _candidates_context(request, run: LabelingRun) -> dict:
 
 
 FLAGGED_PER_PAGE = 20
+
+
+def _timeline_context(run: LabelingRun) -> dict:
+    timeline = selectors.run_timeline(run=run)
+    return {"run": run, "timeline_charts": selectors.run_timeline_charts(timeline, pairs_total=run.pairs_total)}
 
 
 def _trust_context(request, run: LabelingRun) -> dict:
