@@ -174,6 +174,15 @@ def test_variants_never_reach_the_queue_approvals_or_other_runs_routing(
         labeling_run_chunk_process(run_id=other.pk, chunk_index=chunk.index)
     assert not Candidate.objects.filter(run=other, reason_teacher_disagreement=True).exists()
     assert not candidates.filter(reason_teacher_disagreement=True).exists()
+    # agreement and the version's trust rates count the labeling run only
+    from labeling.selectors.agreement import version_agreement
+    from labeling.selectors.trust_rates import version_trust_rates
+
+    agreement = version_agreement(version=published)
+    assert [r.pk for r in agreement.runs] == [other.pk] and agreement.human_approved == 0
+    rates = version_trust_rates(version=published).as_dict()
+    assert rates["counted_runs"] == [other.pk]
+    assert rates["tone"]["total"] == 8  # the labeling run's 8 candidates, none of the 40 red-team ones
 
 
 def test_red_team_parts_are_never_exported(owner, engineer, published, rt_set, openai_config):
