@@ -2,6 +2,8 @@
 send ``Idempotency-Key``), read a run and its report, compare two runs (policy owners and ML engineers; runs on
 a draft are the policy owners' only)."""
 
+import re
+
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
@@ -64,7 +66,7 @@ def _resolve(request, payload: RunIn):
         if not roles.has_role(request.auth, roles.POLICY_OWNER):
             raise HttpError(403, "Drafts are the policy owners' only.")
         version = policy.versions.filter(status=PolicyVersion.Status.DRAFT).first()
-    elif isinstance(payload.version, int) or str(payload.version).isdigit():
+    elif isinstance(payload.version, int) or re.fullmatch(r"[0-9]{1,9}", payload.version):
         version = policy.versions.filter(number=int(payload.version)).first()
         if version is not None and version.is_draft and not roles.has_role(request.auth, roles.POLICY_OWNER):
             version = None
@@ -104,13 +106,13 @@ def create_set(request, slug: str, payload: SetIn):
 
 
 @router.get(
-    "/redteam/sets/{set_id}",
+    "/redteam/sets/{red_team_set_id}",
     response={200: SetOut, 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_redteam_api_get_set",
 )
-def get_set(request, set_id: int):
+def get_set(request, red_team_set_id: int):
     require_role(request, *READERS)
-    return _set_out(_set(set_id))
+    return _set_out(_set(red_team_set_id))
 
 
 @router.post(
@@ -145,33 +147,33 @@ def start_run(request, payload: RunIn):
 
 
 @router.get(
-    "/redteam/runs/{run_id}",
+    "/redteam/runs/{red_team_run_id}",
     response={200: dict, 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_redteam_api_get_run",
 )
-def get_run(request, run_id: int):
+def get_run(request, red_team_run_id: int):
     """The run's state, progress and figures (no examples)."""
-    return red_team_report(run=_run(request, run_id), examples=0).as_dict()
+    return red_team_report(run=_run(request, red_team_run_id), examples=0).as_dict()
 
 
 @router.get(
-    "/redteam/runs/{run_id}/report",
+    "/redteam/runs/{red_team_run_id}/report",
     response={200: dict, 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_redteam_api_run_report",
 )
-def run_report(request, run_id: int):
+def run_report(request, red_team_run_id: int):
     """Attack success, flags and tone failures per category, flips per protected attribute, and examples
     (original → variant diff, clean label → variant label, rationale, why it counts)."""
-    return red_team_report(run=_run(request, run_id)).as_dict()
+    return red_team_report(run=_run(request, red_team_run_id)).as_dict()
 
 
 @router.get(
-    "/redteam/runs/{run_id}/compare/{other_id}",
+    "/redteam/runs/{red_team_run_id}/compare/{other_id}",
     response={200: dict, 403: ErrorOut, 404: ErrorOut},
     operation_id="labeling_redteam_api_compare_runs",
 )
-def compare_runs(request, run_id: int, other_id: int):
-    """Run ``run_id`` (before) and ``other_id`` (after) side by side: per category the attack success of both,
-    the change and whether it regressed, and the variants that did."""
-    before, after = _run(request, run_id), _run(request, other_id)
+def compare_runs(request, red_team_run_id: int, other_id: int):
+    """Run ``red_team_run_id`` (before) and ``other_id`` (after) side by side: per category the attack success of
+    both, the change and whether it regressed, and the variants that did."""
+    before, after = _run(request, red_team_run_id), _run(request, other_id)
     return red_team_compare(before=before, after=after).as_dict()

@@ -177,6 +177,7 @@ def test_api_refuses_bad_input_with_a_message(owner, published, rt_set, openai_c
         ({"set": 999, "version": 1, "teacher": "fake"}, 404, "No red-team set #999."),
         ({"set": rt_set.pk, "version": 7, "teacher": "fake"}, 404, "No version 7"),
         ({"set": rt_set.pk, "version": "latest", "teacher": "fake"}, 400, "version number or 'draft'"),
+        ({"set": rt_set.pk, "version": "²", "teacher": "fake"}, 400, "version number or 'draft'"),
         ({"set": rt_set.pk, "version": 1, "teacher": "nope"}, 404, "No teacher config 'nope'."),
     ):
         answer = api.post("/api/redteam/runs", body, content_type="application/json")
@@ -187,8 +188,10 @@ def test_api_refuses_bad_input_with_a_message(owner, published, rt_set, openai_c
 
 def test_the_openapi_document_lists_the_red_team_endpoints(client):
     paths = client.get("/api/openapi.json").json()["paths"]
-    assert {"/api/policies/{slug}/redteam/sets", "/api/redteam/runs", "/api/redteam/runs/plan",
-            "/api/redteam/runs/{run_id}", "/api/redteam/runs/{run_id}/report",
-            "/api/redteam/runs/{run_id}/compare/{other_id}", "/api/redteam/sets/{set_id}"} <= set(paths)  # fmt: skip
+    assert {
+        "/api/policies/{slug}/redteam/sets", "/api/redteam/runs", "/api/redteam/runs/plan",
+        "/api/redteam/runs/{red_team_run_id}", "/api/redteam/runs/{red_team_run_id}/report",
+        "/api/redteam/runs/{red_team_run_id}/compare/{other_id}", "/api/redteam/sets/{red_team_set_id}",
+    } <= set(paths)  # fmt: skip
     start = paths["/api/redteam/runs"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in start["parameters"])

@@ -5,6 +5,7 @@
 report; the exit code is 1 when the run failed or was cancelled (and, later, when a quality gate fails:
 :meth:`Command.gate_exit_code`)."""
 
+import re
 import time
 
 from django.contrib.auth import get_user_model
@@ -128,7 +129,7 @@ class Command(BaseCommand):
             if version is None:
                 raise CommandError(f"Policy {policy.slug!r} has no draft.")
         else:
-            if not opts["version"].isdigit():
+            if not re.fullmatch(r"[0-9]{1,9}", opts["version"]):
                 raise CommandError(f"--version is a version number or 'draft', not {opts['version']!r}.")
             version = policy.versions.filter(number=int(opts["version"])).first()
             if version is None:
