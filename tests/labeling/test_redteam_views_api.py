@@ -33,7 +33,9 @@ def finished(owner, published, rt_set, openai_config, fake_openai):
 
 
 @pytest.fixture
-def on_draft(owner, policy, rt_set, openai_config):
+def on_draft(owner, policy, rt_set, openai_config, fake_openai):
+    """An honest teacher's red-team run of the draft."""
+    fake_openai.responder = None
     return start_and_process(owner, rt_set, policy.versions.get(number=2), openai_config("draft-teacher"))
 
 
@@ -73,7 +75,7 @@ def test_the_report_page_shows_rates_flips_and_examples(client, engineer, finish
     assert '<tr data-category="protected_attribute"><td>protected_attribute</td>' in html
     assert '<td class="attack">8 / 8 (100%)</td>' in html
     assert '<td id="flip-total">8 / 8</td>' in html
-    assert "label changed:" in html and '<pre class="diff">' in html
+    assert "label changed:" in html and '<pre class="variant-diff">' in html
 
 
 def test_owners_create_a_set_plan_and_start_a_run_from_the_pages(client, owner, published, rt_pairs, openai_config,
@@ -195,3 +197,13 @@ def test_the_openapi_document_lists_the_red_team_endpoints(client):
     } <= set(paths)  # fmt: skip
     start = paths["/api/redteam/runs"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in start["parameters"])
+
+
+def test_the_side_by_side_page_marks_the_regressed_category(client, owner, finished, on_draft):
+    client.force_login(owner)
+    html = client.get(f"/redteam/runs/{on_draft.pk}/compare/?with={finished.pk}").content.decode()
+    assert '<tr data-category="protected_attribute" class="removed">' in html
+    assert "regression (8 variants)" in html
+    assert '<tr data-category="irrelevant_noise" class="">' in html
+    assert html.count('<tr data-variant="') == 8
+    assert client.get(f"/redteam/runs/{on_draft.pk}/compare/").status_code == 404  # no run to compare with
