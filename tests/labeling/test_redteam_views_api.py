@@ -207,3 +207,11 @@ def test_the_side_by_side_page_marks_the_regressed_category(client, owner, finis
     assert '<tr data-category="irrelevant_noise" class="">' in html
     assert html.count('<tr data-variant="') == 8
     assert client.get(f"/redteam/runs/{on_draft.pk}/compare/").status_code == 404  # no run to compare with
+
+
+def test_a_parts_run_page_says_what_it_is(client, engineer, finished):
+    client.force_login(engineer)
+    part = finished.runs.get(red_team_category="injection")
+    html = client.get(f"/runs/{part.pk}/").content.decode()
+    assert f'<a href="/redteam/runs/{finished.pk}/">red-team run #{finished.pk}</a>: the injection variants' in html
+    assert f'href="/runs/{part.pk}/"' not in client.get("/runs/").content.decode()  # parts belong to their report
