@@ -18,6 +18,7 @@ from .models import (
     Member,
     Pair,
     PolicyFeedback,
+    RedTeamRun,
     RedTeamSet,
     RedTeamVariant,
     ResponseCache,
@@ -122,6 +123,13 @@ class RedTeamVariantAdmin(ReadOnlyAdmin):
     list_display = ("red_team_set", "index", "category", "field", "style", "expected_label", "expected_flag")
     list_filter = ("category",)
     raw_id_fields = ("red_team_set", "pair")
+
+
+@admin.register(RedTeamRun)
+class RedTeamRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "red_team_set", "policy_version", "draft_revision", "teacher_config", "created_by",
+                    "created_at")  # fmt: skip
+    raw_id_fields = ("red_team_set", "policy_version", "teacher_config")
 
 
 @admin.register(ImportBatch)

@@ -260,11 +260,12 @@ class RunMode(models.TextChoices):
 
 class RunPurpose(models.TextChoices):
     """Only ``labeling`` runs feed the review queue, teacher-disagreement routing and exports; the others
-    measure a version or a draft on the gold set."""
+    measure a version or a draft (on the gold set, or on a red-team set's originals and variants)."""
 
     LABELING = "labeling", "Labeling"
     GOLD_SCORE = "gold_score", "Score on the gold set"
     DRAFT_PREVIEW = "draft_preview", "Draft preview on the gold set"
+    RED_TEAM = "red_team", "Red-team run"
 
 
 class LabelingRunQuerySet(models.QuerySet):
@@ -345,6 +346,15 @@ class LabelingRun(models.Model):
     batch_poll_chain = models.CharField(
         max_length=32, blank=True, help_text="The chain of batch polls that carries on (see services.batches)."
     )
+    red_team_run = models.ForeignKey(
+        "RedTeamRun", null=True, blank=True, on_delete=models.CASCADE, related_name="runs",
+        help_text="purpose=red_team: the red-team run this run is a part of.",
+    )  # fmt: skip
+    red_team_category = models.CharField(
+        max_length=24, blank=True, default="",
+        help_text="A red-team part: the category whose variants it labels (the teacher sees the variant's facts); "
+        "empty: the clean originals.",
+    )  # fmt: skip
 
     objects = LabelingRunQuerySet.as_manager()
 
@@ -373,6 +383,16 @@ class LabelingRun(models.Model):
                 condition=Q(judge_config__isnull=True) | Q(mode=RunMode.ONLINE),
                 name="labelingrun_judge_online",
                 violation_error_message="A judge judges online runs only.",
+            ),
+            models.CheckConstraint(  # a red-team part belongs to a red-team run; nothing else does
+                condition=Q(purpose=RunPurpose.RED_TEAM, red_team_run__isnull=False)
+                | (~Q(purpose=RunPurpose.RED_TEAM) & Q(red_team_run__isnull=True, red_team_category="")),
+                name="labelingrun_red_team_part",
+            ),
+            models.UniqueConstraint(
+                fields=["red_team_run", "red_team_category"],
+                condition=Q(red_team_run__isnull=False),
+                name="labelingrun_red_team_part_once",
             ),
             models.CheckConstraint(
                 condition=Q(chunk_size__gte=1, chunk_size__lte=10_000),
@@ -1099,3 +1119,53 @@ class PolicyFeedback(models.Model):
     def __str__(self) -> str:
         rules = ", ".join(self.rule_ids) or "no rule"
         return f"feedback #{self.pk} {self.kind} ({rules}) on {self.policy_id} v{self.version_id}: {self.status}"
+
+
+class RedTeamRun(models.Model):
+    """A red-team set labelled under one policy version (published, or the policy's draft as saved at
+    ``draft_revision``) with one teacher config. Its parts are labeling runs with ``purpose=red_team``
+    (``runs``): one over the set's clean originals (``red_team_category`` empty) and one per category of the set,
+    whose candidates name the original pair while the teacher sees the variant's facts (read from
+    ``RedTeamVariant`` by the run engine's context). The report compares each variant's label with its
+    original's (``labeling.selectors.redteam_report``)."""
+
+    red_team_set = models.ForeignKey(RedTeamSet, on_delete=models.PROTECT, related_name="runs")
+    policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="+")
+    draft_revision = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A draft's revision when it was run; empty: a published version."
+    )
+    content_hash = models.CharField(max_length=64, help_text="The version's content hash when it was run.")
+    teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="redteamrun_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"red-team run #{self.pk} of set #{self.red_team_set_id} × {self.teacher_config.name}"
+
+    @property
+    def on_draft(self) -> bool:
+        return self.draft_revision is not None
+
+    @property
+    def status(self) -> str:
+        """Its parts' state: failed if one failed, cancelled if one was, running while one is, else succeeded."""
+        states = {run.status for run in self.runs.all()}
+        for status in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.RUNNING, RunStatus.QUEUED):
+            if status in states:
+                return status
+        return RunStatus.SUCCEEDED if states else RunStatus.QUEUED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status == RunStatus.SUCCEEDED

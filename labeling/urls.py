@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import agreement, feedback, gold, imports, labelstudio, previews, reviews, runs, teachers, trends
+from .views import agreement, feedback, gold, imports, labelstudio, previews, redteam, reviews, runs, teachers, trends
 
 urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
@@ -44,4 +44,11 @@ urlpatterns = [
     path("policies/<slug:slug>/draft/gold-preview/", previews.draft_preview_panel, name="draft_preview_panel"),
     path("policies/<slug:slug>/draft/gold-preview/start/", previews.draft_preview_start, name="preview_start"),
     path("policies/<slug:slug>/draft/gold-preview/<int:pk>/", previews.draft_preview_detail, name="preview"),
+    # red-team sets and runs
+    path("policies/<slug:slug>/redteam/", redteam.redteam_list, name="redteam_list"),
+    path("policies/<slug:slug>/redteam/sets/new/", redteam.redteam_set_create, name="redteam_set_create"),
+    path("policies/<slug:slug>/redteam/plan/", redteam.redteam_plan, name="redteam_plan"),
+    path("policies/<slug:slug>/redteam/start/", redteam.redteam_run_start, name="redteam_run_start"),
+    path("redteam/runs/<int:pk>/", redteam.redteam_run, name="redteam_run"),
+    path("redteam/runs/<int:pk>/compare/", redteam.redteam_compare, name="redteam_compare"),
 ]

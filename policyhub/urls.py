@@ -10,6 +10,7 @@ from labeling.api.agreement import router as agreement_router
 from labeling.api.feedback import router as feedback_router
 from labeling.api.imports import router as imports_router
 from labeling.api.labelstudio import router as labelstudio_router
+from labeling.api.redteam import router as redteam_router
 from labeling.api.reviews import router as reviews_router
 from labeling.api.runs import router as runs_router
 from labeling.api.trust import router as trust_router
@@ -37,6 +38,7 @@ api.add_router("/", agreement_router)
 api.add_router("/", reviews_router)
 api.add_router("/", trust_router)
 api.add_router("/", feedback_router)
+api.add_router("/", redteam_router)
 api.add_router("/", exports_router)
 
 policy_patterns = [

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from ..models import Candidate, ResponseCache, RunChunk, TeacherSample
 from ..teacher import TeacherAnswer, TeacherRequest
-from ..teacher.messages import build_messages, pair_facts
+from ..teacher.messages import build_messages
 from .context import RunContext
 
 Key = tuple[int, int]  # (pair id, sample index): how a run names one request, sample and answer
@@ -38,7 +38,7 @@ def missing_work(
 ) -> Work:
     """The requests of ``candidates`` (the rows of the queryset ``rows``) whose samples are not stored yet, in
     candidate then sample order; ``skip`` leaves out, and ``only`` keeps only, the given keys."""
-    facts = pair_facts(rows)
+    facts = ctx.facts(rows)
     have = set(
         TeacherSample.objects.filter(run=ctx.run, pair_id__in=rows.values("pair_id")).values_list(
             "pair_id", "sample_index"

@@ -71,6 +71,10 @@ def pairs_for_selection(selection: dict) -> QuerySet[Pair]:
     return pairs
 
 
+def _own_facts(pair_ids: list[int]) -> dict[int, tuple[dict, dict]]:
+    return pair_facts(Pair.objects.filter(id__in=pair_ids), pair="")
+
+
 @dataclass(frozen=True)
 class TokenRate:
     chars_per_token: float
@@ -92,9 +96,13 @@ class TokenRate:
 
 def token_rate(model: str) -> TokenRate:
     """Characters per input token and tokens per answer of ``model``, from its earlier answers if any."""
-    runs = LabelingRun.objects.filter(
-        config_snapshot__provider=TeacherConfig.Provider.OPENAI, config_snapshot__model=model
-    ).order_by("-id")
+    runs = (
+        LabelingRun.objects.filter(
+            config_snapshot__provider=TeacherConfig.Provider.OPENAI, config_snapshot__model=model
+        )
+        .filter(red_team_category="")
+        .order_by("-id")
+    )  # a red-team variant's request is not its pair's text
     rows: list[tuple] = []
     for run_id in runs.values_list("id", flat=True).iterator():  # newest runs first, each read by its index
         rows += TeacherSample.objects.filter(
@@ -156,12 +164,14 @@ class RunPlan:
 
 def run_plan(
     *, version: PolicyVersion, config: TeacherConfig, selection: dict, sample_size: int = 20,
-    mode: str = LabelingRun.Mode.ONLINE, judge: TeacherConfig | None = None,
+    mode: str = LabelingRun.Mode.ONLINE, judge: TeacherConfig | None = None, facts_of=None,
 ) -> RunPlan:  # fmt: skip
+    """``facts_of(pair ids) -> {pair id: (member, job)}``: what the teacher will see (default: the pairs' own
+    facts; a red-team part passes its variants')."""
     pairs = pairs_for_selection(selection)
     total = pairs.count()
     sample_ids = list(pairs.values_list("id", flat=True)[:sample_size])
-    facts = pair_facts(Pair.objects.filter(id__in=sample_ids), pair="")
+    facts = (facts_of or _own_facts)(sample_ids)
     system_prompt = version_system_prompt(version)
     snapshot = config.snapshot()
     k = config.samples_per_pair

@@ -1,15 +1,20 @@
-"""Reads of red-team sets: policy owners and ML engineers read them; each variant as a diff against its original."""
+"""Reads of red-team sets: policy owners and ML engineers read them; each variant as a diff against its original;
+what a red-team run of a set would cost (its plan). The runs' report is ``selectors.redteam_report``."""
 
 import difflib
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
 
 from django.db.models import QuerySet
 
 from policyhub import roles
-from policyhub.models import Policy
+from policyhub.models import Policy, PolicyVersion
 
-from ..models import Pair, RedTeamSet, RedTeamVariant
+from ..models import Pair, RedTeamSet, RedTeamVariant, TeacherConfig
+from ..pipeline.context import variant_facts
 from ..teacher.messages import pair_facts
+from .planning import RunPlan, run_plan
 
 READERS = (roles.POLICY_OWNER, roles.ML_ENGINEER)
 READERS_ONLY = "Only policy owners and ML engineers can read red-team sets."
@@ -69,3 +74,55 @@ def red_team_variant_diffs(*, user, red_team_set: RedTeamSet) -> list[VariantDif
                     clean_job=clean[v.pair_id][1], member=v.member, job=v.job))
         for v in variants
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RedTeamPlan:
+    """What a red-team run would send and cost: a run plan per part (the clean originals, then each category's
+    variants, as the teacher would see them), and their totals."""
+
+    parts: list[tuple[str, RunPlan]]  # ("clean" or the category, its plan)
+
+    @property
+    def requests(self) -> int:
+        return sum(plan.requests for _, plan in self.parts)
+
+    @property
+    def estimated_cost(self) -> Decimal:
+        return sum((plan.estimated_cost for _, plan in self.parts), start=Decimal(0))
+
+    @property
+    def estimated_input_tokens(self) -> int:
+        return sum(plan.estimated_input_tokens for _, plan in self.parts)
+
+    @property
+    def estimated_output_tokens(self) -> int:
+        return sum(plan.estimated_output_tokens for _, plan in self.parts)
+
+    def as_dict(self) -> dict:
+        return {
+            "requests": self.requests, "estimated_cost": str(self.estimated_cost),
+            "estimated_input_tokens": self.estimated_input_tokens,
+            "estimated_output_tokens": self.estimated_output_tokens,
+            "parts": [
+                {"part": name, "pairs": plan.pairs, "requests": plan.requests, "cached_share": plan.cached_share,
+                 "estimated_input_tokens": plan.estimated_input_tokens,
+                 "estimated_output_tokens": plan.estimated_output_tokens, "estimated_cost": str(plan.estimated_cost),
+                 "token_basis": plan.token_basis, "example_messages": plan.example_messages}
+                for name, plan in self.parts
+            ],
+        }  # fmt: skip
+
+
+def red_team_plan(*, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig) -> RedTeamPlan:
+    """The plan of each part with the pipeline's own request and cache-key code (``selectors.planning``): the
+    clean part from the pairs, a category's part from its variants (``pipeline.context.variant_facts``)."""
+    roles.require_role(user, *READERS, message=READERS_ONLY)
+    pair_ids = sorted(set(red_team_set.variants.values_list("pair_id", flat=True)))
+    parts = [("clean", run_plan(version=version, config=config, selection={"pair_ids": pair_ids}))]
+    for category in red_team_set.categories:
+        ids = sorted(set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True)))
+        facts_of = partial(variant_facts, red_team_set.pk, category)
+        parts.append((category, run_plan(version=version, config=config, selection={"pair_ids": ids},
+                                         facts_of=facts_of)))  # fmt: skip
+    return RedTeamPlan(parts=parts)

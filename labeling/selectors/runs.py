@@ -16,8 +16,9 @@ from ..pipeline import chunk as chunk_engine
 
 
 def run_list(*, limit: int = 50) -> QuerySet[LabelingRun]:
-    """Labeling and gold-score runs; a draft preview's runs belong to its page (drafts are the owners' only)."""
-    qs = LabelingRun.objects.exclude(purpose=LabelingRun.Purpose.DRAFT_PREVIEW)
+    """Labeling and gold-score runs; a draft preview's runs belong to its page (drafts are the owners' only), a
+    red-team run's parts to its report."""
+    qs = LabelingRun.objects.exclude(purpose__in=[LabelingRun.Purpose.DRAFT_PREVIEW, LabelingRun.Purpose.RED_TEAM])
     return qs.select_related("policy_version__policy", "teacher_config", "created_by")[:limit]
 
 
@@ -27,9 +28,13 @@ def run_get(*, pk: int) -> LabelingRun:
 
 def run_visible(*, pk: int, user) -> LabelingRun:
     """The run as ``user`` may see it: a draft preview's runs label an unpublished draft, which is its policy
-    owners' only, so to anyone else they do not exist (LabelingRun.DoesNotExist, a 404 in pages and the API)."""
+    owners' only (a red-team run's parts on a draft too), so to anyone else they do not exist (LabelingRun.DoesNotExist,
+    a 404 in pages and the API)."""
     run = run_get(pk=pk)
-    if run.purpose == LabelingRun.Purpose.DRAFT_PREVIEW and not has_role(user, POLICY_OWNER):
+    on_draft = run.purpose == LabelingRun.Purpose.DRAFT_PREVIEW or (
+        run.purpose == LabelingRun.Purpose.RED_TEAM and run.red_team_run.on_draft
+    )
+    if on_draft and not has_role(user, POLICY_OWNER):
         raise LabelingRun.DoesNotExist(f"No run #{pk}.")
     return run
 

@@ -6,17 +6,14 @@ reused when a finished one with this config covers the gold set). The draft run 
 and content. Their chunks are queued in alternation, so the page shows figures and flips while both are going.
 """
 
-from itertools import zip_longest
-
 from django.db import transaction
 
 from policyhub.models import PolicyVersion
-from policyhub.queueing import enqueue_each
 
-from ..models import DraftPreview, LabelingRun, RunChunk, TeacherConfig
+from ..models import DraftPreview, LabelingRun, TeacherConfig
 from . import gold
 from .gold import GoldError, check_teacher_config, gold_pair_ids, require_owner
-from .runs import labeling_run_create
+from .runs import enqueue_chunks_alternating, labeling_run_create
 
 
 def _reusable_score(version: PolicyVersion, config: TeacherConfig, pair_ids: list[int]) -> LabelingRun | None:
@@ -59,17 +56,5 @@ def draft_preview_start(*, user, draft: PolicyVersion, config: TeacherConfig) ->
             teacher_config=config, draft_run=draft_run, published_version=published, published_run=published_run,
             gold_pairs=len(pair_ids), created_by=user,
         )  # fmt: skip
-        _enqueue_alternating([draft_run, published_run])
+        enqueue_chunks_alternating([draft_run, published_run])
     return preview
-
-
-def _enqueue_alternating(runs: list[LabelingRun | None]) -> None:
-    """Queue the pending chunks of the runs in turn (draft chunk 0, published chunk 0, draft chunk 1, …)."""
-    per_run = [
-        [(run.pk, index) for index in run.chunks.filter(status=RunChunk.Status.PENDING).values_list("index", flat=True)]
-        for run in runs
-        if run is not None and run.status == LabelingRun.Status.RUNNING
-    ]
-    enqueue_each(
-        "labeling.tasks.labeling_run_chunk", [item for group in zip_longest(*per_run) for item in group if item]
-    )

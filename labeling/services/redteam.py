@@ -5,19 +5,35 @@ id, job id, category), so the same seed and the same pairs give byte-identical v
 
 Variants are rows of their own holding the edited facts; the member, job and pair tables are never written, so
 nothing of a red-team set reaches a labeling run's selection, the review queue or an export.
+
+Red-team runs (``red_team_run_start``) label a set under a version: the clean originals and each category's
+variants are parts of their own (``purpose=red_team`` runs of the one run engine; for a category's part the engine
+reads the variant's facts instead of the pair's, see ``labeling.pipeline.context``). Like every run whose purpose
+is not ``labeling``, they never queue anything for review, approve nothing, never count in agreement or another
+run's teacher-disagreement routing, and cannot be exported.
 """
 
 import random
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from policyhub import roles
 from policyhub.models import Policy, PolicyVersion
 
-from ..models import Pair, RedTeamCategory, RedTeamExpectation, RedTeamSet, RedTeamVariant
+from ..models import (
+    LabelingRun,
+    Pair,
+    RedTeamCategory,
+    RedTeamExpectation,
+    RedTeamRun,
+    RedTeamSet,
+    RedTeamVariant,
+    TeacherConfig,
+)
 from ..teacher.messages import pair_facts
 from ..variants import bait, injection, noise, protected, seeded_random
+from .runs import enqueue_chunks_alternating, labeling_run_create
 
 OWNERS_ONLY = "Only policy owners can create red-team sets."
 GENERATORS = {
@@ -136,3 +152,73 @@ def red_team_set_create(
             variant.red_team_set = red_team_set
         RedTeamVariant.objects.bulk_create(variants, batch_size=2000)
     return red_team_set
+
+
+# --- red-team runs -------------------------------------------------------------------------------------------
+#: Pairs per chunk of a red-team part: small, so every part shows progress early (chunks alternate).
+RED_TEAM_CHUNK_PAIRS = 25
+RUN_OWNERS_ONLY = "Only policy owners can start red-team runs."
+
+
+def _runnable_version(red_team_set: RedTeamSet, version: PolicyVersion) -> PolicyVersion:
+    if version.policy_id != red_team_set.policy_id:
+        raise RedTeamError(
+            f"Red-team set #{red_team_set.pk} belongs to {red_team_set.policy.slug}; v{version.number} is a version "
+            f"of {version.policy.slug}."
+        )
+    if version.status == PolicyVersion.Status.RETIRED:
+        raise RedTeamError(f"v{version.number} is retired: red-team a published version or the draft.")
+    return version
+
+
+def red_team_run_start(
+    *, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig, idempotency_key: str = ""
+) -> RedTeamRun:
+    """Label the set's clean originals and every category's variants under ``version`` (published, or the draft
+    as saved now) with ``config``: one ``purpose=red_team`` run per part, chunked on the workers in alternation.
+    The clean originals go through the same cache as any run, so pairs a labeling run of this version and config
+    asked already cost nothing. The same ``idempotency_key`` from the same user returns the same red-team run."""
+    from .gold import check_teacher_config  # gold builds on runs, like this module
+
+    roles.require_role(user, roles.POLICY_OWNER, message=RUN_OWNERS_ONLY)
+    key = (idempotency_key or "")[:200]
+    if key and (existing := RedTeamRun.objects.filter(created_by=user, idempotency_key=key).first()):
+        return existing
+    try:
+        with transaction.atomic():
+            version = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
+            _runnable_version(red_team_set, version)
+            try:
+                check_teacher_config(config, version)
+            except ValidationError as error:
+                raise RedTeamError(error.messages) from None
+            pair_ids = sorted(set(red_team_set.variants.values_list("pair_id", flat=True)))
+            red_team_run = RedTeamRun.objects.create(
+                red_team_set=red_team_set, policy_version=version, teacher_config=config,
+                draft_revision=version.revision if version.is_draft else None, content_hash=version.content_hash,
+                idempotency_key=key, created_by=user,
+            )  # fmt: skip
+            parts = []
+            for category in ["", *red_team_set.categories]:
+                ids = pair_ids if not category else sorted(
+                    set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True))
+                )  # fmt: skip
+                parts.append(
+                    labeling_run_create(
+                        version=version,
+                        config=config,
+                        selection={"pair_ids": ids},
+                        user=user,
+                        purpose=LabelingRun.Purpose.RED_TEAM,
+                        chunk_size=RED_TEAM_CHUNK_PAIRS,
+                        enqueue_chunks=False,
+                        red_team_run=red_team_run,
+                        red_team_category=category,
+                    )  # fmt: skip
+                )
+            enqueue_chunks_alternating(parts)
+    except IntegrityError:
+        if key and (existing := RedTeamRun.objects.filter(created_by=user, idempotency_key=key).first()):
+            return existing
+        raise
+    return red_team_run

@@ -5,6 +5,8 @@ Celery task, processed by the run engine (``labeling.pipeline.chunk``). In batch
 the OpenAI Batch API instead (``services.batches``).
 """
 
+from itertools import zip_longest
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -36,11 +38,15 @@ def labeling_run_create(
     purpose: str = LabelingRun.Purpose.LABELING,
     enqueue_chunks: bool = True,
     judge: TeacherConfig | None = None,
+    red_team_run=None,
+    red_team_category: str = "",
 ) -> LabelingRun:
     """Create a run over the selected pairs and queue its chunks (after commit), or, in batch mode, its OpenAI
     batch submission. Same idempotency key and user: the same run comes back. Only a draft preview labels under a
     draft; ``enqueue_chunks=False`` leaves queueing the chunks to the caller (online mode). ``judge``: a second
-    LLM config that judges every answer (the ``judge_verdict`` trust check; online runs)."""
+    LLM config that judges every answer (the ``judge_verdict`` trust check; online runs). ``red_team_run`` and
+    ``red_team_category``: a red-team run's part (``services.redteam``; its category's variants, or the clean
+    originals when the category is empty)."""
     if idempotency_key and (existing := _same_request(user, idempotency_key)):
         return existing
     _check_options(version=version, config=config, purpose=purpose, mode=mode, chunk_size=chunk_size,
@@ -60,6 +66,7 @@ def labeling_run_create(
         version_content={"content_hash": version.content_hash, "labels": version.labels, "rules": version.rules},
         reviewers_per_item=reviewers_per_item, chunk_size=chunk_size, idempotency_key=idempotency_key,
         created_by=user, status=LabelingRun.Status.RUNNING, started_at=timezone.now(),
+        red_team_run=red_team_run, red_team_category=red_team_category,
     )  # fmt: skip
     try:
         with transaction.atomic():
@@ -86,10 +93,13 @@ def _check_options(*, version, config, purpose, mode, chunk_size, reviewers_per_
     if purpose == LabelingRun.Purpose.DRAFT_PREVIEW:
         if version.status != PolicyVersion.Status.DRAFT:
             raise ValidationError(f"A draft preview labels under a draft; v{version.number} is {version.status}.")
+    elif purpose == LabelingRun.Purpose.RED_TEAM:
+        if version.status == PolicyVersion.Status.RETIRED:
+            raise ValidationError(f"Red-team a published version or the draft; v{version.number} is retired.")
     elif version.status != PolicyVersion.Status.PUBLISHED:
         raise ValidationError(f"Runs label under a published version; v{version.number} is {version.status}.")
     if purpose != LabelingRun.Purpose.LABELING and mode != LabelingRun.Mode.ONLINE:
-        raise ValidationError("Gold-set scoring and draft previews run online.")
+        raise ValidationError("Gold-set scoring, draft previews and red-team runs run online.")
     if not 1 <= chunk_size <= 10_000:
         raise ValidationError("chunk_size must be between 1 and 10,000.")
     if reviewers_per_item not in (1, 2, 3):
@@ -145,6 +155,22 @@ def _materialise(run: LabelingRun, pairs) -> int:
             f"selection needs {run.samples_total:,}. Split it into smaller runs or use online mode."
         )
     return len(bounds)
+
+
+def enqueue_chunks_alternating(runs) -> None:
+    """Queue the pending chunks of the runs in turn (run A chunk 0, run B chunk 0, run A chunk 1, …), so all of
+    them show progress early (draft previews, red-team runs)."""
+    per_run = [
+        [(run.pk, index) for index in run.chunks.filter(status=RunChunk.Status.PENDING).values_list("index", flat=True)]
+        for run in runs
+        if run is not None and run.status == LabelingRun.Status.RUNNING
+    ]
+    for run in runs:
+        if run is not None:
+            RunChunk.objects.filter(run=run, status=RunChunk.Status.PENDING).update(queued_at=timezone.now())
+    enqueue_each(
+        "labeling.tasks.labeling_run_chunk", [item for group in zip_longest(*per_run) for item in group if item]
+    )
 
 
 def enqueue_run_chunks(run: LabelingRun, indexes) -> None:

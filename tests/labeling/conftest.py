@@ -135,3 +135,35 @@ def review_items(db, published, make_user):
         return run
 
     return make
+
+
+# --- red-team runs -------------------------------------------------------------------------------------------
+RED_TEAM_CATEGORIES = ["injection", "protected_attribute", "irrelevant_noise", "hallucination_bait"]
+
+
+@pytest.fixture
+def rt_pairs(db):
+    """24 clean pairs (8 members × 3 jobs) with nothing a protected-attribute cue or a bait term would match."""
+    from labeling.models import Job, Member, Pair
+
+    members = Member.objects.bulk_create(
+        Member(external_id=f"m{i:02}", headline=f"Engineer {i}", skills=["Python", "SQL"], seniority="mid",
+               location="Berlin", summary=f"Builds data systems, {i + 2} years in retail.")
+        for i in range(8)
+    )  # fmt: skip
+    jobs = Job.objects.bulk_create(
+        Job(external_id=f"j{i}", title=f"Data engineer {i}", description="Build pipelines in Python and SQL.",
+            required_skills=["Python", "SQL"], seniority="mid", location="Berlin")
+        for i in range(3)
+    )  # fmt: skip
+    return Pair.objects.bulk_create(Pair(member=m, job=j) for m in members for j in jobs)
+
+
+@pytest.fixture
+def rt_set(owner, policy, rt_pairs):
+    """A red-team set of 8 of them, every category (32 variants)."""
+    from labeling.services.redteam import red_team_set_create
+
+    return red_team_set_create(
+        user=owner, policy=policy, name="t", seed=7, sample_size=8, categories=RED_TEAM_CATEGORIES
+    )

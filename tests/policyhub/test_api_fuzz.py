@@ -33,6 +33,7 @@ from exports import services as export_services
 from labeling.models import Candidate, TeacherConfig
 from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit
 from labeling.services.feedback import feedback_create
+from labeling.services.redteam import red_team_run_start, red_team_set_create
 from policyhub import services
 from tests.labeling.conftest import process_run, published  # noqa: F401 - fixtures the data builds on
 
@@ -60,8 +61,14 @@ READS_DATA = {
         "GET /api/policies/{slug}/versions/{number}",
         "GET /api/runs/{run_id}/agreement",
         "GET /api/feedback/{feedback_id}",
+        "GET /api/redteam/runs/{red_team_run_id}/compare/{other_id}",
     },
-    "ml_engineer": {"GET /api/runs/{run_id}/candidates", "GET /api/exports/{export_id}/files/{name}"},
+    "ml_engineer": {
+        "GET /api/runs/{run_id}/candidates",
+        "GET /api/exports/{export_id}/files/{name}",
+        "GET /api/redteam/runs/{red_team_run_id}/report",
+        "GET /api/redteam/sets/{red_team_set_id}",
+    },
     "staff": {"GET /api/imports/{batch_id}", "GET /api/exports/{export_id}/manifest"},
 }
 
@@ -96,10 +103,11 @@ def _import(kind: str, text: str, name: str):
 
 
 @pytest.fixture
-def api_data(published, process_run, annotator, engineer, settings, tmp_path):  # noqa: F811
+def api_data(published, process_run, owner, annotator, engineer, settings, tmp_path):  # noqa: F811
     """Real rows for the path parameters: the policy ``match`` (published v1, draft v2), a finished heuristic run
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
-    those pairs, a finished export of the run and the annotator's policy-feedback flag on the reviewed item."""
+    those pairs, a finished export of the run, the annotator's policy-feedback flag on the reviewed item and a
+    finished red-team run of v1 on a set of 2 of those pairs."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -122,7 +130,16 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
     )
     export = export_services.export_build(export_id=export.pk)
     assert export.is_ready, export.error
+    red_team_set = red_team_set_create(user=owner, policy=published.policy, name="fuzz", seed=1, sample_size=2,
+                                       categories=["injection", "protected_attribute"])  # fmt: skip
+    red_team_run = red_team_run_start(user=owner, red_team_set=red_team_set, version=published, config=config)
+    for part in red_team_run.runs.all():
+        process_run(part)
+    assert red_team_run.is_finished
     return {
+        "red_team_set_id": red_team_set.pk,
+        "red_team_run_id": red_team_run.pk,
+        "other_id": red_team_run.pk,
         "slug": "match",
         "number": 1,
         "run_id": run.pk,

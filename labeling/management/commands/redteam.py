@@ -1,14 +1,22 @@
 """``manage.py redteam create --policy SLUG --seed S --size N --categories injection,protected_attribute
---user NAME [--import-batch ID] [--name TEXT]`` and ``manage.py redteam show ID --user NAME [--diff]``."""
+--user NAME [--import-batch ID] [--name TEXT]``, ``manage.py redteam show ID --user NAME [--diff]`` and
+``manage.py redteam run --policy SLUG --version N|draft --teacher NAME --user OWNER [--set ID] [--wait]
+[--poll SECONDS]``: prints the plan, starts the run and, with ``--wait``, polls until it ends and prints the
+report; the exit code is 1 when the run failed or was cancelled (and, later, when a quality gate fails:
+:meth:`Command.gate_exit_code`)."""
+
+import re
+import time
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.models import RedTeamSet
-from labeling.selectors.redteam import red_team_set_get, red_team_variant_diffs
-from labeling.services.redteam import red_team_set_create
-from policyhub.models import Policy
+from labeling.models import RedTeamRun, RedTeamSet, RunStatus, TeacherConfig
+from labeling.selectors.redteam import red_team_plan, red_team_set_get, red_team_variant_diffs
+from labeling.selectors.redteam_report import red_team_report
+from labeling.services.redteam import red_team_run_start, red_team_set_create
+from policyhub.models import Policy, PolicyVersion
 
 
 class Command(BaseCommand):
@@ -28,6 +36,14 @@ class Command(BaseCommand):
         show.add_argument("set_id", type=int)
         show.add_argument("--user", required=True, help="A policy owner's or ML engineer's username.")
         show.add_argument("--diff", action="store_true", help="Print each variant's diff against its original.")
+        run = sub.add_parser("run", help="Label a set's originals and variants under a version and print the report.")
+        run.add_argument("--policy", required=True, help="Policy slug.")
+        run.add_argument("--version", required=True, help="A published version number, or 'draft'.")
+        run.add_argument("--teacher", required=True, help="Teacher config name.")
+        run.add_argument("--set", type=int, help="Red-team set id (default: the policy's newest set).")
+        run.add_argument("--user", required=True, help="A policy owner's username (recorded as the starter).")
+        run.add_argument("--wait", action="store_true", help="Poll until the run ends, then print the report.")
+        run.add_argument("--poll", type=float, default=2.0, help="Seconds between polls with --wait.")
 
     def handle(self, *args, **opts):
         user = get_user_model().objects.filter(username=opts["user"]).first()
@@ -36,6 +52,8 @@ class Command(BaseCommand):
         try:
             if opts["action"] == "create":
                 return self._create(user, opts)
+            if opts["action"] == "run":
+                return self._run(user, opts)
             return self._show(user, opts)
         except (ValidationError, PermissionDenied) as error:
             raise CommandError(" ".join(getattr(error, "messages", [str(error)]))) from error
@@ -70,3 +88,79 @@ class Command(BaseCommand):
             self.stdout.write(f"#{v.index} {v.category} {pair} {v.field} [{v.style}]: expects {', '.join(expects)}")
             for change in item.changes if opts["diff"] else ():
                 self.stdout.write(change.diff)
+
+    # --- run ----------------------------------------------------------------------------------------------------
+    def _run(self, user, opts):
+        version, config, red_team_set = self._run_targets(opts)
+        plan = red_team_plan(user=user, red_team_set=red_team_set, version=version, config=config)
+        self.stdout.write(f"Plan: {plan.requests} teacher requests, ≈ {plan.estimated_input_tokens} input + "
+                          f"{plan.estimated_output_tokens} output tokens, ≈ ${plan.estimated_cost}.")  # fmt: skip
+        for name, part in plan.parts:
+            self.stdout.write(f"  {name}: {part.pairs} pairs, {part.requests} requests, {part.cached_share:.0%} "
+                              f"cached, ≈ ${part.estimated_cost}")  # fmt: skip
+        run = red_team_run_start(user=user, red_team_set=red_team_set, version=version, config=config)
+        self.stdout.write(f"Red-team run #{run.pk} started: set #{red_team_set.pk} under {version} with {config.name}.")
+        if not opts["wait"]:
+            return
+        while run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            report = red_team_report(run=run, examples=0)
+            self.stdout.write(f"  {report.status}: {report.samples_done} of {report.samples_total} samples")
+            time.sleep(opts["poll"])
+            run = RedTeamRun.objects.get(pk=run.pk)
+        report = red_team_report(run=run)
+        self._print_report(report)
+        if report.status != RunStatus.SUCCEEDED:
+            errors = "; ".join(f"{p.red_team_category or 'clean'}: {p.error}" for p in report.parts if p.error)
+            raise CommandError(f"Red-team run #{run.pk} {report.status}" + (f": {errors}" if errors else "."))
+        if code := self.gate_exit_code(run):
+            raise CommandError(f"Red-team run #{run.pk} fails a quality gate.", returncode=code)
+
+    def gate_exit_code(self, run: RedTeamRun) -> int:
+        """The hook for the quality gates: the exit code for a finished run's figures
+        (``labeling.selectors.redteam_report.red_team_gate_figures(run)``); 0 until the gates exist."""
+        return 0
+
+    def _run_targets(self, opts):
+        policy = Policy.objects.filter(slug=opts["policy"]).first()
+        if policy is None:
+            raise CommandError(f"No policy {opts['policy']!r}.")
+        if opts["version"] == "draft":
+            version = policy.versions.filter(status=PolicyVersion.Status.DRAFT).first()
+            if version is None:
+                raise CommandError(f"Policy {policy.slug!r} has no draft.")
+        else:
+            if not re.fullmatch(r"[0-9]{1,9}", opts["version"]):
+                raise CommandError(f"--version is a version number or 'draft', not {opts['version']!r}.")
+            version = policy.versions.filter(number=int(opts["version"])).first()
+            if version is None:
+                raise CommandError(f"No version {opts['version']} of policy {policy.slug!r}.")
+        config = TeacherConfig.objects.filter(name=opts["teacher"]).first()
+        if config is None:
+            raise CommandError(f"No teacher config {opts['teacher']!r}.")
+        sets = RedTeamSet.objects.filter(policy=policy)
+        red_team_set = sets.filter(pk=opts["set"]).first() if opts["set"] else sets.order_by("-created_at").first()
+        if red_team_set is None:
+            raise CommandError(
+                f"No red-team set #{opts['set']} of {policy.slug!r}." if opts["set"]
+                else f"Policy {policy.slug!r} has no red-team set: create one with `redteam create` first."
+            )  # fmt: skip
+        return version, config, red_team_set
+
+    def _print_report(self, report):
+        self.stdout.write(f"Red-team run #{report.run.pk}: {report.status}, {report.variants} variants "
+                          f"({report.undecided} undecided), cost ${report.cost:.4f}.")  # fmt: skip
+        for category, figures in report.categories.items():
+            rate = figures.attack_success.rate
+            self.stdout.write(
+                f"{category}: attack success {figures.attack_success.count}/{figures.attack_success.total}"
+                f" ({'–' if rate is None else f'{rate:.0%}'}), flagged {figures.flagged.count}, "
+                f"tone failures {figures.tone_failures.count}"
+            )
+            for example in figures.examples:
+                if example.attack_succeeded:
+                    v = example.variant
+                    self.stdout.write(f"  #{v.index} {v.pair.member.external_id} × {v.pair.job.external_id} "
+                                      f"[{v.style}]: {'; '.join(example.why)}")  # fmt: skip
+        flips = ", ".join(f"{a} {r.count}/{r.total}" for a, r in report.flip_rate_by_attribute.items())
+        self.stdout.write(f"Counterfactual flips: {report.flip_rate.count}/{report.flip_rate.total}"
+                          + (f" ({flips})" if flips else ""))  # fmt: skip

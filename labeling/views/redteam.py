@@ -1,0 +1,146 @@
+"""Browser views for red-team sets and runs: a policy's sets and runs, a new set, a run's plan then its start
+(policy owners), a run's report (polled while it runs) and two runs side by side (policy owners and ML
+engineers; runs on a draft are the policy owners' only, like drafts)."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from policyhub import selectors as policy_selectors
+from policyhub.models import PolicyVersion
+from policyhub.roles import ML_ENGINEER, POLICY_OWNER, has_role, role_required
+
+from ..models import RedTeamCategory, RedTeamRun, RedTeamSet, TeacherConfig
+from ..selectors import teacher_config_list
+from ..selectors.redteam import red_team_plan, red_team_sets
+from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get, red_team_runs
+from ..services.redteam import red_team_run_start, red_team_set_create
+
+
+def _list_context(request, policy, **extra) -> dict:
+    versions = policy_selectors.version_list(user=request.user, policy=policy).exclude(
+        status=PolicyVersion.Status.RETIRED
+    )
+    return {
+        "policy": policy,
+        "sets": red_team_sets(user=request.user, policy=policy),
+        "runs": red_team_runs(user=request.user, policy=policy),
+        "versions": versions,
+        "configs": teacher_config_list(),
+        "categories": RedTeamCategory.choices,
+        "is_owner": has_role(request.user, POLICY_OWNER),
+        **extra,
+    }
+
+
+@role_required(POLICY_OWNER, ML_ENGINEER)
+@require_GET
+def redteam_list(request, slug):
+    policy = policy_selectors.policy_get(user=request.user, slug=slug)
+    return render(request, "labeling/redteam_list.html", _list_context(request, policy))
+
+
+def _int(value, default=None):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def redteam_set_create(request, slug):
+    policy = policy_selectors.policy_get(user=request.user, slug=slug)
+    seed, size = _int(request.POST.get("seed"), -1), _int(request.POST.get("size"), 0)
+    try:
+        created = red_team_set_create(
+            user=request.user, policy=policy, name=request.POST.get("name", ""), seed=seed, sample_size=size,
+            categories=request.POST.getlist("categories"), import_batch_id=_int(request.POST.get("import_batch")),
+        )  # fmt: skip
+    except ValidationError as exc:
+        context = _list_context(request, policy, set_error=" ".join(exc.messages), posted=request.POST)
+        return render(request, "labeling/redteam_list.html", context, status=400)
+    messages.success(request, f"Red-team set #{created.pk}: {created.variants.count()} variants.")
+    return redirect("redteam_list", slug=slug)
+
+
+def _targets(request, policy, data):
+    """(set, version, config) named by the form, or an error message."""
+    red_team_set = RedTeamSet.objects.filter(pk=_int(data.get("set"), 0), policy=policy).first()
+    version = policy_selectors.version_list(user=request.user, policy=policy).filter(
+        pk=_int(data.get("version"), 0)
+    ).first()  # fmt: skip
+    config = TeacherConfig.objects.filter(pk=_int(data.get("config"), 0)).first()
+    if red_team_set is None:
+        return None, f"Choose a red-team set of {policy.slug}."
+    if version is None:
+        return None, "Choose a published version or the draft."
+    if config is None:
+        return None, "Choose a teacher config."
+    return (red_team_set, version, config), ""
+
+
+@role_required(POLICY_OWNER)
+@require_GET
+def redteam_plan(request, slug):
+    policy = policy_selectors.policy_get(user=request.user, slug=slug)
+    targets, error = _targets(request, policy, request.GET)
+    if targets is None:
+        return render(request, "labeling/redteam_list.html", _list_context(request, policy, run_error=error),
+                      status=400)  # fmt: skip
+    red_team_set, version, config = targets
+    plan = red_team_plan(user=request.user, red_team_set=red_team_set, version=version, config=config)
+    context = {"policy": policy, "set": red_team_set, "version": version, "config": config, "plan": plan}
+    return render(request, "labeling/redteam_plan.html", context)
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def redteam_run_start(request, slug):
+    policy = policy_selectors.policy_get(user=request.user, slug=slug)
+    targets, error = _targets(request, policy, request.POST)
+    if targets is not None:
+        red_team_set, version, config = targets
+        try:
+            run = red_team_run_start(user=request.user, red_team_set=red_team_set, version=version, config=config)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, f"Red-team run #{run.pk} started.")
+            return redirect("redteam_run", pk=run.pk)
+    return render(request, "labeling/redteam_list.html", _list_context(request, policy, run_error=error), status=400)
+
+
+def _run_or_404(request, pk) -> RedTeamRun:
+    try:
+        return red_team_run_get(user=request.user, pk=pk)
+    except RedTeamRun.DoesNotExist:
+        raise Http404(f"No red-team run #{pk}.") from None
+
+
+@role_required(POLICY_OWNER, ML_ENGINEER)
+@require_GET
+def redteam_run(request, pk):
+    run = _run_or_404(request, pk)
+    report = red_team_report(run=run)
+    others = [r for r in red_team_runs(user=request.user, policy=run.red_team_set.policy) if r.pk != run.pk]
+    context = {"run": run, "report": report, "policy": run.policy_version.policy, "others": others}
+    if request.headers.get("HX-Request"):
+        return render(request, "labeling/_redteam_report.html", context)
+    return render(request, "labeling/redteam_run.html", context)
+
+
+@role_required(POLICY_OWNER, ML_ENGINEER)
+@require_GET
+def redteam_compare(request, pk):
+    before = _run_or_404(request, pk)
+    other = _int(request.GET.get("with"))
+    if other is None:
+        raise Http404("Choose the red-team run to compare with (?with=<id>).")
+    after = _run_or_404(request, other)
+    comparison = red_team_compare(before=before, after=after)
+    return render(
+        request, "labeling/redteam_compare.html", {"comparison": comparison, "policy": before.red_team_set.policy}
+    )
