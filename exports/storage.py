@@ -77,6 +77,7 @@ def publish(storage: Storage, staging: Path, key: str, files: dict[str, tuple[st
         staging.rename(storage.path(key))  # one atomic step; fails if the folder exists (never overwritten)
         return {}
     etags: dict[str, str] = {}
+    written: list[str] = []  # only what this call stored is removed on failure, never an object found there
     try:
         for name, (sha256, size) in files.items():
             target = f"{key}/{name}"
@@ -88,6 +89,7 @@ def publish(storage: Storage, staging: Path, key: str, files: dict[str, tuple[st
             if saved != target:  # the storage chose another name because the key appeared meanwhile
                 storage.delete(saved)
                 raise FileExistsError(f"{location(storage, target)} appeared during the upload: not overwritten")
+            written.append(name)
             stored = StoredFile.open(storage, target, size=size, etag="")
             got = _sha256_of(stored.chunks())
             if got != (sha256, size):
@@ -95,7 +97,7 @@ def publish(storage: Storage, staging: Path, key: str, files: dict[str, tuple[st
                                f"{sha256} ({size} bytes) built: the upload was corrupted")  # fmt: skip
             etags[name] = stored.etag
     except BaseException:
-        remove(storage, key, list(files))
+        remove(storage, key, written)
         raise
     return etags
 
