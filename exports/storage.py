@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -146,10 +147,12 @@ class StoredFile:
         store, its ETag is not ``etag`` (when given)."""
         try:
             handle = storage.open(key, "rb")
-        except (FileNotFoundError, OSError) as error:
-            raise Tampered(f"{location(storage, key)} is missing ({type(error).__name__})") from None
-        except Exception as error:  # botocore's ClientError 404 / 403
-            raise Tampered(f"{location(storage, key)} cannot be read: {error}") from None
+        except FileNotFoundError:
+            raise Tampered(f"{location(storage, key)} is missing") from None
+        except ClientError as error:  # a 404 is a missing object; anything else (403, 5xx) is the storage's trouble
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            raise Tampered(f"{location(storage, key)} is missing") from None
         obj = getattr(handle, "obj", None)  # S3File: the boto3 Object, loaded (HEAD) by open()
         actual_size = obj.content_length if obj is not None else handle.size
         actual_etag = obj.e_tag if obj is not None else ""

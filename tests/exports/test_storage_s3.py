@@ -11,8 +11,9 @@ import pytest
 from exports import services
 from exports import storage as export_storage
 from exports.models import DatasetExport
+from labeling.models import Candidate
 from policyhub import services as policy_services
-from tests.celery_worker import Worker, purge_queue, worker_database_url
+from tests.celery_worker import Worker, purge_queue, table_locked, worker_database_url
 from tests.s3_server import PREFIX, s3_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 NAMES = ("labels.jsonl", "labels.parquet", "openai_chat.jsonl", "README.md", "manifest.json")
@@ -213,3 +214,73 @@ def test_a_changed_object_is_refused_not_served(export_run, engineer, client, s3
     problems = services.export_verify(export=export)
     assert len(problems) == 1 and "labels.jsonl" in problems[0]
     assert _get(client, token, f"/api/exports/{export.pk}/archive").status_code == 302  # the untouched ones still go
+    s3.client.delete_object(Bucket=s3.name, Key=f"{PREFIX}/exports/{export.storage_key}/labels.parquet")
+    gone = _get(client, token, f"/api/exports/{export.pk}/files/labels.parquet")
+    assert gone.status_code == 409 and "labels.parquet is missing" in gone.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_build_that_lost_its_lease_publishes_nothing(export_run, engineer, s3, monkeypatch):
+    """A worker that stalled past its lease while another took the export over uploads its files, then finds the
+    export is no longer its own: it removes what it uploaded and leaves the export to the other build."""
+    export, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+    real_publish = export_storage.publish
+
+    def publish_then_lose_the_lease(storage, staging, key, files):
+        etags = real_publish(storage, staging, key, files)
+        assert len(s3.keys(f"exports/{export.pk}/")) == len(files)  # uploaded and verified
+        DatasetExport.objects.filter(pk=export.pk).update(lease_token="another-worker")  # it claimed the export
+        return etags
+
+    monkeypatch.setattr(export_storage, "publish", publish_then_lose_the_lease)
+    stalled = services.export_build(export_id=export.pk)
+    assert (stalled.status, stalled.storage_key, stalled.manifest) == ("building", "", {})
+    assert s3.keys(f"exports/{export.pk}/") == []
+    monkeypatch.setattr(export_storage, "publish", real_publish)
+    DatasetExport.objects.filter(pk=export.pk).update(lease_token="", lease_until=None)  # the other one's lease ran out
+    built = services.export_build(export_id=export.pk)
+    assert built.status == "ready" and services.export_verify(export=built) == []
+
+
+@pytest.mark.django_db
+def test_deleting_an_export_removes_its_objects_and_keeps_the_record(export_run, engineer, client, s3):
+    export, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+    export = services.export_build(export_id=export.pk)
+    assert len(s3.keys(f"exports/{export.pk}/")) == len(NAMES) + 1
+    token = policy_services.api_token_create(user=engineer, name="dl").raw
+    response = client.delete(f"/api/exports/{export.pk}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200 and response.json()["status"] == "deleted"
+    assert s3.keys(f"exports/{export.pk}/") == []
+    assert _get(client, token, f"/api/exports/{export.pk}/archive").status_code == 409
+
+
+LEASE = 4
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_export_whose_worker_died_mid_upload_is_built_again_by_the_watchdog(export_run, engineer, s3, tmp_path):
+    """Real workers with beat: the first is killed while its build waits (its lease renewed), after it "uploaded"
+    part of a build (an object under a build key of its own); the watchdog hands the export to a second worker,
+    which builds it under a new key, removes the dead build's object and verifies every file."""
+    env = {**s3.env, "WORK_LEASE_SECONDS": str(LEASE)}
+    purge_queue()
+    first = Worker(tmp_path, database_url=worker_database_url(), env=env, beat=True).start()
+    second = Worker(tmp_path, database_url=worker_database_url(), env=env, beat=True)
+    try:
+        with table_locked(Candidate):
+            export, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+            first.wait_for(lambda: DatasetExport.objects.get(pk=export.pk).status == "building", "the build")
+            dead = DatasetExport.objects.get(pk=export.pk).lease_token
+            s3.put(f"{PREFIX}/exports/{export.pk}/{dead}/labels.jsonl", b'{"half":')
+            first.kill()
+        second.start()
+        second.wait_for(lambda: DatasetExport.objects.get(pk=export.pk).status == "ready", "the rebuild", timeout=60)
+    finally:
+        first.stop()
+        second.stop()
+    export.refresh_from_db()
+    assert export.recoveries == 1 and export.error == "" and dead not in export.storage_key
+    assert all(f"/{dead}/" not in key for key in s3.keys(f"exports/{export.pk}/"))
+    assert len(s3.keys(f"exports/{export.pk}/")) == len(NAMES) + 1
+    assert services.export_verify(export=export) == []
