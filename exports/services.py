@@ -211,7 +211,9 @@ def _build(export: DatasetExport, token: str) -> DatasetExport:
     except Exception as error:
         _discard(storage, staging, key, published)
         log.exception("export %s failed", export.pk)
-        export_fail(export_id=export.pk, error=error_text(error))
+        if DatasetExport.objects.filter(pk=export.pk, lease_token=token).exists():
+            export_fail(export_id=export.pk, error=error_text(error))
+        # else another worker took the export over (this one stalled past its lease): its build decides
         export.refresh_from_db()
         return export
     export.refresh_from_db()
