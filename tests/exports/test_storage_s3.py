@@ -3,10 +3,12 @@ downloaded through the app whole and resumed with ranges, or by a presigned URL;
 object is refused. The bucket is a real server (moto in server mode, ``tests/s3_server.py``)."""
 
 import hashlib
+import io
 import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from exports import services
 from exports import storage as export_storage
@@ -213,6 +215,10 @@ def test_a_changed_object_is_refused_not_served(export_run, engineer, client, s3
     assert page_download.status_code == 409 and b"was changed after the export was built" in page_download.content
     problems = services.export_verify(export=export)
     assert len(problems) == 1 and "labels.jsonl" in problems[0]
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 export"):
+        call_command("export_verify", str(export.pk), stderr=err)
+    assert f"export #{export.pk}: " in err.getvalue() and "labels.jsonl was changed" in err.getvalue()
     assert _get(client, token, f"/api/exports/{export.pk}/archive").status_code == 302  # the untouched ones still go
     s3.client.delete_object(Bucket=s3.name, Key=f"{PREFIX}/exports/{export.storage_key}/labels.parquet")
     gone = _get(client, token, f"/api/exports/{export.pk}/files/labels.parquet")
