@@ -30,6 +30,8 @@ DOWNLOAD = {
     ],
     "responses": {
         200: {"description": "The whole file (``Accept-Ranges: bytes``; ``ETag``: its sha256).", "content": _FILE},
+        302: {"description": "With ``EXPORT_DOWNLOADS=redirect`` on an object store: ``Location`` is a short-lived "
+                             "presigned URL of the file (it answers ``Range`` too)."},
         206: {"description": "The bytes ``Range: bytes=N-M`` asked for (``Content-Range`` says which).",
               "content": _FILE},
         416: {"description": "The range lies outside the file (``Content-Range: bytes */<size>``)."},
@@ -180,7 +182,7 @@ def _download(request, export: DatasetExport, name: str):
         download = services.export_download(export, name)
     except ExportError as error:
         raise HttpError(404 if error.field == "name" else 409, error.message) from None
-    return file_response(request, download.path, filename=download.filename, etag=download.etag)
+    return file_response(request, download.file, filename=download.filename, etag=download.etag)
 
 
 @router.get(

@@ -6,9 +6,12 @@ gets the whole file, which RFC 9110 allows.
 """
 
 import re
-from pathlib import Path
+from pathlib import PurePosixPath
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+
+from .storage import StoredFile
 
 CONTENT_TYPES = {
     ".jsonl": "application/x-ndjson",
@@ -18,7 +21,6 @@ CONTENT_TYPES = {
     ".tar": "application/x-tar",
 }
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-BLOCK = 256 * 1024
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
@@ -38,35 +40,41 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     return start, end
 
 
-def _read(path: Path, start: int, length: int):
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        while length > 0:
-            block = handle.read(min(BLOCK, length))
-            if not block:
-                return
-            length -= len(block)
-            yield block
-
-
-def file_response(request, path: Path, *, filename: str, etag: str = "") -> HttpResponse:
-    size = path.stat().st_size
-    content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+def file_response(request, stored: StoredFile, *, filename: str, etag: str = "") -> HttpResponse:
+    """Send a stored export file: whole (200), one range (206) or none (416). With ``EXPORT_DOWNLOADS=redirect`` and
+    an object store, a GET is redirected (302) to a presigned URL of the object that expires after
+    ``EXPORT_DOWNLOAD_URL_SECONDS``, so the bytes do not pass through the app (the object store answers a ``Range``
+    itself; clients such as curl ``-L -C -`` send it again there). A HEAD, and a request with ``If-Range`` (it holds
+    this app's ETag, the file's sha256, which the object store does not know), are answered here."""
+    size = stored.size
+    content_type = CONTENT_TYPES.get(PurePosixPath(stored.key).suffix, "application/octet-stream")
     tag = f'"{etag}"' if etag else ""
     wanted = request.headers.get("Range", "")
     if_range = request.headers.get("If-Range", "")
     span = parse_range(wanted, size) if wanted and (not if_range or (tag and if_range == tag)) else None
+    if settings.EXPORT_DOWNLOADS == "redirect" and request.method == "GET" and not if_range:
+        url = stored.presigned_url(filename=filename, content_type=content_type)
+        if url:
+            response = HttpResponseRedirect(url)
+            response["Cache-Control"] = "private, no-store"  # the URL is a short-lived credential
+            return response
     if span is False:
+        stored.close()
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
     elif span:
         start, end = span
-        response = StreamingHttpResponse(_read(path, start, end - start + 1), status=206, content_type=content_type)
+        chunks = stored.chunks(start, end - start + 1)
+        response = StreamingHttpResponse(chunks, status=206, content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    elif stored.local_file is not None:  # a folder: FileResponse (zero-copy where the server can)
+        response = FileResponse(stored.local_file, as_attachment=True, filename=filename, content_type=content_type)
     else:
-        response = FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type=content_type)  # noqa: SIM115 - FileResponse closes it
+        response = StreamingHttpResponse(stored.chunks(), content_type=content_type)
+        response["Content-Length"] = str(size)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Accept-Ranges"] = "bytes"
     if tag:
         response["ETag"] = tag

@@ -52,10 +52,18 @@ class DatasetExport(models.Model):
     queued_at = models.DateTimeField(default=timezone.now, help_text="When its build was last sent to the workers.")
     recoveries = models.PositiveIntegerField(default=0, help_text="Times the watchdog sent its build again.")
     recovered_at = models.DateTimeField(null=True, blank=True)
+    storage_key = models.CharField(
+        max_length=200, blank=True,
+        help_text="Where its files are in the exports storage: <id> (a folder) or <id>/<build> (an object store).",
+    )  # fmt: skip
+    stored_etags = models.JSONField(
+        default=dict, blank=True, help_text="Each stored object's ETag (object store): a changed object is refused."
+    )
 
     #: Fields a built export never changes again (the deletion fields and status → deleted are the one way out).
     FROZEN = ("policy_version_id", "filters", "split", "formats", "rows_total", "manifest", "archive_sha256",
-              "archive_size", "idempotency_key", "created_by_id", "finished_at")  # fmt: skip
+              "archive_size", "idempotency_key", "created_by_id", "finished_at", "storage_key",
+              "stored_etags")  # fmt: skip
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -86,6 +94,11 @@ class DatasetExport(models.Model):
     def files(self) -> list[dict]:
         """[{name, size, sha256, rows?}] from the manifest (empty until built)."""
         return self.manifest.get("files", [])
+
+    @property
+    def key(self) -> str:
+        """Its folder (key prefix) in the exports storage; exports built before object storage have none."""
+        return self.storage_key or str(self.pk)
 
     def file_entry(self, name: str) -> dict | None:
         return next((f for f in self.files if f["name"] == name), None)

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import logging
-import os
 import shutil
 import stat
 import tarfile
@@ -27,6 +26,7 @@ from policyhub.prompts import system_prompt
 from policyhub.queueing import enqueue
 
 from . import selection, splits
+from . import storage as storage_mod
 from .manifest import build_manifest, file_entry, render_card
 from .models import DEFAULT_FORMATS, DatasetExport
 from .selection import ExportError, Filters, SplitRecipe
@@ -147,8 +147,9 @@ def _scalar(query: selection.Query):
 
 
 def export_build(*, export_id: int) -> DatasetExport:
-    """Build every file into a staging folder, then move it into place in one rename and mark the export ready.
-    Any failure removes the staging folder and records the error: no half-written export ever looks complete."""
+    """Build every file into a staging folder, then publish it to the exports storage in one step
+    (``exports.storage.publish``) and mark the export ready. Any failure removes the staging folder and what was
+    uploaded, and records the error: no half-written export ever looks complete."""
     export = DatasetExport.objects.select_related("policy_version__policy", "created_by").get(pk=export_id)
     if not export.is_active:
         return export  # a re-delivered task: built (or failed) already
@@ -158,7 +159,7 @@ def export_build(*, export_id: int) -> DatasetExport:
         return export  # another live worker is building it
     try:
         with leases.Heartbeat(DatasetExport, export.pk, token, seconds):
-            built = _build(export)
+            built = _build(export, token)
     except BaseException:
         leases.lease_release(DatasetExport, export.pk, token, after_error=True)  # a retry may claim it at once
         raise
@@ -166,35 +167,70 @@ def export_build(*, export_id: int) -> DatasetExport:
     return built
 
 
-def _build(export: DatasetExport) -> DatasetExport:
-    root = exports_root()
-    staging, final = root / f".staging-{export.pk}", export_dir(export)
+def _build(export: DatasetExport, token: str) -> DatasetExport:
+    root, storage = exports_root(), storage_mod.exports_storage()
+    staging = root / f".staging-{export.pk}"
+    # a folder: <id>/ (renamed into place); an object store: <id>/<this build's token>/, never an earlier one's
+    key = str(export.pk) if storage_mod.is_folder(storage) else f"{export.pk}/{token}"
+    published = None
     try:
-        for leftover in (staging, final):  # from a build that died half-way
-            shutil.rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # from a build that died half-way
+        if storage_mod.is_folder(storage):
+            shutil.rmtree(export_dir(export), ignore_errors=True)  # not ready, so never a built export's folder
+        else:
+            storage_mod.remove_other_builds(storage, export.pk, keep=key)
         staging.mkdir(parents=True)
         DatasetExport.objects.filter(pk=export.pk).update(
             status=DatasetExport.Status.BUILDING, started_at=timezone.now(), error="", stage="selecting rows"
         )
         manifest = _build_files(export, staging)
-        staging.rename(final)
-    except TRANSIENT_ERRORS:
+        DatasetExport.objects.filter(pk=export.pk).update(stage="storing the files")
+        files = {entry["name"]: (entry["sha256"], entry["size"]) for entry in manifest["files"]}
+        for name in ("manifest.json", export.archive_name):
+            entry = file_entry(staging / name)
+            files[name] = (entry["sha256"], entry["size"])
+        archive_sha256, archive_size = files[export.archive_name]
+        etags = storage_mod.publish(storage, staging, key, files)
+        published = list(files)
         shutil.rmtree(staging, ignore_errors=True)
-        raise  # the task tries again later; its last failure marks the export failed (policyhub.jobs)
-    except Exception as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        log.exception("export %s failed", export.pk)
-        export_fail(export_id=export.pk, error=error_text(error))
+        done = DatasetExport.objects.filter(pk=export.pk, lease_token=token, **_ACTIVE).update(
+            status=DatasetExport.Status.READY, manifest=manifest, archive_size=archive_size,
+            archive_sha256=archive_sha256, stage="", finished_at=timezone.now(), rows_done=manifest["rows"],
+            storage_key=key, stored_etags=etags,
+        )  # fmt: skip
+        if not done:  # this worker lost its lease meanwhile and another build finished (or it failed): not ours
+            raise ExportSuperseded(f"export #{export.pk} was finished by another build")
+    except ExportSuperseded:
+        if not storage_mod.is_folder(storage):
+            storage_mod.remove(storage, key, published or [])
         export.refresh_from_db()
         return export
-    archive = final / export.archive_name
-    DatasetExport.objects.filter(pk=export.pk).update(
-        status=DatasetExport.Status.READY, manifest=manifest, archive_size=archive.stat().st_size,
-        archive_sha256=file_entry(archive)["sha256"], stage="", finished_at=timezone.now(),
-        rows_done=manifest["rows"],
-    )  # fmt: skip
+    except TRANSIENT_ERRORS:
+        _discard(storage, staging, key, published)
+        raise  # the task tries again later; its last failure marks the export failed (policyhub.jobs)
+    except Exception as error:
+        _discard(storage, staging, key, published)
+        log.exception("export %s failed", export.pk)
+        if DatasetExport.objects.filter(pk=export.pk, lease_token=token).exists():
+            export_fail(export_id=export.pk, error=error_text(error))
+        # else another worker took the export over (this one stalled past its lease): its build decides
+        export.refresh_from_db()
+        return export
     export.refresh_from_db()
     return export
+
+
+_ACTIVE = {"status__in": [DatasetExport.Status.QUEUED, DatasetExport.Status.BUILDING]}
+
+
+class ExportSuperseded(Exception):
+    pass
+
+
+def _discard(storage, staging: Path, key: str, published: list[str] | None) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    if published is not None:  # published, then the database update failed: the files are nobody's
+        storage_mod.remove(storage, key, published)
 
 
 def export_fail(*, export_id: int, error: str) -> None:
@@ -318,37 +354,64 @@ def export_delete(*, export: DatasetExport, user) -> DatasetExport:
         return export
     if export.is_active:
         raise ExportError("status", f"Export #{export.pk} is still {export.status}; wait for it to finish.")
-    folder = export_dir(export)
-    if folder.exists():
-        for path in folder.iterdir():
-            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-        shutil.rmtree(folder)
+    if export.is_ready:
+        storage_mod.remove(storage_mod.exports_storage(), export.key, _stored_names(export))
     export.status = DatasetExport.Status.DELETED
     export.deleted_at, export.deleted_by = timezone.now(), user
     export.save(update_fields=["status", "deleted_at", "deleted_by"])
     return export
 
 
+def _stored_names(export: DatasetExport) -> list[str]:
+    return [entry["name"] for entry in export.files] + ["manifest.json", export.archive_name]
+
+
+def export_location(export: DatasetExport) -> str:
+    """Where its files are, for people: a folder, or ``s3://bucket/…/<id>/<build>``."""
+    return storage_mod.location(storage_mod.exports_storage(), export.key)
+
+
 @dataclass(frozen=True)
 class Download:
-    path: Path
+    file: storage_mod.StoredFile  # opened, and checked to be the one the build wrote
     filename: str  # what the browser saves it as
     etag: str  # the file's sha256: built exports never change
 
 
 def export_download(export: DatasetExport, name: str) -> Download:
-    """A built file (or the archive) to stream; ExportError (field ``name`` or ``status``) when there is none."""
+    """A built file (or the archive) to send, opened from the exports storage; ExportError (field ``name`` or
+    ``status``) when there is none, field ``integrity`` when the stored file is not the one built (changed,
+    replaced or gone behind the app's back: nothing of it is served)."""
     if not export.is_ready:
         raise ExportError("status", f"Export #{export.pk} is {export.status}: nothing to download.")
     entry = export.file_entry(name)
     if name == export.archive_name:
-        etag = export.archive_sha256
+        etag, size = export.archive_sha256, export.archive_size
     elif name == "manifest.json" or entry is not None:
-        etag = entry["sha256"] if entry else ""
+        etag, size = (entry["sha256"], entry["size"]) if entry else ("", None)
     else:
         raise ExportError("name", f"Export #{export.pk} has no file {name!r}.")
-    path = export_dir(export) / name
-    if not os.path.isfile(path):
-        raise ExportError("name", f"The file {name!r} of export #{export.pk} is missing on disk.")
+    try:
+        stored = storage_mod.StoredFile.open(
+            storage_mod.exports_storage(), f"{export.key}/{name}", size=size, etag=export.stored_etags.get(name, "")
+        )
+    except storage_mod.Tampered as error:
+        log.error("export %s: %s", export.pk, error)
+        raise ExportError("integrity", f"The file {name!r} of export #{export.pk} cannot be served: {error}.") from None
     filename = name if name == export.archive_name else f"export-{export.pk}-{name}"
-    return Download(path, filename, etag)
+    return Download(stored, filename, etag)
+
+
+def export_read_text(export: DatasetExport, name: str) -> str:
+    """A built text file (the dataset card), read whole from the exports storage."""
+    return export_download(export, name).file.read_text()
+
+
+def export_verify(*, export: DatasetExport) -> list[str]:
+    """Read every stored file of a built export in full and compare it with the sha256 and size its manifest
+    records (and the archive's); the problems found, none when the export is intact."""
+    if not export.is_ready:
+        raise ExportError("status", f"Export #{export.pk} is {export.status}: nothing to verify.")
+    files = [*export.files, {"name": export.archive_name, "size": export.archive_size,
+                             "sha256": export.archive_sha256}]  # fmt: skip
+    return storage_mod.verify(storage_mod.exports_storage(), export.key, files, export.stored_etags)

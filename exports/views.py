@@ -1,7 +1,7 @@
 """Export pages (ML engineers): list, create, detail with the dataset card and live progress, downloads, delete."""
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -54,8 +54,10 @@ def export_detail(request, pk):
             response["HX-Refresh"] = "true"
         return response
     if export.is_ready:
-        card = (services.export_dir(export) / "README.md").read_text(encoding="utf-8")
-        context["card_html"] = render_markdown(card)
+        try:
+            context["card_html"] = render_markdown(services.export_read_text(export, "README.md"))
+        except ExportError as error:  # the stored card is gone or was changed: say so instead of showing it
+            context["card_error"] = error.message
         context["split_chart"] = selectors.export_split_chart(export=export)
     return render(request, "exports/export_detail.html", context)
 
@@ -65,8 +67,10 @@ def export_download(request, pk, name):
     try:
         download = services.export_download(_get(pk), name)
     except ExportError as error:
+        if error.field == "integrity":
+            return HttpResponse(error.message, status=409, content_type="text/plain; charset=utf-8")
         raise Http404(error.message) from None
-    return file_response(request, download.path, filename=download.filename, etag=download.etag)
+    return file_response(request, download.file, filename=download.filename, etag=download.etag)
 
 
 @role_required(ML_ENGINEER)

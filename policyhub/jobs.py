@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import botocore.exceptions
 import kombu.exceptions
 import psycopg
 from celery import Task, shared_task
@@ -30,6 +31,8 @@ TRANSIENT_ERRORS = (
     psycopg.OperationalError,
     kombu.exceptions.OperationalError,
     ConnectionError,
+    # the object store (STORAGE_BACKEND=s3) could not be reached, or dropped or timed out the connection
+    botocore.exceptions.HTTPClientError,
 )
 MAX_ERROR_CHARS = 2000
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@", re.IGNORECASE)

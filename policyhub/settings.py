@@ -192,9 +192,68 @@ STORAGES = {
 WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS = DEBUG
 # Uploads waiting for a worker (imports). Web and workers must share it (a volume, or one machine).
 MEDIA_ROOT = Path(env("MEDIA_ROOT") or VAR_DIR / "media")
-#: Built dataset exports (one folder per export; immutable once built).
+#: Built dataset exports (one folder per export; immutable once built). With STORAGE_BACKEND=s3, only the local
+#: folder a worker builds an export in before uploading it.
 EXPORTS_ROOT = Path(env("POLICYHUB_EXPORTS_DIR") or MEDIA_ROOT / "exports")
 MEDIA_URL = "media/"  # never served: uploads are read by workers only
+
+
+def s3_storages(
+    *,
+    bucket: str,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    prefix: str = "",
+    addressing_style: str | None = None,
+) -> dict:
+    """``STORAGES`` entries for an S3-compatible bucket (django-storages): ``default`` (uploads, under
+    ``<prefix>/imports/``) and ``exports`` (under ``<prefix>/exports/``). Without keys, boto3 finds credentials
+    itself (instance or task role, ``~/.aws``)."""
+    options = {
+        "bucket_name": bucket, "endpoint_url": endpoint_url or None, "region_name": region or None,
+        "access_key": access_key or None, "secret_key": secret_key or None, "addressing_style": addressing_style,
+        "signature_version": "s3v4", "default_acl": None, "querystring_auth": True,
+        "file_overwrite": False,  # a name taken already gets another: an object is never written over
+        "max_memory_size": 16 * 1024 * 1024,  # a worker reads an upload into a temporary file, not into memory
+    }  # fmt: skip
+    prefix = prefix.strip("/")
+    backend = "storages.backends.s3.S3Storage"
+    return {
+        "default": {"BACKEND": backend, "OPTIONS": {**options, "location": prefix}},
+        "exports": {"BACKEND": backend, "OPTIONS": {**options, "location": f"{prefix}/exports".lstrip("/")}},
+    }
+
+
+# Where uploads and exports live: ``filesystem`` (MEDIA_ROOT, EXPORTS_ROOT; web and workers share the folders) or
+# ``s3`` (an S3-compatible bucket: AWS S3, MinIO, Ceph, R2, …; web and workers anywhere).
+STORAGE_BACKEND = (env("STORAGE_BACKEND") or "filesystem").strip().lower()
+if STORAGE_BACKEND == "s3":
+    if not env("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured(
+            "STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME (the bucket for uploads and exports)."
+        )
+    STORAGES.update(
+        s3_storages(
+            bucket=env("AWS_STORAGE_BUCKET_NAME"), endpoint_url=env("AWS_S3_ENDPOINT_URL"),
+            region=env("AWS_S3_REGION_NAME") or env("AWS_DEFAULT_REGION"), access_key=env("AWS_ACCESS_KEY_ID"),
+            secret_key=env("AWS_SECRET_ACCESS_KEY"), prefix=env("AWS_LOCATION", "") or "",
+            addressing_style=env("AWS_S3_ADDRESSING_STYLE") or None,
+        )
+    )  # fmt: skip
+elif STORAGE_BACKEND != "filesystem":
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use filesystem (the default) or s3.")
+# Export downloads: ``stream`` (through the app, with ranges) or ``redirect`` (s3 only: a 302 to a presigned URL of
+# the object, valid EXPORT_DOWNLOAD_URL_SECONDS, so the bytes go from the bucket straight to the client).
+EXPORT_DOWNLOADS = (env("EXPORT_DOWNLOADS") or "stream").strip().lower()
+if EXPORT_DOWNLOADS not in ("stream", "redirect"):
+    raise ImproperlyConfigured(f"EXPORT_DOWNLOADS={EXPORT_DOWNLOADS!r}: use stream (the default) or redirect.")
+if EXPORT_DOWNLOADS == "redirect" and STORAGE_BACKEND != "s3":
+    raise ImproperlyConfigured("EXPORT_DOWNLOADS=redirect needs STORAGE_BACKEND=s3 (a folder has no presigned URLs).")
+EXPORT_DOWNLOAD_URL_SECONDS = env_int("EXPORT_DOWNLOAD_URL_SECONDS", 300)
+if not 1 <= EXPORT_DOWNLOAD_URL_SECONDS <= 7 * 24 * 3600:
+    raise ImproperlyConfigured("EXPORT_DOWNLOAD_URL_SECONDS must be 1 to 604800 (S3's limit for presigned URLs).")
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default for clarity
@@ -298,7 +357,14 @@ LABEL_STUDIO_TIMEOUT = float(env("LABEL_STUDIO_TIMEOUT", "60"))
 # --- teacher API keys and endpoints -------------------------------------------------------------------------------
 #: Variables no teacher key may read: PolicyHub's own secrets and connection strings.
 TEACHER_KEY_FORBIDDEN_ENV = frozenset(
-    {"SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "LABEL_STUDIO_API_KEY", "AWS_SECRET_ACCESS_KEY"}
+    {
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "LABEL_STUDIO_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    }  # fmt: skip
 )
 
 

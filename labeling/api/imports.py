@@ -73,17 +73,20 @@ def _out(batch: ImportBatch, already_imported: bool = False) -> dict:
 
 @router.post(
     "/imports",
-    response={200: ImportOut, 202: ImportOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut},
+    response={200: ImportOut, 202: ImportOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut, 503: ErrorOut},
     operation_id="labeling_api_create_import",
 )
 def create_import(request, kind: Form[str], file: File[UploadedFile]):
     """Upload members, jobs or pairs (CSV or JSONL). 202: queued, poll ``GET /api/imports/{id}``;
     200 with ``already_imported``: this exact file was imported before and nothing changed. 413: the file is larger
-    than IMPORT_MAX_UPLOAD_BYTES (recorded as a failed import)."""
+    than IMPORT_MAX_UPLOAD_BYTES (recorded as a failed import). 503: the upload could not be stored for the
+    workers (the folder or bucket failed; recorded as a failed import with the reason)."""
     require_role(request, ML_ENGINEER)
     if kind not in SCHEMAS:
         raise HttpError(400, f"kind must be one of {', '.join(SCHEMAS)}, not {kind!r}.")
     result = services.import_upload_enqueue(kind=kind, upload=file, user=request.auth)
+    if result.not_stored:
+        raise HttpError(503, f"{result.summary()} (recorded as import #{result.batch.pk})")
     if result.refused:
         raise HttpError(413, f"{result.summary()} (recorded as import #{result.batch.pk})")
     return Status(200 if result.already_imported else 202, _out(result.batch, result.already_imported))

@@ -1,6 +1,8 @@
 """Imports of members, jobs and pairs (one function per use case)."""
 
+import contextlib
 import hashlib
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from policyhub import leases
-from policyhub.jobs import failing_job
+from policyhub.jobs import error_text, failing_job
 from policyhub.queueing import enqueue
 
 from ..imports.readers import FileFormatError, RowError, detect_format, iter_rows, storable
@@ -21,6 +23,7 @@ from ..imports.staging import Stage
 from ..models import ImportBatch
 from ..pipeline import injection
 
+log = logging.getLogger(__name__)
 #: How many bad rows an import keeps for its report (the count is always exact).
 ERROR_CAP = 10_000
 
@@ -30,6 +33,7 @@ class ImportResult:
     batch: ImportBatch
     already_imported: bool = False
     refused: bool = False  # too large: recorded as failed without being read
+    not_stored: bool = False  # the storage (folder or bucket) failed to keep the upload: recorded as failed
 
     @property
     def ok(self) -> bool:
@@ -161,10 +165,22 @@ def import_file(*, kind: str, stream: BinaryIO, name: str, user=None, file_forma
 def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
     """Keep an uploaded file and import it on a worker after commit (large files take a while)."""
     created = import_batch_create(kind=kind, stream=upload, name=upload.name, user=user)
-    if created.already_imported or created.refused:
+    if created.already_imported or created.refused:  # nothing to store
         return created
     batch = created.batch
-    batch.stored_file = default_storage.save(f"imports/{batch.pk}-{uuid.uuid4().hex}", upload)
+    # A folder, or an object store (STORAGE_BACKEND=s3) whose put is atomic: a multipart upload appears only when
+    # complete, and an interrupted one is aborted. Either way the batch names the file only once it is all there.
+    name = f"imports/{batch.pk}-{uuid.uuid4().hex}"
+    try:
+        stored = default_storage.save(name, upload)
+    except Exception as error:  # the storage is down or refused it: say so on the import, nothing half-kept
+        log.exception("import %s: storing the upload failed", batch.pk)
+        with contextlib.suppress(Exception):
+            default_storage.delete(name)
+        reason = f"the upload could not be stored for the workers; nothing was imported ({error_text(error)})"
+        _fail(batch, 1, [RowError(0, "file", reason)])
+        return ImportResult(batch, not_stored=True)
+    batch.stored_file = stored
     batch.save(update_fields=["stored_file"])
     enqueue("labeling.tasks.import_batch_process", batch.pk)
     return created

@@ -22,14 +22,14 @@ def import_list(request):
         result = services.import_upload_enqueue(
             kind=form.cleaned_data["kind"], upload=form.cleaned_data["file"], user=request.user
         )
-        if not result.refused:
+        if not (result.refused or result.not_stored):
             if result.already_imported:
                 messages.info(request, result.summary())
             else:
                 messages.success(request, f"{result.batch.source_name} is queued for import.")
             return redirect("import_detail", pk=result.batch.pk)
         form.add_error("file", f"{result.summary()} (recorded as import #{result.batch.pk})")
-        status = 413
+        status = 503 if result.not_stored else 413
     return render(
         request,
         "labeling/import_list.html",

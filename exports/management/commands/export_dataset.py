@@ -75,6 +75,6 @@ class Command(BaseCommand):
             export = services.export_build(export_id=export.pk)
         if export.status != DatasetExport.Status.READY:
             raise CommandError(f"Export #{export.pk} failed: {export.error}")
-        self.stdout.write(f"Export #{export.pk}: {export.manifest['rows']} rows in {services.export_dir(export)}")
+        self.stdout.write(f"Export #{export.pk}: {export.manifest['rows']} rows in {services.export_location(export)}")
         for entry in export.files:
             self.stdout.write(f"  {entry['name']:<20} {entry['size']:>12} bytes  sha256 {entry['sha256']}")
