@@ -36,6 +36,7 @@ from .planning import RunPlan, TokenRate, pairs_for_selection, run_plan, token_r
 from .previews import (
     Flip,
     PreviewState,
+    draft_preview_for_key,
     draft_preview_state,
     draft_previews,
     frozen_draft,
@@ -56,6 +57,7 @@ from .reviews import (
 )
 from .runs import (
     run_candidates,
+    run_for_key,
     run_get,
     run_labelstudio,
     run_list,
@@ -64,7 +66,7 @@ from .runs import (
     run_stuck_chunks,
     run_visible,
 )
-from .teachers import teacher_config_changes, teacher_config_list, teacher_key_names
+from .teachers import teacher_config_changes, teacher_config_for_key, teacher_config_list, teacher_key_names
 
 __all__ = [
     "RunCosts",
@@ -100,6 +102,7 @@ __all__ = [
     "token_rate",
     "Flip",
     "PreviewState",
+    "draft_preview_for_key",
     "draft_preview_state",
     "draft_previews",
     "frozen_draft",
@@ -118,12 +121,14 @@ __all__ = [
     "run_candidates",
     "run_get",
     "run_labelstudio",
+    "run_for_key",
     "run_list",
     "run_progress_mark",
     "run_routing_summary",
     "run_stuck_chunks",
     "run_visible",
     "teacher_config_changes",
+    "teacher_config_for_key",
     "teacher_config_list",
     "teacher_key_names",
 ]
