@@ -8,8 +8,8 @@ from ninja.errors import HttpError
 
 from . import roles, selectors, services
 from .api_root import IDEMPOTENT, ErrorOut, FieldErrorsOut, TextIn, form_invalid, require_role
-from .forms import PolicyCreateForm
 from .diffing import version_diff
+from .forms import PolicyCreateForm
 from .models import PolicyVersion
 from .prompts import build_system_prompt, frozen_prompt
 
