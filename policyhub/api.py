@@ -7,7 +7,7 @@ from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from . import roles, selectors, services
-from .api_root import IDEMPOTENT, ErrorOut, FieldErrorsOut, TextIn, form_invalid, require_role
+from .api_root import IDEMPOTENT, ErrorOut, TextIn, form_invalid, require_role
 from .diffing import version_diff
 from .forms import PolicyCreateForm
 from .models import PolicyVersion
@@ -69,6 +69,14 @@ class PolicyIn(TextIn):
     body: str = ""
     labels: list[LabelSchema] = []
     rules: list[RuleSchema] = []
+
+
+class PolicyInvalidOut(Schema):
+    """A 400 of a create: ``errors`` is by form field (``{"slug": ["…"]}``) or, for the content, a list of
+    ``{section, index, field, message}`` (as a draft save answers)."""
+
+    detail: str
+    errors: dict[str, list[str]] | list[dict]
 
 
 class PublishIn(TextIn):
@@ -164,7 +172,7 @@ def _policy_out(request, policy) -> dict:
 
 @router.post(
     "/policies",
-    response={200: PolicyOut, 201: PolicyOut, 400: FieldErrorsOut, 403: ErrorOut},
+    response={200: PolicyOut, 201: PolicyOut, 400: PolicyInvalidOut, 403: ErrorOut},
     openapi_extra=IDEMPOTENT,
 )
 def create_policy(request, payload: PolicyIn):

@@ -140,6 +140,8 @@ def _policy_create(slug, name, task_description, owner, body, labels, rules, key
         author=owner,
     )
     _assign_rule_ids(version=draft, rules=draft.rules)  # a first version has no retired IDs to refuse
+    if errors := validate_content(labels=draft.labels, rules=draft.rules):
+        raise ContentValidationError(errors)  # each error names its label or rule, as a draft save's do
     draft.full_clean()
     draft.save()
     return policy
