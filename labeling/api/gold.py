@@ -165,7 +165,7 @@ def _run_out(run: LabelingRun) -> dict:
 
 # --- the gold set ------------------------------------------------------------------------------------------------
 @router.get("/policies/{slug}/gold", response={200: GoldPageOut, 403: ErrorOut, 404: ErrorOut})
-def list_gold(request, slug: str, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+def list_gold(request, slug: str, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)):
     """The policy's gold set, a page at a time (``limit`` ≤ 500, ``offset``), with the counts per label."""
     require_role(request, *READ_SCORES)
     policy = policy_or_404(request, slug)

@@ -126,7 +126,11 @@ def get_preview(request, slug: str, preview_id: int, precision: str | None = Non
 
 @router.get("/policies/{slug}/previews/{preview_id}/flips", response={200: list[FlipOut], 403: ErrorOut, 404: ErrorOut})
 def list_preview_flips(
-    request, slug: str, preview_id: int, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+    request,
+    slug: str,
+    preview_id: int,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
 ):
     """The pairs whose label differs between the published version and the draft so far (published → draft, the
     draft's rationale, gold), by pair id."""

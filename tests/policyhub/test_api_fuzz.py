@@ -30,8 +30,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from exports import services as export_services
-from labeling.models import Candidate, TeacherConfig
-from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit
+from labeling.models import Candidate, GoldLabel, TeacherConfig
+from labeling.services import (
+    draft_preview_start,
+    import_file,
+    labeling_run_create,
+    review_claim_next,
+    review_submit,
+)
 from policyhub import services
 from tests.labeling.conftest import process_run, published  # noqa: F401 - fixtures the data builds on
 
@@ -50,13 +56,27 @@ REAL_BODIES = {
     "POST /api/runs/plan": _RUN,
     "POST /api/runs": _RUN,
     "POST /api/exports": {"policy": "match", "version": 1},
+    "POST /api/teachers": {"name": "fuzzed", "provider": "heuristic"},
+    "POST /api/policies": {"slug": "fuzzed", "name": "Fuzzed", "task_description": "Does it fit?"},
+    "POST /api/policies/{slug}/gold/scores": {"version": 1, "teacher": "baseline"},
+    "POST /api/policies/{slug}/previews": {"teacher": "baseline"},
 }
 #: Operations each role must get a 200 from on the real rows: proof that the data is reachable as that role.
 READS_DATA = {
     "anonymous": set(),
     "annotator": {"GET /api/policies/{slug}/versions/{number}/prompt"},
-    "policy_owner": {"GET /api/policies/{slug}/versions/{number}", "GET /api/runs/{run_id}/agreement"},
-    "ml_engineer": {"GET /api/runs/{run_id}/candidates", "GET /api/exports/{export_id}/files/{name}"},
+    "policy_owner": {
+        "GET /api/policies/{slug}/versions/{number}",
+        "GET /api/runs/{run_id}/agreement",
+        "GET /api/policies/{slug}/gold",
+        "GET /api/policies/{slug}/previews/{preview_id}",
+    },
+    "ml_engineer": {
+        "GET /api/runs/{run_id}/candidates",
+        "GET /api/exports/{export_id}/files/{name}",
+        "GET /api/teachers",
+        "GET /api/policies/{slug}/gold/scores/{run_id}",
+    },
     "staff": {"GET /api/imports/{batch_id}", "GET /api/exports/{export_id}/manifest"},
 }
 
@@ -91,10 +111,10 @@ def _import(kind: str, text: str, name: str):
 
 
 @pytest.fixture
-def api_data(published, process_run, annotator, engineer, settings, tmp_path):  # noqa: F811
+def api_data(published, process_run, annotator, engineer, owner, settings, tmp_path):  # noqa: F811
     """Real rows for the path parameters: the policy ``match`` (published v1, draft v2), a finished heuristic run
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
-    those pairs and a finished export of the run."""
+    those pairs, a finished export of the run, a gold label (of another pair) and a preview of the draft on it."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -114,6 +134,9 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
     )
     export = export_services.export_build(export_id=export.pk)
     assert export.is_ready, export.error
+    other = Candidate.objects.filter(run=run).exclude(pk=claimed.pk).order_by("id").first()
+    gold = GoldLabel.objects.create(policy=published.policy, pair_id=other.pair_id, label=other.label)
+    preview = draft_preview_start(user=owner, draft=published.policy.versions.get(number=2), config=config)
     return {
         "slug": "match",
         "number": 1,
@@ -121,6 +144,10 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
         "batch_id": pairs.pk,
         "export_id": export.pk,
         "name": export.files[0]["name"],
+        "config_id": config.pk,
+        "candidate_id": claimed.pk,
+        "gold_id": gold.pk,
+        "preview_id": preview.pk,
     }
 
 
