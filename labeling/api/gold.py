@@ -221,6 +221,32 @@ def replace_gold(request, candidate_id: int):
     return _mark(request, candidate_id, replace=True)
 
 
+class MarkRunOut(Schema):
+    added: int
+    unchanged: int = Field(description="Already gold with the same label: left alone.")
+    conflicts: list[ConflictOut] = Field(description="Gold with a different label: refused, never changed.")
+    waiting: int = Field(description="Items still waiting for review or adjudication (skipped).")
+    summary: str
+
+
+@router.post("/runs/{run_id}/gold/mark-all", response={200: MarkRunOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut})
+def mark_run_gold(request, run_id: int):
+    """Mark every human-approved item of a labeling run as gold (idempotent: a second call adds nothing)."""
+    require_role(request, POLICY_OWNER)
+    run = run_or_404(
+        run_id, request.auth, purposes=[LabelingRun.Purpose.LABELING], missing=f"No labeling run #{run_id}."
+    )
+    result = services.gold_mark_run(user=request.auth, run=run)
+    golds = {g.pk: g for g in selectors.gold_list(policy=run.policy_version.policy).select_related("policy")}
+    conflicts = [
+        {"detail": f"Item #{candidate.pk}: approved as {candidate.approved_label}, gold is {gold.label}.",
+         "gold": _gold_out(golds[gold.pk]), "item": candidate.pk, "approved_label": candidate.approved_label}
+        for candidate, gold in result.conflicts
+    ]  # fmt: skip
+    return {"added": result.added, "unchanged": result.unchanged, "conflicts": conflicts, "waiting": result.waiting,
+            "summary": result.summary}  # fmt: skip
+
+
 @router.post("/policies/{slug}/gold/{gold_id}/remove", response={200: EventOut, **{
     c: ErrorOut for c in (400, 403, 404)}})  # fmt: skip
 def remove_gold(request, slug: str, gold_id: int, payload: RemoveIn):

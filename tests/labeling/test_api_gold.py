@@ -132,6 +132,29 @@ def test_once_gold_an_items_review_can_no_longer_be_undone(client, approved, ann
     assert Review.objects.filter(pk=last.pk).exists()
 
 
+def test_all_of_a_runs_approved_items_are_marked_at_once_and_again_changes_nothing(
+    client, approved, published, annotator, owner
+):
+    auth = bearer(owner)
+    url = f"/api/runs/{approved.pk}/gold/mark-all"
+
+    first = client.post(url, **auth)
+    again = client.post(url, **auth)
+
+    assert first.status_code == 200 and (first.json()["added"], first.json()["unchanged"]) == (3, 0)
+    assert (again.json()["added"], again.json()["unchanged"], again.json()["conflicts"]) == (0, 3, [])
+    assert GoldLabel.objects.count() == 3
+    second = rerun_for_review(published)
+    approve_all(second, annotator, {"r0": "no_match", "r1": "partial_match", "r2": "no_match"})
+    mixed = client.post(f"/api/runs/{second.pk}/gold/mark-all", **auth).json()
+    assert (mixed["added"], mixed["unchanged"]) == (0, 2)
+    assert [(c["item"], c["gold"]["label"], c["approved_label"]) for c in mixed["conflicts"]] == [
+        (item(second, "r0").pk, "strong_match", "no_match")
+    ]
+    assert GoldLabel.objects.get(pair=item(second, "r0").pair).label == "strong_match"
+    assert client.post(f"/api/runs/{approved.pk}/gold/mark-all", **bearer(annotator)).status_code == 403
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 def test_role_matrix(client, caller, approved, annotator, engineer, owner):
     headers = caller_headers(caller, annotator=annotator, engineer=engineer, owner=owner)

@@ -63,6 +63,7 @@ OPERATION_IDS = {
     ("/api/gold/items/{candidate_id}/mark", "post"): "labeling_api_gold_mark_gold",
     ("/api/gold/items/{candidate_id}/replace", "post"): "labeling_api_gold_replace_gold",
     ("/api/policies/{slug}/gold/{gold_id}/remove", "post"): "labeling_api_gold_remove_gold",
+    ("/api/runs/{run_id}/gold/mark-all", "post"): "labeling_api_gold_mark_run_gold",
     ("/api/policies/{slug}/gold/scores", "get"): "labeling_api_gold_list_gold_scores",
     ("/api/policies/{slug}/gold/scores", "post"): "labeling_api_gold_start_gold_score",
     ("/api/policies/{slug}/gold/scores/{run_id}", "get"): "labeling_api_gold_get_gold_score",
