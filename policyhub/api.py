@@ -185,6 +185,8 @@ def create_policy(request, payload: PolicyIn):
         return Status(200, _policy_out(request, existing))
     form = PolicyCreateForm(payload.dict(include={"slug", "name", "task_description"}))
     if not form.is_valid():
+        if existing := selectors.policy_for_key(owner=request.auth, key=key):  # a concurrent retry won
+            return Status(200, _policy_out(request, existing))
         return form_invalid(form)
     content = payload.dict(include={"body", "labels", "rules"})
     policy = services.policy_create(owner=request.auth, idempotency_key=key, **form.cleaned_data, **content)

@@ -121,8 +121,9 @@ def policy_create(
     try:
         with transaction.atomic():
             return _policy_create(slug, name, task_description, owner, body, labels, rules, key)
-    except IntegrityError:
-        if key and (existing := selectors.policy_for_key(owner=owner, key=key)):  # a concurrent retry won
+    except (IntegrityError, ValidationError):
+        # a concurrent retry with the key saved first (its row fails our unique checks, or the insert)
+        if key and (existing := selectors.policy_for_key(owner=owner, key=key)):
             return existing
         raise
 

@@ -139,6 +139,8 @@ def create_teacher(request, payload: TeacherConfigCreateIn):
         return Status(200, _out(existing))
     form = _form(payload.model_dump(exclude_unset=True), None)
     if not form.is_valid():
+        if existing := selectors.teacher_config_for_key(user=request.auth, key=key):  # a concurrent retry won
+            return Status(200, _out(existing))
         return form_invalid(form)
     config = services.teacher_config_save(config=form.save(commit=False), user=request.auth, idempotency_key=key)
     return Status(201, _out(_config_or_404(config.pk)))

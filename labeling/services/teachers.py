@@ -1,6 +1,7 @@
 """Teacher configs: how the teacher is asked. Runs keep their own snapshot, so editing a config is always safe.
 Every change of where a config's requests go, or with which key, is recorded (TeacherConfigChange)."""
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ..models import TeacherConfig, TeacherConfigChange
@@ -18,8 +19,9 @@ def teacher_config_save(*, config: TeacherConfig, user, idempotency_key: str = "
     try:
         with transaction.atomic():
             return _save(config, user, key)
-    except IntegrityError:
-        if key and (existing := teacher_config_for_key(user=user, key=key)):  # a concurrent retry won
+    except (IntegrityError, ValidationError):
+        # a concurrent retry with the key saved first (its row fails our unique checks, or the insert)
+        if key and (existing := teacher_config_for_key(user=user, key=key)):
             return existing
         raise
 

@@ -58,6 +58,28 @@ def test_the_same_idempotency_key_returns_the_same_config(client, engineer):
     assert TeacherConfig.objects.count() == 1 and TeacherConfigChange.objects.count() == 1
 
 
+def test_a_retry_that_loses_the_race_to_the_first_request_returns_its_config(client, engineer, monkeypatch):
+    """The first request commits between the retry's look-up of its key and its save: the retry answers the
+    first config, not a 400 for the name it took."""
+    from labeling import selectors
+    from labeling.api import teachers
+
+    auth = {**bearer(engineer), "HTTP_IDEMPOTENCY_KEY": "race"}
+    first = post(client, NEW, auth).json()
+    look_up, calls = selectors.teacher_config_for_key, []
+
+    def missing_the_first_time(**kwargs):
+        calls.append(kwargs)
+        return None if len(calls) == 1 else look_up(**kwargs)
+
+    monkeypatch.setattr(teachers.selectors, "teacher_config_for_key", missing_the_first_time)
+
+    again = post(client, NEW, auth)
+
+    assert again.status_code == 200 and again.json() == first
+    assert TeacherConfig.objects.count() == 1 and len(calls) == 2  # missed, then found after the form refused
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
