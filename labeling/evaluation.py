@@ -65,3 +65,28 @@ def evaluation_report(
         calibration=calibration(items),
         threshold=threshold_for_precision(items, target=target_precision),
     )
+
+
+def evaluation_figures(evaluation: EvaluationReport) -> dict:
+    """The report as plain JSON-able figures: what the API answers for agreement, gold scores and draft previews."""
+    accuracy, calibration, threshold = evaluation.accuracy, evaluation.calibration, evaluation.threshold
+    return {
+        "items": accuracy.n,
+        "accuracy": accuracy.accuracy,
+        "labels": accuracy.labels,
+        "confusion": accuracy.matrix,
+        "per_rule": [{"rule": r.rule, "items": r.n, "correct": r.correct} for r in evaluation.per_rule],
+        "ece": calibration.ece,
+        "reliability": [
+            {"low": b.low, "high": b.high, "items": b.n, "confidence": b.mean_confidence, "accuracy": b.accuracy}
+            for b in calibration.bins
+            if b.n
+        ],
+        "threshold": {
+            "target_precision": threshold.target,
+            "threshold": threshold.threshold,
+            "precision": threshold.precision,
+            "accepted": threshold.accepted,
+            "items": threshold.n,
+        },
+    }

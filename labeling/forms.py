@@ -29,7 +29,13 @@ class TeacherConfigForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["api_key_name"].choices = [("", "— none (heuristic) —")] + [(n, n) for n in key_names()]
+        names = key_names()
+        self.fields["api_key_name"].choices = [("", "— none (heuristic) —")] + [(n, n) for n in names]
+        # never echo the value: someone may have pasted a key itself where its name belongs
+        self.fields["api_key_name"].error_messages["invalid_choice"] = (
+            f"Not one of the API keys the operator configured ({', '.join(names) or 'none'}): give a key's name "
+            "from TEACHER_API_KEYS, never the key itself."
+        )
 
     batch_price_factor = forms.DecimalField(
         required=False, initial=Decimal("0.5"), min_value=Decimal("0.001"), max_value=1, decimal_places=3,

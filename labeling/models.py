@@ -146,8 +146,11 @@ class TeacherConfig(models.Model):
         max_length=64, blank=True, default="openai",
         help_text="One of the keys in TEACHER_API_KEYS. Empty: none (the heuristic provider needs none).",
     )  # fmt: skip
-    temperature = models.FloatField(default=0.7)
-    samples_per_pair = models.PositiveSmallIntegerField(default=3, help_text="K answers per pair (votes).")
+    # the validators say per field what the check constraints below enforce, so a form or the API names the field
+    temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0), MaxValueValidator(2)])
+    samples_per_pair = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="K answers per pair (votes)."
+    )
     logprobs = models.BooleanField(default=False, help_text="Read the label distribution from token logprobs.")
     top_logprobs = models.PositiveSmallIntegerField(default=5)
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
@@ -162,15 +165,29 @@ class TeacherConfig(models.Model):
         validators=[MinValueValidator(Decimal("0.001")), MaxValueValidator(Decimal("1"))],
         help_text="Batch-mode runs pay the prices times this (the OpenAI Batch API charges half).",
     )  # fmt: skip
-    concurrency = models.PositiveSmallIntegerField(default=8, help_text="Requests in flight per worker process.")
+    concurrency = models.PositiveSmallIntegerField(
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(512)],
+        help_text="Requests in flight per worker process.",
+    )  # fmt: skip
     request_timeout = models.FloatField(default=60.0, help_text="Seconds per request.")
-    max_attempts = models.PositiveSmallIntegerField(default=5, help_text="Per request, for 429/5xx/timeouts.")
+    max_attempts = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="Per request, for 429/5xx/timeouts.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    #: The API's ``Idempotency-Key`` of the request that created it: the same key from the same user returns it.
+    idempotency_key = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="teacherconfig_idempotency_key",
+            ),  # fmt: skip
             models.CheckConstraint(
                 condition=Q(samples_per_pair__gte=1, samples_per_pair__lte=20), name="teacherconfig_k_1_20"
             ),

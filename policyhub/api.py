@@ -3,12 +3,13 @@
 The router is mounted on the API root (``policyhub/api_root.py``) in ``policyhub/urls.py``.
 """
 
-from ninja import Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from . import roles, selectors, services
-from .api_root import ErrorOut, TextIn, require_role
+from .api_root import IDEMPOTENT, ErrorOut, TextIn, form_invalid, require_role
 from .diffing import version_diff
+from .forms import PolicyCreateForm
 from .models import PolicyVersion
 from .prompts import build_system_prompt, frozen_prompt
 
@@ -59,6 +60,23 @@ class DraftIn(TextIn):
     body: str = ""
     labels: list[LabelSchema]
     rules: list[RuleSchema]
+
+
+class PolicyIn(TextIn):
+    slug: str = Field(description="Letters, digits, - and _; unique.")
+    name: str
+    task_description: str = Field(description="What the teacher is asked to decide.")
+    body: str = ""
+    labels: list[LabelSchema] = []
+    rules: list[RuleSchema] = []
+
+
+class PolicyInvalidOut(Schema):
+    """A 400 of a create: ``errors`` is by form field (``{"slug": ["…"]}``) or, for the content, a list of
+    ``{section, index, field, message}`` (as a draft save answers)."""
+
+    detail: str
+    errors: dict[str, list[str]] | list[dict]
 
 
 class PublishIn(TextIn):
@@ -150,6 +168,29 @@ def _policy_out(request, policy) -> dict:
         "latest_published": latest,
         "versions": [_summary(v) for v in versions],
     }
+
+
+@router.post(
+    "/policies",
+    response={200: PolicyOut, 201: PolicyOut, 400: PolicyInvalidOut, 403: ErrorOut},
+    openapi_extra=IDEMPOTENT,
+)
+def create_policy(request, payload: PolicyIn):
+    """Create a policy with its first draft v1 (201), from the page's form; a field it refuses (a slug taken, a
+    label or rule that does not validate) is a 400 naming it and nothing is saved. Send an ``Idempotency-Key``
+    header: the same key from the same owner returns the policy it made (200)."""
+    require_role(request, roles.POLICY_OWNER)
+    key = request.headers.get("Idempotency-Key", "")[:200]
+    if existing := selectors.policy_for_key(owner=request.auth, key=key):
+        return Status(200, _policy_out(request, existing))
+    form = PolicyCreateForm(payload.dict(include={"slug", "name", "task_description"}))
+    if not form.is_valid():
+        if existing := selectors.policy_for_key(owner=request.auth, key=key):  # a concurrent retry won
+            return Status(200, _policy_out(request, existing))
+        return form_invalid(form)
+    content = payload.dict(include={"body", "labels", "rules"})
+    policy = services.policy_create(owner=request.auth, idempotency_key=key, **form.cleaned_data, **content)
+    return Status(201, _policy_out(request, policy))
 
 
 @router.get("/policies/{slug}", response={200: PolicyOut, **ERRORS})

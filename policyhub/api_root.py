@@ -7,10 +7,10 @@ says so), or the browser session (with CSRF).
 Every endpoint checks the caller's role, exactly like the pages.
 """
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import DataError
-from django.http import HttpRequest
-from ninja import NinjaAPI, Schema
+from django.http import Http404, HttpRequest
+from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as RequestInvalid
 from ninja.parser import Parser
@@ -132,6 +132,29 @@ class ErrorOut(Schema):
     detail: str
 
 
+class FieldErrorsOut(Schema):
+    """A 400 for input a form or model refused: ``detail`` says it in one line, each part naming its field;
+    ``errors`` holds every message by field (``__all__``: not one field's)."""
+
+    detail: str
+    errors: dict[str, list[str]]
+
+
+def field_messages(errors: dict[str, list[str]]) -> str:
+    """``{"name": ["Required."], "__all__": ["No."]}`` as one line: ``name: Required. No.``."""
+    return " ".join(
+        message if field == NON_FIELD_ERRORS else f"{field}: {message}"
+        for field, messages in errors.items()
+        for message in messages
+    )
+
+
+def form_invalid(form) -> Status:
+    """The 400 answer for a Django form that did not validate (the same form the page uses)."""
+    errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
+    return Status(400, {"detail": field_messages(errors), "errors": errors})
+
+
 def require_role(request: HttpRequest, *allowed: str) -> None:
     if not roles.has_role(request.auth, *allowed):
         raise HttpError(403, f"This endpoint needs the role {' or '.join(allowed)}.")
@@ -152,7 +175,15 @@ def _invalid_content(request, exc: ContentValidationError):
 
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
-    return api.create_response(request, {"detail": " ".join(exc.messages)}, status=400)
+    """A service or model refused the input: its messages, each prefixed by the field it names, if any."""
+    detail = field_messages(exc.message_dict) if hasattr(exc, "error_dict") else " ".join(exc.messages)
+    return api.create_response(request, {"detail": detail}, status=400)
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc: Http404):
+    """A selector's 404 (``No policy 'x'.``) keeps its message."""
+    return api.create_response(request, {"detail": str(exc) or "Not found."}, status=404)
 
 
 @api.exception_handler(services.DraftConflict)

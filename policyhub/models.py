@@ -33,10 +33,19 @@ class Policy(models.Model):
     )
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_policies")
     created_at = models.DateTimeField(auto_now_add=True)
+    #: The API's ``Idempotency-Key`` of the request that created it: the same key from the same owner returns it.
+    idempotency_key = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="policy_idempotency_key",
+            ),  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return self.name

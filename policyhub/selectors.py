@@ -29,6 +29,13 @@ def policy_get(*, user, slug: str) -> Policy:
     return policy
 
 
+def policy_for_key(*, owner, key: str) -> Policy | None:
+    """The policy ``owner`` created with this API ``Idempotency-Key`` (None for none, or no key)."""
+    if not key:
+        return None
+    return Policy.objects.filter(owner=owner, idempotency_key=key[:200]).first()
+
+
 def version_list(*, user, policy: Policy) -> QuerySet[PolicyVersion]:
     qs = policy.versions.select_related("author", "published_by").order_by("-number")
     return qs if can_see_drafts(user) else qs.filter(status__in=VISIBLE_TO_READERS)

@@ -108,11 +108,28 @@ def _assign_rule_ids(*, version: PolicyVersion, rules: list[dict]) -> list[Conte
 
 
 # --- policies and versions ---------------------------------------------------------------------------------
-@transaction.atomic
-def policy_create(*, slug: str, name: str, task_description: str, owner, body: str = "", labels=(), rules=()) -> Policy:
-    """Create a policy with its first draft (v1)."""
+def policy_create(
+    *, slug: str, name: str, task_description: str, owner, body: str = "", labels=(), rules=(),
+    idempotency_key: str = "",
+) -> Policy:  # fmt: skip
+    """Create a policy with its first draft (v1). The same ``idempotency_key`` (the API's header) from the same
+    owner returns the policy the first call made instead of making another."""
     roles.require_role(owner, roles.POLICY_OWNER, message=OWNERS_ONLY)
-    policy = Policy(slug=slug, name=name, task_description=task_description, owner=owner)
+    key = idempotency_key[:200]
+    if key and (existing := selectors.policy_for_key(owner=owner, key=key)):
+        return existing
+    try:
+        with transaction.atomic():
+            return _policy_create(slug, name, task_description, owner, body, labels, rules, key)
+    except (IntegrityError, ValidationError):
+        # a concurrent retry with the key saved first (its row fails our unique checks, or the insert)
+        if key and (existing := selectors.policy_for_key(owner=owner, key=key)):
+            return existing
+        raise
+
+
+def _policy_create(slug, name, task_description, owner, body, labels, rules, key) -> Policy:
+    policy = Policy(slug=slug, name=name, task_description=task_description, owner=owner, idempotency_key=key)
     policy.full_clean()
     policy.save()
     draft = PolicyVersion(
@@ -124,6 +141,8 @@ def policy_create(*, slug: str, name: str, task_description: str, owner, body: s
         author=owner,
     )
     _assign_rule_ids(version=draft, rules=draft.rules)  # a first version has no retired IDs to refuse
+    if errors := validate_content(labels=draft.labels, rules=draft.rules):
+        raise ContentValidationError(errors)  # each error names its label or rule, as a draft save's do
     draft.full_clean()
     draft.save()
     return policy

@@ -8,11 +8,14 @@ from django.views.decorators.http import require_GET
 from exports.api import router as exports_router
 from labeling.api.agreement import router as agreement_router
 from labeling.api.feedback import router as feedback_router
+from labeling.api.gold import router as gold_router
 from labeling.api.imports import router as imports_router
 from labeling.api.labelstudio import router as labelstudio_router
+from labeling.api.previews import router as previews_router
 from labeling.api.redteam import router as redteam_router
 from labeling.api.reviews import router as reviews_router
 from labeling.api.runs import router as runs_router
+from labeling.api.teachers import router as teachers_router
 from labeling.api.trust import router as trust_router
 
 from . import views
@@ -40,6 +43,9 @@ api.add_router("/", trust_router)
 api.add_router("/", feedback_router)
 api.add_router("/", redteam_router)
 api.add_router("/", exports_router)
+api.add_router("/", teachers_router)
+api.add_router("/", gold_router)
+api.add_router("/", previews_router)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),

@@ -36,6 +36,7 @@ from .planning import RunPlan, TokenRate, pairs_for_selection, run_plan, token_r
 from .previews import (
     Flip,
     PreviewState,
+    draft_preview_for_key,
     draft_preview_state,
     draft_previews,
     frozen_draft,
@@ -56,6 +57,7 @@ from .reviews import (
 )
 from .runs import (
     run_candidates,
+    run_for_key,
     run_get,
     run_labelstudio,
     run_list,
@@ -66,7 +68,7 @@ from .runs import (
     run_timeline_charts,
     run_visible,
 )
-from .teachers import teacher_config_changes, teacher_config_list, teacher_key_names
+from .teachers import teacher_config_changes, teacher_config_for_key, teacher_config_list, teacher_key_names
 
 __all__ = [
     "RunCosts",
@@ -102,6 +104,7 @@ __all__ = [
     "token_rate",
     "Flip",
     "PreviewState",
+    "draft_preview_for_key",
     "draft_preview_state",
     "draft_previews",
     "frozen_draft",
@@ -120,6 +123,7 @@ __all__ = [
     "run_candidates",
     "run_get",
     "run_labelstudio",
+    "run_for_key",
     "run_list",
     "run_progress_mark",
     "run_routing_summary",
@@ -128,6 +132,7 @@ __all__ = [
     "run_timeline_charts",
     "run_visible",
     "teacher_config_changes",
+    "teacher_config_for_key",
     "teacher_config_list",
     "teacher_key_names",
 ]

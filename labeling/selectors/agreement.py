@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from policyhub.models import PolicyVersion
 
-from ..evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_report
+from ..evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_figures, evaluation_report
 from ..metrics import Judged, PairKappa, cohen_kappa_pairs, krippendorff_alpha
 from ..models import Candidate, LabelingRun, Review, TeacherSample
 
@@ -98,8 +98,6 @@ def version_agreement(*, version: PolicyVersion, target_precision: float = DEFAU
 
 def agreement_figures(report: AgreementReport) -> dict:
     """The report as plain JSON-able figures (the API's answer, and what dataset cards quote)."""
-    evaluation = report.evaluation
-    accuracy, calibration, threshold = evaluation.accuracy, evaluation.calibration, evaluation.threshold
     return {
         "policy": report.version.policy.slug,
         "version": report.version.number,
@@ -115,24 +113,5 @@ def agreement_figures(report: AgreementReport) -> dict:
             {"annotators": [k.rater_a, k.rater_b], "items": k.n, "observed": k.observed, "kappa": k.kappa}
             for k in report.kappas
         ],
-        "teacher_vs_human": {
-            "items": accuracy.n,
-            "accuracy": accuracy.accuracy,
-            "labels": accuracy.labels,
-            "confusion": accuracy.matrix,
-            "per_rule": [{"rule": r.rule, "items": r.n, "correct": r.correct} for r in evaluation.per_rule],
-            "ece": calibration.ece,
-            "reliability": [
-                {"low": b.low, "high": b.high, "items": b.n, "confidence": b.mean_confidence, "accuracy": b.accuracy}
-                for b in calibration.bins
-                if b.n
-            ],
-            "threshold": {
-                "target_precision": threshold.target,
-                "threshold": threshold.threshold,
-                "precision": threshold.precision,
-                "accepted": threshold.accepted,
-                "items": threshold.n,
-            },
-        },
+        "teacher_vs_human": evaluation_figures(report.evaluation),
     }

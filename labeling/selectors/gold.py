@@ -12,6 +12,9 @@ from ..evaluation import EvaluationReport, evaluation_report
 from ..metrics import Judged
 from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherSample, human_approved_q
 
+#: The runs a gold score is shown for: labeling and score runs, not a draft preview's (those have their own page).
+SCORED_PURPOSES = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
+
 
 # --- the gold set ----------------------------------------------------------------------------------------------
 def gold_labels(*, policy: Policy) -> dict[int, str]:

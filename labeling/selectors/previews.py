@@ -10,6 +10,7 @@ from policyhub.models import PolicyVersion
 from ..evaluation import EvaluationReport, evaluation_report
 from ..models import Candidate, DraftPreview, LabelingRun, Pair
 from .gold import gold_labels, judged, run_answers
+from .runs import run_for_key
 
 
 @dataclass
@@ -116,3 +117,9 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
 
 def draft_previews(*, draft: PolicyVersion, limit: int = 10) -> QuerySet[DraftPreview]:
     return DraftPreview.objects.filter(draft=draft).select_related("teacher_config", "created_by")[:limit]
+
+
+def draft_preview_for_key(*, user, key: str) -> DraftPreview | None:
+    """The preview ``user`` started with this API ``Idempotency-Key`` (its draft run carries the key)."""
+    run = run_for_key(user=user, key=key)
+    return DraftPreview.objects.filter(draft_run=run).first() if run else None

@@ -39,6 +39,13 @@ def run_visible(*, pk: int, user) -> LabelingRun:
     return run
 
 
+def run_for_key(*, user, key: str) -> LabelingRun | None:
+    """The run ``user`` started with this API ``Idempotency-Key`` (None for none, or no key)."""
+    if not key or user is None:
+        return None
+    return LabelingRun.objects.filter(created_by=user, idempotency_key=key[:200]).first()
+
+
 def run_labelstudio(*, run: LabelingRun) -> LabelStudioProject | None:
     """The run's Label Studio project link with its last push and pull, or None before the first push."""
     return LabelStudioProject.objects.filter(run=run).first()

@@ -21,6 +21,7 @@ from policyhub.models import Policy, PolicyVersion
 
 from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherConfig
 from ..pipeline.context import label_space
+from ..selectors.runs import run_for_key
 from ..teacher import TeacherConfigError, get_provider
 from .runs import labeling_run_create
 
@@ -175,7 +176,7 @@ def gold_remove(*, user, gold_id: int, reason: str) -> GoldLabelEvent:
     """Take a pair out of the gold set; who, when, which label and why are kept in the log."""
     require_owner(user)
     if not reason.strip():
-        raise GoldError("Say why the gold label is removed: the reason is recorded.")
+        raise GoldError({"reason": "Say why the gold label is removed: the reason is recorded."})
     with transaction.atomic():
         gold = GoldLabel.objects.select_for_update().filter(pk=gold_id).first()
         if gold is None:
@@ -205,14 +206,26 @@ def check_teacher_config(config: TeacherConfig, version: PolicyVersion) -> None:
         raise GoldError(f"Teacher config {config.name} cannot be used: {error}") from None
 
 
-def gold_score_start(*, user, version: PolicyVersion, config: TeacherConfig) -> LabelingRun:
-    """Label the policy's gold pairs under a published version with a config; the run is the score."""
+def key_used_for(run: LabelingRun) -> str:
+    return (
+        f"This Idempotency-Key was used for run #{run.pk} ({run.get_purpose_display().lower()}): send a new key "
+        "to start something else."
+    )
+
+
+def gold_score_start(*, user, version: PolicyVersion, config: TeacherConfig, idempotency_key: str = "") -> LabelingRun:
+    """Label the policy's gold pairs under a published version with a config; the run is the score. The same
+    ``idempotency_key`` (the API's header) from the same user returns the run the first call started."""
     require_owner(user)
+    if idempotency_key and (existing := run_for_key(user=user, key=idempotency_key)):
+        if existing.purpose != LabelingRun.Purpose.GOLD_SCORE:
+            raise GoldError(key_used_for(existing))
+        return existing
     if version.status != PolicyVersion.Status.PUBLISHED:
         raise GoldError(f"Score a published version; v{version.number} is {version.status}.")
     pair_ids = gold_pair_ids(version.policy)
     check_teacher_config(config, version)
     return labeling_run_create(
         version=version, config=config, selection={"pair_ids": pair_ids}, user=user,
-        purpose=LabelingRun.Purpose.GOLD_SCORE, chunk_size=GOLD_CHUNK_PAIRS,
+        purpose=LabelingRun.Purpose.GOLD_SCORE, chunk_size=GOLD_CHUNK_PAIRS, idempotency_key=idempotency_key[:200],
     )  # fmt: skip

@@ -11,6 +11,8 @@ from django.db import transaction
 from policyhub.models import PolicyVersion
 
 from ..models import DraftPreview, LabelingRun, TeacherConfig
+from ..selectors.previews import draft_preview_for_key
+from ..selectors.runs import run_for_key
 from . import gold
 from .gold import GoldError, check_teacher_config, gold_pair_ids, require_owner
 from .runs import enqueue_chunks_alternating, labeling_run_create
@@ -28,12 +30,22 @@ def _reusable_score(version: PolicyVersion, config: TeacherConfig, pair_ids: lis
     return None
 
 
-def draft_preview_start(*, user, draft: PolicyVersion, config: TeacherConfig) -> DraftPreview:
+def draft_preview_start(
+    *, user, draft: PolicyVersion, config: TeacherConfig, idempotency_key: str = ""
+) -> DraftPreview:
     """Freeze the draft as it is now and label the gold set under it, and under the published version (unless a
-    finished score of it with this config covers the gold set already)."""
+    finished score of it with this config covers the gold set already). The same ``idempotency_key`` (the API's
+    header) from the same user returns the preview the first call started."""
     require_owner(user)
+    key = idempotency_key[:200]
+    if key and (existing := draft_preview_for_key(user=user, key=key)):
+        return existing
+    if key and (other := run_for_key(user=user, key=key)):
+        raise GoldError(gold.key_used_for(other))
     with transaction.atomic():
         draft = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=draft.pk)
+        if key and (existing := draft_preview_for_key(user=user, key=key)):  # a concurrent retry won the lock
+            return existing
         if not draft.is_draft:
             raise GoldError(f"v{draft.number} is {draft.status}, not a draft: nothing to preview.")
         policy = draft.policy
@@ -43,7 +55,7 @@ def draft_preview_start(*, user, draft: PolicyVersion, config: TeacherConfig) ->
         selection = {"pair_ids": pair_ids}
         draft_run = labeling_run_create(
             version=draft, config=config, selection=selection, user=user, enqueue_chunks=False,
-            purpose=LabelingRun.Purpose.DRAFT_PREVIEW, chunk_size=gold.GOLD_CHUNK_PAIRS,
+            purpose=LabelingRun.Purpose.DRAFT_PREVIEW, chunk_size=gold.GOLD_CHUNK_PAIRS, idempotency_key=key,
         )  # fmt: skip
         published_run = None
         if published is not None:

@@ -18,8 +18,7 @@ from ..models import LabelingRun, TeacherConfig
 from .common import run_or_404, target_precision
 
 READ_SCORES = (POLICY_OWNER, ML_ENGINEER)
-#: The runs a gold score page shows: labeling and score runs, not a draft preview's (those have their own page).
-SCORED = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
+SCORED = selectors.gold.SCORED_PURPOSES
 
 
 def _next_url(request, fallback: str) -> str:

@@ -76,7 +76,7 @@ def test_the_admin_refuses_the_same_and_records_its_changes(make_user, client_fo
     settings.TEACHER_ALLOWED_PRIVATE_HOSTS = []
     metadata = client.post(f"/admin/labeling/teacherconfig/{config.pk}/change/", {**form, "base_url": FAKE})
     assert leak.status_code == metadata.status_code == 200  # the admin shows the form again with the errors
-    assert "SECRET_KEY is not one of the available choices" in leak.content.decode()
+    assert "Not one of the API keys the operator configured" in leak.content.decode()
     assert "is a private, loopback or link-local address" in metadata.content.decode()
     settings.TEACHER_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
     assert (

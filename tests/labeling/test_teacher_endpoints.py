@@ -53,7 +53,8 @@ def test_the_form_offers_only_the_configured_key_names(engineer, client_for, set
     assert '<option value="openai" selected>openai</option>' in page and '<option value="vllm">vllm</option>' in page
     assert "OPENAI_API_KEY" not in page and "VLLM_TOKEN" not in page  # the variables behind them are not shown
     assert refused.status_code == 400 and not TeacherConfig.objects.exists()
-    assert "Select a valid choice. DATABASE_URL is not one of the available choices." in refused.content.decode()
+    assert "Not one of the API keys the operator configured (openai, vllm)" in refused.content.decode()
+    assert "DATABASE_URL" not in refused.content.decode()  # never echoed back
     assert "DATABASE_URL" not in page
     assert client.post("/teachers/", {**FORM, "api_key_name": "vllm"}).status_code == 302
     assert TeacherConfig.objects.get().api_key_name == "vllm"

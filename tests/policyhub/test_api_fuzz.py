@@ -30,8 +30,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from exports import services as export_services
-from labeling.models import Candidate, TeacherConfig
-from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit
+from labeling.models import Candidate, GoldLabel, TeacherConfig
+from labeling.services import (
+    draft_preview_start,
+    import_file,
+    labeling_run_create,
+    review_claim_next,
+    review_submit,
+)
 from labeling.services.feedback import feedback_create
 from labeling.services.redteam import red_team_run_start, red_team_set_create
 from policyhub import services
@@ -52,6 +58,10 @@ REAL_BODIES = {
     "POST /api/runs/plan": _RUN,
     "POST /api/runs": _RUN,
     "POST /api/exports": {"policy": "match", "version": 1},
+    "POST /api/teachers": {"name": "fuzzed", "provider": "heuristic"},
+    "POST /api/policies": {"slug": "fuzzed", "name": "Fuzzed", "task_description": "Does it fit?"},
+    "POST /api/policies/{slug}/gold/scores": {"version": 1, "teacher": "baseline"},
+    "POST /api/policies/{slug}/previews": {"teacher": "baseline"},
 }
 #: Operations each role must get a 200 from on the real rows: proof that the data is reachable as that role.
 READS_DATA = {
@@ -62,12 +72,16 @@ READS_DATA = {
         "GET /api/runs/{run_id}/agreement",
         "GET /api/feedback/{feedback_id}",
         "GET /api/redteam/runs/{red_team_run_id}/compare/{other_id}",
+        "GET /api/policies/{slug}/gold",
+        "GET /api/policies/{slug}/previews/{preview_id}",
     },
     "ml_engineer": {
         "GET /api/runs/{run_id}/candidates",
         "GET /api/exports/{export_id}/files/{name}",
         "GET /api/redteam/runs/{red_team_run_id}/report",
         "GET /api/redteam/sets/{red_team_set_id}",
+        "GET /api/teachers",
+        "GET /api/policies/{slug}/gold/scores/{run_id}",
     },
     "staff": {"GET /api/imports/{batch_id}", "GET /api/exports/{export_id}/manifest"},
 }
@@ -106,8 +120,9 @@ def _import(kind: str, text: str, name: str):
 def api_data(published, process_run, owner, annotator, engineer, settings, tmp_path):  # noqa: F811
     """Real rows for the path parameters: the policy ``match`` (published v1, draft v2), a finished heuristic run
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
-    those pairs, a finished export of the run, the annotator's policy-feedback flag on the reviewed item and a
-    finished red-team run of v1 on a set of 2 of those pairs."""
+    those pairs, a finished export of the run, the annotator's policy-feedback flag on the reviewed item, a
+    finished red-team run of v1 on a set of 2 of those pairs, a gold label (of another pair) and a preview of the
+    draft on it."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -136,6 +151,9 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
     for part in red_team_run.runs.all():
         process_run(part)
     assert red_team_run.is_finished
+    other = Candidate.objects.filter(run=run).exclude(pk=claimed.pk).order_by("id").first()
+    gold = GoldLabel.objects.create(policy=published.policy, pair_id=other.pair_id, label=other.label)
+    preview = draft_preview_start(user=owner, draft=published.policy.versions.get(number=2), config=config)
     return {
         "red_team_set_id": red_team_set.pk,
         "red_team_run_id": red_team_run.pk,
@@ -147,6 +165,10 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
         "export_id": export.pk,
         "name": export.files[0]["name"],
         "feedback_id": feedback.pk,
+        "config_id": config.pk,
+        "candidate_id": claimed.pk,
+        "gold_id": gold.pk,
+        "preview_id": preview.pk,
     }
 
 

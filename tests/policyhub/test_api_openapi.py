@@ -2,7 +2,7 @@
 
 POLICY_PATHS = {
     "/api/me": {"get"},
-    "/api/policies": {"get"},
+    "/api/policies": {"get", "post"},
     "/api/policies/{slug}": {"get"},
     "/api/policies/{slug}/versions/{number}": {"get"},
     "/api/policies/{slug}/versions/{number}/prompt": {"get"},
@@ -63,6 +63,25 @@ OPERATION_IDS = {
     ("/api/runs/{run_id}/labelstudio/pull", "post"): "labeling_api_pull_labelstudio",
     ("/api/runs/{run_id}/labelstudio/push", "post"): "labeling_api_push_labelstudio",
     ("/api/runs/{run_id}/resume", "post"): "labeling_api_resume_run",
+    # teacher configs, gold set, gold scores, draft previews, policy creation (issue 14)
+    ("/api/policies", "post"): "policyhub_api_create_policy",
+    ("/api/teachers", "get"): "labeling_api_teachers_list_teachers",
+    ("/api/teachers", "post"): "labeling_api_teachers_create_teacher",
+    ("/api/teachers/keys", "get"): "labeling_api_teachers_list_teacher_keys",
+    ("/api/teachers/{config_id}", "patch"): "labeling_api_teachers_update_teacher",
+    ("/api/teachers/{config_id}/changes", "get"): "labeling_api_teachers_list_teacher_changes",
+    ("/api/policies/{slug}/gold", "get"): "labeling_api_gold_list_gold",
+    ("/api/policies/{slug}/gold/events", "get"): "labeling_api_gold_list_gold_events",
+    ("/api/gold/items/{candidate_id}/mark", "post"): "labeling_api_gold_mark_gold",
+    ("/api/gold/items/{candidate_id}/replace", "post"): "labeling_api_gold_replace_gold",
+    ("/api/policies/{slug}/gold/{gold_id}/remove", "post"): "labeling_api_gold_remove_gold",
+    ("/api/runs/{run_id}/gold/mark-all", "post"): "labeling_api_gold_mark_run_gold",
+    ("/api/policies/{slug}/gold/scores", "get"): "labeling_api_gold_list_gold_scores",
+    ("/api/policies/{slug}/gold/scores", "post"): "labeling_api_gold_start_gold_score",
+    ("/api/policies/{slug}/gold/scores/{run_id}", "get"): "labeling_api_gold_get_gold_score",
+    ("/api/policies/{slug}/previews", "post"): "labeling_api_previews_start_preview",
+    ("/api/policies/{slug}/previews/{preview_id}", "get"): "labeling_api_previews_get_preview",
+    ("/api/policies/{slug}/previews/{preview_id}/flips", "get"): "labeling_api_previews_list_preview_flips",
 }
 
 
