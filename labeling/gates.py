@@ -81,8 +81,8 @@ def _gold_gates(gold: dict | None, thresholds: dict) -> list[GateResult]:
     if (minimum := thresholds.get("min_gold_accuracy")) is not None:
         figure = gold.get("accuracy") if gold else None
         detail = f"{_fmt(figure)} on {gold.get('n', 0)} gold pairs" if gold and figure is not None else ""
-        result = _compare("min_gold_accuracy", "Gold accuracy", figure, minimum, "min",
-                          missing=no_preview if gold is None else "not measured: the preview labeled no gold pair")  # fmt: skip
+        missing = no_preview if gold is None else "not measured: the preview labeled no gold pair"
+        result = _compare("min_gold_accuracy", "Gold accuracy", figure, minimum, "min", missing=missing)
         if detail:
             result = GateResult(**{**result.as_dict(), "detail": f"{detail}: {result.detail}"})
         results.append(result)
@@ -119,7 +119,7 @@ def _red_team_gates(red: dict | None, thresholds: dict, note: str) -> list[GateR
     for category, maximum in (thresholds.get("max_attack_success_rate") or {}).items():
         if maximum is None:
             continue
-        rates = red.get("attack_success_rate") or {} if red else {}
+        rates = (red.get("attack_success_rate") or {}) if red else {}
         name = f"Attack success rate: {CATEGORY_NAMES.get(category, category)}"
         gates.append((f"max_asr:{category}", name, rates.get(category), maximum,
                       f"not measured: the red-team run had no {category} variants"))  # fmt: skip
@@ -135,8 +135,8 @@ def _red_team_gates(red: dict | None, thresholds: dict, note: str) -> list[GateR
         if red is None:
             results.append(GateResult(key, name, None, threshold, "max", NOT_MEASURED, required, absent))
         else:
-            results.append(_compare(key, name, figure, threshold, "max", missing_blocks=required,
-                                    missing=missing + (" (a red-team run is required)" if required else "")))  # fmt: skip
+            missing += " (a red-team run is required)" if required else ""
+            results.append(_compare(key, name, figure, threshold, "max", missing_blocks=required, missing=missing))
     return results
 
 

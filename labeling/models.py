@@ -1095,9 +1095,7 @@ class GateRecord(models.Model):
 
     # DO_NOTHING: a published version is never deleted (its model and trigger refuse, with their own message), and
     # the database's foreign key refuses it too.
-    version = models.OneToOneField(
-        "policyhub.PolicyVersion", on_delete=models.DO_NOTHING, related_name="gate_record"
-    )
+    version = models.OneToOneField("policyhub.PolicyVersion", on_delete=models.DO_NOTHING, related_name="gate_record")
     preview = models.ForeignKey(DraftPreview, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     gates_configured = models.BooleanField(help_text="False: the policy had no gates; published as without them.")
     thresholds = models.JSONField(default=dict, blank=True)

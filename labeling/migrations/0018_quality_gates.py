@@ -7,7 +7,6 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-
 # On PostgreSQL the database refuses what the model refuses: a gate record never changes and is never deleted
 # (even through QuerySet.update or a raw statement), as published versions do (policyhub 0003).
 FORWARD = """

@@ -44,9 +44,7 @@ def red_team_figures(*, draft: PolicyVersion, config=None) -> tuple[dict | None,
     if importlib.util.find_spec(RED_TEAM_REPORT) is None:
         return None, "no red-team run of this draft"
     report = importlib.import_module(RED_TEAM_REPORT)
-    run = (config is not None and report.latest_red_team_run(draft, config=config)) or report.latest_red_team_run(
-        draft
-    )
+    run = (config is not None and report.latest_red_team_run(draft, config=config)) or report.latest_red_team_run(draft)
     if run is None:
         return None, "no red-team run of this draft"
     frozen_hash = (run.version_content or {}).get("content_hash")
