@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import agreement, gold, imports, labelstudio, previews, reviews, runs, teachers
+from .views import agreement, gates, gold, imports, labelstudio, previews, reviews, runs, teachers
 
 urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
@@ -38,4 +38,6 @@ urlpatterns = [
     path("policies/<slug:slug>/draft/gold-preview/", previews.draft_preview_panel, name="draft_preview_panel"),
     path("policies/<slug:slug>/draft/gold-preview/start/", previews.draft_preview_start, name="preview_start"),
     path("policies/<slug:slug>/draft/gold-preview/<int:pk>/", previews.draft_preview_detail, name="preview"),
+    # quality gates (the check on the publish page and the record on the version page are policyhub's views)
+    path("policies/<slug:slug>/gates/", gates.policy_gates_edit, name="policy_gates"),
 ]

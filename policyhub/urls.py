@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 
 from exports.api import router as exports_router
 from labeling.api.agreement import router as agreement_router
+from labeling.api.gates import router as gates_router
 from labeling.api.imports import router as imports_router
 from labeling.api.labelstudio import router as labelstudio_router
 from labeling.api.reviews import router as reviews_router
@@ -35,6 +36,7 @@ api.add_router("/", labelstudio_router)
 api.add_router("/", agreement_router)
 api.add_router("/", reviews_router)
 api.add_router("/", trust_router)
+api.add_router("/", gates_router)
 api.add_router("/", exports_router)
 
 policy_patterns = [

@@ -112,7 +112,8 @@ def gate_record_create(*, version: PolicyVersion, check: GateCheck, user, overri
         published_by=user,
         overridden_by=user if overridden else None,
         override_reason=override_reason.strip() if overridden else "",
-        overridden_at=timezone.now() if overridden else None,
+        overridden_at=version.published_at if overridden else None,  # the override is the act of publishing
+        created_at=version.published_at or timezone.now(),
     )
     record.full_clean()
     record.save()
