@@ -135,3 +135,6 @@ def review_items(db, published, make_user):
         return run
 
     return make
+
+
+from .gates_helpers import gated_draft, previewed  # noqa: E402, F401 - the quality-gate tests' fixtures

@@ -22,7 +22,7 @@ from labeling.services import (
 )
 from policyhub import services as policy_services
 
-from .gates_helpers import edit_draft, finish, gated_draft, previewed, set_gates  # noqa: F401 - fixtures
+from .gates_helpers import edit_draft, finish, set_gates
 from .gold_helpers import DRAFT_MARK
 
 
