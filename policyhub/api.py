@@ -3,7 +3,7 @@
 The router is mounted on the API root (``policyhub/api_root.py``) in ``policyhub/urls.py``.
 """
 
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from labeling.api.gates import gate_check_out
@@ -254,5 +254,5 @@ def publish_draft(request, slug: str, payload: PublishIn):
             version=draft, user=request.auth, revision=payload.revision, override_reason=payload.override_reason
         )
     except GateError as refused:  # the quality gates: say why, with every gate's result
-        return 400, {"detail": refused.messages[0], "gates": gate_check_out(refused.check)}
+        return Status(400, {"detail": refused.messages[0], "gates": gate_check_out(refused.check)})
     return _version_out(version)

@@ -5,7 +5,7 @@ owners), the gate check of its draft (policy owners: drafts are theirs) and a pu
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from policyhub import roles
@@ -164,7 +164,7 @@ def put_gates(request, slug: str, payload: GatesIn):
         gates = services.quality_gates_update(policy=policy, user=request.auth, **payload.dict(exclude_unset=True))
     except ValidationError as exc:
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        return 400, {"detail": "Invalid quality gates.", "errors": errors}
+        return Status(400, {"detail": "Invalid quality gates.", "errors": errors})
     return _gates_out(policy, gates)
 
 
