@@ -56,13 +56,16 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _compare(key, name, figure, threshold, direction, *, detail="", missing_blocks=True, missing="") -> GateResult:
+def _compare(
+    key, name, figure, threshold, direction, *, detail="", about="", missing_blocks=True, missing=""
+) -> GateResult:
+    """``about``: what the figure was measured on, shown after it ("0.600 (5 gold pairs) not ≥ 0.900")."""
     if figure is None:
         return GateResult(key, name, None, threshold, direction, NOT_MEASURED, missing_blocks, missing or detail)
     ok = figure >= threshold if direction == "min" else figure <= threshold
     sign = "≥" if direction == "min" else "≤"
     if not detail:
-        detail = f"{_fmt(figure)} {'' if ok else 'not '}{sign} {_fmt(threshold)}"
+        detail = f"{_fmt(figure)}{f' ({about})' if about else ''} {'' if ok else 'not '}{sign} {_fmt(threshold)}"
     return GateResult(key, name, figure, threshold, direction, PASSED if ok else FAILED, not ok, detail)
 
 
@@ -80,12 +83,10 @@ def _gold_gates(gold: dict | None, thresholds: dict) -> list[GateResult]:
     no_preview = "not measured: no finished preview of the draft on the gold set"
     if (minimum := thresholds.get("min_gold_accuracy")) is not None:
         figure = gold.get("accuracy") if gold else None
-        detail = f"{_fmt(figure)} on {gold.get('n', 0)} gold pairs" if gold and figure is not None else ""
+        about = f"{gold.get('n', 0)} gold pairs" if gold else ""
         missing = no_preview if gold is None else "not measured: the preview labeled no gold pair"
-        result = _compare("min_gold_accuracy", "Gold accuracy", figure, minimum, "min", missing=missing)
-        if detail:
-            result = GateResult(**{**result.as_dict(), "detail": f"{detail}: {result.detail}"})
-        results.append(result)
+        results.append(_compare("min_gold_accuracy", "Gold accuracy", figure, minimum, "min", about=about,
+                                missing=missing))  # fmt: skip
     if (margin := thresholds.get("max_rule_accuracy_drop")) is not None:
         key, name = "max_rule_accuracy_drop", "Per-rule accuracy drop vs published"
         if gold is None:

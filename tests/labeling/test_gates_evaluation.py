@@ -64,14 +64,14 @@ def test_good_figures_pass_every_gate_and_nothing_blocks():
         "max_hallucination_rate:red_team",
     ]  # fmt: skip
     assert {r.status for r in results} == {"passed"} and blocking(results) == []
-    assert by_key(results)["min_gold_accuracy"].detail == "0.900 on 10 gold pairs: 0.900 ≥ 0.800"
+    assert by_key(results)["min_gold_accuracy"].detail == "0.900 (10 gold pairs) ≥ 0.800"
 
 
 def test_low_gold_accuracy_fails_and_blocks_with_the_figure_and_threshold():
     result = by_key(evaluate_gates({"gold": gold(accuracy=0.5), "red_team": red()}, THRESHOLDS))["min_gold_accuracy"]
 
     assert (result.status, result.blocking, result.figure, result.threshold) == ("failed", True, 0.5, 0.8)
-    assert "0.500 not ≥ 0.800" in result.detail
+    assert result.detail == "0.500 (10 gold pairs) not ≥ 0.800"
 
 
 def test_accuracy_exactly_at_the_threshold_passes():

@@ -79,8 +79,10 @@ def test_a_failing_gate_blocks_publishing_with_a_clear_message_and_changes_nothi
         publish(gated_draft, owner)
 
     message = refused.value.messages[0]
-    assert message.startswith("Cannot publish v2: 2 quality gates block it — Gold accuracy: 0.250 on 4 gold pairs")
-    assert "0.250 not ≥ 0.800" in message and "R1: 0.500 → 0.250 (drop 0.250)" in message
+    assert message.startswith(
+        "Cannot publish v2: 2 quality gates block it — Gold accuracy: 0.250 (4 gold pairs) not ≥ 0.800"
+    )
+    assert "R1: 0.500 → 0.250 (drop 0.250)" in message
     assert "A policy owner may override with a written reason" in message
     assert [r.key for r in refused.value.check.blocking] == ["min_gold_accuracy", "max_rule_accuracy_drop"]
     gated_draft.refresh_from_db()
@@ -158,7 +160,7 @@ def test_the_latest_fresh_preview_is_the_one_gated_on(previewed, gated_draft, po
 
     check = gates_for_draft(policy)
     assert check.preview == bad and not check.passed
-    assert check.summary == "Gold accuracy: 0.250 on 4 gold pairs: 0.250 not ≥ 0.700"
+    assert check.summary == "Gold accuracy: 0.250 (4 gold pairs) not ≥ 0.700"
 
 
 def test_a_draft_whose_answers_invent_facts_fails_the_hallucination_gate(
