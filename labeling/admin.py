@@ -7,6 +7,7 @@ from .forms import TeacherConfigForm
 from .models import (
     BatchJob,
     Candidate,
+    GateRecord,
     GoldLabel,
     GoldLabelEvent,
     ImportBatch,
@@ -17,6 +18,7 @@ from .models import (
     LabelStudioProject,
     Member,
     Pair,
+    QualityGates,
     RedTeamSet,
     RedTeamVariant,
     ResponseCache,
@@ -193,3 +195,28 @@ class LabelStudioAnnotationAdmin(ReadOnlyAdmin):
     list_display = ("annotation_id", "project", "candidate", "email", "outcome", "reason", "imported_at")
     list_filter = ("outcome",)
     raw_id_fields = ("candidate", "review")
+
+
+@admin.register(QualityGates)
+class QualityGatesAdmin(ReadOnlyAdmin):
+    """Set on the policy page (policy owners), where every change is checked; shown here."""
+
+    list_display = (
+        "policy",
+        "min_gold_accuracy",
+        "max_rule_accuracy_drop",
+        "max_flip_rate",
+        "updated_by",
+        "updated_at",
+    )
+
+
+@admin.register(GateRecord)
+class GateRecordAdmin(ReadOnlyAdmin):
+    """What the gates said when each version was published: kept for good."""
+
+    list_display = ("version", "gates_configured", "passed", "published_by", "overridden_by", "created_at")
+    list_filter = ("passed", "gates_configured")
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -197,3 +197,17 @@ def test_the_passing_gates_publish_with_one_click(previewed, gated_draft, policy
     assert "Every gate passes" in page and 'id="publish"' in page and "override_reason" not in page
     assert done.status_code == 302 and GateRecord.objects.get(version__number=2).passed
     assert "Every gate passed" in client.get("/policies/match/v2/").content.decode()
+
+
+def test_the_admin_shows_gates_and_records_read_only(policy, owner, make_user, client):
+    set_gates(policy, owner, min_gold_accuracy=0.7)
+    record = GateRecord.objects.get(version__number=1)
+    client.force_login(make_user("sam", is_staff=True, is_superuser=True))
+
+    assert client.get("/admin/labeling/gaterecord/").status_code == 200
+    assert client.get("/admin/labeling/qualitygates/").status_code == 200
+    assert client.get("/admin/labeling/gaterecord/add/").status_code == 403
+    assert client.post(f"/admin/labeling/gaterecord/{record.pk}/delete/", {"post": "yes"}).status_code == 403
+    client.post(f"/admin/labeling/qualitygates/{policy.quality_gates.pk}/change/", {"min_gold_accuracy": "0.1"})
+    assert QualityGates.objects.get(policy=policy).min_gold_accuracy == 0.7
+    assert GateRecord.objects.filter(pk=record.pk).exists()
