@@ -201,7 +201,7 @@ def policy_version_publish(
     The policy's quality gates are checked on the draft's latest fresh preview first (``labeling.services.gates``):
     a failing gate refuses publishing unless ``override_reason`` says why to go ahead anyway; the version gets its
     gate record (figures, thresholds, results, who overrode and why) in the same transaction."""
-    from labeling.services.gates import gate_record_create, gate_record_for_publish  # labeling builds on this app
+    from labeling.services.gates import gate_record_create, publish_gate_check  # labeling builds on this app
 
     roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     locked = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
@@ -213,7 +213,7 @@ def policy_version_publish(
     errors += validate_publishable(labels=locked.labels, rules=locked.rules)
     if errors:
         raise ContentValidationError(errors)
-    check = gate_record_for_publish(draft=locked, user=user, override_reason=override_reason)
+    check = publish_gate_check(draft=locked, user=user, override_reason=override_reason)
     locked.status = PolicyVersion.Status.PUBLISHED
     locked.published_at = timezone.now()
     locked.published_by = user

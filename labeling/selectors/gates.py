@@ -47,13 +47,14 @@ def red_team_figures(*, draft: PolicyVersion, config=None) -> tuple[dict | None,
     run = (config is not None and report.latest_red_team_run(draft, config=config)) or report.latest_red_team_run(draft)
     if run is None:
         return None, "no red-team run of this draft"
-    frozen_hash = (run.version_content or {}).get("content_hash")
+    frozen_hash = (getattr(run, "version_content", None) or {}).get("content_hash")  # a LabelingRun freezes it
     if frozen_hash and frozen_hash != draft.content_hash:
         return None, f"red-team run #{run.pk} was of earlier draft content; run it again"
-    if run.is_active:
+    if getattr(run, "is_active", False):
         return None, f"red-team run #{run.pk} is still running"
     figures = dict(report.red_team_gate_figures(run))
-    return {"run": run.pk, "teacher_config": run.teacher_config.name, **figures}, ""
+    config_name = getattr(getattr(run, "teacher_config", None), "name", "")
+    return {"run": run.pk, "teacher_config": config_name, **figures}, ""
 
 
 def _per_rule(draft_report, published_report) -> dict:

@@ -6,8 +6,8 @@ from .gates import (
     GatesFailed,
     OverrideReasonMissing,
     PreviewNeeded,
-    gate_record_for_publish,
     gates_for_draft,
+    publish_gate_check,
     quality_gates_update,
 )
 from .gold import GoldConflict, GoldError, gold_mark, gold_mark_run, gold_remove, gold_score_start
@@ -58,7 +58,7 @@ __all__ = [
     "GatesFailed",
     "OverrideReasonMissing",
     "PreviewNeeded",
-    "gate_record_for_publish",
+    "publish_gate_check",
     "gates_for_draft",
     "quality_gates_update",
     "GoldConflict",

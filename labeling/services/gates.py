@@ -1,7 +1,7 @@
 """Writes for the quality gates: a policy's thresholds (its owners set them) and the gate record a version gets
 when it is published.
 
-``policyhub.services.policy_version_publish`` calls ``gate_record_for_publish`` inside its transaction, with the
+``policyhub.services.policy_version_publish`` calls ``publish_gate_check`` inside its transaction, with the
 draft locked: the gates are checked on the draft's latest fresh preview, a failing gate refuses publishing
 (``GatesFailed``) unless a policy owner gives a written reason to override it, and the record is written once, next
 to the published version. The same check is ``labeling.selectors.gates.gates_for_draft`` for the command line.
@@ -22,7 +22,7 @@ __all__ = [
     "GatesFailed",
     "OverrideReasonMissing",
     "PreviewNeeded",
-    "gate_record_for_publish",
+    "publish_gate_check",
     "gates_for_draft",
     "quality_gates_update",
 ]
@@ -78,7 +78,7 @@ def _blocked_message(draft: PolicyVersion, check: GateCheck) -> str:
     )
 
 
-def gate_record_for_publish(*, draft: PolicyVersion, user, override_reason: str | None = None) -> GateCheck:
+def publish_gate_check(*, draft: PolicyVersion, user, override_reason: str | None = None) -> GateCheck:
     """Check the gates of ``draft`` (locked by the caller, not yet published) and return the check; raise
     ``PreviewNeeded``, ``GatesFailed`` or ``OverrideReasonMissing`` when publishing must not go ahead.
     ``override_reason`` (None: no override) is needed only when a gate blocks."""

@@ -282,3 +282,48 @@ def test_the_database_refuses_a_failed_record_without_an_override_or_a_blank_rea
     blank = {"overridden_by": owner, "overridden_at": timezone.now(), "override_reason": "  "}
     with pytest.raises(IntegrityError, match="gaterecord_override_has_who_when_why"), transaction.atomic():
         GateRecord.objects.bulk_create([GateRecord(version=v1, passed=False, **base, **blank)])
+
+
+@pytest.fixture
+def red_team_report(monkeypatch):
+    """A stand-in for ``labeling.selectors.redteam_report`` (another area builds it): ``runs`` maps a config (or
+    None) to the run ``latest_red_team_run`` returns; ``calls`` records what was asked."""
+    import importlib.machinery
+    import sys
+    import types
+
+    module = types.ModuleType(gate_selectors.RED_TEAM_REPORT)
+    module.__spec__ = importlib.machinery.ModuleSpec(gate_selectors.RED_TEAM_REPORT, None)
+    module.runs, module.calls = {}, []
+
+    def latest_red_team_run(version, config=None):
+        module.calls.append((version.pk, config))
+        return module.runs.get(config)
+
+    module.latest_red_team_run = latest_red_team_run
+    module.red_team_gate_figures = lambda run: {**RED_TEAM, "run": run.pk}
+    monkeypatch.setitem(sys.modules, gate_selectors.RED_TEAM_REPORT, module)
+    return module
+
+
+def test_the_red_team_plug_reads_the_drafts_latest_run_and_refuses_one_of_earlier_content(
+    previewed, gated_draft, policy, owner, red_team_report
+):
+    preview = previewed()
+    run = LabelingRun.objects.get(pk=preview.draft_run_id)  # stands in for a red-team run of this draft
+    red_team_report.runs[None] = run
+
+    figures, note = gate_selectors.red_team_figures(draft=gated_draft, config=preview.teacher_config)
+    assert note == "" and figures["run"] == run.pk and figures["attack_success_rate"]["injection"] == 0.25
+    assert red_team_report.calls == [(gated_draft.pk, preview.teacher_config), (gated_draft.pk, None)]
+
+    set_gates(policy, owner, max_asr_injection=0.1)
+    assert gates_for_draft(policy).summary.startswith("Attack success rate: prompt injection: 0.250 not ≤ 0.100")
+
+    draft = edit_draft(policy, owner, "# Match policy\n\nChanged after the red-team run.\n")
+    assert gate_selectors.red_team_figures(draft=draft) == (
+        None, f"red-team run #{run.pk} was of earlier draft content; run it again",
+    )  # fmt: skip
+    (result,) = gates_for_draft(policy).results
+    assert (result.status, result.blocking) == ("not_measured", False)
+    assert result.detail.startswith(f"not measured: red-team run #{run.pk} was of earlier draft content")
