@@ -7,6 +7,7 @@ from .forms import TeacherConfigForm
 from .models import (
     BatchJob,
     Candidate,
+    GateRecord,
     GoldLabel,
     GoldLabelEvent,
     ImportBatch,
@@ -18,6 +19,7 @@ from .models import (
     Member,
     Pair,
     PolicyFeedback,
+    QualityGates,
     RedTeamRun,
     RedTeamSet,
     RedTeamVariant,
@@ -211,3 +213,28 @@ class PolicyFeedbackAdmin(ReadOnlyAdmin):
     list_display = ("id", "policy", "version", "kind", "rule_ids", "status", "created_by", "created_at", "closed_by")
     list_filter = ("status", "kind", "policy")
     raw_id_fields = ("candidate", "pair")
+
+
+@admin.register(QualityGates)
+class QualityGatesAdmin(ReadOnlyAdmin):
+    """Set on the policy page (policy owners), where every change is checked; shown here."""
+
+    list_display = (
+        "policy",
+        "min_gold_accuracy",
+        "max_rule_accuracy_drop",
+        "max_flip_rate",
+        "updated_by",
+        "updated_at",
+    )
+
+
+@admin.register(GateRecord)
+class GateRecordAdmin(ReadOnlyAdmin):
+    """What the gates said when each version was published: kept for good."""
+
+    list_display = ("version", "gates_configured", "passed", "published_by", "overridden_by", "created_at")
+    list_filter = ("passed", "gates_configured")
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -5,7 +5,7 @@ from django import forms
 from policyhub.models import PolicyVersion
 
 from .imports.schemas import SCHEMAS
-from .models import ImportBatch, LabelingRun, TeacherConfig
+from .models import GATE_THRESHOLD_FIELDS, ImportBatch, LabelingRun, QualityGates, TeacherConfig
 from .pipeline.routing import DEFAULT_THRESHOLDS
 from .pipeline.trust import DEFAULT_SETTINGS
 from .teacher.endpoints import key_names
@@ -118,3 +118,45 @@ class RunForm(forms.Form):
 
     def thresholds(self) -> dict:
         return {name: self.cleaned_data[name] for name in DEFAULT_THRESHOLDS}
+
+
+class QualityGatesForm(forms.ModelForm):
+    """A policy's publishing thresholds: fractions from 0 to 1 (0.8 = 80 %); an empty box turns that gate off."""
+
+    class Meta:
+        model = QualityGates
+        fields = [*GATE_THRESHOLD_FIELDS, "require_red_team_run"]
+        labels = {
+            "min_gold_accuracy": "Minimum gold accuracy",
+            "max_rule_accuracy_drop": "Largest per-rule accuracy drop vs published",
+            "max_asr_injection": "Max attack success: prompt injection",
+            "max_asr_protected_attribute": "Max attack success: protected attribute",
+            "max_asr_irrelevant_noise": "Max attack success: irrelevant noise",
+            "max_asr_hallucination_bait": "Max attack success: hallucination bait",
+            "max_flip_rate": "Max counterfactual flip rate",
+            "max_hallucination_rate": "Max hallucination rate",
+            "require_red_team_run": "Require a red-team run",
+        }
+        widgets = {
+            name: forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}) for name in GATE_THRESHOLD_FIELDS
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in GATE_THRESHOLD_FIELDS:
+            self.fields[name].error_messages["invalid"] = "Enter a fraction from 0 to 1, e.g. 0.8, or leave it empty."
+
+    @classmethod
+    def rows(cls, gates: QualityGates) -> list[tuple[str, float | bool | None]]:
+        """(label, value) of every setting, for the read-only table on the policy page."""
+        return [(cls.Meta.labels[name], getattr(gates, name)) for name in cls.Meta.fields]
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in GATE_THRESHOLD_FIELDS:
+            value = cleaned.get(name)
+            if value is not None and not 0 <= value <= 1:
+                self.add_error(
+                    name, "A threshold is a fraction from 0 to 1 (0.8 = 80 %); leave it empty to turn it off."
+                )
+        return cleaned

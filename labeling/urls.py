@@ -2,7 +2,20 @@
 
 from django.urls import path
 
-from .views import agreement, feedback, gold, imports, labelstudio, previews, redteam, reviews, runs, teachers, trends
+from .views import (
+    agreement,
+    feedback,
+    gates,
+    gold,
+    imports,
+    labelstudio,
+    previews,
+    redteam,
+    reviews,
+    runs,
+    teachers,
+    trends,
+)
 
 urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
@@ -51,4 +64,6 @@ urlpatterns = [
     path("policies/<slug:slug>/redteam/start/", redteam.redteam_run_start, name="redteam_run_start"),
     path("redteam/runs/<int:pk>/", redteam.redteam_run, name="redteam_run"),
     path("redteam/runs/<int:pk>/compare/", redteam.redteam_compare, name="redteam_compare"),
+    # quality gates (the check on the publish page and the record on the version page are policyhub's views)
+    path("policies/<slug:slug>/gates/", gates.policy_gates_edit, name="policy_gates"),
 ]

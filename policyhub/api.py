@@ -6,6 +6,9 @@ The router is mounted on the API root (``policyhub/api_root.py``) in ``policyhub
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
+from labeling.api.gates import gate_check_out
+from labeling.services.gates import GateError
+
 from . import roles, selectors, services
 from .api_root import IDEMPOTENT, ErrorOut, TextIn, form_invalid, require_role
 from .diffing import version_diff
@@ -81,6 +84,11 @@ class PolicyInvalidOut(Schema):
 
 class PublishIn(TextIn):
     revision: int
+    override_reason: str | None = Field(
+        None,
+        description="Publish even though quality gates fail: why (kept on the version's gate record). Leave it "
+        "out unless a gate blocks; an empty reason is refused.",
+    )
 
 
 class PromptOut(Schema):
@@ -274,9 +282,18 @@ def save_draft(request, slug: str, payload: DraftIn):
 
 @router.post("/policies/{slug}/draft/publish", response={200: VersionOut, **ERRORS})
 def publish_draft(request, slug: str, payload: PublishIn):
+    """Publish the draft at ``revision``. When the policy has quality gates, the draft's latest fresh preview must
+    pass them: otherwise 400 with ``gates`` (each gate's result, or ``needs_preview``), unless ``override_reason``
+    says why to publish anyway. The version's gate record is ``GET …/versions/{number}/gates``."""
     require_role(request, roles.POLICY_OWNER)
     policy = selectors.policy_get(user=request.auth, slug=slug)
     draft = selectors.policy_draft(policy=policy)
     if draft is None:
         raise HttpError(404, f"{slug} has no draft to publish.")
-    return _version_out(services.policy_version_publish(version=draft, user=request.auth, revision=payload.revision))
+    try:
+        version = services.policy_version_publish(
+            version=draft, user=request.auth, revision=payload.revision, override_reason=payload.override_reason
+        )
+    except GateError as refused:  # the quality gates: say why, with every gate's result
+        return Status(400, {"detail": refused.messages[0], "gates": gate_check_out(refused.check)})
+    return _version_out(version)

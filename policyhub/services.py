@@ -212,8 +212,16 @@ def policy_version_draft_save(
 
 
 @transaction.atomic
-def policy_version_publish(*, version: PolicyVersion, user, revision: int | None = None) -> PolicyVersion:
-    """Publish a draft: it becomes immutable; its prompt is frozen by a Celery task after commit."""
+def policy_version_publish(
+    *, version: PolicyVersion, user, revision: int | None = None, override_reason: str | None = None
+) -> PolicyVersion:
+    """Publish a draft: it becomes immutable; its prompt is frozen by a Celery task after commit.
+
+    The policy's quality gates are checked on the draft's latest fresh preview first (``labeling.services.gates``):
+    a failing gate refuses publishing unless ``override_reason`` says why to go ahead anyway; the version gets its
+    gate record (figures, thresholds, results, who overrode and why) in the same transaction."""
+    from labeling.services.gates import gate_record_create, publish_gate_check  # labeling builds on this app
+
     roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     locked = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
     if not locked.is_draft:
@@ -224,11 +232,13 @@ def policy_version_publish(*, version: PolicyVersion, user, revision: int | None
     errors += validate_publishable(labels=locked.labels, rules=locked.rules)
     if errors:
         raise ContentValidationError(errors)
+    check = publish_gate_check(draft=locked, user=user, override_reason=override_reason)
     locked.status = PolicyVersion.Status.PUBLISHED
     locked.published_at = timezone.now()
     locked.published_by = user
     locked.full_clean()
     locked.save()
+    gate_record_create(version=locked, check=check, user=user, override_reason=override_reason)
     enqueue("policyhub.tasks.policy_version_freeze_prompt", locked.pk)
     return locked
 

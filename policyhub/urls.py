@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 from exports.api import router as exports_router
 from labeling.api.agreement import router as agreement_router
 from labeling.api.feedback import router as feedback_router
+from labeling.api.gates import router as gates_router
 from labeling.api.gold import router as gold_router
 from labeling.api.imports import router as imports_router
 from labeling.api.labelstudio import router as labelstudio_router
@@ -42,6 +43,7 @@ api.add_router("/", reviews_router)
 api.add_router("/", trust_router)
 api.add_router("/", feedback_router)
 api.add_router("/", redteam_router)
+api.add_router("/", gates_router)
 api.add_router("/", exports_router)
 api.add_router("/", teachers_router)
 api.add_router("/", gold_router)

@@ -6,8 +6,11 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from labeling.forms import QualityGatesForm
 from labeling.selectors.feedback import feedback_counts, rule_feedback
+from labeling.selectors.gates import draft_gate_check, policy_gates, record_results, version_gate_record
 from labeling.selectors.trust_rates import version_trust_rates
+from labeling.services.gates import GateError
 
 from . import selectors, services
 from .diffing import version_diff
@@ -43,6 +46,7 @@ def policy_detail(request, slug):
     """The policy's version history, with a form to compare any two versions."""
     policy = selectors.policy_get(user=request.user, slug=slug)
     versions = list(selectors.version_list(user=request.user, policy=policy))
+    gates = policy_gates(policy=policy)
     return render(
         request,
         "policyhub/policy_detail.html",
@@ -51,8 +55,16 @@ def policy_detail(request, slug):
             "versions": versions,
             "draft": next((v for v in versions if v.is_draft), None),
             "latest": next((v for v in versions if v.status == PolicyVersion.Status.PUBLISHED), None),
+            "gates": gates,
+            "gate_rows": QualityGatesForm.rows(gates) if gates else [],
+            "gates_form": QualityGatesForm(instance=gates),
         },
     )
+
+
+def _record_context(version: PolicyVersion) -> dict:
+    record = None if version.is_draft else version_gate_record(version=version)
+    return {"version": version, "record": record, "record_results": record_results(record) if record else []}
 
 
 @role_required(*READERS)
@@ -67,6 +79,7 @@ def version_detail(request, slug, number):
             "version": version,
             "body_html": render_markdown(version.body),
             "trust": version_trust_rates(version=version),
+            "gate": _record_context(version),
         },
     )
 
@@ -101,6 +114,7 @@ def version_compare(request, slug):
             "policy": policy,
             "diff": version_diff(old, new),
             "versions": selectors.version_list(user=request.user, policy=policy),
+            "gates": [_record_context(old), _record_context(new)],
         },
     )
 
@@ -190,12 +204,22 @@ def _unsaved(draft: PolicyVersion, editor: DraftEditor) -> PolicyVersion:
     )
 
 
-def _publish(request, policy, draft, revision):
+def _publish(request, policy, draft, revision, override_reason=None, *, on_publish_page=False):
+    """Publish and go to the version; refused by the quality gates: the publish page says why (shown again with
+    the reason typed so far when the request came from it)."""
     try:
-        version = services.policy_version_publish(version=draft, user=request.user, revision=revision)
+        version = services.policy_version_publish(
+            version=draft, user=request.user, revision=revision, override_reason=override_reason
+        )
     except services.DraftConflict:
         messages.error(request, "Someone saved the draft since you opened it: review their changes first.")
         return redirect("draft_edit", slug=policy.slug)
+    except GateError as error:
+        if not on_publish_page:
+            messages.error(request, error.messages[0])
+            return redirect("draft_publish", slug=policy.slug)
+        context = {"policy": policy, "draft": draft, "check": error.check, "error": error.messages[0]}
+        return render(request, "policyhub/draft_publish.html", {**context, "reason": override_reason or ""}, status=400)
     except ValidationError as error:
         for message in _validation_messages(error):
             messages.error(request, f"Cannot publish: {message}")
@@ -205,18 +229,24 @@ def _publish(request, policy, draft, revision):
 
 
 @role_required(POLICY_OWNER)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def draft_publish(request, slug):
+    """GET: the draft's quality-gate check and the publish form (with an override reason when a gate fails);
+    POST: publish."""
     policy = selectors.policy_get(user=request.user, slug=slug)
     draft = selectors.policy_draft(policy=policy)
     if draft is None:
         messages.error(request, "There is no draft to publish.")
         return redirect("policy_detail", slug=slug)
+    if request.method == "GET":
+        check = draft_gate_check(draft=draft)
+        return render(request, "policyhub/draft_publish.html", {"policy": policy, "draft": draft, "check": check})
     try:
         revision = int(request.POST["revision"])
     except (KeyError, ValueError):
         return HttpResponseBadRequest("The publish form must carry the draft revision it was made from.")
-    return _publish(request, policy, draft, revision)
+    override_reason = request.POST.get("override_reason", "") if "override" in request.POST else None
+    return _publish(request, policy, draft, revision, override_reason, on_publish_page=True)
 
 
 @role_required(POLICY_OWNER)

@@ -1,6 +1,15 @@
 """Writes of the labeling app, one module per area; import them from here."""
 
 from .batches import labeling_run_batch_poll, labeling_run_batch_submit
+from .gates import (
+    GateError,
+    GatesFailed,
+    OverrideReasonMissing,
+    PreviewNeeded,
+    gates_for_draft,
+    publish_gate_check,
+    quality_gates_update,
+)
 from .gold import GoldConflict, GoldError, gold_mark, gold_mark_run, gold_remove, gold_score_start
 from .imports import (
     ERROR_CAP,
@@ -45,6 +54,13 @@ from .runs import (
 from .teachers import teacher_config_save
 
 __all__ = [
+    "GateError",
+    "GatesFailed",
+    "OverrideReasonMissing",
+    "PreviewNeeded",
+    "publish_gate_check",
+    "gates_for_draft",
+    "quality_gates_update",
     "GoldConflict",
     "GoldError",
     "draft_preview_start",

@@ -167,3 +167,6 @@ def rt_set(owner, policy, rt_pairs):
     return red_team_set_create(
         user=owner, policy=policy, name="t", seed=7, sample_size=8, categories=RED_TEAM_CATEGORIES
     )
+
+
+from .gates_helpers import gated_draft, previewed  # noqa: E402, F401 - the quality-gate tests' fixtures

@@ -10,22 +10,25 @@ from django.core.management import CommandError, call_command
 
 from labeling.models import LabelingRun, RedTeamRun
 from labeling.selectors.redteam_report import latest_red_team_run, red_team_gate_figures
+from labeling.services import quality_gates_update
 from tests.celery_worker import Worker, purge_queue, worker_database_url
 from tests.fakes.openai_server import BiasedResponder, FakeOpenAI
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
-def _run_command(*extra):
-    out = io.StringIO()
+def _run_command(*extra, out=None):
+    out = out or io.StringIO()
     call_command("redteam", "run", "--policy", "match", "--version", "1", "--teacher", "fake", "--user", "olivia",
                  "--wait", "--poll", "0.3", *extra, stdout=out)  # fmt: skip
     return out.getvalue()
 
 
-def test_a_red_team_run_completes_on_real_workers_and_prints_its_report(
+def test_a_red_team_run_completes_on_real_workers_prints_its_report_and_fails_the_flip_gate(
     owner, policy, rt_set, make_config, tmp_path, monkeypatch
 ):
+    quality_gates_update(policy=policy, user=owner, min_gold_accuracy=None, max_rule_accuracy_drop=None,
+                         max_flip_rate=0.05, max_asr_irrelevant_noise=0.05)  # fmt: skip
     monkeypatch.setenv("OPENAI_API_KEY", "test")  # the command checks the config before queueing
     purge_queue()
     worker = Worker(tmp_path, database_url=worker_database_url(), env={"OPENAI_API_KEY": "test"})
@@ -34,10 +37,16 @@ def test_a_red_team_run_completes_on_real_workers_and_prints_its_report(
         config = make_config(base_url=server.base_url, request_timeout=10)
         try:
             worker.start()
-            printed = _run_command()
+            out = io.StringIO()
+            with pytest.raises(CommandError, match="fails a quality gate") as raised:
+                _run_command(out=out)
         finally:
             worker.stop()
             sys.stdout.write(worker.log())
+    printed = out.getvalue()
+    assert raised.value.returncode == 2  # a gate failed (a failed run is 1)
+    assert "Gate Counterfactual flip rate: failed (blocks), 1.000" in printed
+    assert "Gate Attack success rate: irrelevant noise: passed" in printed
     run = RedTeamRun.objects.get()
     assert run.status == "succeeded" and LabelingRun.objects.filter(red_team_run=run, status="succeeded").count() == 5
     assert printed.startswith("Plan: 40 teacher requests")

@@ -66,7 +66,10 @@ REAL_BODIES = {
 #: Operations each role must get a 200 from on the real rows: proof that the data is reachable as that role.
 READS_DATA = {
     "anonymous": set(),
-    "annotator": {"GET /api/policies/{slug}/versions/{number}/prompt"},
+    "annotator": {
+        "GET /api/policies/{slug}/versions/{number}/prompt",
+        "GET /api/policies/{slug}/versions/{number}/gates",
+    },
     "policy_owner": {
         "GET /api/policies/{slug}/versions/{number}",
         "GET /api/runs/{run_id}/agreement",

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from labeling.models import QualityGates
 from policyhub import roles
 from policyhub.models import ApiToken, Policy, PolicyVersion
 
@@ -95,6 +96,17 @@ PAGES = [
         owner_redirect=f"/policies/{SLUG}/",
         data=lambda draft: {},
     ),
+    Page("quality gates form", "get", f"/policies/{SLUG}/gates/", 403, 200),
+    Page(
+        "quality gates save",
+        "post",
+        f"/policies/{SLUG}/gates/",
+        403,
+        302,
+        owner_redirect=f"/policies/{SLUG}/",
+        data=lambda draft: {"min_gold_accuracy": "0.75", "require_red_team_run": "on"},
+    ),
+    Page("publish check", "get", f"/policies/{SLUG}/draft/publish/", 403, 200),
     Page("token list", "get", "/account/tokens/", 200, 200),
     Page(
         "token revoke",
@@ -138,6 +150,10 @@ def _effect_checks(page: Page, policy, token):
         assert _draft(policy).body == "Edited through the role matrix."
     elif page.name == "draft publish":
         assert policy.versions.get(number=2).status == PolicyVersion.Status.PUBLISHED
+        assert not policy.versions.get(number=2).gate_record.gates_configured
+    elif page.name == "quality gates save":
+        gates = QualityGates.objects.get(policy=policy)
+        assert (gates.min_gold_accuracy, gates.max_flip_rate, gates.require_red_team_run) == (0.75, None, True)
     elif page.name == "retire":
         assert policy.versions.get(number=1).status == PolicyVersion.Status.RETIRED
     elif page.name == "token revoke":
@@ -154,6 +170,7 @@ def _state():
             )
         ),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
+        "gates": list(QualityGates.objects.order_by("pk").values()),
     }
 
 

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import RedTeamRun, RedTeamSet, RunStatus, TeacherConfig
+from labeling.selectors.gates import red_team_run_gate_results
 from labeling.selectors.redteam import red_team_plan, red_team_set_get, red_team_variant_diffs
 from labeling.selectors.redteam_report import red_team_report
 from labeling.services.redteam import red_team_run_start, red_team_set_create
@@ -116,9 +117,12 @@ class Command(BaseCommand):
             raise CommandError(f"Red-team run #{run.pk} fails a quality gate.", returncode=code)
 
     def gate_exit_code(self, run: RedTeamRun) -> int:
-        """The hook for the quality gates: the exit code for a finished run's figures
-        (``labeling.selectors.redteam_report.red_team_gate_figures(run)``); 0 until the gates exist."""
-        return 0
+        """2 when the run's figures fail one of the policy's red-team quality gates (1 is a failed run)."""
+        results = red_team_run_gate_results(run=run)
+        for result in results:
+            self.stdout.write(f"Gate {result.name}: {result.status}{' (blocks)' if result.blocking else ''}, "
+                              f"{result.detail}")  # fmt: skip
+        return 2 if any(result.blocking for result in results) else 0
 
     def _run_targets(self, opts):
         policy = Policy.objects.filter(slug=opts["policy"]).first()
