@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import agreement, gold, imports, labelstudio, previews, reviews, runs, teachers
+from .views import agreement, gold, imports, labelstudio, previews, reviews, runs, students, teachers
 
 urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
@@ -38,4 +38,8 @@ urlpatterns = [
     path("policies/<slug:slug>/draft/gold-preview/", previews.draft_preview_panel, name="draft_preview_panel"),
     path("policies/<slug:slug>/draft/gold-preview/start/", previews.draft_preview_start, name="preview_start"),
     path("policies/<slug:slug>/draft/gold-preview/<int:pk>/", previews.draft_preview_detail, name="preview"),
+    # students: predictions of models distilled from an export, scored and their disagreements reviewed
+    path("students/", students.student_list, name="student_list"),
+    path("students/<int:pk>/", students.student_detail, name="student_detail"),
+    path("students/<int:pk>/queue/", students.student_queue, name="student_queue"),
 ]

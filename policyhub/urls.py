@@ -11,6 +11,7 @@ from labeling.api.imports import router as imports_router
 from labeling.api.labelstudio import router as labelstudio_router
 from labeling.api.reviews import router as reviews_router
 from labeling.api.runs import router as runs_router
+from labeling.api.students import router as students_router
 from labeling.api.trust import router as trust_router
 
 from . import views
@@ -36,6 +37,7 @@ api.add_router("/", agreement_router)
 api.add_router("/", reviews_router)
 api.add_router("/", trust_router)
 api.add_router("/", exports_router)
+api.add_router("/", students_router)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),

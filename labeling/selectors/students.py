@@ -152,7 +152,7 @@ def student_disagreements(*, evaluation: StudentEvaluation, against: str = "teac
     ``gold_label`` (None when there is none)."""
     gold = gold_labels(policy=evaluation.policy_version.policy)
     found = []
-    for p in evaluation.predictions.select_related("candidate"):
+    for p in evaluation.predictions.select_related("candidate", "pair__member", "pair__job"):
         teacher, truth = _teacher_label(p), gold.get(p.pair_id)
         off_teacher = teacher is not None and teacher != p.label
         off_gold = truth is not None and truth != p.label

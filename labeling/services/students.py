@@ -44,11 +44,12 @@ _LOOKUP_CHUNK = 5000
 
 
 class StudentError(ValueError):
-    """Input that cannot be imported or queued as asked (``field`` names what to fix); nothing was written."""
+    """Input that cannot be imported or queued as asked (``field`` names what to fix); nothing was written.
+    ``conflict``: the input is fine but the state is not (the export is not built, the student version exists)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, *, conflict: bool = False):
         super().__init__(message)
-        self.field, self.message = field, message
+        self.field, self.message, self.conflict = field, message, conflict
 
 
 def require_student_role(user) -> None:
@@ -117,9 +118,10 @@ def _check_export(export: DatasetExport) -> None:
             "export",
             f"Export #{export.pk} is {export.status}: a student is evaluated on a built export whose files exist "
             "(its splits and labels are read from its labels.jsonl).",
+            conflict=True,
         )
     if not (export_dir(export) / "labels.jsonl").is_file():
-        raise StudentError("export", f"The files of export #{export.pk} are missing on disk.")
+        raise StudentError("export", f"The files of export #{export.pk} are missing on disk.", conflict=True)
 
 
 def _name(value: str, what: str) -> str:
@@ -155,6 +157,7 @@ def student_evaluation_import(
             "student_version",
             f"{student_name} {student_version} was already evaluated on export #{export.pk} (student evaluation "
             f"#{earlier.pk}); give the new model its own version.",
+            conflict=True,
         )
     try:
         stream.seek(0, 2)
@@ -184,7 +187,9 @@ def student_evaluation_import(
         if existing:
             return StudentImportResult(source, existing, created=False)
         raise StudentError(
-            "student_version", f"{student_name} {student_version} was just evaluated on export #{export.pk}."
+            "student_version",
+            f"{student_name} {student_version} was just evaluated on export #{export.pk}.",
+            conflict=True,
         ) from None
     return StudentImportResult(source, evaluation, created=True)
 
