@@ -167,10 +167,10 @@ def student_evaluation_import(
             raise FileFormatError([RowError(0, "file", reason)])
         fmt = _format(source, file_format)
         sha256, _ = _sha256(stream)
-        rows, errors, error_count = _read(stream, fmt, version.label_keys, {r["id"] for r in version.rules})
+        rows, refs, errors, error_count = _read(stream, fmt, version.label_keys, {r["id"] for r in version.rules})
     except FileFormatError as error:
         return StudentImportResult(source, errors=error.errors, error_count=len(error.errors))
-    resolved, found, count = _resolve(rows)  # the rows that passed their own checks: every bad row is listed
+    resolved, found, count = _resolve(refs)  # every row whose values were readable: all its faults are listed
     errors += found
     error_count += count
     if error_count:
@@ -195,11 +195,12 @@ def student_evaluation_import(
 
 
 def _read(stream: BinaryIO, fmt: str, labels: list[str], rule_ids: set[str]):
-    """The file's rows, each checked on its own: (rows, errors, error count)."""
+    """The file's rows, each checked on its own: (good rows, every readable row for the pair look-up, errors,
+    error count)."""
     schema = prediction_schema(labels)
     names = schema.names
     items = iter_parquet(stream, schema) if fmt == "parquet" else iter_rows(stream, fmt, schema)
-    rows, errors, count = [], [], 0
+    rows, refs, errors, count = [], [], [], 0
 
     def bad(error: RowError) -> None:
         nonlocal count
@@ -218,13 +219,16 @@ def _read(stream: BinaryIO, fmt: str, labels: list[str], rule_ids: set[str]):
         row_errors = _check_row(line, raw, labels, rule_ids)
         for error in row_errors:
             bad(error)
+        probabilities = raw["probs"] if raw["probs"] is not None else _columns(raw, labels)
+        row = _Row(line, raw["pair_id"], raw["member_id"], raw["job_id"], raw["label"], probabilities,
+                   raw["cited_rules"])  # fmt: skip
+        if not any(e.field in ("pair_id", "member_id", "job_id") for e in row_errors):
+            refs.append(row)
         if not row_errors:
-            probabilities = raw["probs"] if raw["probs"] is not None else _columns(raw, labels)
-            rows.append(_Row(line, raw["pair_id"], raw["member_id"], raw["job_id"], raw["label"],
-                             probabilities, raw["cited_rules"]))  # fmt: skip
-    if not rows and not count:
+            rows.append(row)
+    if not refs and not count:
         raise FileFormatError([RowError(0, "file", "the file holds no predictions")])
-    return rows, errors, count
+    return rows, refs, errors, count
 
 
 def _columns(raw: dict, labels: list[str]) -> dict | None:

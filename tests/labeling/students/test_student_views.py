@@ -71,7 +71,7 @@ def test_queue_from_the_page_needs_csrf_and_says_what_it_did(student_export, eng
     response = browser.post(queue, {"against": "teacher", "csrfmiddlewaretoken": _token(browser, detail)}, follow=True)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "3 disagreements with the teacher: 3 queued for review" in html, html[html.find("<main"):][:600]
+    assert "3 disagreements with the teacher: 3 queued for review" in html, html[html.find("<main") :][:600]
     assert Candidate.objects.filter(reason_student_disagreement=True, review_state="pending").count() == 3
     bad = browser.post(queue, {"against": "mood", "csrfmiddlewaretoken": _token(browser, detail)}, follow=True)
     assert "against must be one of" in bad.content.decode()
