@@ -5,7 +5,8 @@ documented for that status; a request the schema forbids is refused. Anonymous c
 Cases are generated from ``/api/openapi.json`` with a fixed seed, derandomised, a bounded number per operation, so
 a run is repeatable. They mix values the schema allows, values it forbids, and (where an operation has path
 parameters) the ids of real rows: a published policy with a draft, a finished run with candidates, one reviewed, an
-import, a finished export; each role must get 200s from some of them, so the endpoints do more than answer 404.
+import, a finished export, a student evaluated on it; each role must get 200s from some of them, so the endpoints
+do more than answer 404.
 Requests go through Django's test handler in this process and this test's transaction, so nothing they write
 outlives it and work they enqueue (after commit) never starts. Run just this:
 ``bin/test tests/policyhub/test_api_fuzz.py``.
@@ -32,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from exports import services as export_services
 from labeling.models import Candidate, TeacherConfig
 from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit
+from labeling.services.students import student_evaluation_import
 from policyhub import services
 from tests.labeling.conftest import process_run, published  # noqa: F401 - fixtures the data builds on
 
@@ -94,7 +96,7 @@ def _import(kind: str, text: str, name: str):
 def api_data(published, process_run, annotator, engineer, settings, tmp_path):  # noqa: F811
     """Real rows for the path parameters: the policy ``match`` (published v1, draft v2), a finished heuristic run
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
-    those pairs and a finished export of the run."""
+    those pairs, a finished export of the run and a student's predictions on it."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -114,6 +116,13 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
     )
     export = export_services.export_build(export_id=export.pk)
     assert export.is_ready, export.error
+    predictions = "pair_id,label,p_no_match,p_strong_match\n" + "".join(
+        f"{c.pair_id},no_match,0.7,0.3\n" for c in Candidate.objects.filter(run=run)
+    )
+    student = student_evaluation_import(
+        user=engineer, export=export, stream=io.BytesIO(predictions.encode()), name="fuzz.csv",
+        student_name="fuzz-student", student_version="1",
+    ).evaluation  # fmt: skip
     return {
         "slug": "match",
         "number": 1,
@@ -121,6 +130,7 @@ def api_data(published, process_run, annotator, engineer, settings, tmp_path):  
         "batch_id": pairs.pk,
         "export_id": export.pk,
         "name": export.files[0]["name"],
+        "student_id": student.pk,
     }
 
 
