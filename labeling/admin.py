@@ -20,6 +20,8 @@ from .models import (
     RedTeamSet,
     RedTeamVariant,
     ResponseCache,
+    StudentEvaluation,
+    StudentPrediction,
     TeacherConfig,
     TeacherConfigChange,
     TeacherSample,
@@ -193,3 +195,17 @@ class LabelStudioAnnotationAdmin(ReadOnlyAdmin):
     list_display = ("annotation_id", "project", "candidate", "email", "outcome", "reason", "imported_at")
     list_filter = ("outcome",)
     raw_id_fields = ("candidate", "review")
+
+
+# --- students ---
+@admin.register(StudentEvaluation)
+class StudentEvaluationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "student_name", "student_version", "export", "rows", "in_train", "created_by", "created_at")
+    raw_id_fields = ("export", "policy_version")
+
+
+@admin.register(StudentPrediction)
+class StudentPredictionAdmin(ReadOnlyAdmin):
+    list_display = ("evaluation", "line", "pair", "label", "confidence", "export_split", "queued_at")
+    list_filter = ("export_split",)
+    raw_id_fields = ("evaluation", "pair", "candidate")

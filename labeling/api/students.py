@@ -110,7 +110,7 @@ def _get(student_id: int) -> StudentEvaluation:
 @router.post(
     "/students",
     response={200: StudentOut, 201: StudentOut, 400: StudentImportErrorOut, 403: ErrorOut, 404: ErrorOut,
-              409: ErrorOut},
+              409: ErrorOut, 413: StudentImportErrorOut},
     openapi_extra=IDEMPOTENT,
     operation_id="labeling_api_create_student",
 )  # fmt: skip
@@ -119,7 +119,8 @@ def create_student(
 ):
     """Import a student's predictions (CSV, JSONL or Parquet) on a built export: 201 with the evaluation, or 400
     listing every bad row (nothing is imported). The same ``Idempotency-Key`` returns the first evaluation (200).
-    409: that student version was already evaluated on the export, or the export is not built."""
+    409: that student version was already evaluated on the export, or the export is not built. 413: the file is
+    larger than IMPORT_MAX_UPLOAD_BYTES."""
     require_role(request, *ROLES)
     found = DatasetExport.objects.filter(pk=export).select_related("policy_version__policy").first()
     if found is None:
@@ -137,7 +138,8 @@ def create_student(
         return Status(400, {"detail": f"{error.field}: {error.message}", "error_count": 1, "errors": [row]})
     if not result.ok:
         errors = [e.as_dict() for e in result.errors]
-        return Status(400, {"detail": result.summary(), "error_count": result.error_count, "errors": errors})
+        body = {"detail": result.summary(), "error_count": result.error_count, "errors": errors}
+        return Status(413 if result.too_large else 400, body)
     return Status(201 if result.created else 200, _out(selectors.student_get(pk=result.evaluation.pk)))
 
 

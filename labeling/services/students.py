@@ -64,6 +64,7 @@ class StudentImportResult:
     created: bool = False
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
+    too_large: bool = False  # over IMPORT_MAX_UPLOAD_BYTES: refused unread
 
     @property
     def ok(self) -> bool:
@@ -164,7 +165,7 @@ def student_evaluation_import(
         size = stream.tell()
         stream.seek(0)
         if reason := too_large(size):
-            raise FileFormatError([RowError(0, "file", reason)])
+            return StudentImportResult(source, errors=[RowError(0, "file", reason)], error_count=1, too_large=True)
         fmt = _format(source, file_format)
         sha256, _ = _sha256(stream)
         rows, refs, errors, error_count = _read(stream, fmt, version.label_keys, {r["id"] for r in version.rules})

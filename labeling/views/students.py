@@ -43,6 +43,8 @@ def student_list(request):
                 messages.success(request, result.summary())
                 return redirect("student_detail", pk=result.evaluation.pk)
     status = 400 if form.errors or (result and not result.ok) else 200
+    if result and result.too_large:
+        status = 413
     context = {"form": form, "result": result, "evaluations": selectors.student_list()}
     return render(request, "labeling/student_list.html", context, status=status)
 

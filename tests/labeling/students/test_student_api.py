@@ -132,3 +132,11 @@ def test_the_command_imports_reports_and_queues(student_export, engineer, tmp_pa
         call_command("student", "import", str(bad), "--export", str(student_export.pk), "--name", "cli",
                      "--version", "8", "--user", engineer.username)  # fmt: skip
     assert "line 1: pair_id: unknown pair id 999999" in capsys.readouterr().err
+
+
+def test_a_file_over_the_upload_limit_is_a_413(student_export, engineer, client, settings):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 100
+    response = _upload(client, _auth(engineer), student_export, _predictions(student_export))
+    assert response.status_code == 413
+    assert "IMPORT_MAX_UPLOAD_BYTES" in response.json()["detail"] and response.json()["errors"][0]["field"] == "file"
+    assert not StudentEvaluation.objects.exists()
