@@ -79,7 +79,8 @@ def test_queue_from_the_page_needs_csrf_and_says_what_it_did(student_export, eng
 
 def test_a_bad_file_lists_its_rows_escaped_and_imports_nothing(student_export, engineer, client):
     client.force_login(engineer)
-    text = "pair_id,label\n1,<script>alert(1)</script>\n999999,no_match\n"
+    pair_id = min(teacher_labels(student_export))
+    text = f"pair_id,label\n{pair_id},<script>alert(1)</script>\n999999,no_match\n"
     upload = SimpleUploadedFile("bad.csv", text.encode())
     response = client.post(reverse("student_list"), {"export": student_export.pk, "student_name": "s",
                                                      "student_version": "1", "file": upload})  # fmt: skip
