@@ -38,6 +38,7 @@ def test_engineer_imports_a_student_reads_its_scores_and_queues_its_disagreement
     path = tmp_path / "student.csv"
     path.write_text(csv_text(rows, ["pair_id", "label", "p_strong_match", "p_partial_match", "p_no_match"]))
 
+    page.set_viewport_size({"width": 1280, "height": 900})
     login(engineer)
     page.get_by_role("link", name="Students", exact=True).click()
     page.select_option("#id_export", value=str(student_export.pk))
@@ -55,6 +56,7 @@ def test_engineer_imports_a_student_reads_its_scores_and_queues_its_disagreement
     if evaluation.in_train:
         expect(page.locator("#leakage-warning")).to_contain_text(f"{evaluation.in_train} of the 60 predicted pairs")
     expect(page.locator('#student-disagreements [data-value="vs-teacher"]')).to_have_text("2")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # four reports side by side do not widen it
 
     page.select_option("select[name=against]", "teacher")
     page.get_by_role("button", name="Queue for annotators").click()
