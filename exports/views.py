@@ -5,6 +5,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from labeling.selectors.students import student_list
 from policyhub.markdown import render_markdown
 from policyhub.roles import ML_ENGINEER, role_required
 
@@ -53,6 +54,7 @@ def export_detail(request, pk):
         if not export.is_active:  # it just finished: load the page once for the card and the files
             response["HX-Refresh"] = "true"
         return response
+    context["students"] = student_list(export_id=export.pk)
     if export.is_ready:
         try:
             context["card_html"] = render_markdown(services.export_read_text(export, "README.md"))

@@ -24,6 +24,8 @@ from .models import (
     RedTeamSet,
     RedTeamVariant,
     ResponseCache,
+    StudentEvaluation,
+    StudentPrediction,
     TeacherConfig,
     TeacherConfigChange,
     TeacherSample,
@@ -238,3 +240,17 @@ class GateRecordAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- students ---
+@admin.register(StudentEvaluation)
+class StudentEvaluationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "student_name", "student_version", "export", "rows", "in_train", "created_by", "created_at")
+    raw_id_fields = ("export", "policy_version")
+
+
+@admin.register(StudentPrediction)
+class StudentPredictionAdmin(ReadOnlyAdmin):
+    list_display = ("evaluation", "line", "pair", "label", "confidence", "export_split", "queued_at")
+    list_filter = ("export_split",)
+    raw_id_fields = ("evaluation", "pair", "candidate")

@@ -160,3 +160,29 @@ class QualityGatesForm(forms.ModelForm):
                     name, "A threshold is a fraction from 0 to 1 (0.8 = 80 %); leave it empty to turn it off."
                 )
         return cleaned
+
+
+class StudentImportForm(forms.Form):
+    """A student's predictions on a built export (``labeling.services.students``)."""
+
+    export = forms.ModelChoiceField(
+        queryset=None, help_text="The export the student was trained on (its splits and labels are compared)."
+    )
+    student_name = forms.CharField(max_length=100, help_text="e.g. distilbert-match")
+    student_version = forms.CharField(max_length=100, help_text="e.g. 2026-12-01 or v3")
+    file = forms.FileField(
+        help_text="CSV, JSONL or Parquet: pair_id (or member_id and job_id), label, optional p_<label> columns or a "
+        "probs object, optional cited_rules."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from exports.models import DatasetExport
+
+        self.fields["export"].queryset = DatasetExport.objects.filter(status=DatasetExport.Status.READY).select_related(
+            "policy_version__policy"
+        )
+        self.fields["export"].label_from_instance = lambda e: (
+            f"#{e.pk} {e.policy_version.policy.slug} v{e.policy_version.number} ({e.rows_total} rows, "
+            f"{e.created_at:%Y-%m-%d})"
+        )

@@ -212,3 +212,37 @@ def krippendorff_alpha(ratings: Ratings, labels: list[str]) -> float | None:
     import krippendorff
 
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+
+
+# --- per label -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelScore:
+    """How a model did on one label: ``support`` items truly had it, ``predicted`` items were given it, ``correct``
+    of them both (precision = correct / predicted, recall = correct / support)."""
+
+    label: str
+    support: int
+    predicted: int
+    correct: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.predicted if self.predicted else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.correct / self.support if self.support else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        return None if p is None or r is None or p + r == 0 else 2 * p * r / (p + r)
+
+
+def per_label_scores(report: AccuracyReport) -> list[LabelScore]:
+    """Precision, recall and F1 of every label of an accuracy report, read off its confusion matrix."""
+    matrix = report.matrix
+    return [
+        LabelScore(label, sum(matrix[k]), sum(row[k] for row in matrix), matrix[k][k])
+        for k, label in enumerate(report.labels)
+    ]

@@ -597,6 +597,14 @@ class Candidate(models.Model):
     reason_gold_conflict = models.BooleanField(default=False, db_default=False)
     reason_trust_check_failed = models.BooleanField(default=False, db_default=False)
     reason_suspected_injection = models.BooleanField(default=False, db_default=False)
+    reason_student_disagreement = models.BooleanField(
+        default=False, db_default=False,
+        help_text="A student model trained on an export disagrees with this label (queued from its evaluation).",
+    )  # fmt: skip
+    review_priority = models.FloatField(
+        null=True, blank=True,
+        help_text="Higher is reviewed first in the student-disagreement queue: the student's confidence.",
+    )  # fmt: skip
     injection = models.JSONField(
         default=list, db_default=[], blank=True,
         help_text="Spans of the member's or job's text aimed at a model: [{kind, field, start, end, text, label}].",
@@ -618,7 +626,7 @@ class Candidate(models.Model):
 
     REASONS = (
         "self_disagreement", "low_confidence", "teacher_disagreement", "gold_conflict", "trust_check_failed",
-        "suspected_injection",
+        "suspected_injection", "student_disagreement",
     )  # fmt: skip
 
     objects = CandidateQuerySet.as_manager()
@@ -1326,3 +1334,117 @@ class GateRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise GateRecordImmutable("A gate record is kept for as long as its version.")
+
+
+# --- students ------------------------------------------------------------------------------------------------
+class StudentEvaluation(models.Model):
+    """A distilled student's predictions on a set of pairs, scored against gold, the human-approved labels and the
+    teacher's labels of the export it was trained on (purpose ``student_eval``).
+
+    Its own table rather than a LabelingRun: a student is not asked anything (no prompt, config, chunks, samples,
+    cost), and keeping its answers out of ``Candidate`` means no export, review queue, approval or
+    teacher-disagreement routing can ever read them by mistake. Only an explicit queueing of its disagreements
+    touches the teacher's candidates (``reason_student_disagreement``). The figures are computed when read, so
+    they follow the gold set and the reviews that come in after the import."""
+
+    PURPOSE = "student_eval"
+
+    export = models.ForeignKey("exports.DatasetExport", on_delete=models.PROTECT, related_name="student_evaluations")
+    policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="+")
+    student_name = models.CharField(max_length=100)
+    student_version = models.CharField(max_length=100)
+    source_name = models.CharField(max_length=255, help_text="File name as uploaded or given on the command line.")
+    file_format = models.CharField(max_length=10)
+    file_sha256 = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField()
+    with_probabilities = models.PositiveIntegerField(default=0, help_text="Predictions that gave probabilities.")
+    with_rules = models.PositiveIntegerField(default=0, help_text="Predictions that cited rules.")
+    in_train = models.PositiveIntegerField(default=0, help_text="Predicted pairs in the export's train split: leakage.")
+    in_validation = models.PositiveIntegerField(default=0)
+    in_test = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When its disagreements were last queued.")
+    queued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["export", "student_name", "student_version"], name="studentevaluation_once_per_export"
+            ),
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="studentevaluation_idempotency_key",
+            ),
+            models.CheckConstraint(condition=Q(rows__gte=1), name="studentevaluation_has_rows"),
+            models.CheckConstraint(
+                condition=~Q(student_name="") & ~Q(student_version=""), name="studentevaluation_named"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    in_train__lte=models.F("rows"), in_validation__lte=models.F("rows"), in_test__lte=models.F("rows")
+                ),
+                name="studentevaluation_splits_within_rows",
+            ),  # fmt: skip
+        ]
+
+    def __str__(self) -> str:
+        return f"student {self.student_name} {self.student_version} on export #{self.export_id}"
+
+    @property
+    def purpose(self) -> str:
+        return self.PURPOSE
+
+
+class StudentPrediction(models.Model):
+    """One predicted pair: the student's label (and probabilities), what the export said about the pair when it
+    was imported (its split and exported label, or none: not in the export), and the teacher's candidate of the
+    export's runs the disagreement would be reviewed on."""
+
+    class Split(models.TextChoices):
+        NONE = "", "Not in the export"
+        TRAIN = "train", "Train"
+        VALIDATION = "validation", "Validation"
+        TEST = "test", "Test"
+
+    evaluation = models.ForeignKey(StudentEvaluation, on_delete=models.CASCADE, related_name="predictions")
+    pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="+")
+    line = models.PositiveIntegerField(help_text="The line (row) of the file it came from.")
+    label = models.CharField(max_length=64)
+    probabilities = models.JSONField(null=True, blank=True, help_text="{label key: p}, adding up to 1.")
+    confidence = models.FloatField(null=True, blank=True, help_text="The probability of its label, when given.")
+    cited_rules = models.JSONField(default=list, blank=True)
+    export_split = models.CharField(max_length=10, choices=Split.choices, blank=True, default="")
+    export_label = models.CharField(max_length=64, blank=True, default="")
+    candidate = models.ForeignKey(
+        Candidate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The teacher's candidate for the pair in the export's runs (the exported row's, else the latest).",
+    )  # fmt: skip
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When its disagreement was queued for review.")
+
+    class Meta:
+        ordering = ["evaluation", "line"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "pair"], name="studentprediction_once_per_pair"),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=0, confidence__lte=1),
+                name="studentprediction_confidence_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(probabilities__isnull=False),
+                name="studentprediction_confidence_from_probabilities",
+            ),
+            models.CheckConstraint(
+                condition=Q(export_split__in=["train", "validation", "test"]) & ~Q(export_label="")
+                | Q(export_split="", export_label=""),
+                name="studentprediction_split_has_label",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} for pair {self.pair_id} ({self.evaluation})"

@@ -13,6 +13,7 @@ from .views import (
     redteam,
     reviews,
     runs,
+    students,
     teachers,
     trends,
 )
@@ -66,4 +67,8 @@ urlpatterns = [
     path("redteam/runs/<int:pk>/compare/", redteam.redteam_compare, name="redteam_compare"),
     # quality gates (the check on the publish page and the record on the version page are policyhub's views)
     path("policies/<slug:slug>/gates/", gates.policy_gates_edit, name="policy_gates"),
+    # students: predictions of models distilled from an export, scored and their disagreements reviewed
+    path("students/", students.student_list, name="student_list"),
+    path("students/<int:pk>/", students.student_detail, name="student_detail"),
+    path("students/<int:pk>/queue/", students.student_queue, name="student_queue"),
 ]

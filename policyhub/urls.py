@@ -16,6 +16,7 @@ from labeling.api.previews import router as previews_router
 from labeling.api.redteam import router as redteam_router
 from labeling.api.reviews import router as reviews_router
 from labeling.api.runs import router as runs_router
+from labeling.api.students import router as students_router
 from labeling.api.teachers import router as teachers_router
 from labeling.api.trust import router as trust_router
 
@@ -48,6 +49,7 @@ api.add_router("/", exports_router)
 api.add_router("/", teachers_router)
 api.add_router("/", gold_router)
 api.add_router("/", previews_router)
+api.add_router("/", students_router)
 
 policy_patterns = [
     path("", views.policy_list, name="policy_list"),

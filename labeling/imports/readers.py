@@ -220,3 +220,32 @@ def iter_rows(
 ) -> Iterator[tuple[int, tuple] | RowError]:
     read = iter_csv if fmt == "csv" else iter_jsonl
     return read(stream, schema, max_line_bytes)
+
+
+#: Parquet rows read at a time.
+PARQUET_BATCH_ROWS = 5000
+
+
+def iter_parquet(stream: BinaryIO, schema: ImportSchema) -> Iterator[tuple[int, tuple] | RowError]:
+    """Rows of a Parquet file, numbered from 1 (a Parquet file has no header line), read a batch at a time and
+    cleaned like CSV and JSONL rows. Columns are checked as a CSV header is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise FileFormatError([RowError(0, "file", f"not a Parquet file: {error}")]) from None
+    header = [name.strip().lower() for name in parquet.schema_arrow.names]
+    errors = _check_columns(schema, header)
+    if errors:
+        raise FileFormatError([RowError(0, e.field, e.reason) for e in errors])
+    line = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for raw in batch.to_pylist():
+                line += 1
+                result = _clean(schema, line, {key.strip().lower(): value for key, value in raw.items()})
+                yield from result if isinstance(result, list) else (result,)
+    except (pa.ArrowException, OSError) as error:
+        yield RowError(line + 1, "row", f"unreadable Parquet data: {error}")

@@ -119,3 +119,89 @@ SCHEMAS = {
         (Column("member_id", _identifier, required=True), Column("job_id", _identifier, required=True)),
     ),
 }
+
+
+# --- a student's predictions (labeling.services.students) -----------------------------------------------------
+def _pair_id(value) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (bool, dict, list)):
+        raise FieldError("must be a whole number (a pair id)")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1 or len(text) > 18:
+        raise FieldError(f"{text!r} is not a pair id (a whole number from 1)")
+    return int(text)
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, (bool, dict, list)):
+        raise FieldError(f"{what} must be a number between 0 and 1")
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise FieldError(f"{value!r} is not a number between 0 and 1") from None
+    if not 0 <= number <= 1:  # NaN fails too
+        raise FieldError(f"{value!r} is not a probability between 0 and 1")
+    return number
+
+
+def _probability(value) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _number(value, "a probability")
+
+
+def _probability_object(value) -> dict | None:
+    """``{label: p}`` as an object (JSONL, a Parquet struct or map) or its JSON text (CSV)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise FieldError('must be an object of probabilities, e.g. {"strong_match": 0.8, ...}') from None
+    if isinstance(value, list) and all(isinstance(i, (list, tuple)) and len(i) == 2 for i in value):
+        value = dict(value)  # a Parquet map reads as [(key, value), ...]
+    if not isinstance(value, dict):
+        raise FieldError('must be an object of probabilities, e.g. {"strong_match": 0.8, ...}')
+    probs = {}
+    for key, p in value.items():
+        if p is None:  # a Parquet struct has every label's field
+            continue
+        try:
+            probs[str(key)] = _number(p, f"the probability of {key!r}")
+        except FieldError as error:
+            raise FieldError(f"{key}: {error}") from None
+    return probs
+
+
+def _rule_list(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value.split(";") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise FieldError("must be a list of rule ids or ';'-separated text")
+    rules = [item.strip() for item in items if item.strip()]
+    if len(rules) > MAX_LIST_ITEMS or any(len(rule) > 20 for rule in rules):
+        raise FieldError("is not a list of rule ids (at most 200, each like R3)")
+    return rules
+
+
+def prediction_schema(label_keys: list[str]) -> ImportSchema:
+    """A student's predictions under a version with ``label_keys``: the pair (``pair_id``, or ``member_id`` and
+    ``job_id`` as in the pairs import), the ``label``, optional probabilities (``p_<label>`` columns, or a ``probs``
+    object) and optional ``cited_rules``. Which of the pair columns a row needs is checked by the service."""
+    return ImportSchema(
+        "student_predictions",
+        (
+            Column("pair_id", _pair_id),
+            Column("member_id", _identifier),
+            Column("job_id", _identifier),
+            Column("label", _text(64), required=True),
+            Column("probs", _probability_object),
+            *(Column(f"p_{key}", _probability) for key in label_keys),
+            Column("cited_rules", _rule_list),
+        ),
+    )

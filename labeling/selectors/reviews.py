@@ -15,6 +15,7 @@ REASON_TEXT = {
     "gold_conflict": "A gold label says otherwise.",
     "trust_check_failed": "A trust check on the teacher's answer failed.",
     "suspected_injection": "The member's or the job's text holds text aimed at a model (highlighted).",
+    "student_disagreement": "A student model trained on an export of these labels gave another label.",
 }
 #: Pair fields the review page shows as text, by the name ``labeling.pipeline.injection`` gives them.
 MARKABLE = ("member.headline", "member.summary", "member.location", "job.title", "job.description", "job.location")

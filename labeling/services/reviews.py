@@ -43,8 +43,10 @@ _NEXT = (
     "AND (c.claimed_by_id IS NULL OR c.claim_expires_at <= %(now)s) "
     "AND NOT EXISTS (SELECT 1 FROM labeling_review r WHERE r.candidate_id = c.id AND r.reviewer_id = %(user)s) "
     "AND NOT EXISTS (SELECT 1 FROM labeling_reviewskip s WHERE s.candidate_id = c.id AND s.reviewer_id = %(user)s)"
-    "{filters} ORDER BY c.id LIMIT 1{lock}) RETURNING id"
+    "{filters} ORDER BY {order} LIMIT 1{lock}) RETURNING id"
 )
+#: Reasons whose queue is served by priority (highest first), then age: a student's most confident disagreements.
+_BY_PRIORITY = ("student_disagreement",)
 
 
 def review_claim_next(*, user, run_id: int | None = None, reason: str = "") -> Candidate | None:
@@ -61,7 +63,8 @@ def review_claim_next(*, user, run_id: int | None = None, reason: str = "") -> C
     # each statement is atomic on its own: no BEGIN/COMMIT round trips around them
     row = _claim_statement(_HELD.format(filters=filters), params)
     if row is None:
-        row = _claim_statement(_NEXT.format(filters=filters, lock=lock), params)
+        order = "c.review_priority DESC NULLS LAST, c.id" if reason in _BY_PRIORITY else "c.id"
+        row = _claim_statement(_NEXT.format(filters=filters, lock=lock, order=order), params)
     return _load(row[0]) if row else None
 
 

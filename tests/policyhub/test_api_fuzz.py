@@ -5,7 +5,8 @@ documented for that status; a request the schema forbids is refused. Anonymous c
 Cases are generated from ``/api/openapi.json`` with a fixed seed, derandomised, a bounded number per operation, so
 a run is repeatable. They mix values the schema allows, values it forbids, and (where an operation has path
 parameters) the ids of real rows: a published policy with a draft, a finished run with candidates, one reviewed, an
-import, a finished export; each role must get 200s from some of them, so the endpoints do more than answer 404.
+import, a finished export, a student evaluated on it; each role must get 200s from some of them, so the endpoints
+do more than answer 404.
 Requests go through Django's test handler in this process and this test's transaction, so nothing they write
 outlives it and work they enqueue (after commit) never starts. Run just this:
 ``bin/test tests/policyhub/test_api_fuzz.py``.
@@ -40,6 +41,7 @@ from labeling.services import (
 )
 from labeling.services.feedback import feedback_create
 from labeling.services.redteam import red_team_run_start, red_team_set_create
+from labeling.services.students import student_evaluation_import
 from policyhub import services
 from tests.labeling.conftest import process_run, published  # noqa: F401 - fixtures the data builds on
 
@@ -125,7 +127,8 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
     those pairs, a finished export of the run, the annotator's policy-feedback flag on the reviewed item, a
     finished red-team run of v1 on a set of 2 of those pairs, a gold label (of another pair) and a preview of the
-    draft on it."""
+    draft on it, and a
+    student's predictions on the export."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -157,6 +160,13 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
     other = Candidate.objects.filter(run=run).exclude(pk=claimed.pk).order_by("id").first()
     gold = GoldLabel.objects.create(policy=published.policy, pair_id=other.pair_id, label=other.label)
     preview = draft_preview_start(user=owner, draft=published.policy.versions.get(number=2), config=config)
+    predictions = "pair_id,label,p_no_match,p_strong_match\n" + "".join(
+        f"{c.pair_id},no_match,0.7,0.3\n" for c in Candidate.objects.filter(run=run)
+    )
+    student = student_evaluation_import(
+        user=engineer, export=export, stream=io.BytesIO(predictions.encode()), name="fuzz.csv",
+        student_name="fuzz-student", student_version="1",
+    ).evaluation  # fmt: skip
     return {
         "red_team_set_id": red_team_set.pk,
         "red_team_run_id": red_team_run.pk,
@@ -172,6 +182,7 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
         "candidate_id": claimed.pk,
         "gold_id": gold.pk,
         "preview_id": preview.pk,
+        "student_id": student.pk,
     }
 
 
