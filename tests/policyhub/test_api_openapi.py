@@ -16,6 +16,10 @@ POLICY_PATHS = {
 # endpoint's module and function name, so an endpoint that moves keeps its old one with an explicit ``operation_id``.
 # A new endpoint adds its row here.
 OPERATION_IDS = {
+    ("/api/students", "get"): "labeling_api_list_students",
+    ("/api/students", "post"): "labeling_api_create_student",
+    ("/api/students/{student_id}", "get"): "labeling_api_get_student",
+    ("/api/students/{student_id}/queue", "post"): "labeling_api_queue_student_disagreements",
     ("/api/exports", "get"): "exports_api_list_exports",
     ("/api/exports", "post"): "exports_api_create_export",
     ("/api/exports/{export_id}", "delete"): "exports_api_delete_export",
