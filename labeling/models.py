@@ -167,6 +167,14 @@ class TeacherConfig(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=5, help_text="Per request, for 429/5xx/timeouts.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    #: Whether the endpoint answers ``n > 1`` in one request (the K samples of a pair for one prompt): None until
+    #: a worker's first such request found out, then remembered here, so every later chunk and run of the config
+    #: asks the right way at once. Changing the base URL or the model forgets it (another endpoint may differ).
+    n_supported = models.BooleanField(
+        null=True, blank=True, editable=False,
+        help_text="Whether the endpoint answers n > 1 samples in one request (empty: not known yet).",
+    )  # fmt: skip
+    n_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

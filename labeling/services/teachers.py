@@ -13,6 +13,8 @@ def teacher_config_save(*, config: TeacherConfig, user) -> TeacherConfig:
     before = TeacherConfig.objects.select_for_update().filter(pk=config.pk).first() if config.pk else None
     if config.created_by_id is None:
         config.created_by = user
+    if before and (before.base_url, before.model) != (config.base_url, config.model):
+        config.n_supported, config.n_checked_at = None, None  # another endpoint or model: find out again
     config.full_clean()
     config.save()
     TeacherConfigChange.objects.bulk_create(

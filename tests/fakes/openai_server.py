@@ -10,8 +10,8 @@ HTTP/1.1 keep-alive. Reach it with the real ``openai`` client::
 Endpoints (all under ``/v1``)
 -----------------------------
 ``POST /v1/chat/completions``
-    Honours ``model``, ``messages``, ``n`` (default 1), ``response_format`` (``json_schema``), ``logprobs`` and
-    ``top_logprobs``. Every choice's ``message.content`` is the JSON string of
+    Honours ``model``, ``messages``, ``n`` (default 1; see :attr:`FakeOpenAI.n_mode`), ``response_format``
+    (``json_schema``), ``logprobs`` and ``top_logprobs``. Every choice's ``message.content`` is the JSON string of
     ``{"label": ..., "rationale": ..., "cited_rules": [...]}`` (keys in that order, ``json.dumps`` default
     separators), produced by :attr:`FakeOpenAI.responder`.
 ``POST /v1/files`` (multipart ``purpose`` + ``file``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``,
@@ -107,7 +107,12 @@ request until the server stops or 60 s pass, then drops the connection without a
 rejects as invalid (400: no model, no messages, bad ``n``, body not JSON) does not use up a queued fault.
 
 :attr:`FakeOpenAI.latency` seconds are slept before every chat completion response (errors included, the
-``timeout`` fault excepted). Every chat completion request body received over HTTP (faulted ones included,
+``timeout`` fault excepted).
+
+``n``: with :attr:`FakeOpenAI.n_mode` ``"honour"`` (the default, as OpenAI and vLLM) a request returns ``n``
+choices and one ``usage`` for all of them (the prompt counted once); ``"refuse"`` answers ``n > 1`` with a 400
+(``param: "n"``), as some OpenAI-compatible servers do (batch lines too); ``"ignore"`` returns one choice whatever
+``n`` asks. A content fault spoils every choice of its request. CLI: ``--n-mode``. Every chat completion request body received over HTTP (faulted ones included,
 batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives.
 
 CLI: ``python -m tests.fakes.openai_server --port 8001 --latency 0.2`` serves until Ctrl-C.
@@ -655,6 +660,7 @@ class FakeOpenAI:
         self.batch_faults = False
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
         self.prompt_cache = True  # report ``cached_tokens`` for prompt prefixes seen before
+        self.n_mode = "honour"  # what ``n > 1`` gets: "honour" (n choices), "refuse" (400) or "ignore" (1 choice)
         self._prompt_prefixes: dict[tuple[str, str], str] = {}  # (model, prompt start) -> the latest such prompt
         self._lock = threading.Lock()
         self._faults: collections.deque[tuple[str, float | None]] = collections.deque()
@@ -731,6 +737,11 @@ class FakeOpenAI:
         with self._lock:
             return list(self.requests)
 
+    def answers_asked(self, *, judge: bool = False) -> int:
+        """The choices the teacher's (or the judge's) chat completion requests asked for: the sum of their ``n``."""
+        with self._lock:
+            return sum(int(b.get("n") or 1) for b in self.requests if is_judge_request(b) == judge)
+
     def _receive(self, handler: _Handler) -> None:
         with self._lock:
             self.received.append((handler.command, handler.path, handler.headers.get("Authorization")))
@@ -744,6 +755,7 @@ class FakeOpenAI:
             self._calls.clear()
             self.responder = None
             self.judge = HonestJudge()
+            self.n_mode = "honour"
 
     # -- chat completions -------------------------------------------------------------------------------------
 
@@ -784,6 +796,8 @@ class FakeOpenAI:
             n = 1
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
             return 400, _error_body("'n' must be an integer from 1 to 128", "invalid_request_error", None, "n")
+        if n > 1 and self.n_mode == "refuse":
+            return 400, _error_body("n > 1 is not supported by this server", "invalid_request_error", None, "n")
         return None
 
     def _complete(self, body: dict, fault: tuple[str, float | None] | None) -> tuple[int, dict, dict]:
@@ -805,7 +819,7 @@ class FakeOpenAI:
                 payload = _error_body("The engine is currently overloaded, please try again later.", "server_error")
             return status, payload, headers
 
-        n = body.get("n") or 1
+        n = 1 if self.n_mode == "ignore" else body.get("n") or 1
         want_logprobs = bool(body.get("logprobs"))
         top_n = int(body.get("top_logprobs") or 0)
         choices = []
@@ -1069,8 +1083,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds slept before each chat completion")
     parser.add_argument("--batch-polls", type=int, default=2, help="GETs before a batch completes")
     parser.add_argument("--invent-facts", type=float, default=0.0, help="share of answers that invent a fact")
+    parser.add_argument("--n-mode", choices=("honour", "refuse", "ignore"), default="honour", help="what n > 1 gets")
     args = parser.parse_args(argv)
     server = FakeOpenAI(latency=args.latency, host=args.host, port=args.port)
+    server.n_mode = args.n_mode
     server.batch_polls_to_complete = args.batch_polls
     if args.invent_facts:
         server.responder = InventingResponder(fraction=args.invent_facts)
