@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0017_red_team_sets'),
+        ("labeling", "0017_red_team_sets"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='teacherconfig',
-            name='n_checked_at',
+            model_name="teacherconfig",
+            name="n_checked_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='teacherconfig',
-            name='n_supported',
-            field=models.BooleanField(blank=True, editable=False, help_text='Whether the endpoint answers n > 1 samples in one request (empty: not known yet).', null=True),
+            model_name="teacherconfig",
+            name="n_supported",
+            field=models.BooleanField(
+                blank=True,
+                editable=False,
+                help_text="Whether the endpoint answers n > 1 samples in one request (empty: not known yet).",
+                null=True,
+            ),
         ),
     ]

@@ -221,18 +221,19 @@ class OpenAIProvider:
             timeout=self.timeout,
             http_client=async_http_client(timeout=self.timeout, limit=self.concurrency),
         ) as client:
-
             probe, probed = asyncio.Lock(), False
 
             async def one(request: TeacherRequest) -> None:
                 nonlocal batch, last, probed
                 keys = request.answer_keys
-                if len(keys) > 1 and self.n_supported is None and not probed:
-                    async with probe:  # the first request with n > 1 finds out if the endpoint takes it; others wait
-                        if self.n_supported is None and not probed:
-                            probed = True
+                if len(keys) > 1 and self.n_supported is None:
+                    if not probed:  # the first request with n > 1 finds out whether the endpoint takes it ...
+                        probed = True
+                        async with probe:
                             hand(await self._guarded(client, semaphore, request, should_stop))
-                            return
+                        return
+                    async with probe:  # ... while the others wait for it
+                        pass
                 if len(keys) > 1 and self.n_supported is False:  # one request per choice, as many at once as allowed
                     await asyncio.gather(*(one(request.asking([key])) for key in keys))
                     return
@@ -297,7 +298,7 @@ class OpenAIProvider:
                 error_kind, error = "connection_error", str(exc)
             except openai.APIStatusError as exc:
                 if exc.status_code < 500:
-                    if len(asked) > 1 and self.n_supported is None and exc.status_code in N_REFUSED_STATUSES:
+                    if len(asked) > 1 and self.n_supported is not True and exc.status_code in N_REFUSED_STATUSES:
                         doubt = True  # ask the first choice alone: if that works, the endpoint refuses n > 1
                         for key in asked:
                             answers[key].attempts -= 1  # a refused request answered (and billed) nothing
@@ -310,7 +311,8 @@ class OpenAIProvider:
                 todo = self._read(answers, asked, body, retried, started, doubt) + todo[len(asked) :]
                 continue
             if attempts >= self.max_attempts:
-                return self._failed_all(answers, todo, started, error_kind, f"gave up after {attempts} attempts: {error}")
+                error = f"gave up after {attempts} attempts: {error}"
+                return self._failed_all(answers, todo, started, error_kind, error)
             await asyncio.sleep(min(RETRY_AFTER_CAP, max(wait or 0.0, backoff(attempts))))
         return list(answers.values())
 

@@ -86,21 +86,21 @@ def read_completion_choices(answers: list[TeacherAnswer], body, space: LabelSpac
     except (KeyError, TypeError, AttributeError, ValueError):
         choices = {}
     usage = (body.get("usage") if isinstance(body, dict) else None) or {}
-    present = [i for i in range(len(answers)) if i in choices]
-    contents = [len(((choices[i].get("message") or {}).get("content") or "")) for i in present]
+    present = [i for i in range(len(answers)) if i in choices] or [0]  # none: a malformed body, billed on the 1st
+    contents = [len((choices.get(i, {}).get("message") or {}).get("content") or "") for i in present]
     outputs = dict(zip(present, spread(int(usage.get("completion_tokens") or 0), contents), strict=True))
     valid = []
     for i, answer in enumerate(answers):
-        if i not in choices:
+        if choices and i not in choices:
             answer.error_kind, answer.error = "missing_choice", "the response holds no choice for this sample"
             valid.append(False)
             continue
-        first = i == (present[0] if present else 0)
+        first = i == present[0]
         share = {
-            "choices": [choices[i]],
+            "choices": [choices[i]] if i in choices else [],
             "usage": {
                 "prompt_tokens": usage.get("prompt_tokens") if first else 0,
-                "completion_tokens": outputs[i],
+                "completion_tokens": outputs.get(i, 0),
                 "prompt_tokens_details": (usage.get("prompt_tokens_details") if first else None),
             },
         }

@@ -107,13 +107,15 @@ request until the server stops or 60 s pass, then drops the connection without a
 rejects as invalid (400: no model, no messages, bad ``n``, body not JSON) does not use up a queued fault.
 
 :attr:`FakeOpenAI.latency` seconds are slept before every chat completion response (errors included, the
-``timeout`` fault excepted).
+``timeout`` fault excepted). Every chat completion request body received over HTTP (faulted ones included,
+batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives, the ``usage`` of every one
+answered with a 200 to :attr:`FakeOpenAI.usages`; :meth:`FakeOpenAI.billed` adds those up and
+:meth:`FakeOpenAI.answers_asked` counts the choices asked for.
 
 ``n``: with :attr:`FakeOpenAI.n_mode` ``"honour"`` (the default, as OpenAI and vLLM) a request returns ``n``
 choices and one ``usage`` for all of them (the prompt counted once); ``"refuse"`` answers ``n > 1`` with a 400
 (``param: "n"``), as some OpenAI-compatible servers do (batch lines too); ``"ignore"`` returns one choice whatever
-``n`` asks. A content fault spoils every choice of its request. CLI: ``--n-mode``. Every chat completion request body received over HTTP (faulted ones included,
-batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives.
+``n`` asks. A content fault spoils every choice of its request. CLI: ``--n-mode``.
 
 CLI: ``python -m tests.fakes.openai_server --port 8001 --latency 0.2`` serves until Ctrl-C.
 """
@@ -654,6 +656,8 @@ class FakeOpenAI:
         self.responder: Responder | None = None
         self.judge: Callable[[dict, int], dict | str] = HonestJudge()
         self.requests: list[dict] = []
+        #: The ``usage`` of every chat completion answered over HTTP with a 200: (is a judge request, usage).
+        self.usages: list[tuple[bool, dict]] = []
         #: Every HTTP request that reached the server, any endpoint: (method, path, Authorization header).
         self.received: list[tuple[str, str, str | None]] = []
         self.batch_polls_to_complete = 2
@@ -737,6 +741,17 @@ class FakeOpenAI:
         with self._lock:
             return list(self.requests)
 
+    def billed(self, *, judge: bool = False) -> dict[str, int]:
+        """What the teacher's (or the judge's) answered requests reported: ``prompt``, ``cached`` and
+        ``completion`` tokens in all, as a provider would bill them."""
+        with self._lock:
+            usages = [usage for is_judge, usage in self.usages if is_judge == judge]
+        return {
+            "prompt": sum(u["prompt_tokens"] for u in usages),
+            "cached": sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages),
+            "completion": sum(u["completion_tokens"] for u in usages),
+        }
+
     def answers_asked(self, *, judge: bool = False) -> int:
         """The choices the teacher's (or the judge's) chat completion requests asked for: the sum of their ``n``."""
         with self._lock:
@@ -750,6 +765,7 @@ class FakeOpenAI:
         with self._lock:
             self.received.clear()
             self.requests.clear()
+            self.usages.clear()
             self._faults.clear()
             self._judge_faults.clear()
             self._calls.clear()
@@ -898,7 +914,11 @@ class FakeOpenAI:
             return
         if self.latency > 0:
             time.sleep(self.latency)
-        handler._send(*self._complete(body, fault))
+        status, payload, headers = self._complete(body, fault)
+        if status == 200:
+            with self._lock:
+                self.usages.append((is_judge_request(body), payload["usage"]))
+        handler._send(status, payload, headers)
 
     # -- files ------------------------------------------------------------------------------------------------
 
