@@ -27,6 +27,7 @@ Endpoints (all under ``/v1``)
     "error": null}``; HTTP faults (429/500/503: ``response.status_code`` + error body; ``timeout``:
     ``response: null, error {code: "request_timeout"}``) and unusable lines go to the error file and count as
     ``failed``. Cancelling a batch that already finished returns it unchanged.
+``GET /_fake/stats`` (not OpenAI's): :meth:`FakeOpenAI.stats`, for benchmarks that run the fake in its own process.
 Anything else: 404 with an OpenAI-style error body; a body that is not JSON: 400.
 
 The responder
@@ -606,7 +607,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
         fake._receive(self)
-        if match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
+        if path == "/_fake/stats":  # not OpenAI's: what the fake was asked and billed, for benchmarks
+            self._send(200, fake.stats())
+        elif match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
             stored = fake._files_content.get(match.group(1))
             if stored is None:
                 self._send(*fake._missing("file", match.group(1)))
@@ -751,6 +754,12 @@ class FakeOpenAI:
             "cached": sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages),
             "completion": sum(u["completion_tokens"] for u in usages),
         }
+
+    def stats(self) -> dict:
+        """The teacher's chat completion requests, the choices they asked for and what they were billed."""
+        with self._lock:
+            requests = sum(1 for body in self.requests if not is_judge_request(body))
+        return {"chat_requests": requests, "answers_asked": self.answers_asked(), "billed": self.billed()}
 
     def answers_asked(self, *, judge: bool = False) -> int:
         """The choices the teacher's (or the judge's) chat completion requests asked for: the sum of their ``n``."""

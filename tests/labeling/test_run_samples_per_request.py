@@ -4,6 +4,8 @@ config). Answers, cache entries and samples stay per sample index; the run bills
 
 from decimal import Decimal
 
+from django.urls import reverse
+
 from labeling.models import ResponseCache, TeacherConfig, TeacherSample
 from labeling.selectors.planning import run_plan
 from labeling.services import labeling_run_create
@@ -64,7 +66,7 @@ def test_a_pairs_k_samples_are_one_request_and_its_prompt_is_billed_once(
 
 
 def test_an_endpoint_refusing_n_is_found_out_once_and_remembered_for_later_runs(
-    pairs, published, openai_config, fake_openai, process_run, engineer
+    pairs, published, openai_config, fake_openai, process_run, engineer, client_for
 ):
     fake_openai.n_mode = "refuse"
     fake_openai.responder = answer("partial_match")
@@ -77,6 +79,8 @@ def test_an_endpoint_refusing_n_is_found_out_once_and_remembered_for_later_runs(
     assert all(s.attempts == 1 for s in TeacherSample.objects.filter(run=run))
     config.refresh_from_db()
     assert config.n_supported is False
+    page = client_for(engineer).get(reverse("teacher_list")).content.decode()
+    assert "one request per sample: the endpoint refuses n &gt; 1" in page
 
     # a later run of the config asks one sample per request at once: no n > 1 is sent again
     fake_openai.reset()
