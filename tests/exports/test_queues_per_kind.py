@@ -85,6 +85,9 @@ def test_an_export_and_an_import_finish_while_a_long_run_holds_the_teacher_queue
                 labeling_run_cancel(run=run)  # the chunk starts no new request: the teacher worker stops soon
             teacher.stop()
             others.stop()
-    assert "labeling_run_chunk" not in others.log()
-    assert "export_build_task" not in teacher.log() and "import_batch_process" not in teacher.log()
+    received = "] received"  # a task a worker took: "Task exports.tasks.export_build_task[…] received"
+    assert "labeling_run_chunk[" in teacher.log() and "labeling_run_chunk[" not in others.log()
+    assert "export_build_task[" in others.log() and "import_batch_process[" in others.log()
+    assert "export_build_task[" not in teacher.log() and "import_batch_process[" not in teacher.log()
+    assert received in teacher.log() and received in others.log()
     assert (settings.EXPORTS_ROOT / str(export.pk) / DatasetExport.objects.get(pk=export.pk).archive_name).is_file()
