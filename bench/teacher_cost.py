@@ -45,7 +45,9 @@ def fake_stats(port: int) -> dict:
 
 def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
     """One run of the pairs, ``way`` "per sample" or "n = K", on a fresh fake server; its figures."""
-    from labeling.models import LabelingRun, ResponseCache, TeacherConfig
+    from django.db.models import Avg
+
+    from labeling.models import LabelingRun, ResponseCache, TeacherConfig, TeacherSample
     from labeling.services import labeling_run_create
 
     ResponseCache.objects.all().delete()
@@ -59,7 +61,8 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
             price_output_per_mtok=PRICES["output"],
             n_supported=(way == "n = K"),  # "per sample": as remembered for an endpoint that refuses n > 1
         )  # fmt: skip
-        cpu_before = tree_cpu_seconds(args.worker_pid)
+        cpu_before, load = tree_cpu_seconds(args.worker_pid), os.getloadavg()[0]
+        log_before = len(worker_log.read_text(errors="replace").splitlines())
         started = time.perf_counter()
         run = labeling_run_create(version=version, config=config, selection={"import_batch": batch.pk}, user=owner,
                                   chunk_size=args.chunk_size)  # fmt: skip
@@ -74,11 +77,15 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
         raise SystemExit(f"{way}: run ended {run.status}, {run.samples_done} done, {run.samples_failed} failed, "
                          f"{run.error}\n" + worker_log.read_text()[-3000:])  # fmt: skip
     billed = stats["billed"]
+    observed = TeacherSample.objects.filter(run=run).aggregate(avg=Avg("latency_ms"))["avg"] / 1000
+    lines = worker_log.read_text(errors="replace").splitlines()[log_before:]
+    chunks = [line.split("succeeded in ")[-1] for line in lines if "chunk done" in line]
     counters = {"prompt": run.input_tokens, "cached": run.cached_input_tokens, "completion": run.output_tokens}
     return {
         "way": way, "requests": stats["chat_requests"], "answers": stats["answers_asked"], "billed": billed,
         "run_matches_fake": counters == billed, "cost": run.cost, "elapsed": elapsed, "worker_cpu": cpu,
-        "ideal": stats["chat_requests"] * args.latency / args.concurrency,
+        "ideal": stats["chat_requests"] * args.latency / args.concurrency, "load": load,
+        "at_observed": stats["chat_requests"] * observed / args.concurrency, "observed": observed, "chunks": chunks,
     }  # fmt: skip
 
 
@@ -94,6 +101,9 @@ def report(args, results: list[dict]) -> None:
             f" = {r['ideal'] / r['elapsed']:.0%} of the ideal {r['ideal']:.1f} s; worker CPU "
             f"{r['worker_cpu'] / args.pairs * 1000:.2f} ms per pair"
         )
+        print(f"{'':>12}latency {r['observed'] * 1000:.0f} ms mean as the client saw it: "
+              f"{r['at_observed'] / r['elapsed']:.0%} of the ideal at that latency; load average {r['load']:.1f} "
+              f"before the run; chunks:", *r["chunks"], sep="\n              ")  # fmt: skip
     if len(results) < 2:
         return
     old, new = results

@@ -172,3 +172,22 @@ def test_the_plan_counts_one_request_per_pair_and_its_prompt_once(pairs, publish
     config.refresh_from_db()
     refused = run_plan(version=published, config=config, selection={"all": True})
     assert refused.estimated_input_tokens == 5 * plan.estimated_input_tokens
+
+
+def test_shares_of_a_responses_tokens_add_up_to_what_it_reported():
+    from labeling.teacher.base import LabelSpace, TeacherAnswer
+    from labeling.teacher.parsing import read_completion_choices, spread
+
+    assert spread(10, [1, 1, 1]) == [4, 3, 3] and spread(7, [0, 0]) == [4, 3] and spread(0, [5, 1]) == [0, 0]
+    assert sum(spread(1001, [17, 3, 29, 0, 11])) == 1001
+    space = LabelSpace(labels=("yes", "no"), rule_ids=("R1",))
+    content = '{"label": "yes", "rationale": "Fits.", "cited_rules": ["R1"]}'
+    body = {
+        "choices": [{"index": i, "message": {"content": content}} for i in range(3)],
+        "usage": {"prompt_tokens": 500, "completion_tokens": 61, "prompt_tokens_details": {"cached_tokens": 400}},
+    }
+    answers = [TeacherAnswer(key=(1, i)) for i in range(4)]  # one more than the endpoint returned
+    assert read_completion_choices(answers, body, space, logprobs=False) == [True, True, True, False]
+    assert [a.input_tokens for a in answers] == [500, 0, 0, 0]
+    assert [a.cached_input_tokens for a in answers] == [400, 0, 0, 0]
+    assert sum(a.output_tokens for a in answers) == 61 and answers[3].error_kind == "missing_choice"
