@@ -62,6 +62,7 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
             n_supported=(way == "n = K"),  # "per sample": as remembered for an endpoint that refuses n > 1
         )  # fmt: skip
         cpu_before, load = tree_cpu_seconds(args.worker_pid), os.getloadavg()[0]
+        server_cpu_before = tree_cpu_seconds(server.pid)
         log_before = len(worker_log.read_text(errors="replace").splitlines())
         started = time.perf_counter()
         run = labeling_run_create(version=version, config=config, selection={"import_batch": batch.pk}, user=owner,
@@ -69,6 +70,7 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
         wait_until(lambda: not LabelingRun.objects.get(pk=run.pk).is_active, 3600, f"run {run.pk} (see {worker_log})")
         elapsed = time.perf_counter() - started
         cpu = tree_cpu_seconds(args.worker_pid) - cpu_before
+        server_cpu = tree_cpu_seconds(server.pid) - server_cpu_before
         stats = fake_stats(port)
     finally:
         stop_process(server, "the fake OpenAI server")
@@ -84,7 +86,7 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
     return {
         "way": way, "requests": stats["chat_requests"], "answers": stats["answers_asked"], "billed": billed,
         "run_matches_fake": counters == billed, "cost": run.cost, "elapsed": elapsed, "worker_cpu": cpu,
-        "ideal": stats["chat_requests"] * args.latency / args.concurrency, "load": load,
+        "ideal": stats["chat_requests"] * args.latency / args.concurrency, "load": load, "server_cpu": server_cpu,
         "at_observed": stats["chat_requests"] * observed / args.concurrency, "observed": observed, "chunks": chunks,
     }  # fmt: skip
 
@@ -99,7 +101,8 @@ def report(args, results: list[dict]) -> None:
             f"{b['prompt']:>10,} tokens (cached {b['cached']:,}), output {b['completion']:,}; cost ${r['cost']:.4f}"
             f" (run counters = fake's bill: {'yes' if r['run_matches_fake'] else 'NO'}); wall {r['elapsed']:.1f} s"
             f" = {r['ideal'] / r['elapsed']:.0%} of the ideal {r['ideal']:.1f} s; worker CPU "
-            f"{r['worker_cpu'] / args.pairs * 1000:.2f} ms per pair"
+            f"{r['worker_cpu'] / args.pairs * 1000:.2f} ms per pair, the fake server's "
+            f"{r['server_cpu'] / args.pairs * 1000:.2f} ms"
         )
         print(f"{'':>12}latency {r['observed'] * 1000:.0f} ms mean as the client saw it: "
               f"{r['at_observed'] / r['elapsed']:.0%} of the ideal at that latency; load average {r['load']:.1f} "
@@ -125,6 +128,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=2, help="Worker processes; concurrency is split among them.")
     parser.add_argument("--chunk-size", type=int, default=0, help="Default: the pairs split evenly over the workers.")
+    parser.add_argument("--only", choices=("per-sample", "n"), help="Run one way only (e.g. a larger n = K run).")
     args = parser.parse_args()
     args.chunk_size = args.chunk_size or -(-args.pairs // args.workers)
     broker = os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
@@ -159,7 +163,8 @@ def main() -> None:
                               args.workers)  # fmt: skip
         args.worker_pid = worker.pid
         try:
-            for way in ("per sample", "n = K"):
+            ways = {"per-sample": ("per sample",), "n": ("n = K",)}.get(args.only, ("per sample", "n = K"))
+            for way in ways:
                 results.append(label_once(args, way, version, imported.batch, owner, worker_log))
         finally:  # print what was measured even if a run or the clean-up fails
             try:
