@@ -3,8 +3,10 @@
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +60,57 @@ def stop_process(process: subprocess.Popen | None, name: str, sig: int = signal.
         process.wait()
     except ProcessLookupError:
         pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a process and its live descendants (from /proc)."""
+    total, todo = 0.0, [pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def start_fake_server(port: int, latency: float, *extra: str) -> subprocess.Popen:
+    """The fake OpenAI server (``tests/fakes/openai_server.py``) in its own process, once it listens."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--latency", str(latency), *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "the fake server")
+    return server
+
+
+def start_worker(log_path: Path, env: dict, processes: int) -> subprocess.Popen:
+    """A Celery worker (prefork, ``processes`` children, every queue) logging to ``log_path``."""
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [str(ROOT / ".venv/bin/celery"), "-A", "policyhub", "worker", "--pool=prefork",
+             f"--concurrency={processes}", "--loglevel=INFO", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_until(lambda: " ready." in log_path.read_text(errors="replace"), 60, f"the worker (see {log_path})")
+    return worker

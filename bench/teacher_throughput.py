@@ -24,45 +24,22 @@ import argparse
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, reset_database, stop_process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by a process and its live descendants (from /proc)."""
-    total, todo = 0.0, [pid]
-    ticks = os.sysconf("SC_CLK_TCK")
-    while todo:
-        current = todo.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    sys.exit(f"timed out waiting for {what}")
+from _common import (
+    ROOT,
+    free_port,
+    reset_database,
+    start_fake_server,
+    start_worker,
+    stop_process,
+    tree_cpu_seconds,
+    wait_until,
+)
 
 
 def main() -> None:
@@ -102,25 +79,14 @@ def main() -> None:
         assert imported.ok, imported.summary()
 
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port), "--latency", str(args.latency)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        server = start_fake_server(port, args.latency)
         worker = None
         try:
-            wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "the fake server")
             with celery_app.connection_for_write() as conn:
                 celery_app.control.purge(connection=conn)
             worker_log = Path(tmp) / "worker.log"
             env = {**os.environ, "OPENAI_API_KEY": "bench", "CELERY_BROKER_URL": broker}
-            with worker_log.open("wb") as log:
-                worker = subprocess.Popen(
-                    [str(ROOT / ".venv/bin/celery"), "-A", "policyhub", "worker", "--pool=prefork",
-                     f"--concurrency={args.workers}", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-                     "--without-heartbeat"],
-                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            time.sleep(3)  # worker start-up
+            worker = start_worker(worker_log, env, args.workers)
             config = TeacherConfig.objects.create(
                 name="bench", model="fake", base_url=f"http://127.0.0.1:{port}/v1", samples_per_pair=1,
                 concurrency=args.concurrency // args.workers, temperature=0, request_timeout=30,

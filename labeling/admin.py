@@ -62,7 +62,7 @@ class TeacherConfigAdmin(admin.ModelAdmin):
     list_display = ("name", "provider", "model", "api_key_name", "samples_per_pair", "logprobs", "concurrency")
     list_filter = ("provider",)
     search_fields = ("name", "model")
-    readonly_fields = ("created_by", "created_at")
+    readonly_fields = ("created_by", "created_at", "n_supported", "n_checked_at")  # n: found out by the workers
     inlines = [TeacherConfigChangeInline]
 
     def save_model(self, request, obj, form, change):

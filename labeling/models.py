@@ -179,6 +179,14 @@ class TeacherConfig(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     #: The API's ``Idempotency-Key`` of the request that created it: the same key from the same user returns it.
     idempotency_key = models.CharField(max_length=200, blank=True, editable=False)
+    #: Whether the endpoint answers ``n > 1`` in one request (the K samples of a pair for one prompt): None until
+    #: a worker's first such request found out, then remembered here, so every later chunk and run of the config
+    #: asks the right way at once. Changing the base URL or the model forgets it (another endpoint may differ).
+    n_supported = models.BooleanField(
+        null=True, blank=True, editable=False,
+        help_text="Whether the endpoint answers n > 1 samples in one request (empty: not known yet).",
+    )  # fmt: skip
+    n_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("POLICYHUB_VAR_DIR", BASE_DIR / "var"))
@@ -322,9 +323,26 @@ WORK_LEASE_SECONDS = int(env("WORK_LEASE_SECONDS", "120"))
 WATCHDOG_INTERVAL_SECONDS = float(
     env("WATCHDOG_INTERVAL_SECONDS", str(min(LABELING_CHUNK_LEASE_SECONDS, WORK_LEASE_SECONDS) / 2))
 )
-# Its own queue, which every worker also consumes (-Q celery,housekeeping): a sweep never waits behind a backlog,
-# and the sweep can tell that no work message is waiting.
+# Its own queue (below): a sweep never waits behind a backlog, and the sweep can tell that no work message is
+# waiting.
 WATCHDOG_QUEUE = "housekeeping"
+# --- queues: one per kind of work ------------------------------------------------------------------------------
+# Each kind of work has its own Celery queue, so a deployment can give each its own pool of workers (-Q teacher,
+# -Q imports,exports, ...): a million-pair run fills the teacher queue and never delays an import or an export.
+# A worker started without -Q consumes every queue below (bin/run, the tests); "celery" keeps the small rest (a
+# version's prompt freeze on publish).
+TEACHER_QUEUE, BATCH_QUEUE, IMPORTS_QUEUE, EXPORTS_QUEUE = "teacher", "batch", "imports", "exports"
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+WORK_QUEUES = (CELERY_TASK_DEFAULT_QUEUE, TEACHER_QUEUE, BATCH_QUEUE, IMPORTS_QUEUE, EXPORTS_QUEUE, WATCHDOG_QUEUE)
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in WORK_QUEUES]
+CELERY_TASK_ROUTES = {
+    "labeling.tasks.labeling_run_chunk": {"queue": TEACHER_QUEUE},  # an online run's chunks
+    "labeling.tasks.labeling_run_batch_submit": {"queue": BATCH_QUEUE},  # Batch API submissions and polls
+    "labeling.tasks.labeling_run_batch_poll": {"queue": BATCH_QUEUE},
+    "labeling.tasks.import_batch_process": {"queue": IMPORTS_QUEUE},
+    "exports.tasks.export_build_task": {"queue": EXPORTS_QUEUE},
+    "policyhub.tasks.watchdog_sweep": {"queue": WATCHDOG_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "watchdog-sweep": {
         "task": "policyhub.tasks.watchdog_sweep",

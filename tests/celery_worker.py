@@ -46,20 +46,29 @@ def worker_database_url() -> str:
 
 
 def purge_queue() -> None:
-    """Stale messages from earlier tests would run against this database."""
+    """Stale messages from earlier tests would run against this database (every queue, the watchdog's too)."""
+    from kombu.exceptions import ChannelError
+
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=3)
         celery_app.control.purge(connection=conn)
-        conn.default_channel.queue_purge(settings.WATCHDOG_QUEUE)
+        for name in settings.WORK_QUEUES:
+            try:
+                conn.default_channel.queue_purge(name)
+            except ChannelError:  # Redis: an empty queue does not exist
+                continue
 
 
 class Worker:
-    """One ``celery worker`` subprocess (solo pool) with its log in ``folder``."""
+    """One ``celery worker`` subprocess (solo pool) with its log in ``folder``, consuming every queue
+    (``settings.WORK_QUEUES``, as ``bin/run``'s worker) unless told which."""
 
-    def __init__(self, folder: Path, *, database_url: str, env: dict | None = None, beat: bool = False):
-        """``beat``: also run Celery beat inside the worker (``-B``, as ``bin/run`` does) and consume the
-        watchdog's queue, so the watchdog sweeps."""
+    def __init__(self, folder: Path, *, database_url: str, env: dict | None = None, beat: bool = False,
+                 queues: tuple[str, ...] | None = None):  # fmt: skip
+        """``beat``: also run Celery beat inside the worker (``-B``, as ``bin/run`` does), so the watchdog sweeps.
+        ``queues``: consume only these (a deployment's pool for one kind of work)."""
         self.folder, self.beat = folder, beat
+        self.queues = tuple(queues or settings.WORK_QUEUES)
         self.log_path = folder / f"worker-{uuid.uuid4().hex[:6]}.log"
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
         self.env = {
@@ -76,11 +85,11 @@ class Worker:
     def start(self) -> "Worker":
         command = [
             str(CELERY), "-A", "policyhub", "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip",
-            "--without-mingle", "--without-heartbeat", "-n", self.hostname,
+            "--without-mingle", "--without-heartbeat", "-n", self.hostname, f"--queues={','.join(self.queues)}",
         ]  # fmt: skip
         if self.beat:
             schedule = self.folder / f"beat-{uuid.uuid4().hex[:6]}"
-            command += ["-B", f"--schedule={schedule}", f"--queues=celery,{settings.WATCHDOG_QUEUE}"]
+            command += ["-B", f"--schedule={schedule}"]
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -114,6 +114,9 @@ class JudgePlanOut(Schema):
 class PlanOut(Schema):
     pairs: int
     requests: int
+    samples_per_request: int = Field(
+        description="K when a pair's K samples are one request (n = K, the prompt billed once), else 1."
+    )
     input_tokens_per_request: int
     output_tokens_per_request: int
     token_basis: str

@@ -5,7 +5,9 @@ The chunk's requests are prepared ``PREPARE_SLICE`` candidates at a time, so the
 while the next ones are read. Answers are stored every ``FLUSH_ANSWERS`` answers or ``FLUSH_SECONDS``: samples,
 cache, candidates and counters in one transaction that first checks this worker still holds the lease, and the
 last flush also marks the chunk done. A worker killed mid-chunk loses at most one flush; a re-delivered task
-redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run. In a run with a
+redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run. A pair's missing
+samples are one request for that many choices (``n``) unless the config remembers that its endpoint refuses
+``n > 1``; a provider that finds out is remembered on the config (:func:`remember_n_support`). In a run with a
 judge (:mod:`.judge`) each flush's answers are judged first, and their verdicts are stored with them.
 """
 
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from policyhub import leases
 
-from ..models import Candidate, LabelingRun, RunChunk, TeacherSample
+from ..models import Candidate, LabelingRun, RunChunk, TeacherConfig, TeacherSample
 from ..teacher import TeacherConfigError, TeacherRequest, get_provider
 from .answers import write_answers
 from .context import RunContext
@@ -156,7 +158,7 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
         raise ChunkBusy(max(1.0, (chunk.lease_until - timezone.now()).total_seconds()))
     ctx = RunContext.of(run)
     try:
-        provider = get_provider(run.config_snapshot, ctx.space)
+        provider = get_provider(run.config_snapshot, ctx.space, n_supported=known_n_support(run))
         judge = _judge_of(run)
     except TeacherConfigError as error:
         LabelingRun.objects.filter(pk=run.pk).update(
@@ -181,6 +183,23 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
     )
 
 
+def known_n_support(run: LabelingRun) -> bool | None:
+    """What the run's config remembers of its endpoint's ``n`` (read live: another chunk may have found out)."""
+    return TeacherConfig.objects.filter(pk=run.teacher_config_id).values_list("n_supported", flat=True).first()
+
+
+def remember_n_support(run: LabelingRun, provider) -> bool:
+    """Remember on the run's config what the provider found out about its endpoint's ``n`` (the first finding
+    stands; a base URL or model change clears it). True once there is nothing (more) to remember."""
+    learned = getattr(provider, "n_learned", None)
+    if learned is None:
+        return False
+    TeacherConfig.objects.filter(pk=run.teacher_config_id, n_supported__isnull=True).update(
+        n_supported=learned, n_checked_at=timezone.now()
+    )
+    return True
+
+
 def _judge_of(run: LabelingRun) -> Judge | None:
     try:
         return Judge.of(run)
@@ -200,10 +219,11 @@ def _label(
 
     watcher = Watcher(ctx.run.pk, prepared.chunk.pk, token)
     watcher.start()
-    written, last_flush, pending = 0, time.monotonic(), {}
+    written, last_flush, pending, remembered = 0, time.monotonic(), {}, False
     try:
         for answer in provider.answer_stream(prepared, should_stop=watcher.stop_requested.is_set):
             pending[answer.key] = answer
+            remembered = remembered or remember_n_support(ctx.run, provider)
             if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS:
                 pending.update(prepared.take_cached())
                 if flush(ctx, token, prepared, pending, final=False, judged=judged(pending)) is None:

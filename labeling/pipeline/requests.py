@@ -1,5 +1,9 @@
-"""The requests a set of a run's candidates still needs: one per (pair, sample index) without a stored sample,
-with its messages and cache key; the response cache answers what it can, so nothing is paid for twice.
+"""The requests a set of a run's candidates still needs: the (pair, sample index) answers without a stored
+sample, each with its cache key; the response cache answers what it can, so nothing is paid for twice.
+
+Online, a pair's missing samples are ONE request asking for that many choices (``n``, see
+``TeacherRequest.choices``): the prompt is sent and billed once per pair, not once per sample. Batch lines ask
+for one sample each (``one_per_sample``). Either way every answer is keyed, cached and stored per sample index.
 
 Online chunks (``chunk``) and batch submissions and ingestion (``services.batches``) all build their work here.
 """
@@ -34,10 +38,12 @@ def chunk_candidates(chunk: RunChunk) -> QuerySet[Candidate]:
 
 
 def missing_work(
-    ctx: RunContext, rows: QuerySet[Candidate], candidates: list[Candidate], *, skip=frozenset(), only=None
-) -> Work:
-    """The requests of ``candidates`` (the rows of the queryset ``rows``) whose samples are not stored yet, in
-    candidate then sample order; ``skip`` leaves out, and ``only`` keeps only, the given keys."""
+    ctx: RunContext, rows: QuerySet[Candidate], candidates: list[Candidate], *, skip=frozenset(), only=None,
+    one_per_sample: bool = False,
+) -> Work:  # fmt: skip
+    """The requests of ``candidates`` (the rows of the queryset ``rows``) for the samples not stored yet, in
+    candidate then sample order: one per pair asking for each missing sample as a choice, or with
+    ``one_per_sample`` one per sample; ``skip`` leaves out, and ``only`` keeps only, the given keys."""
     facts = ctx.facts(rows)
     have = set(
         TeacherSample.objects.filter(run=ctx.run, pair_id__in=rows.values("pair_id")).values_list(
@@ -48,34 +54,46 @@ def missing_work(
     for candidate in candidates:
         member, job = facts[candidate.pair_id]
         messages = build_messages(ctx.system_prompt, member, job)
+        wanted = []
         for index in range(ctx.k):
             key = (candidate.pair_id, index)
             if key in have or key in skip or (only is not None and key not in only):
                 continue
-            requests.append(
-                TeacherRequest(key=key, messages=messages, sample_index=index, facts={"member": member, "job": job})
-            )
+            wanted.append(key)
             keys[key] = ctx.keys.key(messages, index)
+        if not wanted:
+            continue
+        request = TeacherRequest(key=wanted[0], messages=messages, sample_index=wanted[0][1],
+                                 facts={"member": member, "job": job})  # fmt: skip
+        requests += [request.asking([key]) for key in wanted] if one_per_sample else [request.asking(wanted)]
     return Work(candidates=candidates, facts=facts, requests=requests, keys=keys)
 
 
 def answer_from_cache(work: Work) -> Work:
-    """Move the requests the response cache answers out of ``work.requests`` into ``work.cached``."""
-    work.cached = cached_answers(work.keys, work.requests)
-    work.requests = [request for request in work.requests if request.key not in work.cached]
+    """Move the answers the response cache holds out of ``work.requests`` (a request left with no choice to ask
+    for is dropped) into ``work.cached``."""
+    work.cached = cached_answers(work.keys)
+    if work.cached:
+        requests = []
+        for request in work.requests:
+            left = [key for key in request.answer_keys if key not in work.cached]
+            if left:
+                requests.append(request if len(left) == len(request.answer_keys) else request.asking(left))
+        work.requests = requests
     return work
 
 
-def cached_answers(keys: dict[Key, str], requests: list[TeacherRequest]) -> dict[Key, TeacherAnswer]:
+def cached_answers(keys: dict[Key, str]) -> dict[Key, TeacherAnswer]:
+    """The cached answers of the requests ``keys`` ({request key: cache key}) names."""
     found: dict[Key, TeacherAnswer] = {}
     if not keys:
         return found
     by_key = {row.key: row for row in ResponseCache.objects.filter(key__in=set(keys.values()))}
-    for request in requests:
-        row = by_key.get(keys[request.key])
+    for key, cache_key in keys.items():
+        row = by_key.get(cache_key)
         if row:
-            found[request.key] = TeacherAnswer(
-                key=request.key, label=row.answer["label"], rationale=row.answer["rationale"],
+            found[key] = TeacherAnswer(
+                key=key, label=row.answer["label"], rationale=row.answer["rationale"],
                 cited_rules=row.answer["cited_rules"], label_probs=row.answer.get("label_probs"),
                 raw=row.answer.get("raw", ""), input_tokens=row.input_tokens, output_tokens=row.output_tokens,
                 attempts=0, cached=True,

@@ -13,6 +13,10 @@ A run with a judge pays for one judge request per answer too: the plan counts th
 per request from the judge model's earlier judged runs, else the rule of thumb with ``VERDICT_TOKENS`` per
 verdict; the verdicts cached for answers that are cached already are free) and adds them to the total.
 
+Samples per request: online, a pair's K samples are one request with ``n = K`` (the prompt billed once), unless
+the config remembers that its endpoint refuses ``n > 1`` (``TeacherConfig.n_supported``); batch lines ask for one
+sample each. The input tokens are counted per request, the output tokens per answer.
+
 Prompt caching: the policy (the system prompt) comes first in every request, so a provider's prompt cache can
 serve it to every request after the first. The plan's cached input tokens are the share of input the model's
 latest runs that reported cached tokens had cached, else the system prompt's tokens on every billable request but
@@ -156,6 +160,7 @@ class RunPlan:
     cached_input_basis: str = ""
     teacher_costs: CostParts | None = None  # the teacher's cost by kind of token
     cost_per_1000_pairs: Decimal = Decimal(0)  # estimated_cost (teacher + judge) per 1,000 labelled pairs
+    samples_per_request: int = 1  # K when a pair's samples are one request (n = K), else 1
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -187,9 +192,14 @@ def run_plan(
         rows = dict(ResponseCache.objects.filter(key__in=wanted.values()).values_list("key", "answer"))
         cached = {(sample_ids[n], i): rows[key] for (n, i), key in wanted.items() if key in rows}
         cached_share = len(cached) / len(wanted)
-    requests = total * k if is_llm else total
-    billable = round(requests * (1 - cached_share)) if is_llm else 0
-    input_tokens, output_tokens = billable * per_request, billable * rate.tokens_per_answer
+    # Online, a pair's K samples are one request (n = K) unless the config's endpoint is known to refuse that;
+    # batch lines ask for one sample each.
+    per_pair = k > 1 and mode == LabelingRun.Mode.ONLINE and config.n_supported is not False
+    samples_per_request = k if per_pair else 1
+    requests = (total * k) // samples_per_request if is_llm else total
+    billable_answers = round(total * k * (1 - cached_share)) if is_llm else 0
+    billable = -(-billable_answers // samples_per_request)  # requests with at least one sample to pay for
+    input_tokens, output_tokens = billable * per_request, billable_answers * rate.tokens_per_answer
     measured = LabelingRun.objects.filter(config_snapshot__model=config.model, cached_input_tokens__gt=0)
     measured = measured.order_by("-id").values_list("cached_input_tokens", "input_tokens")[:CALIBRATION_RUNS]
     static_tokens = round(len(system_prompt) / rate.chars_per_token)
@@ -206,6 +216,7 @@ def run_plan(
     return RunPlan(
         pairs=total,
         requests=requests,
+        samples_per_request=samples_per_request if is_llm else 1,
         sampled_pairs=len(message_sets),
         example_messages=message_sets[0] if message_sets else [],
         input_tokens_per_request=per_request,

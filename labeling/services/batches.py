@@ -57,11 +57,11 @@ def _line(ctx: RunContext, request) -> bytes:
 
 
 def _pending_work(ctx: RunContext, **which) -> Iterator[tuple[RunChunk, Work]]:
-    """(chunk, what its candidates still need) for each chunk of the run that is not done; ``which`` as for
-    :func:`missing_work`."""
+    """(chunk, what its candidates still need, one request per sample: a line's ``custom_id`` names one sample)
+    for each chunk of the run that is not done; ``which`` as for :func:`missing_work`."""
     for chunk in list(RunChunk.objects.filter(run=ctx.run, status=RunChunk.Status.PENDING).order_by("index")):
         in_chunk = chunk_candidates(chunk)
-        yield chunk, missing_work(ctx, in_chunk, list(in_chunk.order_by("id")), **which)
+        yield chunk, missing_work(ctx, in_chunk, list(in_chunk.order_by("id")), one_per_sample=True, **which)
 
 
 def _write(ctx: RunContext, chunk: RunChunk, work: Work, answers: dict) -> None:

@@ -32,6 +32,8 @@ def _save(config: TeacherConfig, user, key: str) -> TeacherConfig:
         config.created_by = user
     if key:
         config.idempotency_key = key
+    if before and (before.base_url, before.model) != (config.base_url, config.model):
+        config.n_supported, config.n_checked_at = None, None  # another endpoint or model: find out again
     config.full_clean()
     config.save()
     TeacherConfigChange.objects.bulk_create(

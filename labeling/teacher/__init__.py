@@ -9,12 +9,13 @@ from .openai_provider import request_parameters as openai_request_parameters
 PROVIDERS = {"openai": OpenAIProvider, "heuristic": HeuristicProvider}
 
 
-def get_provider(snapshot: dict, space: LabelSpace) -> Provider:
+def get_provider(snapshot: dict, space: LabelSpace, *, n_supported: bool | None = None) -> Provider:
+    """``n_supported``: what is known of the endpoint's ``n`` (``TeacherConfig.n_supported``)."""
     try:
         provider_class = PROVIDERS[snapshot["provider"]]
     except KeyError:
         raise TeacherConfigError(f"Unknown teacher provider {snapshot.get('provider')!r}.") from None
-    return provider_class(snapshot=snapshot, space=space)
+    return provider_class(snapshot=snapshot, space=space, n_supported=n_supported)
 
 
 def request_parameters(snapshot: dict, space: LabelSpace) -> dict:

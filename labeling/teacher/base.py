@@ -1,7 +1,7 @@
 """The interface every teacher provider implements, and the values that cross it."""
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 
@@ -15,10 +15,26 @@ class LabelSpace:
 
 @dataclass(frozen=True)
 class TeacherRequest:
-    key: object  # the caller's handle, e.g. (pair_id, sample_index)
+    """One request to the teacher. It asks for one answer per entry of ``choices`` (the answers' keys; empty:
+    just ``key``): an endpoint that supports ``n`` gets them in one request (``n = len(choices)``), the prompt
+    billed once; the others get one request per choice."""
+
+    key: object  # the caller's handle, e.g. (pair_id, sample_index): the first choice's
     messages: list[dict]
     sample_index: int
     facts: dict = field(default_factory=dict)  # member/job fields (for the heuristic provider)
+    choices: tuple = ()  # the keys of the answers asked for, one per choice; () means (key,)
+
+    @property
+    def answer_keys(self) -> tuple:
+        return self.choices or (self.key,)
+
+    def asking(self, keys) -> "TeacherRequest":
+        """The same request asking only for the answers ``keys`` (in that order)."""
+        keys = tuple(keys)
+        first = keys[0]
+        index = first[1] if isinstance(first, tuple) and len(first) == 2 else self.sample_index
+        return replace(self, key=first, sample_index=index, choices=keys if len(keys) > 1 else ())
 
 
 @dataclass

@@ -10,6 +10,7 @@ the heuristic does not read the policy text. Every sample of a pair is the same 
 """
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 from ..models import Seniority
 from .base import LabelSpace, TeacherAnswer, TeacherRequest
@@ -40,7 +41,7 @@ def score_pair(member: dict, job: dict) -> tuple[float, list[str]]:
 
 
 class HeuristicProvider:
-    def __init__(self, *, snapshot: dict, space: LabelSpace):
+    def __init__(self, *, snapshot: dict, space: LabelSpace, n_supported: bool | None = None):
         self.space = space
 
     def answer(self, request: TeacherRequest) -> TeacherAnswer:
@@ -62,4 +63,6 @@ class HeuristicProvider:
         for request in requests:
             if should_stop():
                 return
-            yield self.answer(request)
+            answer = self.answer(request)
+            for key in request.answer_keys:  # every sample of a pair is the same answer
+                yield replace(answer, key=key)

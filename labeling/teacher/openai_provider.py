@@ -6,6 +6,10 @@ Requests run concurrently (``AsyncOpenAI`` under a semaphore of ``concurrency``)
   jitter, waiting at least what ``Retry-After`` (or ``retry-after-ms``) asks;
 * an answer that violates the schema (bad JSON, label outside the set, unknown rule ID) is retried once, then
   recorded as failed with its raw text and the reason;
+* a request asking for K answers (``TeacherRequest.choices``) sends ``n = K`` once: the prompt is billed once.
+  An endpoint that refuses ``n > 1`` (a 400/422 where the same request with ``n = 1`` works) or ignores it (fewer
+  choices than asked for) gets one request per answer instead. The first such request of a provider finds out
+  (the others wait for it) and ``n_learned`` says what it found, so the caller remembers it for the config;
 * any other 4xx (bad request, auth) fails at once with the provider's message.
 """
 
@@ -25,7 +29,7 @@ import openai
 from .base import LabelSpace, TeacherAnswer, TeacherRequest
 from .endpoints import EndpointRefused, TeacherConfigError, endpoint
 from .messages import answer_schema
-from .parsing import read_completion
+from .parsing import read_completion, read_completion_choices
 from .transport import async_http_client, sync_http_client
 
 __all__ = ["OpenAIProvider", "TeacherConfigError", "request_parameters", "sync_client"]
@@ -36,6 +40,9 @@ RETRY_AFTER_CAP = 120.0
 HANDOFF_ANSWERS = 200
 HANDOFF_SECONDS = 1.0
 FEED_REQUESTS = 64
+#: What an endpoint that does not take ``n > 1`` answers a request with one (vLLM and OpenAI take it; some servers
+#: refuse it with 400 or, pydantic-based ones, 422). Others ignore it and return one choice: handled too.
+N_REFUSED_STATUSES = (400, 422)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -131,9 +138,14 @@ class TeacherFormat:
     def read(self, answer: TeacherAnswer, body) -> bool:
         return read_completion(answer, body, self.space, logprobs=self.logprobs)
 
+    def read_choices(self, answers: list[TeacherAnswer], body) -> list[bool]:
+        return read_completion_choices(answers, body, self.space, logprobs=self.logprobs)
+
 
 class OpenAIProvider:
-    def __init__(self, *, snapshot: dict, space: LabelSpace, answer_format=None):
+    def __init__(self, *, snapshot: dict, space: LabelSpace, answer_format=None, n_supported: bool | None = None):
+        """``n_supported``: whether the endpoint answers ``n > 1`` in one request (None: not known yet; the
+        first such request finds out, and ``n_learned`` then says what it found for the caller to remember)."""
         checked = endpoint(snapshot)  # refused here: the run fails with the reason before anything is sent
         self.api_key, self.base_url = checked.api_key, checked.base_url
         self.model = snapshot["model"]
@@ -143,6 +155,8 @@ class OpenAIProvider:
         self.max_attempts = max(1, int(snapshot.get("max_attempts", 5)))
         self.format = answer_format or TeacherFormat(snapshot, space)
         self.params = {k: v for k, v in self.format.parameters.items() if k != "model"}
+        self.n_supported: bool | None = n_supported
+        self.n_learned: bool | None = None
 
     def answer_stream(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
@@ -207,12 +221,28 @@ class OpenAIProvider:
             timeout=self.timeout,
             http_client=async_http_client(timeout=self.timeout, limit=self.concurrency),
         ) as client:
+            probe, probed = asyncio.Lock(), False
 
             async def one(request: TeacherRequest) -> None:
+                nonlocal batch, last, probed
+                keys = request.answer_keys
+                if len(keys) > 1 and self.n_supported is None:
+                    if not probed:  # the first request with n > 1 finds out whether the endpoint takes it ...
+                        probed = True
+                        async with probe:
+                            hand(await self._guarded(client, semaphore, request, should_stop))
+                        return
+                    async with probe:  # ... while the others wait for it
+                        pass
+                if len(keys) > 1 and self.n_supported is False:  # one request per choice, as many at once as allowed
+                    await asyncio.gather(*(one(request.asking([key])) for key in keys))
+                    return
+                hand(await self._guarded(client, semaphore, request, should_stop))
+
+            def hand(answers: list[TeacherAnswer] | None) -> None:
                 nonlocal batch, last
-                answer = await self._guarded(client, semaphore, request, should_stop)
-                if answer is not None:
-                    batch.append(answer)
+                if answers:
+                    batch.extend(answers)
                 if batch and (len(batch) >= HANDOFF_ANSWERS or time.monotonic() - last >= HANDOFF_SECONDS):
                     deliver(batch)
                     batch, last = [], time.monotonic()
@@ -224,18 +254,26 @@ class OpenAIProvider:
         if batch:
             deliver(batch)
 
-    async def _guarded(self, client, semaphore, request, should_stop) -> TeacherAnswer | None:
+    async def _guarded(self, client, semaphore, request, should_stop) -> list[TeacherAnswer] | None:
         async with semaphore:
             if should_stop():
                 return None  # not attempted: the run is being cancelled
             return await self._answer(client, request)
 
-    async def _answer(self, client, request: TeacherRequest) -> TeacherAnswer:
-        answer = self.format.new(request.key)
+    async def _answer(self, client, request: TeacherRequest) -> list[TeacherAnswer]:
+        """The answers a request asks for (one per choice): in one request with ``n`` = the choices still to
+        answer, or one request per choice on an endpoint that refuses ``n > 1``. Valid choices are kept; a choice
+        that violates the schema is asked again once (with the other violators of its round), then fails."""
+        answers = {key: self.format.new(key) for key in request.answer_keys}
         started = time.perf_counter()
-        schema_retried = False
-        while True:
-            answer.attempts += 1
+        todo = list(answers)  # keys still to answer, in choice order
+        retried: set = set()  # keys whose schema violation was asked again already
+        doubt = False  # a 4xx at n > 1 on an endpoint not known to take n: n = 1 tells a refusal from a bad request
+        while todo:
+            asked = todo if self.n_supported is not False and not doubt else todo[:1]
+            for key in asked:
+                answers[key].attempts += 1
+            attempts = max(answers[key].attempts for key in asked)
             wait, error_kind, error = None, "", ""
             try:
                 # Through the SDK's client (auth, base URL, typed errors), but without its per-request typed-params
@@ -243,7 +281,7 @@ class OpenAIProvider:
                 # what bounds throughput at high concurrency. The body is the documented chat completions one.
                 response = await client.post(
                     "/chat/completions",
-                    body={"model": self.model, "messages": request.messages, "n": 1, **self.params},
+                    body={"model": self.model, "messages": request.messages, "n": len(asked), **self.params},
                     cast_to=httpx2.Response,
                 )
                 body = json.loads(response.content)
@@ -255,26 +293,65 @@ class OpenAIProvider:
                 else:
                     error_kind, error = "timeout", f"no answer within {self.timeout:g} s ({exc})"
             except EndpointRefused as exc:  # the host now resolves to a refused address (transport.CheckedResolver)
-                return self._failed(answer, started, "endpoint_refused", str(exc))
+                return self._failed_all(answers, todo, started, "endpoint_refused", str(exc))
             except openai.APIConnectionError as exc:
                 error_kind, error = "connection_error", str(exc)
             except openai.APIStatusError as exc:
                 if exc.status_code < 500:
-                    return self._failed(answer, started, f"http_{exc.status_code}", str(exc))
+                    if len(asked) > 1 and self.n_supported is not True and exc.status_code in N_REFUSED_STATUSES:
+                        doubt = True  # ask the first choice alone: if that works, the endpoint refuses n > 1
+                        for key in asked:
+                            answers[key].attempts -= 1  # a refused request answered (and billed) nothing
+                        continue
+                    return self._failed_all(answers, todo, started, f"http_{exc.status_code}", str(exc))
                 wait, error_kind, error = retry_after_seconds(exc.response), "server_error", str(exc)
             except (ValueError, KeyError) as exc:  # a 200 whose body is not a chat completion
                 error_kind, error = "server_error", f"unreadable response: {exc}"
             else:
-                if self.format.read(answer, body):
-                    answer.latency_ms = int((time.perf_counter() - started) * 1000)
-                    return answer
-                if not schema_retried:
-                    schema_retried = True
-                    continue
-                return self._failed(answer, started, answer.error_kind, answer.error)
-            if answer.attempts >= self.max_attempts:
-                return self._failed(answer, started, error_kind, f"gave up after {answer.attempts} attempts: {error}")
-            await asyncio.sleep(min(RETRY_AFTER_CAP, max(wait or 0.0, backoff(answer.attempts))))
+                todo = self._read(answers, asked, body, retried, started, doubt) + todo[len(asked) :]
+                continue
+            if attempts >= self.max_attempts:
+                error = f"gave up after {attempts} attempts: {error}"
+                return self._failed_all(answers, todo, started, error_kind, error)
+            await asyncio.sleep(min(RETRY_AFTER_CAP, max(wait or 0.0, backoff(attempts))))
+        return list(answers.values())
+
+    def _read(self, answers: dict, asked: list, body, retried: set, started: float, doubt: bool) -> list:
+        """Read one completion into the answers ``asked``; returns the keys to ask again (a schema violation
+        asked for the first time, a choice the endpoint did not return). Learns whether the endpoint takes n."""
+        if len(asked) == 1:
+            valid = [self.format.read(answers[asked[0]], body)]
+        else:
+            valid = self.format.read_choices([answers[key] for key in asked], body)
+        missing = [key for key in asked if answers[key].error_kind == "missing_choice"]
+        if doubt:
+            self._learn(False)  # n = 1 answered where n > 1 was refused
+        elif len(asked) > 1:
+            self._learn(not missing)  # fewer choices than asked for: the endpoint ignores n
+        again = []
+        for key, ok in zip(asked, valid, strict=True):
+            answer = answers[key]
+            if ok:
+                answer.latency_ms = int((time.perf_counter() - started) * 1000)
+            elif key in missing:
+                answer.error_kind, answer.error, answer.attempts = "", "", answer.attempts - 1
+                again.append(key)
+            elif key not in retried:
+                retried.add(key)
+                again.append(key)
+            else:
+                self._failed(answer, started, answer.error_kind, answer.error)
+        return again
+
+    def _learn(self, supported: bool) -> None:
+        """Note what this endpoint does with ``n > 1``, once; the caller remembers it (``n_learned``)."""
+        if self.n_supported is None:
+            self.n_supported = self.n_learned = supported
+
+    def _failed_all(self, answers: dict, keys: list, started: float, kind: str, error: str) -> list[TeacherAnswer]:
+        for key in keys:
+            self._failed(answers[key], started, kind, error)
+        return list(answers.values())
 
     @staticmethod
     def _failed(answer: TeacherAnswer, started: float, kind: str, error: str) -> TeacherAnswer:

@@ -57,6 +57,57 @@ def read_choice(answer: TeacherAnswer, body) -> dict | None:
     return choice
 
 
+def spread(total: int, weights: list[int]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (equally when they are all 0), in whole numbers that add up
+    to ``total`` exactly (largest remainders get the leftover units, earlier ones first on ties)."""
+    if not weights:
+        return []
+    if sum(weights) <= 0:
+        weights = [1] * len(weights)
+    whole = sum(weights)
+    shares = [total * w // whole for w in weights]
+    leftover = total - sum(shares)
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in by_remainder[:leftover]:
+        shares[i] += 1
+    return shares
+
+
+def read_completion_choices(answers: list[TeacherAnswer], body, space: LabelSpace, *, logprobs: bool) -> list[bool]:
+    """Fill ``answers`` from the choices of one chat completion asked for ``n = len(answers)`` (choice ``i`` goes
+    to ``answers[i]``, by the choice's ``index``). The usage covers the whole request: its prompt tokens (and the
+    cached ones) are billed once, so they go to the first answer; its completion tokens are shared by the choices
+    in proportion to the length of their content. Shares add up to the reported usage exactly, so a run's totals
+    are what the provider billed. Returns, per answer, whether its choice is a valid answer; an answer whose
+    choice is missing (an endpoint that ignores ``n``) is left as it was, with ``error_kind``
+    ``missing_choice``."""
+    try:
+        choices = {int(c.get("index", i)): c for i, c in enumerate(body["choices"])}
+    except (KeyError, TypeError, AttributeError, ValueError):
+        choices = {}
+    usage = (body.get("usage") if isinstance(body, dict) else None) or {}
+    present = [i for i in range(len(answers)) if i in choices] or [0]  # none: a malformed body, billed on the 1st
+    contents = [len((choices.get(i, {}).get("message") or {}).get("content") or "") for i in present]
+    outputs = dict(zip(present, spread(int(usage.get("completion_tokens") or 0), contents), strict=True))
+    valid = []
+    for i, answer in enumerate(answers):
+        if choices and i not in choices:
+            answer.error_kind, answer.error = "missing_choice", "the response holds no choice for this sample"
+            valid.append(False)
+            continue
+        first = i == present[0]
+        share = {
+            "choices": [choices[i]] if i in choices else [],
+            "usage": {
+                "prompt_tokens": usage.get("prompt_tokens") if first else 0,
+                "completion_tokens": outputs.get(i, 0),
+                "prompt_tokens_details": (usage.get("prompt_tokens_details") if first else None),
+            },
+        }
+        valid.append(read_completion(answer, share, space, logprobs=logprobs))
+    return valid
+
+
 def read_completion(answer: TeacherAnswer, body, space: LabelSpace, *, logprobs: bool) -> bool:
     """Fill ``answer`` from a chat completion body (parsed JSON); tokens are added to what it holds already (a
     retried request pays for every try). False, with ``error_kind`` set, when the body holds no choice

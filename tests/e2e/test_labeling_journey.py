@@ -137,7 +137,9 @@ def test_engineer_imports_plans_runs_and_reviews_routing(page, login, policy, ml
             plan = page.locator("#run-plan")
             expect(plan).to_be_visible()
             expect(plan.locator("tr", has_text="Pairs").first.locator("td")).to_have_text(str(PAIRS))
-            expect(plan.locator("tr", has_text="Teacher requests").locator("td")).to_have_text(str(PAIRS * K))
+            expect(plan.locator("tr", has_text="Teacher requests").locator("td")).to_have_text(
+                f"{PAIRS} (the {K} samples of a pair in one request: the prompt is paid once)"
+            )
             expect(plan).to_contain_text("One request as the teacher will receive it")
             prompts = plan.locator("pre.prompt")
             expect(prompts).to_have_count(2)
@@ -231,6 +233,6 @@ def test_engineer_imports_plans_runs_and_reviews_routing(page, login, policy, ml
             worker.stop()
 
     # Every sample was asked exactly once: K per pair, nothing more.
-    assert len(server.chat_requests()) == PAIRS * K
+    assert (len(server.chat_requests()), server.answers_asked()) == (PAIRS, PAIRS * K)  # one request per pair, n = K
     run.refresh_from_db()
     assert (run.status, run.samples_done, run.samples_failed) == ("succeeded", PAIRS * K, 0)

@@ -10,8 +10,8 @@ HTTP/1.1 keep-alive. Reach it with the real ``openai`` client::
 Endpoints (all under ``/v1``)
 -----------------------------
 ``POST /v1/chat/completions``
-    Honours ``model``, ``messages``, ``n`` (default 1), ``response_format`` (``json_schema``), ``logprobs`` and
-    ``top_logprobs``. Every choice's ``message.content`` is the JSON string of
+    Honours ``model``, ``messages``, ``n`` (default 1; see :attr:`FakeOpenAI.n_mode`), ``response_format``
+    (``json_schema``), ``logprobs`` and ``top_logprobs``. Every choice's ``message.content`` is the JSON string of
     ``{"label": ..., "rationale": ..., "cited_rules": [...]}`` (keys in that order, ``json.dumps`` default
     separators), produced by :attr:`FakeOpenAI.responder`.
 ``POST /v1/files`` (multipart ``purpose`` + ``file``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``,
@@ -27,6 +27,7 @@ Endpoints (all under ``/v1``)
     "error": null}``; HTTP faults (429/500/503: ``response.status_code`` + error body; ``timeout``:
     ``response: null, error {code: "request_timeout"}``) and unusable lines go to the error file and count as
     ``failed``. Cancelling a batch that already finished returns it unchanged.
+``GET /_fake/stats`` (not OpenAI's): :meth:`FakeOpenAI.stats`, for benchmarks that run the fake in its own process.
 Anything else: 404 with an OpenAI-style error body; a body that is not JSON: 400.
 
 The responder
@@ -120,7 +121,14 @@ rejects as invalid (400: no model, no messages, bad ``n``, body not JSON) does n
 
 :attr:`FakeOpenAI.latency` seconds are slept before every chat completion response (errors included, the
 ``timeout`` fault excepted). Every chat completion request body received over HTTP (faulted ones included,
-batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives.
+batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives, the ``usage`` of every one
+answered with a 200 to :attr:`FakeOpenAI.usages`; :meth:`FakeOpenAI.billed` adds those up and
+:meth:`FakeOpenAI.answers_asked` counts the choices asked for.
+
+``n``: with :attr:`FakeOpenAI.n_mode` ``"honour"`` (the default, as OpenAI and vLLM) a request returns ``n``
+choices and one ``usage`` for all of them (the prompt counted once); ``"refuse"`` answers ``n > 1`` with a 400
+(``param: "n"``), as some OpenAI-compatible servers do (batch lines too); ``"ignore"`` returns one choice whatever
+``n`` asks. A content fault spoils every choice of its request. CLI: ``--n-mode``.
 
 CLI: ``python -m tests.fakes.openai_server --port 8001 --latency 0.2`` serves until Ctrl-C.
 """
@@ -720,7 +728,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         fake = self.server.fake
         fake._receive(self)
-        if match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
+        if path == "/_fake/stats":  # not OpenAI's: what the fake was asked and billed, for benchmarks
+            self._send(200, fake.stats())
+        elif match := re.fullmatch(r"/v1/files/([^/]+)/content", path):
             stored = fake._files_content.get(match.group(1))
             if stored is None:
                 self._send(*fake._missing("file", match.group(1)))
@@ -770,12 +780,15 @@ class FakeOpenAI:
         self.responder: Responder | None = None
         self.judge: Callable[[dict, int], dict | str] = HonestJudge()
         self.requests: list[dict] = []
+        #: The ``usage`` of every chat completion answered over HTTP with a 200: (is a judge request, usage).
+        self.usages: list[tuple[bool, dict]] = []
         #: Every HTTP request that reached the server, any endpoint: (method, path, Authorization header).
         self.received: list[tuple[str, str, str | None]] = []
         self.batch_polls_to_complete = 2
         self.batch_faults = False
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
         self.prompt_cache = True  # report ``cached_tokens`` for prompt prefixes seen before
+        self.n_mode = "honour"  # what ``n > 1`` gets: "honour" (n choices), "refuse" (400) or "ignore" (1 choice)
         self._prompt_prefixes: dict[tuple[str, str], str] = {}  # (model, prompt start) -> the latest such prompt
         self._lock = threading.Lock()
         self._faults: collections.deque[tuple[str, float | None]] = collections.deque()
@@ -852,6 +865,28 @@ class FakeOpenAI:
         with self._lock:
             return list(self.requests)
 
+    def billed(self, *, judge: bool = False) -> dict[str, int]:
+        """What the teacher's (or the judge's) answered requests reported: ``prompt``, ``cached`` and
+        ``completion`` tokens in all, as a provider would bill them."""
+        with self._lock:
+            usages = [usage for is_judge, usage in self.usages if is_judge == judge]
+        return {
+            "prompt": sum(u["prompt_tokens"] for u in usages),
+            "cached": sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages),
+            "completion": sum(u["completion_tokens"] for u in usages),
+        }
+
+    def stats(self) -> dict:
+        """The teacher's chat completion requests, the choices they asked for and what they were billed."""
+        with self._lock:
+            requests = sum(1 for body in self.requests if not is_judge_request(body))
+        return {"chat_requests": requests, "answers_asked": self.answers_asked(), "billed": self.billed()}
+
+    def answers_asked(self, *, judge: bool = False) -> int:
+        """The choices the teacher's (or the judge's) chat completion requests asked for: the sum of their ``n``."""
+        with self._lock:
+            return sum(int(b.get("n") or 1) for b in self.requests if is_judge_request(b) == judge)
+
     def _receive(self, handler: _Handler) -> None:
         with self._lock:
             self.received.append((handler.command, handler.path, handler.headers.get("Authorization")))
@@ -860,11 +895,13 @@ class FakeOpenAI:
         with self._lock:
             self.received.clear()
             self.requests.clear()
+            self.usages.clear()
             self._faults.clear()
             self._judge_faults.clear()
             self._calls.clear()
             self.responder = None
             self.judge = HonestJudge()
+            self.n_mode = "honour"
 
     # -- chat completions -------------------------------------------------------------------------------------
 
@@ -905,6 +942,8 @@ class FakeOpenAI:
             n = 1
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
             return 400, _error_body("'n' must be an integer from 1 to 128", "invalid_request_error", None, "n")
+        if n > 1 and self.n_mode == "refuse":
+            return 400, _error_body("n > 1 is not supported by this server", "invalid_request_error", None, "n")
         return None
 
     def _complete(self, body: dict, fault: tuple[str, float | None] | None) -> tuple[int, dict, dict]:
@@ -926,7 +965,7 @@ class FakeOpenAI:
                 payload = _error_body("The engine is currently overloaded, please try again later.", "server_error")
             return status, payload, headers
 
-        n = body.get("n") or 1
+        n = 1 if self.n_mode == "ignore" else body.get("n") or 1
         want_logprobs = bool(body.get("logprobs"))
         top_n = int(body.get("top_logprobs") or 0)
         choices = []
@@ -1005,7 +1044,11 @@ class FakeOpenAI:
             return
         if self.latency > 0:
             time.sleep(self.latency)
-        handler._send(*self._complete(body, fault))
+        status, payload, headers = self._complete(body, fault)
+        if status == 200:
+            with self._lock:
+                self.usages.append((is_judge_request(body), payload["usage"]))
+        handler._send(status, payload, headers)
 
     # -- files ------------------------------------------------------------------------------------------------
 
@@ -1191,8 +1234,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-polls", type=int, default=2, help="GETs before a batch completes")
     parser.add_argument("--invent-facts", type=float, default=0.0, help="share of answers that invent a fact")
     parser.add_argument("--behaviour", choices=sorted(BEHAVIOURS), default="", help="how the teacher answers")
+    parser.add_argument("--n-mode", choices=("honour", "refuse", "ignore"), default="honour", help="what n > 1 gets")
     args = parser.parse_args(argv)
     server = FakeOpenAI(latency=args.latency, host=args.host, port=args.port)
+    server.n_mode = args.n_mode
     server.batch_polls_to_complete = args.batch_polls
     if args.behaviour:
         server.responder = BEHAVIOURS[args.behaviour]()

@@ -123,6 +123,31 @@ def test_n_returns_that_many_choices(client):
     assert all(json.loads(choice.message.content)["label"] == "partial_match" for choice in completion.choices)
 
 
+def test_n_counts_the_prompt_once_and_the_completion_of_every_choice(server, client):
+    one, three = ask(client), ask(client, n=3)
+    assert three.usage.prompt_tokens == one.usage.prompt_tokens  # the prompt once, not three times
+    characters = sum(len(choice.message.content) for choice in three.choices)
+    assert three.usage.completion_tokens == int(characters / server.chars_per_token)
+    assert server.billed() == {
+        "prompt": 2 * one.usage.prompt_tokens,
+        "cached": three.usage.prompt_tokens_details.cached_tokens,
+        "completion": one.usage.completion_tokens + three.usage.completion_tokens,
+    }
+    assert server.answers_asked() == 4
+
+
+def test_a_server_refusing_n_answers_400_and_one_ignoring_it_returns_one_choice(server, client):
+    server.n_mode = "refuse"
+    with pytest.raises(openai.BadRequestError) as refused:
+        ask(client, n=2)
+    assert refused.value.status_code == 400 and refused.value.body["param"] == "n"
+    assert len(ask(client, n=1).choices) == 1  # n = 1 is still answered
+    server.n_mode = "ignore"
+    assert [choice.index for choice in ask(client, n=3).choices] == [0]
+    server.reset()
+    assert server.n_mode == "honour"
+
+
 def test_logprobs_carry_the_responders_label_distribution(server, client):
     probs = {"strong_match": 0.6, "partial_match": 0.3, "no_match": 0.1}
     server.responder = lambda request, number: {

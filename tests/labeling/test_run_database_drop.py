@@ -80,7 +80,9 @@ def test_a_run_survives_its_database_connections_being_terminated_mid_chunk(poli
     assert Candidate.objects.filter(run=run, status="labeled").count() == PAIRS
     assert run.chunks.exclude(status="done").count() == 0
     # Only the chunks under way when the connections dropped were asked again.
-    assert total <= len(server.requests) <= total + 2 * PER_CHUNK, len(server.requests)
+    asked = sum(body["n"] for body in server.requests)  # a pair's SAMPLES samples are one request (n = SAMPLES)
+    assert total <= asked <= total + 2 * PER_CHUNK, asked
+    assert {body["n"] for body in server.requests} == {SAMPLES}
     # Each drop cost its chunk a retry, and the retry carried on at once: the failed attempt gave its lease back.
     dropped = _retries(log, r"OperationalError\('terminating connection due to administrator command")
     assert len(dropped) == 2, log[-4000:]

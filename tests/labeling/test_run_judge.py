@@ -59,7 +59,7 @@ def test_an_honest_judge_flags_invented_claims_and_passes_clean_answers(
                for body in judged)  # fmt: skip
     # the judge's tokens and cost are counted apart from the teacher's, at the judge's prices
     teacher_bodies = [body for body in fake_openai.requests if not is_judge_request(body)]
-    assert len(teacher_bodies) == 12
+    assert [body["n"] for body in teacher_bodies] == [3] * 4  # the K = 3 samples of a pair in one request
     samples = list(TeacherSample.objects.filter(run=run))
     assert run.input_tokens == sum(s.input_tokens for s in samples)
     paid = [s.judge for s in samples if not s.judge["cached"]]

@@ -95,7 +95,7 @@ def test_rerunning_the_same_version_and_config_makes_no_request_and_costs_nothin
     config = openai_config(samples_per_pair=2, price_input_per_mtok=Decimal("1"))
     first = process_run(start(published, config))
     sent = len(fake_openai.chat_requests())
-    assert sent == 8 and first.cost > 0
+    assert sent == 4 and first.cost > 0  # one request per pair, n = 2
     second = process_run(start(published, config))
     assert len(fake_openai.chat_requests()) == sent
     assert (second.samples_done, second.samples_cached, second.cost, second.input_tokens) == (8, 8, 0, 0)
@@ -231,7 +231,7 @@ def test_a_chunk_delivered_twice_is_done_once(pairs, published, openai_config, f
     assert labeling_run_chunk_process(run_id=run.pk, chunk_index=0) == "already done"
     run.refresh_from_db()
     assert (run.samples_done, TeacherSample.objects.filter(run=run).count()) == (8, 8)
-    assert len(fake_openai.chat_requests()) == 8
+    assert (len(fake_openai.chat_requests()), fake_openai.answers_asked()) == (4, 8)  # one request per pair, n = 2
 
 
 def test_the_same_idempotency_key_returns_the_same_run(pairs, published, openai_config, engineer):

@@ -140,7 +140,8 @@ def test_a_run_whose_messages_were_deleted_from_redis_completes_exactly_once(pol
             run = _run(policy, config)
             worker.wait_for(lambda: len(server.requests) >= 1, "the first chunk to be under way")
             broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-            deleted = broker.delete(*broker.keys("celery*"))  # the queue of work, with every priority's list
+            # the teacher's queue of work (a run's chunks), with every priority's list
+            deleted = broker.delete(*broker.keys(f"{settings.TEACHER_QUEUE}*"))
             assert deleted
             assert RunChunk.objects.filter(run=run, lease_until__isnull=True).count() == 3
             worker.wait_for(lambda: _status(run) == "succeeded", "the run to finish", timeout=60)
@@ -176,8 +177,9 @@ def test_a_killed_worker_s_run_completes_on_the_filesystem_broker(policy, make_c
             sender = _filesystem_sender(tmp_path)
             with sender.connection_for_write(FILESYSTEM) as conn:  # the env's CELERY_BROKER_URL would win
                 for index in range(PAIRS // CHUNK):
-                    sender.send_task("labeling.tasks.labeling_run_chunk", args=(run.pk, index), connection=conn)
-            assert len(list((tmp_path / "var" / "celery" / "queue").glob("*.celery.msg"))) == PAIRS // CHUNK
+                    sender.send_task("labeling.tasks.labeling_run_chunk", args=(run.pk, index), connection=conn,
+                                     queue="teacher")  # fmt: skip
+            assert len(list((tmp_path / "var" / "celery" / "queue").glob("*.teacher.msg"))) == PAIRS // CHUNK
             _kill_mid_chunk(first, run, server)
             second.start()
             back = time.monotonic()

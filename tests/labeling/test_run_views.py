@@ -49,9 +49,10 @@ def test_planning_shows_the_prompt_and_cost_without_asking_the_teacher(
     )  # fmt: skip
     assert response.status_code == 200
     plan = response.context["plan"]
-    assert (plan.pairs, plan.requests) == (4, 12) and plan.estimated_cost > 0
+    assert (plan.pairs, plan.requests, plan.samples_per_request) == (4, 4, 3) and plan.estimated_cost > 0
     page = response.content.decode()
     assert "One request as the teacher will receive it" in page and "&lt;member&gt;" in page
+    assert "the 3 samples of a pair in one request: the prompt is paid once" in page
     assert fake_openai.chat_requests() == [] and LabelingRun.objects.count() == 0
 
 

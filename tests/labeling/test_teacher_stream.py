@@ -69,12 +69,12 @@ def test_a_chunk_prepared_in_slices_labels_every_pair_once_and_a_rerun_is_all_ca
     first = process_run(labeling_run_create(version=published, config=config, selection={"all": True}))
     assert (first.status, first.samples_done, first.samples_cached) == ("succeeded", 8, 0)
     assert TeacherSample.objects.filter(run=first).count() == 8
-    assert len(fake_openai.chat_requests()) == 8
+    assert (len(fake_openai.chat_requests()), fake_openai.answers_asked()) == (4, 8)  # a request per pair, n = 2
     assert set(Candidate.objects.filter(run=first).values_list("label", flat=True)) == {"partial_match"}
 
     again = process_run(labeling_run_create(version=published, config=config, selection={"all": True}))
     assert (again.status, again.samples_done, again.samples_cached) == ("succeeded", 8, 8)
-    assert len(fake_openai.chat_requests()) == 8  # nothing new was asked
+    assert len(fake_openai.chat_requests()) == 4  # nothing new was asked
     assert again.cost == 0
 
 
@@ -102,14 +102,14 @@ def test_a_chunk_cancelled_half_way_is_not_done_and_resume_asks_only_what_is_mis
     worker = threading.Thread(target=work)
     worker.start()
     deadline = time.monotonic() + 10
-    while len(fake_openai.chat_requests()) < 2 and time.monotonic() < deadline:
+    while len(fake_openai.chat_requests()) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     labeling_run_cancel(run=run)
     worker.join(30)
     assert "chunk stopped early" in outcome[0]
     assert RunChunk.objects.get(run=run, index=0).status == RunChunk.Status.PENDING
-    asked = len(fake_openai.chat_requests())
-    assert 2 <= asked < 12
+    asked = fake_openai.answers_asked()  # a pair's 3 samples are one request with n = 3
+    assert 3 <= asked < 12 and asked % 3 == 0
     run.refresh_from_db()
     assert run.status == LabelingRun.Status.CANCELLED
     assert run.samples_done == TeacherSample.objects.filter(run=run).count() == asked
@@ -117,5 +117,6 @@ def test_a_chunk_cancelled_half_way_is_not_done_and_resume_asks_only_what_is_mis
     fake_openai.latency = 0
     run = process_run(labeling_run_resume(run=run))
     assert (run.status, run.samples_done) == ("succeeded", 12)
-    assert len(fake_openai.chat_requests()) == 12  # the stored samples were not asked again
+    assert fake_openai.answers_asked() == 12  # the stored samples were not asked again
+    assert len(fake_openai.chat_requests()) == 4
     assert TeacherSample.objects.filter(run=run).count() == 12

@@ -82,7 +82,8 @@ class Command(BaseCommand):
             time.sleep(2)
 
     def _print_plan(self, plan):
-        self.stdout.write(f"{plan.pairs} pairs, {plan.requests} teacher requests"
+        per_request = f" of {plan.samples_per_request} samples each" if plan.samples_per_request > 1 else ""
+        self.stdout.write(f"{plan.pairs} pairs, {plan.requests} teacher requests{per_request}"
                           f"{'' if plan.is_llm else ' (heuristic baseline, no LLM)'}.")  # fmt: skip
         for message in plan.example_messages:
             self.stdout.write(f"--- {message['role']} ---\n{message['content']}")
