@@ -76,10 +76,10 @@ class PolicyIn(TextIn):
 
 class PolicyInvalidOut(Schema):
     """A 400 of a create: ``errors`` is by form field (``{"slug": ["…"]}``) or, for the content, a list of
-    ``{section, index, field, message}`` (as a draft save answers)."""
+    ``{section, index, field, message}`` (as a draft save answers); none when the body could not be read at all."""
 
     detail: str
-    errors: dict[str, list[str]] | list[dict]
+    errors: dict[str, list[str]] | list[dict] = {}
 
 
 class PublishIn(TextIn):

@@ -134,10 +134,11 @@ class ErrorOut(Schema):
 
 class FieldErrorsOut(Schema):
     """A 400 for input a form or model refused: ``detail`` says it in one line, each part naming its field;
-    ``errors`` holds every message by field (``__all__``: not one field's)."""
+    ``errors`` holds every message by field (``__all__``: not one field's); none when the body could not be read
+    at all ("Cannot parse request body")."""
 
     detail: str
-    errors: dict[str, list[str]]
+    errors: dict[str, list[str]] = {}
 
 
 def field_messages(errors: dict[str, list[str]]) -> str:
