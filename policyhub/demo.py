@@ -1,9 +1,9 @@
 """Demo data for the embedded quickstart: one user per role (and a second annotator, so reviews can disagree), a
 member–job matching policy with a published v1 and a draft v2, a few members, jobs and their pairs, teacher configs,
-and the loop run once through the services (:func:`_demo_loop`): a finished heuristic run with items left in the
-review queue, reviewed and adjudicated items, a gold set, a policy-feedback flag, quality gates, a built export, a
-student evaluation and a finished red-team run. Idempotent: running it again adds nothing and prints the same
-credentials."""
+and the loop run once through the services (:func:`_demo_loop`): a finished heuristic run, a built export of it, a
+student evaluation whose disagreements wait in the review queue, reviewed and adjudicated items, a gold set, a
+policy-feedback flag, quality gates and a finished red-team run. Idempotent: running it again adds nothing and
+prints the same credentials."""
 
 import io
 import json
@@ -244,9 +244,9 @@ RED_TEAM_SET = "Demo red team"
 STUDENT = ("tiny-matcher", "1")
 #: How many queue items the annotators review: the first reviews REVIEWED items; the second gives a second opinion
 #: on all but the last of them, disagreeing on DISAGREE (the owner adjudicates one, one stays waiting).
-REVIEWED, DISAGREE = 12, 2
-#: The heuristic teacher is 0.8 sure of every answer: asking for more sends every pair of the demo run to a human.
-DEMO_THRESHOLDS = {"min_confidence": 0.85}
+REVIEWED, DISAGREE = 6, 2
+#: The student's wrong answers: the rows (in pair order) where it picks another label than the export's.
+STUDENT_WRONG = {1, 3}  # index % 5: 10 of the 24 rows
 
 
 def _demo_loop(policy: Policy) -> None:
@@ -259,13 +259,13 @@ def _demo_loop(policy: Policy) -> None:
     annotators = [User.objects.get(username="annotator"), User.objects.get(username="annotator2")]
     published = policy.versions.get(number=1)
     run = _demo_run(published, engineer)
+    export = _demo_export(published, run, engineer)
+    _demo_student(export, engineer)  # its disagreements with the teacher go to the review queue
     if not run.candidates.filter(reviews__isnull=False).exists():
         _demo_reviews(run, annotators, owner)
     gold_mark_run(user=owner, run=run)  # already gold with the same label: left alone
     _demo_feedback(run, annotators[0])
     _demo_gates(policy, owner)
-    export = _demo_export(published, run, engineer)
-    _demo_student(export, engineer)
     _demo_red_team(policy, published, owner)
 
 
@@ -286,12 +286,13 @@ def _process(run) -> None:
 
 
 def _demo_run(version, engineer):
-    """A finished heuristic run over every pair; every item waits in the review queue for two reviews."""
+    """A finished heuristic run over every pair. The heuristic is 0.8 sure of each answer, above the default
+    threshold, so it approves them all; an item a student disagrees with later needs two reviews."""
     from labeling.services import labeling_run_create
 
     run = labeling_run_create(
         version=version, config=_heuristic(), selection={"all": True}, user=engineer, idempotency_key=RUN_KEY,
-        chunk_size=100, reviewers_per_item=2, thresholds=DEMO_THRESHOLDS, enqueue_chunks=False,
+        chunk_size=100, reviewers_per_item=2, enqueue_chunks=False,
     )  # fmt: skip
     _process(run)
     if run.status != run.Status.SUCCEEDED:
@@ -371,9 +372,10 @@ def _demo_export(version, run, engineer):
 
 
 def _demo_student(export, engineer) -> None:
-    """A small student's predictions on every exported row: it agrees with most labels and is unsure on some."""
-    from labeling.models import Candidate
-    from labeling.services.students import export_rows, student_evaluation_import
+    """A small student's predictions on every exported row: right on most, confidently wrong on some; the owner's
+    loop starts again from its disagreements with the teacher, queued for the annotators."""
+    from labeling.models import Candidate, StudentEvaluation
+    from labeling.services.students import export_rows, student_disagreements_queue, student_evaluation_import
 
     labels = export.policy_version.label_keys
     rows = export_rows(
@@ -381,15 +383,21 @@ def _demo_student(export, engineer) -> None:
     )
     lines = ["pair_id,label," + ",".join(f"p_{key}" for key in labels)]
     for index, (pair_id, (_, label, _)) in enumerate(sorted(rows.items())):
-        guess = labels[(labels.index(label) + 1) % len(labels)] if index % 4 == 3 else label
-        sure = 0.9 if index % 3 else 0.6
+        wrong = index % 5 in STUDENT_WRONG
+        guess = labels[(labels.index(label) + 1) % len(labels)] if wrong else label
+        sure = 0.9 if wrong or index % 3 else 0.6
         probs = [sure if key == guess else round((1 - sure) / (len(labels) - 1), 4) for key in labels]
         lines.append(f"{pair_id},{guess}," + ",".join(f"{p:.4f}" for p in probs))
-    student_evaluation_import(
+    result = student_evaluation_import(
         user=engineer, export=export, stream=io.BytesIO(("\n".join(lines) + "\n").encode()),
         name="tiny-matcher-predictions.csv", student_name=STUDENT[0], student_version=STUDENT[1],
         idempotency_key=STUDENT_KEY,
     )  # fmt: skip
+    evaluation = result.evaluation
+    if evaluation is None:
+        raise RuntimeError(f"demo data is broken: the student's predictions: {result.errors[:3]}")
+    if StudentEvaluation.objects.filter(pk=evaluation.pk, queued_at__isnull=True).exists():
+        student_disagreements_queue(user=engineer, evaluation=evaluation, against="teacher")
 
 
 def _demo_red_team(policy: Policy, version, owner) -> None:

@@ -90,11 +90,16 @@ def _everything() -> dict[str, int]:
     return {m._meta.label: m.objects.count() for m in models}
 
 
-def test_the_demo_run_is_finished_and_leaves_items_in_the_review_queue(seeded):
+def test_the_demo_run_is_finished_and_the_students_disagreements_wait_in_the_review_queue(seeded):
     run = _demo_run()
     assert run.status == LabelingRun.Status.SUCCEEDED
     assert run.teacher_config.provider == "heuristic" and run.policy_version.number == 1
     assert run.candidates.count() == 24
+    queued = run.candidates.filter(reason_student_disagreement=True)
+    assert queued.count() == 10 and not run.candidates.filter(reason_student_disagreement=False).exclude(
+        approved_by=ApprovedBy.TEACHER
+    )  # only what the student disagreed with went to humans
+    assert queued.filter(review_state=ReviewState.PENDING).exists()
     assert review_queue_count(user=_user("annotator")) > 0  # items the annotator has not reviewed yet
     item = review_claim_next(user=_user("annotator"), run_id=run.pk)
     assert item is not None and item.review_state == ReviewState.PENDING and item.label
@@ -147,7 +152,7 @@ def test_quality_gates_are_set_on_the_policy(seeded):
 def test_one_export_is_built_and_its_checksums_verify(seeded):
     export = DatasetExport.objects.get()
     assert export.status == DatasetExport.Status.READY and export.created_by == _user("engineer")
-    assert export.rows_total == _demo_run().candidates.filter(review_state=ReviewState.DONE).count()
+    assert export.rows_total == 24  # the run's labels, as the teacher approved them before the student's report
     assert export.archive_sha256 and export.files
     assert export_verify(export=export) == []
 
