@@ -195,7 +195,9 @@ def _demo_data(user) -> None:
 
 
 @transaction.atomic
-def demo_seed() -> DemoResult:
+def demo_seed(*, with_loop: bool = False) -> DemoResult:
+    """The users, data and policy; ``with_loop`` (``manage.py seed_demo``) also the loop's first round
+    (:func:`_demo_loop`). The benchmarks seed without it: they bring their own runs and queues."""
     credentials = _demo_users()
     engineer = get_user_model().objects.get(username="engineer")
     _demo_data(engineer)
@@ -203,7 +205,8 @@ def demo_seed() -> DemoResult:
     created = policy is None
     if created:
         policy = _demo_policy(get_user_model().objects.get(username="owner"))
-    _demo_loop(policy)
+    if with_loop:
+        _demo_loop(policy)
     return DemoResult(credentials, policy, created=created)
 
 
@@ -261,9 +264,9 @@ def _demo_loop(policy: Policy) -> None:
     run = _demo_run(published, engineer)
     export = _demo_export(published, run, engineer)
     _demo_student(export, engineer)  # its disagreements with the teacher go to the review queue
-    if not run.candidates.filter(reviews__isnull=False).exists():
+    if not run.candidates.filter(reviews__isnull=False).exists():  # once: what people did since is theirs
         _demo_reviews(run, annotators, owner)
-    gold_mark_run(user=owner, run=run)  # already gold with the same label: left alone
+        gold_mark_run(user=owner, run=run)
     _demo_feedback(run, annotators[0])
     _demo_gates(policy, owner)
     _demo_red_team(policy, published, owner)

@@ -29,6 +29,7 @@ from labeling.selectors.reviews import adjudication_queue, review_queue_count
 from labeling.selectors.students import student_report
 from labeling.services import (
     draft_preview_start,
+    gold_remove,
     labeling_run_chunk_process,
     labeling_run_create,
     review_claim_next,
@@ -217,3 +218,21 @@ def test_seeding_again_adds_nothing(seeded):
 
     assert _everything() == before
     assert sorted(p.name for p in Path(export_dir(DatasetExport.objects.get())).rglob("*")) == files
+
+
+def test_seeding_again_leaves_what_people_did_since_alone(seeded):
+    gold = GoldLabel.objects.filter(policy__slug="member-job-match").order_by("id").first()
+    gold_remove(user=_user("owner"), gold_id=gold.pk, reason="Not sure about R2 here.")
+    before = _everything()
+
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+    assert _everything() == before
+    assert not GoldLabel.objects.filter(pk=gold.pk).exists()  # not marked gold again
+
+
+def test_the_benchmarks_seed_without_the_loop(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    result = demo.demo_seed()
+    assert result.created and Pair.objects.count() == 24
+    assert not LabelingRun.objects.exists() and not DatasetExport.objects.exists()
