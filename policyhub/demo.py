@@ -1,6 +1,9 @@
-"""Demo data for the embedded quickstart: one user per role, a member–job matching policy with a published v1 and
-a draft v2, a few members, jobs and their pairs, and teacher configs. Idempotent: running it again changes nothing
-and prints the same credentials."""
+"""Demo data for the embedded quickstart: one user per role (and a second annotator, so reviews can disagree), a
+member–job matching policy with a published v1 and a draft v2, a few members, jobs and their pairs, teacher configs,
+and the loop run once through the services (:func:`_demo_loop`): a finished heuristic run, a built export of it, a
+student evaluation whose disagreements wait in the review queue, reviewed and adjudicated items, a gold set, a
+policy-feedback flag, quality gates and a finished red-team run. Idempotent: running it again adds nothing and
+prints the same credentials."""
 
 import io
 import json
@@ -18,7 +21,12 @@ from . import roles, services
 from .models import Policy
 
 DEMO_SLUG = "member-job-match"
-DEMO_USERS = {"owner": roles.POLICY_OWNER, "annotator": roles.ANNOTATOR, "engineer": roles.ML_ENGINEER}
+DEMO_USERS = {
+    "owner": roles.POLICY_OWNER,
+    "annotator": roles.ANNOTATOR,
+    "engineer": roles.ML_ENGINEER,
+    "annotator2": roles.ANNOTATOR,  # a second opinion: items need two reviews, and two can disagree
+}
 
 LABELS = [
     {
@@ -187,14 +195,22 @@ def _demo_data(user) -> None:
 
 
 @transaction.atomic
-def demo_seed() -> DemoResult:
+def demo_seed(*, with_loop: bool = False) -> DemoResult:
+    """The users, data and policy; ``with_loop`` (``manage.py seed_demo``) also the loop's first round
+    (:func:`_demo_loop`). The benchmarks seed without it: they bring their own runs and queues."""
     credentials = _demo_users()
     engineer = get_user_model().objects.get(username="engineer")
     _demo_data(engineer)
-    existing = Policy.objects.filter(slug=DEMO_SLUG).first()
-    if existing:
-        return DemoResult(credentials, existing, created=False)
-    owner = get_user_model().objects.get(username="owner")
+    policy = Policy.objects.filter(slug=DEMO_SLUG).first()
+    created = policy is None
+    if created:
+        policy = _demo_policy(get_user_model().objects.get(username="owner"))
+    if with_loop:
+        _demo_loop(policy)
+    return DemoResult(credentials, policy, created=created)
+
+
+def _demo_policy(owner) -> Policy:
     policy = services.policy_create(
         slug=DEMO_SLUG,
         name="Member–job match",
@@ -219,4 +235,186 @@ def demo_seed() -> DemoResult:
     services.policy_version_draft_save(
         version=draft, user=owner, revision=draft.revision, body=BODY_V2, labels=draft.labels, rules=rules_v2
     )
-    return DemoResult(credentials, policy, created=True)
+    return policy
+
+
+# --- the loop, run once -----------------------------------------------------------------------------------------
+#: Idempotency keys of the demo's writes (each service returns the first object for a repeated key).
+RUN_KEY, EXPORT_KEY, STUDENT_KEY, FEEDBACK_KEY, RED_TEAM_KEY = (
+    "demo-run", "demo-export", "demo-student", "demo-feedback", "demo-red-team",
+)  # fmt: skip
+RED_TEAM_SET = "Demo red team"
+STUDENT = ("tiny-matcher", "1")
+#: How many queue items the annotators review: the first reviews REVIEWED items; the second gives a second opinion
+#: on all but the last of them, disagreeing on DISAGREE (the owner adjudicates one, one stays waiting).
+REVIEWED, DISAGREE = 6, 2
+#: The student's wrong answers: the rows (in pair order) where it picks another label than the export's.
+STUDENT_WRONG = {1, 3}  # index % 5: 10 of the 24 rows
+
+
+def _demo_loop(policy: Policy) -> None:
+    """Every page's first content, made by the same services the pages call; each step is skipped when its result
+    is already there (or its service returns the first object for the demo's idempotency key)."""
+    from labeling.services import gold_mark_run
+
+    User = get_user_model()
+    owner, engineer = User.objects.get(username="owner"), User.objects.get(username="engineer")
+    annotators = [User.objects.get(username="annotator"), User.objects.get(username="annotator2")]
+    published = policy.versions.get(number=1)
+    run = _demo_run(published, engineer)
+    export = _demo_export(published, run, engineer)
+    _demo_student(export, engineer)  # its disagreements with the teacher go to the review queue
+    if not run.candidates.filter(reviews__isnull=False).exists():  # once: what people did since is theirs
+        _demo_reviews(run, annotators, owner)
+        gold_mark_run(user=owner, run=run)
+    _demo_feedback(run, annotators[0])
+    _demo_gates(policy, owner)
+    _demo_red_team(policy, published, owner)
+
+
+def _heuristic():
+    from labeling.models import TeacherConfig
+
+    return TeacherConfig.objects.get(name="heuristic-baseline")
+
+
+def _process(run) -> None:
+    """Label the run's pending chunks here and now, as a worker would (the heuristic teacher needs no network)."""
+    from labeling.models import RunChunk
+    from labeling.services import labeling_run_chunk_process
+
+    for index in RunChunk.objects.filter(run=run).exclude(status=RunChunk.Status.DONE).values_list("index", flat=True):
+        labeling_run_chunk_process(run_id=run.pk, chunk_index=index)
+    run.refresh_from_db()
+
+
+def _demo_run(version, engineer):
+    """A finished heuristic run over every pair. The heuristic is 0.8 sure of each answer, above the default
+    threshold, so it approves them all; an item a student disagrees with later needs two reviews."""
+    from labeling.services import labeling_run_create
+
+    run = labeling_run_create(
+        version=version, config=_heuristic(), selection={"all": True}, user=engineer, idempotency_key=RUN_KEY,
+        chunk_size=100, reviewers_per_item=2, enqueue_chunks=False,
+    )  # fmt: skip
+    _process(run)
+    if run.status != run.Status.SUCCEEDED:
+        raise RuntimeError(f"demo data is broken: the heuristic run #{run.pk} is {run.status}: {run.error}")
+    return run
+
+
+def _demo_reviews(run, annotators, owner) -> None:
+    """The annotators review a few queue items through the queue (claim, submit); where they disagree, the owner
+    adjudicates one item and leaves the other waiting on the adjudication page."""
+    from labeling.models import ReviewState
+    from labeling.services import review_adjudicate, review_claim_next, review_submit
+
+    first, second = annotators
+    labels = run.policy_version.label_keys
+    reviewed = []
+    for _ in range(REVIEWED):
+        item = review_claim_next(user=first, run_id=run.pk)
+        if item is None:
+            break
+        review_submit(user=first, candidate_id=item.pk, label=item.label, note="Matches the rules the teacher cited.")
+        reviewed.append(item)
+    disagree = {item.pk for item in reviewed[-1 - DISAGREE : -1]}
+    for _ in reviewed[:-1]:  # the last one keeps waiting for its second review
+        item = review_claim_next(user=second, run_id=run.pk)
+        if item is None:
+            break
+        label = item.label
+        if item.pk in disagree:
+            label = labels[(labels.index(label) + 1) % len(labels)]
+        review_submit(user=second, candidate_id=item.pk, label=label, note="")
+    waiting = run.candidates.filter(review_state=ReviewState.ADJUDICATION).order_by("id").first()
+    if waiting is not None:
+        review_adjudicate(user=owner, candidate_id=waiting.pk, label=waiting.label,
+                          reason="R1 and R2 both hold: the teacher's label stands.")  # fmt: skip
+
+
+def _demo_feedback(run, annotator) -> None:
+    """The annotator flags an item they reviewed as a policy problem: rule R6 left them unsure."""
+    from labeling.models import PolicyFeedback
+    from labeling.services.feedback import feedback_create
+
+    if PolicyFeedback.objects.filter(created_by=annotator, idempotency_key=FEEDBACK_KEY).exists():
+        return
+    item = run.candidates.filter(reviews__reviewer=annotator).order_by("id").last()  # flags need an item one had
+    if item is None:
+        return
+    feedback_create(
+        user=annotator, candidate_id=item.pk, kind=PolicyFeedback.Kind.UNCLEAR_RULE, rule_ids=["R6"],
+        note="R6 says an adjacent field counts as partial evidence, but not how recent or how long the experience "
+        "must be: is a six-week course enough?",
+        idempotency_key=FEEDBACK_KEY,
+    )  # fmt: skip
+
+
+def _demo_gates(policy: Policy, owner) -> None:
+    """The owner's publishing thresholds: at least 80% right on gold, no rule 5 points worse, red-team defaults."""
+    from labeling.models import QualityGates
+    from labeling.services.gates import quality_gates_update
+
+    if not QualityGates.objects.filter(policy=policy).exists():
+        quality_gates_update(policy=policy, user=owner, min_gold_accuracy=0.8, max_rule_accuracy_drop=0.05)
+
+
+def _demo_export(version, run, engineer):
+    """One built export of the run's approved labels (built here; the worker's copy of the task finds it ready)."""
+    from exports.services import export_build, export_create
+
+    export, _ = export_create(
+        user=engineer, version=version, runs=[run], idempotency_key=EXPORT_KEY,
+        split={"train": 0.6, "validation": 0.2, "test": 0.2, "seed": 7},
+    )  # fmt: skip
+    export = export_build(export_id=export.pk)
+    if export.status != export.Status.READY:
+        raise RuntimeError(f"demo data is broken: export #{export.pk} is {export.status}: {export.error}")
+    return export
+
+
+def _demo_student(export, engineer) -> None:
+    """A small student's predictions on every exported row: right on most, confidently wrong on some; the owner's
+    loop starts again from its disagreements with the teacher, queued for the annotators."""
+    from labeling.models import Candidate, StudentEvaluation
+    from labeling.services.students import export_rows, student_disagreements_queue, student_evaluation_import
+
+    labels = export.policy_version.label_keys
+    rows = export_rows(
+        export, set(Candidate.objects.filter(run__in=export.runs.all()).values_list("pair_id", flat=True))
+    )
+    lines = ["pair_id,label," + ",".join(f"p_{key}" for key in labels)]
+    for index, (pair_id, (_, label, _)) in enumerate(sorted(rows.items())):
+        wrong = index % 5 in STUDENT_WRONG
+        guess = labels[(labels.index(label) + 1) % len(labels)] if wrong else label
+        sure = 0.9 if wrong or index % 3 else 0.6
+        probs = [sure if key == guess else round((1 - sure) / (len(labels) - 1), 4) for key in labels]
+        lines.append(f"{pair_id},{guess}," + ",".join(f"{p:.4f}" for p in probs))
+    result = student_evaluation_import(
+        user=engineer, export=export, stream=io.BytesIO(("\n".join(lines) + "\n").encode()),
+        name="tiny-matcher-predictions.csv", student_name=STUDENT[0], student_version=STUDENT[1],
+        idempotency_key=STUDENT_KEY,
+    )  # fmt: skip
+    evaluation = result.evaluation
+    if evaluation is None:
+        raise RuntimeError(f"demo data is broken: the student's predictions: {result.errors[:3]}")
+    if StudentEvaluation.objects.filter(pk=evaluation.pk, queued_at__isnull=True).exists():
+        student_disagreements_queue(user=engineer, evaluation=evaluation, against="teacher")
+
+
+def _demo_red_team(policy: Policy, version, owner) -> None:
+    """A red-team set of every category over a few pairs, and a finished run of it on v1 with the heuristic."""
+    from labeling.models import RedTeamCategory, RedTeamSet
+    from labeling.services.redteam import red_team_run_start, red_team_set_create
+
+    red_team_set = RedTeamSet.objects.filter(policy=policy, name=RED_TEAM_SET).first()
+    if red_team_set is None:
+        red_team_set = red_team_set_create(
+            user=owner, policy=policy, name=RED_TEAM_SET, seed=7, sample_size=6, categories=RedTeamCategory.values
+        )
+    red_team_run = red_team_run_start(
+        user=owner, red_team_set=red_team_set, version=version, config=_heuristic(), idempotency_key=RED_TEAM_KEY
+    )
+    for part in red_team_run.runs.all():
+        _process(part)

@@ -149,6 +149,12 @@ def test_bin_run_serves_the_demo_and_ctrl_c_stops_everything(app):
     assert re.search(r'>v2</a></td>\s*<td><span class="badge draft">', page), page
     assert "Edit draft v2" in page
 
+    # The demo's first round of the loop is there on the embedded default too: a red-team run, an annotator's flag.
+    status, page = app.get("/policies/member-job-match/redteam/")
+    assert status == 200 and "Demo red team" in page, page
+    status, page = app.get("/policies/member-job-match/feedback/")
+    assert status == 200 and "is a six-week course enough?" in page, page
+
     # The worker started next to the web server froze v1's prompt when the demo was published.
     deadline = time.monotonic() + 30
     while True:

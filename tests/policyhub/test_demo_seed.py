@@ -1,4 +1,5 @@
-"""``manage.py seed_demo``: one user per role and the member–job policy (published v1, draft v2); idempotent."""
+"""``manage.py seed_demo``: one user per role (two annotators) and the member–job policy (published v1, draft v2);
+idempotent."""
 
 import re
 import stat
@@ -12,7 +13,12 @@ from django.http import HttpRequest
 from policyhub import roles
 from policyhub.models import Policy, PolicyVersion
 
-USERS = {"owner": roles.POLICY_OWNER, "annotator": roles.ANNOTATOR, "engineer": roles.ML_ENGINEER}
+USERS = {
+    "owner": roles.POLICY_OWNER,
+    "annotator": roles.ANNOTATOR,
+    "engineer": roles.ML_ENGINEER,
+    "annotator2": roles.ANNOTATOR,  # a second opinion, so the demo's reviews can disagree
+}
 CREDENTIAL_LINE = re.compile(r"^\s+(\w+)\s+(\w+)\s+(\S+)$")
 
 
@@ -125,4 +131,4 @@ def test_seed_gives_a_new_password_when_the_credentials_file_was_lost(var_dir, c
 
     assert second["owner"][1] != first["owner"][1]
     assert client.login(request=HttpRequest(), username="owner", password=second["owner"][1])
-    assert _counts()[0] == 3
+    assert _counts()[0] == len(USERS)
