@@ -264,10 +264,13 @@ def test_the_api_starts_both_and_its_read_carries_the_red_team_summary(
     openai_config("fake")
     auth = bearer(owner)
 
-    started = client.post(API, {"teacher": "fake"}, content_type="application/json", **auth)
+    retry = {**auth, "HTTP_IDEMPOTENCY_KEY": "preview-1"}
+    started = client.post(API, {"teacher": "fake"}, content_type="application/json", **retry)
     assert started.status_code == 201, started.content
+    again = client.post(API, {"teacher": "fake"}, content_type="application/json", **retry)
+    assert again.status_code == 200 and again.json()["red_team_run"] == started.json()["red_team_run"]
     body = started.json()
-    red_team_run = RedTeamRun.objects.get()
+    red_team_run = RedTeamRun.objects.get()  # the retry started no second one
     assert body["red_team_run"] == red_team_run.pk and body["finished"] is False
     assert body["red_team"]["status"] == "running" and body["red_team"]["samples_done"] == 0
     assert body["red_team"]["report_url"] == f"/redteam/runs/{red_team_run.pk}/"
