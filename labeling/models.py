@@ -822,7 +822,8 @@ class GoldLabelEvent(models.Model):
 class DraftPreview(models.Model):
     """A draft labelled on the gold set with one teacher config, compared with gold and with the published
     version's labels under the same config. The draft's content is frozen on ``draft_run`` (its system prompt and
-    ``version_content``); ``content_hash`` tells whether the draft changed since."""
+    ``version_content``); ``content_hash`` tells whether the draft changed since. When the policy has a red-team
+    set, the preview also red-teams the draft with the same config (``red_team_run``)."""
 
     policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="draft_previews")
     draft = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.CASCADE, related_name="+")
@@ -834,6 +835,10 @@ class DraftPreview(models.Model):
         "policyhub.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     published_run = models.ForeignKey(LabelingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    red_team_run = models.ForeignKey(
+        "RedTeamRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The draft's red-team run started with the preview (same teacher config); empty: none or skipped.",
+    )  # fmt: skip
     gold_pairs = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -18,6 +18,8 @@ from .previews import draft_preview_state
 from .redteam_report import latest_red_team_run, red_team_gate_figures
 from .trust_rates import run_trust_rates
 
+ACTIVE = [LabelingRun.Status.QUEUED, LabelingRun.Status.RUNNING]
+
 #: Where red-team runs and their figures come from (another area's module; until it exists there are none).
 
 
@@ -76,6 +78,9 @@ def gold_figures(*, preview: DraftPreview) -> dict:
 def gate_figures(*, draft: PolicyVersion, preview: DraftPreview | None) -> dict:
     """Everything a draft is gated on: the preview's gold figures (None without a preview) and the red-team ones."""
     red, note = red_team_figures(draft=draft, config=preview.teacher_config if preview else None)
+    running = preview is not None and preview.red_team_run_id is not None and red is None
+    if running and LabelingRun.objects.filter(red_team_run=preview.red_team_run_id, status__in=ACTIVE).exists():
+        note = f"the red-team run #{preview.red_team_run_id} of preview #{preview.pk} is still running"
     figures = {"preview": preview.pk if preview else None, "gold": gold_figures(preview=preview) if preview else None}
     figures["red_team"] = red
     if note:

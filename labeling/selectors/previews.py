@@ -1,5 +1,7 @@
 """Reads for draft previews: a draft and the latest published version labelling the gold set side by side, the
-figures so far and the pairs whose label flips (scored like every gold figure, see ``gold``)."""
+figures so far and the pairs whose label flips (scored like every gold figure, see ``gold``), and the summary of
+the draft's red-team run started with the preview (``redteam_report``, without examples: the run's own page has
+them)."""
 
 from dataclasses import dataclass, field
 
@@ -8,8 +10,9 @@ from django.db.models import Count, Q, QuerySet
 from policyhub.models import PolicyVersion
 
 from ..evaluation import EvaluationReport, evaluation_report
-from ..models import Candidate, DraftPreview, LabelingRun, Pair
+from ..models import Candidate, DraftPreview, LabelingRun, Pair, RedTeamRun
 from .gold import gold_labels, judged, run_answers
+from .redteam_report import RedTeamReport, red_team_report
 from .runs import run_for_key
 
 
@@ -36,6 +39,7 @@ class PreviewState:
     flips: list[Flip] = field(default_factory=list)
     stale: str = ""  # why the preview no longer shows the draft as it is, "" when it does
     errors: list[str] = field(default_factory=list)
+    red_team: RedTeamReport | None = None  # the draft's red-team run with the preview; None: none started
 
 
 def frozen_draft(preview: DraftPreview, draft_run: LabelingRun) -> PolicyVersion:
@@ -66,10 +70,24 @@ def _done(run: LabelingRun, pair_ids) -> tuple[int, int]:
     return counts["done"], counts["failed"]
 
 
+def _red_team(preview: DraftPreview) -> tuple[RedTeamReport | None, list[str]]:
+    """The red-team run's report so far (no examples) and its parts' errors."""
+    if preview.red_team_run_id is None:
+        return None, []
+    run = RedTeamRun.objects.select_related("red_team_set", "policy_version__policy", "teacher_config").get(
+        pk=preview.red_team_run_id
+    )
+    report = red_team_report(run=run, examples=0)
+    return report, [f"Red team ({p.red_team_category or 'clean'}): {p.error}" for p in report.parts if p.error]
+
+
 def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> PreviewState:
-    """What the preview page shows now: progress, the figures so far and the flips so far."""
+    """What the preview page shows now: progress, the figures so far and the flips so far, and the red-team
+    summary; ``finished`` once the gold runs and the red-team run (if any) are all done."""
     draft_run = LabelingRun.objects.get(pk=preview.draft_run_id)
     published_run = LabelingRun.objects.get(pk=preview.published_run_id) if preview.published_run_id else None
+    red_team, red_team_errors = _red_team(preview)
+    red_team_active = red_team is not None and any(part.is_active for part in red_team.parts)
     pair_ids = list(Candidate.objects.filter(run=draft_run).values_list("pair_id", flat=True))
     in_preview = set(pair_ids)
     gold = {pair: label for pair, label in gold_labels(policy=preview.policy).items() if pair in in_preview}
@@ -81,7 +99,7 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
         draft_done=draft_done,
         draft_failed=draft_failed,
         published_done=None,
-        finished=not draft_run.is_active and not (published_run and published_run.is_active),
+        finished=not draft_run.is_active and not (published_run and published_run.is_active) and not red_team_active,
         draft_evaluation=evaluation_report(
             judged(draft_answers, gold), version=frozen_draft(preview, draft_run), target_precision=target_precision
         ),
@@ -89,7 +107,8 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
         compared=0,
         stale=preview_staleness(preview),
         errors=[f"{name}: {run.error}" for name, run in (("Draft", draft_run), ("Published", published_run))
-                if run is not None and run.error],
+                if run is not None and run.error] + red_team_errors,
+        red_team=red_team,
     )  # fmt: skip
     if published_run is None:
         return state

@@ -171,6 +171,46 @@ def _runnable_version(red_team_set: RedTeamSet, version: PolicyVersion) -> Polic
     return version
 
 
+def red_team_run_create(
+    *, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig, idempotency_key: str = ""
+) -> tuple[RedTeamRun, list[LabelingRun]]:
+    """The red-team run and its parts (the clean originals, then one per category), inside the caller's
+    transaction with ``version`` locked, chunks not queued: the caller queues them (alone, or alternating with a
+    draft preview's runs). Checks the version and config like :func:`red_team_run_start`."""
+    from .gold import check_teacher_config  # gold builds on runs, like this module
+
+    _runnable_version(red_team_set, version)
+    try:
+        check_teacher_config(config, version)
+    except ValidationError as error:
+        raise RedTeamError(error.messages) from None
+    pair_ids = sorted(set(red_team_set.variants.values_list("pair_id", flat=True)))
+    red_team_run = RedTeamRun.objects.create(
+        red_team_set=red_team_set, policy_version=version, teacher_config=config,
+        draft_revision=version.revision if version.is_draft else None, content_hash=version.content_hash,
+        idempotency_key=idempotency_key, created_by=user,
+    )  # fmt: skip
+    parts = []
+    for category in ["", *red_team_set.categories]:
+        ids = pair_ids if not category else sorted(
+            set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True))
+        )  # fmt: skip
+        parts.append(
+            labeling_run_create(
+                version=version,
+                config=config,
+                selection={"pair_ids": ids},
+                user=user,
+                purpose=LabelingRun.Purpose.RED_TEAM,
+                chunk_size=RED_TEAM_CHUNK_PAIRS,
+                enqueue_chunks=False,
+                red_team_run=red_team_run,
+                red_team_category=category,
+            )  # fmt: skip
+        )
+    return red_team_run, parts
+
+
 def red_team_run_start(
     *, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig, idempotency_key: str = ""
 ) -> RedTeamRun:
@@ -178,8 +218,6 @@ def red_team_run_start(
     as saved now) with ``config``: one ``purpose=red_team`` run per part, chunked on the workers in alternation.
     The clean originals go through the same cache as any run, so pairs a labeling run of this version and config
     asked already cost nothing. The same ``idempotency_key`` from the same user returns the same red-team run."""
-    from .gold import check_teacher_config  # gold builds on runs, like this module
-
     roles.require_role(user, roles.POLICY_OWNER, message=RUN_OWNERS_ONLY)
     key = (idempotency_key or "")[:200]
     if key and (existing := RedTeamRun.objects.filter(created_by=user, idempotency_key=key).first()):
@@ -187,35 +225,9 @@ def red_team_run_start(
     try:
         with transaction.atomic():
             version = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
-            _runnable_version(red_team_set, version)
-            try:
-                check_teacher_config(config, version)
-            except ValidationError as error:
-                raise RedTeamError(error.messages) from None
-            pair_ids = sorted(set(red_team_set.variants.values_list("pair_id", flat=True)))
-            red_team_run = RedTeamRun.objects.create(
-                red_team_set=red_team_set, policy_version=version, teacher_config=config,
-                draft_revision=version.revision if version.is_draft else None, content_hash=version.content_hash,
-                idempotency_key=key, created_by=user,
-            )  # fmt: skip
-            parts = []
-            for category in ["", *red_team_set.categories]:
-                ids = pair_ids if not category else sorted(
-                    set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True))
-                )  # fmt: skip
-                parts.append(
-                    labeling_run_create(
-                        version=version,
-                        config=config,
-                        selection={"pair_ids": ids},
-                        user=user,
-                        purpose=LabelingRun.Purpose.RED_TEAM,
-                        chunk_size=RED_TEAM_CHUNK_PAIRS,
-                        enqueue_chunks=False,
-                        red_team_run=red_team_run,
-                        red_team_category=category,
-                    )  # fmt: skip
-                )
+            red_team_run, parts = red_team_run_create(
+                user=user, red_team_set=red_team_set, version=version, config=config, idempotency_key=key
+            )
             enqueue_chunks_alternating(parts)
     except IntegrityError:
         if key and (existing := RedTeamRun.objects.filter(created_by=user, idempotency_key=key).first()):
