@@ -65,7 +65,7 @@ def _spec(values: list[dict], *, title: str, description: str, height: int = 220
     }
 
 
-def reliability_diagram(calibration, *, name: str, truth_name: str = "human") -> Chart:
+def reliability_diagram(calibration, *, name: str, truth_name: str = "human", predictor: str = "teacher") -> Chart:
     """Reliability diagram of a ``labeling.metrics.Calibration``: per non-empty bin, the bin's span and the teacher's
     accuracy as a bar, its mean confidence against that accuracy as a point sized by the items, and the diagonal of
     perfect calibration. The ECE is in the title."""
@@ -76,10 +76,10 @@ def reliability_diagram(calibration, *, name: str, truth_name: str = "human") ->
         if b.n
     ]  # fmt: skip
     ece = "—" if calibration.ece is None else f"{calibration.ece:.3f}"
-    title = f"Reliability: teacher confidence vs accuracy against {truth_name} (ECE {ece})"
+    title = f"Reliability: {predictor} confidence vs accuracy against {truth_name} (ECE {ece})"
     description = (
         f"Reliability diagram over {calibration.n} items in {len(calibration.bins)} equal-width confidence bins: "
-        f"for each bin the teacher's accuracy against the {truth_name} label, and its mean confidence; the dashed "
+        f"for each bin the {predictor}'s accuracy against the {truth_name} label, and its mean confidence; the dashed "
         f"diagonal is perfect calibration. Expected calibration error {ece}."
     )
     unit = {"type": "quantitative", "scale": {"domain": [0, 1]}}
@@ -97,9 +97,9 @@ def reliability_diagram(calibration, *, name: str, truth_name: str = "human") ->
             {
                 "mark": {"type": "bar", "opacity": 0.35, "color": "#2b6cb0"},
                 "encoding": {
-                    "x": {"field": "low", **unit, "title": "Teacher confidence"},
+                    "x": {"field": "low", **unit, "title": f"{predictor.capitalize()} confidence"},
                     "x2": {"field": "high"},
-                    "y": {"field": "accuracy", **unit, "title": "Teacher accuracy"},
+                    "y": {"field": "accuracy", **unit, "title": f"{predictor.capitalize()} accuracy"},
                     "y2": {"datum": 0},
                 },
             },
@@ -121,7 +121,7 @@ def reliability_diagram(calibration, *, name: str, truth_name: str = "human") ->
         ],
     )
     table = Table(
-        ["Confidence", "Items", "Mean confidence", "Teacher accuracy", "Gap"],
+        ["Confidence", "Items", "Mean confidence", f"{predictor.capitalize()} accuracy", "Gap"],
         [[f"{v['low']:.1f}–{v['high']:.1f}", v["items"], _fmt(v["confidence"]), _fmt(v["accuracy"]), _fmt(v["gap"])]
          for v in values],
     )  # fmt: skip
@@ -129,7 +129,7 @@ def reliability_diagram(calibration, *, name: str, truth_name: str = "human") ->
     return Chart(name, title, description, spec, table, empty=empty)
 
 
-def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Chart:
+def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human", predictor: str = "teacher") -> Chart:
     """Heatmap of a ``labeling.metrics.AccuracyReport``'s confusion matrix: rows the true label, columns the
     teacher's, colour and number the items."""
     labels = accuracy.labels
@@ -139,9 +139,9 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
         for predicted, n in zip(labels, counts, strict=True)
     ]
     darkest = max((v["items"] for v in values), default=0)
-    title = f"Confusion: {truth_name} label × teacher label"
+    title = f"Confusion: {truth_name} label × {predictor} label"
     description = (
-        f"Heatmap of {accuracy.n} items: each row is the {truth_name} label, each column the teacher's label, the "
+        f"Heatmap of {accuracy.n} items: each row is the {truth_name} label, each column the {predictor}'s label, the "
         "colour and the number the items with that pair of labels; the diagonal is where they agree."
     )
     axis = {"type": "nominal", "sort": labels, "axis": {"labelAngle": 0}}
@@ -151,7 +151,7 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
         description=description,
         height=max(120, 40 * len(labels)),
         encoding={
-            "x": {"field": "predicted", **axis, "title": "Teacher label"},
+            "x": {"field": "predicted", **axis, "title": f"{predictor.capitalize()} label"},
             "y": {"field": "truth", **axis, "title": f"{truth_name.capitalize()} label"},
         },
         layer=[
@@ -161,7 +161,8 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
                     "color": {"field": "items", "type": "quantitative", "title": "Items",
                               "scale": {"scheme": "blues"}},
                     "tooltip": [{"field": "truth", "title": truth_name.capitalize()},
-                                {"field": "predicted", "title": "Teacher"}, {"field": "items", "title": "Items"}],
+                                {"field": "predicted", "title": predictor.capitalize()},
+                                {"field": "items", "title": "Items"}],
                 },
             },
             {"mark": {"type": "text", "fontSize": 13},
@@ -171,7 +172,7 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human") -> Char
                                     "value": "black"}}},
         ],
     )  # fmt: skip
-    table = Table([f"{truth_name} \\ teacher", *labels], [[truth, *counts] for truth, counts in accuracy.rows])
+    table = Table([f"{truth_name} \\ {predictor}", *labels], [[truth, *counts] for truth, counts in accuracy.rows])
     empty = "" if accuracy.n else f"No items with a {truth_name} label yet."
     return Chart(name, title, description, spec, table, empty=empty)
 

@@ -21,10 +21,10 @@ def chart(chart: charts.Chart, table: bool = True):
 
 
 @register.simple_tag
-def reliability_chart(calibration, *, name: str, truth_name: str = "human", table: bool = False):
-    return chart(charts.reliability_diagram(calibration, name=name, truth_name=truth_name), table)
+def reliability_chart(calibration, *, name: str, truth_name: str = "human", predictor: str = "teacher", table=False):
+    return chart(charts.reliability_diagram(calibration, name=name, truth_name=truth_name, predictor=predictor), table)
 
 
 @register.simple_tag
-def confusion_chart(accuracy, *, name: str, truth_name: str = "human", table: bool = False):
-    return chart(charts.confusion_heatmap(accuracy, name=name, truth_name=truth_name), table)
+def confusion_chart(accuracy, *, name: str, truth_name: str = "human", predictor: str = "teacher", table=False):
+    return chart(charts.confusion_heatmap(accuracy, name=name, truth_name=truth_name, predictor=predictor), table)

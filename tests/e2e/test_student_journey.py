@@ -10,11 +10,18 @@ from playwright.sync_api import expect
 
 from labeling.models import Candidate, StudentEvaluation
 from policyhub import roles
+from tests.e2e.test_charts import chart_data
 from tests.exports.conftest import export_run  # noqa: F401 - the export's data
 from tests.labeling.conftest import process_run, published  # noqa: F401
 from tests.labeling.students.conftest import csv_text, student_export, teacher_labels  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def rows_of(card, table: str) -> list[list[str]]:
+    return card.locator(f"{table} tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.children].map(c => c.textContent.trim()))"
+    )
 
 
 def test_engineer_imports_a_student_reads_its_scores_and_queues_its_disagreements(
@@ -52,6 +59,17 @@ def test_engineer_imports_a_student_reads_its_scores_and_queues_its_disagreement
     teacher_card = page.locator('[data-truth="teacher"]')
     expect(teacher_card.locator('[data-value="accuracy"]')).to_have_text("0.967")  # 58 of 60
     expect(teacher_card).to_contain_text("Expected calibration error")
+    # the pictures hold the figures the cards state: the confusion matrix cell by cell, the reliability bins
+    confusion = chart_data(page, "student-teacher-confusion")
+    labels = teacher_card.locator("table.confusion thead th.mono").all_text_contents()
+    stated = {
+        (row[0], labels[k]): int(n) for row in rows_of(teacher_card, "table.confusion") for k, n in enumerate(row[1:])
+    }
+    assert {(v["truth"], v["predicted"]): v["items"] for v in confusion} == stated and sum(stated.values()) == 60
+    reliability = chart_data(page, "student-teacher-reliability")
+    bins = rows_of(teacher_card, '[data-metric="reliability"]')
+    assert [[f"{v['low']:.1f}–{v['high']:.1f}", str(v["items"]), f"{v['confidence']:.3f}", f"{v['accuracy']:.3f}"]
+            for v in reliability] == [row[:4] for row in bins] and bins  # fmt: skip
     evaluation = StudentEvaluation.objects.get()
     if evaluation.in_train:
         expect(page.locator("#leakage-warning")).to_contain_text(f"{evaluation.in_train} of the 60 predicted pairs")
