@@ -20,8 +20,6 @@ from .trust_rates import run_trust_rates
 
 ACTIVE = [LabelingRun.Status.QUEUED, LabelingRun.Status.RUNNING]
 
-#: Where red-team runs and their figures come from (another area's module; until it exists there are none).
-
 
 def policy_gates(*, policy: Policy) -> QualityGates | None:
     """The policy's gates, or None when its owners never set any."""
