@@ -15,7 +15,13 @@ from policyhub.models import Policy, PolicyVersion
 from ..models import RedTeamRun, RedTeamSet, TeacherConfig
 from ..selectors.redteam import READERS, red_team_plan
 from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get
-from ..services.redteam import RedTeamUploadError, red_team_custom_set_create, red_team_run_start, red_team_set_create
+from ..services.redteam import (
+    RedTeamError,
+    RedTeamUploadError,
+    red_team_custom_set_create,
+    red_team_run_start,
+    red_team_set_create,
+)
 
 router = Router(tags=["red team"])
 
@@ -141,6 +147,10 @@ def create_custom_set(request, slug: str, file: File[UploadedFile], name: Form[s
         body = {"detail": error.message, "error_count": error.error_count,
                 "errors": [e.as_dict() for e in error.errors]}  # fmt: skip
         return Status(413 if error.too_large else 400, body)
+    except RedTeamError as error:  # the policy cannot take a set (no labels yet): no line is at fault
+        detail = " ".join(error.messages)
+        return Status(400, {"detail": detail, "error_count": 1,
+                            "errors": [{"line": 0, "field": "policy", "reason": detail}]})  # fmt: skip
     return Status(201, _set_out(red_team_set))
 
 

@@ -265,6 +265,11 @@ def test_api_role_matrix_and_line_errors(owner, engineer, annotator, nobody, pol
     created = client.post(API, {"file": _file(GOOD), "name": "api set"})
     assert created.status_code == 201
     assert created.json()["categories"] == ["custom"] and created.json()["variants"] == 4
+    from policyhub import services as policy_services
+
+    policy_services.policy_create(slug="empty", name="Empty", task_description="?", owner=owner)  # no labels
+    no_labels = client.post("/api/policies/empty/redteam/sets/custom", {"file": _file(GOOD)})
+    assert no_labels.status_code == 400 and no_labels.json()["errors"][0]["field"] == "policy"
     paths = Client().get("/api/openapi.json").json()["paths"]
     assert "/api/policies/{slug}/redteam/sets/custom" in paths
 
