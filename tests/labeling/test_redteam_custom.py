@@ -291,4 +291,15 @@ def test_the_command_uploads_a_file_and_prints_every_bad_line(owner, engineer, p
     out = io.StringIO()
     call_command("redteam", "create", "--policy", "match", "--custom", str(good), "--user", "olivia", stdout=out)
     assert "4 custom variants from good.jsonl" in out.getvalue()
-    assert RedTeamSet.objects.get().categories == ["custom"]
+    created = RedTeamSet.objects.get()
+    assert created.categories == ["custom"]
+    out = io.StringIO()
+    call_command("redteam", "show", str(created.pk), "--user", "emma", "--diff", stdout=out)
+    shown = out.getvalue()
+    assert (
+        "#0 custom m00 × j0 upload [summary injection]: expects label_equals_clean, flag suspected_injection" in shown
+    )
+    assert (
+        "#1 custom x1 × y1 (no original) upload [line 2]: expects label strong_match, flag suspected_injection" in shown
+    )
+    assert "+Data engineer" in shown  # a variant without an original: all of it is new

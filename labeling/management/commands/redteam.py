@@ -118,12 +118,16 @@ class Command(BaseCommand):
         self.stdout.write(str(red_team_set))
         for item in red_team_variant_diffs(user=user, red_team_set=red_team_set):
             v = item.variant
-            expects = [v.expected_label] + ([f"flag {v.expected_flag}"] if v.expected_flag else [])
+            label = f"label {v.required_label}" if v.required_label else v.expected_label
+            expects = [label] + ([f"flag {v.expected_flag}"] if v.expected_flag else [])
             if v.rationale_must_not_mention:
                 expects.append(f"rationale omits {v.attribute}")
             if v.member_lacks:
                 expects.append(f"rationale does not credit the member with {', '.join(v.member_lacks)}")
-            pair = f"{item.clean_member['member_id']} × {item.clean_job['job_id']}"
+            if item.clean_member:
+                pair = f"{item.clean_member['member_id']} × {item.clean_job['job_id']}"
+            else:  # an uploaded variant with an expected label: no original, its own ids
+                pair = f"{v.member.get('member_id', '')} × {v.job.get('job_id', '')} (no original)"
             self.stdout.write(f"#{v.index} {v.category} {pair} {v.field} [{v.style}]: expects {', '.join(expects)}")
             for change in item.changes if opts["diff"] else ():
                 self.stdout.write(change.diff)
