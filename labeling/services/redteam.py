@@ -342,7 +342,7 @@ def red_team_custom_set_create(*, user, policy: Policy, name: str, stream: Binar
     if errors:
         raise RedTeamUploadError(source, _sorted_errors(errors), len(errors))
     red_team_set = RedTeamSet(
-        policy=policy, name=(name or "").strip()[:200] or source, seed=0, sample_size=len(rows),
+        policy=policy, name=storable((name or "").strip())[:200] or source, seed=0, sample_size=len(rows),
         categories=[RedTeamCategory.CUSTOM], selection={"custom": source, "sha256": digest.hexdigest()},
         pairs_available=Pair.objects.count(), labels=labels, created_by=user,
     )  # fmt: skip

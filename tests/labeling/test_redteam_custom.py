@@ -244,9 +244,9 @@ def test_page_form_role_matrix_csrf_and_line_errors(owner, engineer, annotator, 
     assert "&lt;b&gt;no&lt;/b&gt;" in html and "<b>no</b>" not in html  # user text escaped
     assert browser.post(PAGE, {"csrfmiddlewaretoken": token}).status_code == 400  # no file
     assert not RedTeamSet.objects.exists()
-    done = browser.post(PAGE, {"file": _file(GOOD), "name": "mine", "csrfmiddlewaretoken": token})
+    done = browser.post(PAGE, {"file": _file(GOOD), "name": "mine\x00", "csrfmiddlewaretoken": token})
     assert done.status_code == 302
-    assert RedTeamSet.objects.get().name == "mine" and RedTeamVariant.objects.count() == 4
+    assert RedTeamSet.objects.get().name == "mine\\x00" and RedTeamVariant.objects.count() == 4
 
 
 def test_api_role_matrix_and_line_errors(owner, engineer, annotator, nobody, policy, rt_pairs, monkeypatch):
