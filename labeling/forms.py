@@ -133,6 +133,7 @@ class QualityGatesForm(forms.ModelForm):
             "max_asr_protected_attribute": "Max attack success: protected attribute",
             "max_asr_irrelevant_noise": "Max attack success: irrelevant noise",
             "max_asr_hallucination_bait": "Max attack success: hallucination bait",
+            "max_asr_custom": "Max attack success: custom (uploaded) variants",
             "max_flip_rate": "Max counterfactual flip rate",
             "max_hallucination_rate": "Max hallucination rate",
             "require_red_team_run": "Require a red-team run",

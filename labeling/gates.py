@@ -26,6 +26,7 @@ CATEGORY_NAMES = {
     "protected_attribute": "protected attribute",
     "irrelevant_noise": "irrelevant noise",
     "hallucination_bait": "hallucination bait",
+    "custom": "custom (uploaded)",
 }
 
 

@@ -61,6 +61,9 @@ urlpatterns = [
     # red-team sets and runs
     path("policies/<slug:slug>/redteam/", redteam.redteam_list, name="redteam_list"),
     path("policies/<slug:slug>/redteam/sets/new/", redteam.redteam_set_create, name="redteam_set_create"),
+    path(
+        "policies/<slug:slug>/redteam/sets/custom/", redteam.redteam_custom_set_create, name="redteam_custom_set_create"
+    ),
     path("policies/<slug:slug>/redteam/plan/", redteam.redteam_plan, name="redteam_plan"),
     path("policies/<slug:slug>/redteam/start/", redteam.redteam_run_start, name="redteam_run_start"),
     path("redteam/runs/<int:pk>/", redteam.redteam_run, name="redteam_run"),

@@ -30,6 +30,7 @@ class GatesIn(TextIn):
     max_asr_protected_attribute: Fraction = Field(None, ge=0, le=1)
     max_asr_irrelevant_noise: Fraction = Field(None, ge=0, le=1)
     max_asr_hallucination_bait: Fraction = Field(None, ge=0, le=1)
+    max_asr_custom: Fraction = Field(None, ge=0, le=1)
     max_flip_rate: Fraction = Field(None, ge=0, le=1)
     max_hallucination_rate: Fraction = Field(None, ge=0, le=1)
     require_red_team_run: bool = False
@@ -44,6 +45,7 @@ class GatesOut(Schema):
     max_asr_protected_attribute: Fraction
     max_asr_irrelevant_noise: Fraction
     max_asr_hallucination_bait: Fraction
+    max_asr_custom: Fraction
     max_flip_rate: Fraction
     max_hallucination_rate: Fraction
     require_red_team_run: bool

@@ -1,11 +1,12 @@
-"""Red-team endpoints of the JSON API: create a set (policy owners), plan and start a red-team run (policy owners;
-send ``Idempotency-Key``), read a run and its report, compare two runs (policy owners and ML engineers; runs on
-a draft are the policy owners' only)."""
+"""Red-team endpoints of the JSON API: create a set, generated or uploaded as JSONL (policy owners), plan and
+start a red-team run (policy owners; send ``Idempotency-Key``), read a run and its report, compare two runs
+(policy owners and ML engineers; runs on a draft are the policy owners' only)."""
 
 import re
 
-from ninja import Router, Schema, Status
+from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
+from ninja.files import UploadedFile
 
 from policyhub import roles
 from policyhub.api_root import IDEMPOTENT, ErrorOut, TextIn, require_role
@@ -14,7 +15,13 @@ from policyhub.models import Policy, PolicyVersion
 from ..models import RedTeamRun, RedTeamSet, TeacherConfig
 from ..selectors.redteam import READERS, red_team_plan
 from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get
-from ..services.redteam import red_team_run_start, red_team_set_create
+from ..services.redteam import (
+    RedTeamError,
+    RedTeamUploadError,
+    red_team_custom_set_create,
+    red_team_run_start,
+    red_team_set_create,
+)
 
 router = Router(tags=["red team"])
 
@@ -36,6 +43,20 @@ class SetOut(Schema):
     categories: list[str]
     variants: int
     pairs_available: int
+
+
+class UploadErrorOut(Schema):
+    line: int
+    field: str
+    reason: str
+
+
+class CustomSetErrorOut(Schema):
+    """An upload that created nothing: every bad line (the first 200) with its line and field."""
+
+    detail: str
+    error_count: int
+    errors: list[UploadErrorOut]
 
 
 class RunIn(TextIn):
@@ -102,6 +123,34 @@ def create_set(request, slug: str, payload: SetIn):
         user=request.auth, policy=policy, name=payload.name, seed=payload.seed, sample_size=payload.sample_size,
         categories=payload.categories, import_batch_id=payload.import_batch,
     )  # fmt: skip
+    return Status(201, _set_out(red_team_set))
+
+
+@router.post(
+    "/policies/{slug}/redteam/sets/custom",
+    response={201: SetOut, 400: CustomSetErrorOut, 403: ErrorOut, 404: ErrorOut, 413: CustomSetErrorOut},
+    operation_id="labeling_redteam_api_create_custom_set",
+)
+def create_custom_set(request, slug: str, file: File[UploadedFile], name: Form[str] = ""):
+    """A set of uploaded ``custom`` variants: a JSONL file, one variant a line (``member`` and ``job`` facts, and
+    ``expected_label`` or ``must_match``; optional ``expected_flag``, ``name``, ``note``). 400 lists every bad
+    line with its field, and nothing is created; 413: the file is over the size cap."""
+    require_role(request, roles.POLICY_OWNER)
+    policy = Policy.objects.filter(slug=slug).first()
+    if policy is None:
+        raise HttpError(404, f"No policy {slug!r}.")
+    try:
+        red_team_set = red_team_custom_set_create(
+            user=request.auth, policy=policy, name=name, stream=file, source=file.name or "upload.jsonl"
+        )
+    except RedTeamUploadError as error:
+        body = {"detail": error.message, "error_count": error.error_count,
+                "errors": [e.as_dict() for e in error.errors]}  # fmt: skip
+        return Status(413 if error.too_large else 400, body)
+    except RedTeamError as error:  # the policy cannot take a set (no labels yet): no line is at fault
+        detail = " ".join(error.messages)
+        return Status(400, {"detail": detail, "error_count": 1,
+                            "errors": [{"line": 0, "field": "policy", "reason": detail}]})  # fmt: skip
     return Status(201, _set_out(red_team_set))
 
 

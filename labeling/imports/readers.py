@@ -87,6 +87,25 @@ def _clean(schema: ImportSchema, line: int, raw: dict) -> tuple[int, tuple] | li
     return errors if errors else (line, tuple(values))
 
 
+def clean_object(schema: ImportSchema, line: int, raw: dict, prefix: str) -> dict | list[RowError]:
+    """A nested JSON object (e.g. a red-team variant's ``member``) cleaned like a row of ``schema``: its values by
+    name, or its errors with ``prefix.field`` names. List columns come back as lists, not JSON text."""
+    unknown = sorted(set(raw) - set(schema.names))
+    if unknown:
+        return [RowError(line, f"{prefix}.{unknown[0]}", f"unknown field; expected {', '.join(schema.names)}")]
+    result = _clean(schema, line, raw)
+    if isinstance(result, list):
+        return [RowError(e.line, f"{prefix}.{e.field}", e.reason) for e in result]
+    values = dict(zip(schema.names, result[1], strict=True))
+    for name in LIST_COLUMNS & values.keys():
+        values[name] = json.loads(values[name])
+    return values
+
+
+#: The columns whose cleaned value is a JSON list in text (``schemas._skill_list``).
+LIST_COLUMNS = frozenset({"skills", "required_skills"})
+
+
 def _check_columns(schema: ImportSchema, header: list[str]) -> list[RowError]:
     errors = []
     seen = set()

@@ -205,3 +205,29 @@ def prediction_schema(label_keys: list[str]) -> ImportSchema:
             Column("cited_rules", _rule_list),
         ),
     )
+
+
+# --- a red-team set's custom variants (labeling.services.redteam) ---------------------------------------------
+def _object(value) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FieldError("must be a JSON object")
+    return value
+
+
+#: One line of a custom red-team upload: the variant's ``member`` and ``job`` facts (objects with the fields of
+#: the members and jobs imports), ``expected_label`` or ``must_match`` (``{"member_id": …, "job_id": …}``), and
+#: optional ``expected_flag``, ``name`` and ``note``. Which combination a line needs is checked by the service.
+CUSTOM_VARIANT_SCHEMA = ImportSchema(
+    "redteam_custom",
+    (
+        Column("member", _object, required=True),
+        Column("job", _object, required=True),
+        Column("expected_label", _text(64)),
+        Column("must_match", _object),
+        Column("expected_flag", _text(24)),
+        Column("name", _text(80)),
+        Column("note", _text(2000)),
+    ),
+)

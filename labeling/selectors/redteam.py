@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from policyhub import roles
 from policyhub.models import Policy, PolicyVersion
 
-from ..models import Pair, RedTeamSet, RedTeamVariant, TeacherConfig
+from ..models import Pair, RedTeamExpectation, RedTeamSet, RedTeamVariant, TeacherConfig
 from ..pipeline.context import variant_facts
 from ..teacher.messages import pair_facts
 from .planning import RunPlan, run_plan
@@ -69,11 +69,19 @@ def red_team_variant_diffs(*, user, red_team_set: RedTeamSet) -> list[VariantDif
     roles.require_role(user, *READERS, message=READERS_ONLY)
     variants = list(red_team_set.variants.order_by("index"))
     clean = pair_facts(Pair.objects.filter(id__in={v.pair_id for v in variants}), pair="")
+    none = ({}, {})  # an uploaded variant with an expected label has no original: all of it is new
+    originals = [none if v.expected_label == RedTeamExpectation.LABEL_EQUALS else clean[v.pair_id] for v in variants]
     return [
-        VariantDiff(v, *clean[v.pair_id], variant_changes(clean_member=clean[v.pair_id][0],
-                    clean_job=clean[v.pair_id][1], member=v.member, job=v.job))
-        for v in variants
-    ]  # fmt: skip
+        VariantDiff(v, member, job, variant_changes(clean_member=member, clean_job=job, member=v.member, job=v.job))
+        for v, (member, job) in zip(variants, originals, strict=True)
+    ]
+
+
+def clean_pair_ids(red_team_set: RedTeamSet) -> list[int]:
+    """The pairs a red-team run labels as clean originals: those its variants are compared with (an uploaded
+    variant with an expected label has none; its pair only keys it)."""
+    variants = red_team_set.variants.exclude(expected_label=RedTeamExpectation.LABEL_EQUALS)
+    return sorted(set(variants.values_list("pair_id", flat=True)))
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,8 @@ def red_team_plan(*, user, red_team_set: RedTeamSet, version: PolicyVersion, con
     """The plan of each part with the pipeline's own request and cache-key code (``selectors.planning``): the
     clean part from the pairs, a category's part from its variants (``pipeline.context.variant_facts``)."""
     roles.require_role(user, *READERS, message=READERS_ONLY)
-    pair_ids = sorted(set(red_team_set.variants.values_list("pair_id", flat=True)))
-    parts = [("clean", run_plan(version=version, config=config, selection={"pair_ids": pair_ids}))]
+    pair_ids = clean_pair_ids(red_team_set)
+    parts = [("clean", run_plan(version=version, config=config, selection={"pair_ids": pair_ids}))] if pair_ids else []
     for category in red_team_set.categories:
         ids = sorted(set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True)))
         facts_of = partial(variant_facts, red_team_set.pk, category)

@@ -13,16 +13,24 @@ is not ``labeling``, they never queue anything for review, approve nothing, neve
 run's teacher-disagreement routing, and cannot be exported.
 """
 
+import hashlib
 import random
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from policyhub import roles
 from policyhub.models import Policy, PolicyVersion
 
+from ..imports.readers import FileFormatError, RowError, clean_object, iter_jsonl, storable
+from ..imports.schemas import CUSTOM_VARIANT_SCHEMA, SCHEMAS
 from ..models import (
+    Job,
     LabelingRun,
+    Member,
     Pair,
     RedTeamCategory,
     RedTeamExpectation,
@@ -31,6 +39,7 @@ from ..models import (
     RedTeamVariant,
     TeacherConfig,
 )
+from ..selectors.redteam import clean_pair_ids
 from ..teacher.messages import pair_facts
 from ..variants import bait, injection, noise, protected, seeded_random
 from .runs import enqueue_chunks_alternating, labeling_run_create
@@ -56,15 +65,18 @@ class RedTeamError(ValidationError):
 def _categories(categories: list[str]) -> list[str]:
     """The asked categories, known ones only, in the fixed order of ``RedTeamCategory``."""
     asked = [str(c).strip() for c in categories if str(c).strip()]
+    generated = [c for c in RedTeamCategory.values if c in GENERATORS]
     if not asked:
-        raise RedTeamError(f"Choose at least one category ({', '.join(RedTeamCategory.values)}).")
-    unknown = sorted(set(asked) - set(RedTeamCategory.values))
+        raise RedTeamError(f"Choose at least one category ({', '.join(generated)}).")
+    if RedTeamCategory.CUSTOM in asked:
+        raise RedTeamError("Custom variants are not generated: upload them as a JSONL file (a custom set).")
+    unknown = sorted(set(asked) - set(generated))
     if unknown:
         raise RedTeamError(
             f"Unknown red-team categor{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}. "
-            f"Known: {', '.join(RedTeamCategory.values)}."
+            f"Known: {', '.join(generated)}."
         )
-    return [c for c in RedTeamCategory.values if c in asked]
+    return [c for c in generated if c in asked]
 
 
 def _label_keys(policy: Policy) -> list[str]:
@@ -154,6 +166,211 @@ def red_team_set_create(
     return red_team_set
 
 
+# --- custom sets: uploaded variants ---------------------------------------------------------------------------
+#: The largest custom upload, and the most variants it may hold.
+CUSTOM_MAX_BYTES = 10 * 1024 * 1024
+CUSTOM_MAX_VARIANTS = 2000
+#: Bad lines listed at most (all of them are counted).
+CUSTOM_ERROR_CAP = 200
+FLAGS = {flag for flag in RedTeamVariant.Flag.values if flag}
+
+
+class RedTeamUploadError(RedTeamError):
+    """A custom upload with bad lines: ``errors`` (line, field, reason; the first ``CUSTOM_ERROR_CAP``) and how
+    many there were. Nothing was written. ``too_large``: the file is over ``CUSTOM_MAX_BYTES``, refused unread."""
+
+    def __init__(self, source: str, errors: list[RowError], error_count: int, *, too_large: bool = False):
+        self.errors, self.error_count, self.too_large = errors, error_count, too_large
+        if error_count == 1 and errors and errors[0].line == 0:
+            summary = f"{source}: {errors[0].reason}; nothing was created."
+        else:
+            more = f" (the first {len(errors)} are listed)" if error_count > len(errors) else ""
+            summary = f"{source}: {error_count} bad line{'s' if error_count != 1 else ''}{more}; nothing was created."
+        super().__init__(summary)
+
+
+@dataclass
+class _Upload:
+    line: int
+    member: dict
+    job: dict
+    expected_label: str
+    must_match: tuple[str, str] | None
+    expected_flag: str
+    name: str
+    note: str
+    pair_id: int | None = None
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _read_line(line: int, raw: dict, labels: list[str]) -> _Upload:
+    row = _Upload(line, {}, {}, raw["expected_label"], None, raw["expected_flag"], raw["name"], raw["note"])
+    for side, schema in (("member", SCHEMAS["members"]), ("job", SCHEMAS["jobs"])):
+        result = clean_object(schema, line, raw[side], side)
+        if isinstance(result, list):
+            row.errors += result
+        else:
+            setattr(row, side, result)
+    if raw["must_match"] is not None:
+        result = clean_object(SCHEMAS["pairs"], line, raw["must_match"], "must_match")
+        if isinstance(result, list):
+            row.errors += result
+        else:
+            row.must_match = (result["member_id"], result["job_id"])
+    has_match = raw["must_match"] is not None
+    if row.expected_label and has_match:
+        row.errors.append(RowError(line, "expected_label", "give expected_label or must_match, not both"))
+    elif not row.expected_label and not has_match:
+        row.errors.append(RowError(
+            line, "expected_label", f"missing value: give expected_label (one of {', '.join(labels)}) or must_match "
+            '({"member_id": …, "job_id": …}, a pair whose clean label the variant must equal)',
+        ))  # fmt: skip
+    elif row.expected_label and row.expected_label not in labels:
+        row.errors.append(RowError(
+            line, "expected_label", f"{row.expected_label!r} is not a label of this policy; one of {', '.join(labels)}"
+        ))  # fmt: skip
+    if row.expected_flag and row.expected_flag not in FLAGS:
+        row.errors.append(RowError(
+            line, "expected_flag", f"{row.expected_flag!r} is not a flag; the one flag is {', '.join(sorted(FLAGS))}"
+        ))  # fmt: skip
+    return row
+
+
+def _read_upload(stream: BinaryIO, labels: list[str]) -> tuple[list[_Upload], list[RowError]]:
+    rows, errors = [], []
+    max_line = getattr(settings, "IMPORT_MAX_LINE_BYTES", 1 << 20)
+    names = CUSTOM_VARIANT_SCHEMA.names
+    for item in iter_jsonl(stream, CUSTOM_VARIANT_SCHEMA, max_line):
+        if isinstance(item, RowError):
+            errors.append(item)
+            continue
+        line, values = item
+        if len(rows) >= CUSTOM_MAX_VARIANTS:
+            raise FileFormatError([RowError(line, "row", f"more than {CUSTOM_MAX_VARIANTS:,} variants in one file")])
+        row = _read_line(line, dict(zip(names, values, strict=True)), labels)
+        errors += row.errors
+        rows.append(row)
+    if not rows and not errors:
+        raise FileFormatError([RowError(0, "file", "the file holds no variants (one JSON object a line)")])
+    return rows, errors
+
+
+def _resolve_matches(rows: list[_Upload]) -> list[RowError]:
+    """Set each must_match row's pair, or say why there is none; one custom variant per pair."""
+    wanted = {row.must_match for row in rows if row.must_match}
+    found: dict[tuple[str, str], int] = {}
+    members, jobs = {m for m, _ in wanted}, {j for _, j in wanted}
+    if wanted:
+        query = Pair.objects.filter(member__external_id__in=members, job__external_id__in=jobs)
+        for pair_id, member, job in query.values_list("id", "member__external_id", "job__external_id"):
+            found[(member, job)] = pair_id
+        known_members = set(Member.objects.filter(external_id__in=members).values_list("external_id", flat=True))
+        known_jobs = set(Job.objects.filter(external_id__in=jobs).values_list("external_id", flat=True))
+    errors, first_line = [], {}
+    for row in rows:
+        if not row.must_match:
+            continue
+        member, job = row.must_match
+        if (member, job) in found:
+            row.pair_id = found[(member, job)]
+            if row.pair_id in first_line:
+                errors.append(RowError(row.line, "must_match", f"the same pair as line {first_line[row.pair_id]}: "
+                                       "one custom variant per pair in a set"))  # fmt: skip
+            first_line.setdefault(row.pair_id, row.line)
+        elif member not in known_members:
+            errors.append(RowError(row.line, "must_match.member_id", f"unknown member id {member!r}"))
+        elif job not in known_jobs:
+            errors.append(RowError(row.line, "must_match.job_id", f"unknown job id {job!r}"))
+        else:
+            errors.append(RowError(row.line, "must_match", f"no pair of member {member!r} and job {job!r}"))
+    return errors
+
+
+def _key_pairs(rows: list[_Upload]) -> list[RowError]:
+    """Give each expected-label row a key pair: the first pairs in (member id, job id) order that no must_match
+    row names, one each (a run's candidates are keyed by pair; the key is never compared or shown)."""
+    taken = {row.pair_id for row in rows if row.pair_id}
+    keyless = [row for row in rows if not row.must_match]
+    if not keyless:
+        return []
+    free = (
+        Pair.objects.exclude(id__in=taken)
+        .order_by("member__external_id", "job__external_id")
+        .values_list("id", flat=True)[: len(keyless)]
+    )
+    free = list(free)
+    for row, pair_id in zip(keyless, free, strict=False):
+        row.pair_id = pair_id
+    if len(free) < len(keyless):
+        row = keyless[len(free)]
+        reason = (
+            f"{len(keyless)} expected-label variants need as many pairs to be keyed by in a run (one each), and "
+            f"only {len(free)} are free: import pairs first"
+        )
+        return [RowError(row.line, "expected_label", reason)]
+    return []
+
+
+def _sorted_errors(errors: list[RowError]) -> list[RowError]:
+    return sorted(errors, key=lambda e: (e.line, e.field))[:CUSTOM_ERROR_CAP]
+
+
+def red_team_custom_set_create(*, user, policy: Policy, name: str, stream: BinaryIO, source: str) -> RedTeamSet:
+    """A set of uploaded ``custom`` variants (JSONL, one a line: ``schemas.CUSTOM_VARIANT_SCHEMA``), all or nothing:
+    every bad line is reported with its line and field (:class:`RedTeamUploadError`) and nothing is written. The
+    member, job and pair tables are only read: the variants keep their own facts."""
+    roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
+    source = storable(source or "upload.jsonl")[:200]
+    labels = _label_keys(policy)
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    if size > CUSTOM_MAX_BYTES:
+        reason = f"the file is {size:,} bytes; a custom red-team upload holds at most {CUSTOM_MAX_BYTES:,}"
+        raise RedTeamUploadError(source, [RowError(0, "file", reason)], 1, too_large=True)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(chunk)
+    stream.seek(0)
+    try:
+        rows, errors = _read_upload(stream, labels)
+    except FileFormatError as error:
+        raise RedTeamUploadError(source, error.errors, len(error.errors)) from None
+    errors += _resolve_matches([row for row in rows if not row.errors])
+    if not errors:
+        errors += _key_pairs(rows)
+    if errors:
+        raise RedTeamUploadError(source, _sorted_errors(errors), len(errors))
+    red_team_set = RedTeamSet(
+        policy=policy, name=storable((name or "").strip())[:200] or source, seed=0, sample_size=len(rows),
+        categories=[RedTeamCategory.CUSTOM], selection={"custom": source, "sha256": digest.hexdigest()},
+        pairs_available=Pair.objects.count(), labels=labels, created_by=user,
+    )  # fmt: skip
+    red_team_set.full_clean()
+    variants = [
+        RedTeamVariant(
+            index=index,
+            pair_id=row.pair_id,
+            category=RedTeamCategory.CUSTOM,
+            field="upload",
+            style=row.name or f"line {row.line}",
+            member=row.member,
+            job=row.job,
+            expected_label=RedTeamExpectation.LABEL_EQUALS_CLEAN if row.must_match else RedTeamExpectation.LABEL_EQUALS,
+            required_label="" if row.must_match else row.expected_label,
+            expected_flag=row.expected_flag,
+            note=row.note,
+        )  # fmt: skip
+        for index, row in enumerate(rows)
+    ]
+    with transaction.atomic():
+        red_team_set.save()
+        for variant in variants:
+            variant.red_team_set = red_team_set
+        RedTeamVariant.objects.bulk_create(variants, batch_size=2000)
+    return red_team_set
+
+
 # --- red-team runs -------------------------------------------------------------------------------------------
 #: Pairs per chunk of a red-team part: small, so every part shows progress early (chunks alternate).
 RED_TEAM_CHUNK_PAIRS = 25
@@ -184,14 +401,14 @@ def red_team_run_create(
         check_teacher_config(config, version)
     except ValidationError as error:
         raise RedTeamError(error.messages) from None
-    pair_ids = sorted(set(red_team_set.variants.values_list("pair_id", flat=True)))
+    pair_ids = clean_pair_ids(red_team_set)  # the originals variants are compared with (none for expected labels)
     red_team_run = RedTeamRun.objects.create(
         red_team_set=red_team_set, policy_version=version, teacher_config=config,
         draft_revision=version.revision if version.is_draft else None, content_hash=version.content_hash,
         idempotency_key=idempotency_key, created_by=user,
     )  # fmt: skip
     parts = []
-    for category in ["", *red_team_set.categories]:
+    for category in ["", *red_team_set.categories] if pair_ids else red_team_set.categories:
         ids = pair_ids if not category else sorted(
             set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True))
         )  # fmt: skip

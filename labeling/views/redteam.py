@@ -1,4 +1,5 @@
-"""Browser views for red-team sets and runs: a policy's sets and runs, a new set, a run's plan then its start
+"""Browser views for red-team sets and runs: a policy's sets and runs, a new set (generated, or uploaded custom
+variants), a run's plan then its start
 (policy owners), a run's report (polled while it runs) and two runs side by side (policy owners and ML
 engineers; runs on a draft are the policy owners' only, like drafts)."""
 
@@ -16,7 +17,13 @@ from ..models import RedTeamCategory, RedTeamRun, RedTeamSet, TeacherConfig
 from ..selectors import teacher_config_list
 from ..selectors.redteam import red_team_plan, red_team_sets
 from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get, red_team_runs
-from ..services.redteam import red_team_run_start, red_team_set_create
+from ..services.redteam import (
+    GENERATORS,
+    RedTeamUploadError,
+    red_team_custom_set_create,
+    red_team_run_start,
+    red_team_set_create,
+)
 
 
 def _list_context(request, policy, **extra) -> dict:
@@ -29,7 +36,7 @@ def _list_context(request, policy, **extra) -> dict:
         "runs": red_team_runs(user=request.user, policy=policy),
         "versions": versions,
         "configs": teacher_config_list(),
-        "categories": RedTeamCategory.choices,
+        "categories": [(value, title) for value, title in RedTeamCategory.choices if value in GENERATORS],
         "is_owner": has_role(request.user, POLICY_OWNER),
         **extra,
     }
@@ -64,6 +71,34 @@ def redteam_set_create(request, slug):
         return render(request, "labeling/redteam_list.html", context, status=400)
     messages.success(request, f"Red-team set #{created.pk}: {created.variants.count()} variants.")
     return redirect("redteam_list", slug=slug)
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def redteam_custom_set_create(request, slug):
+    """A set of uploaded custom variants (JSONL); every bad line is listed with its line and field, nothing is
+    created."""
+    policy = policy_selectors.policy_get(user=request.user, slug=slug)
+    upload = request.FILES.get("file")
+    error, upload_errors, status = "", [], 400
+    if upload is None:
+        error = "Choose a JSONL file of custom variants to upload."
+    else:
+        try:
+            created = red_team_custom_set_create(
+                user=request.user, policy=policy, name=request.POST.get("name", ""), stream=upload,
+                source=upload.name or "upload.jsonl",
+            )  # fmt: skip
+        except RedTeamUploadError as exc:
+            error, upload_errors = exc.message, [e.as_dict() for e in exc.errors]
+            status = 413 if exc.too_large else 400
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, f"Red-team set #{created.pk}: {created.variants.count()} custom variants.")
+            return redirect("redteam_list", slug=slug)
+    context = _list_context(request, policy, custom_error=error, custom_errors=upload_errors)
+    return render(request, "labeling/redteam_list.html", context, status=status)
 
 
 def _targets(request, policy, data):

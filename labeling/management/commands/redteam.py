@@ -1,5 +1,7 @@
 """``manage.py redteam create --policy SLUG --seed S --size N --categories injection,protected_attribute
---user NAME [--import-batch ID] [--name TEXT]``, ``manage.py redteam show ID --user NAME [--diff]`` and
+--user NAME [--import-batch ID] [--name TEXT]``, ``manage.py redteam create --policy SLUG --custom FILE.jsonl
+--user NAME [--name TEXT]`` (uploaded custom variants; every bad line is printed, nothing is created),
+``manage.py redteam show ID --user NAME [--diff]`` and
 ``manage.py redteam run --policy SLUG --version N|draft --teacher NAME --user OWNER [--set ID] [--wait]
 [--poll SECONDS]``: prints the plan, starts the run and, with ``--wait``, polls until it ends and prints the
 report; the exit code is 1 when the run failed or was cancelled (and, later, when a quality gate fails:
@@ -7,6 +9,7 @@ report; the exit code is 1 when the run failed or was cancelled (and, later, whe
 
 import re
 import time
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,7 +19,12 @@ from labeling.models import RedTeamRun, RedTeamSet, RunStatus, TeacherConfig
 from labeling.selectors.gates import red_team_run_gate_results
 from labeling.selectors.redteam import red_team_plan, red_team_set_get, red_team_variant_diffs
 from labeling.selectors.redteam_report import red_team_report
-from labeling.services.redteam import red_team_run_start, red_team_set_create
+from labeling.services.redteam import (
+    RedTeamUploadError,
+    red_team_custom_set_create,
+    red_team_run_start,
+    red_team_set_create,
+)
 from policyhub.models import Policy, PolicyVersion
 
 
@@ -27,9 +35,12 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="Sample pairs and generate their variants.")
         create.add_argument("--policy", required=True, help="Policy slug.")
-        create.add_argument("--seed", required=True, type=int)
-        create.add_argument("--size", required=True, type=int, help="N: how many pairs to sample.")
-        create.add_argument("--categories", required=True, help="Comma-separated, e.g. injection,irrelevant_noise.")
+        create.add_argument("--seed", type=int)
+        create.add_argument("--size", type=int, help="N: how many pairs to sample.")
+        create.add_argument("--categories", help="Comma-separated, e.g. injection,irrelevant_noise.")
+        create.add_argument(
+            "--custom", metavar="FILE", help="Upload custom variants (JSONL) instead of sampling and generating."
+        )
         create.add_argument("--import-batch", type=int, help="Sample only the pairs of this pairs import.")
         create.add_argument("--name", default="")
         create.add_argument("--user", required=True, help="A policy owner's username (recorded as the creator).")
@@ -63,6 +74,11 @@ class Command(BaseCommand):
         policy = Policy.objects.filter(slug=opts["policy"]).first()
         if policy is None:
             raise CommandError(f"No policy {opts['policy']!r}.")
+        if opts["custom"]:
+            return self._create_custom(user, policy, opts)
+        missing = [f"--{name}" for name in ("seed", "size", "categories") if opts[name] is None]
+        if missing:
+            raise CommandError(f"Give {', '.join(missing)} (or --custom FILE to upload variants).")
         red_team_set = red_team_set_create(
             user=user, policy=policy, name=opts["name"], seed=opts["seed"], sample_size=opts["size"],
             categories=opts["categories"].split(","), import_batch_id=opts["import_batch"],
@@ -70,6 +86,28 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Red-team set #{red_team_set.pk}: {red_team_set.variants.count()} variants of {red_team_set.sample_size} "
             f"pairs ({', '.join(red_team_set.categories)}), seed {red_team_set.seed}."
+        )
+
+    def _create_custom(self, user, policy, opts):
+        if any(opts[name] is not None for name in ("seed", "size", "categories", "import_batch")):
+            raise CommandError(
+                "--custom FILE uploads variants: it takes no --seed, --size, --categories or --import-batch."
+            )
+        path = Path(opts["custom"])
+        try:
+            stream = path.open("rb")
+        except OSError as error:
+            raise CommandError(f"Cannot read {path}: {error.strerror}.") from error
+        with stream:
+            try:
+                red_team_set = red_team_custom_set_create(
+                    user=user, policy=policy, name=opts["name"], stream=stream, source=path.name
+                )
+            except RedTeamUploadError as error:
+                lines = [error.message, *(f"line {e.line}: {e.field}: {e.reason}" for e in error.errors)]
+                raise CommandError("\n".join(lines)) from error
+        self.stdout.write(
+            f"Red-team set #{red_team_set.pk}: {red_team_set.variants.count()} custom variants from {path.name}."
         )
 
     def _show(self, user, opts):
@@ -80,12 +118,16 @@ class Command(BaseCommand):
         self.stdout.write(str(red_team_set))
         for item in red_team_variant_diffs(user=user, red_team_set=red_team_set):
             v = item.variant
-            expects = [v.expected_label] + ([f"flag {v.expected_flag}"] if v.expected_flag else [])
+            label = f"label {v.required_label}" if v.required_label else v.expected_label
+            expects = [label] + ([f"flag {v.expected_flag}"] if v.expected_flag else [])
             if v.rationale_must_not_mention:
                 expects.append(f"rationale omits {v.attribute}")
             if v.member_lacks:
                 expects.append(f"rationale does not credit the member with {', '.join(v.member_lacks)}")
-            pair = f"{item.clean_member['member_id']} × {item.clean_job['job_id']}"
+            if item.clean_member:
+                pair = f"{item.clean_member['member_id']} × {item.clean_job['job_id']}"
+            else:  # an uploaded variant with an expected label: no original, its own ids
+                pair = f"{v.member.get('member_id', '')} × {v.job.get('job_id', '')} (no original)"
             self.stdout.write(f"#{v.index} {v.category} {pair} {v.field} [{v.style}]: expects {', '.join(expects)}")
             for change in item.changes if opts["diff"] else ():
                 self.stdout.write(change.diff)
