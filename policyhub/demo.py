@@ -411,7 +411,12 @@ def _demo_red_team(policy: Policy, version, owner) -> None:
     red_team_set = RedTeamSet.objects.filter(policy=policy, name=RED_TEAM_SET).first()
     if red_team_set is None:
         red_team_set = red_team_set_create(
-            user=owner, policy=policy, name=RED_TEAM_SET, seed=7, sample_size=6, categories=RedTeamCategory.values
+            user=owner,
+            policy=policy,
+            name=RED_TEAM_SET,
+            seed=7,
+            sample_size=6,
+            categories=[c for c in RedTeamCategory.values if c != RedTeamCategory.CUSTOM],  # custom is uploaded
         )
     red_team_run = red_team_run_start(
         user=owner, red_team_set=red_team_set, version=version, config=_heuristic(), idempotency_key=RED_TEAM_KEY

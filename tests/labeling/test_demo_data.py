@@ -173,7 +173,7 @@ def test_the_red_team_run_of_v1_is_finished_and_its_report_has_figures(seeded):
     assert red_team_run.policy_version.number == 1 and red_team_run.teacher_config.provider == "heuristic"
     assert red_team_run.is_finished
     report = red_team_report(run=red_team_run)
-    assert set(report.categories) == set(RedTeamCategory.values)
+    assert set(report.categories) == set(RedTeamCategory.values) - {RedTeamCategory.CUSTOM}  # custom ones are uploaded
     assert all(f.variants > 0 and f.attack_success.total > 0 for f in report.categories.values())
 
 

@@ -16,6 +16,7 @@ POLICY_PATHS = {
 # endpoint's module and function name, so an endpoint that moves keeps its old one with an explicit ``operation_id``.
 # A new endpoint adds its row here.
 OPERATION_IDS = {
+    ("/api/policies/{slug}/redteam/sets/custom", "post"): "labeling_redteam_api_create_custom_set",
     ("/api/students", "get"): "labeling_api_list_students",
     ("/api/students", "post"): "labeling_api_create_student",
     ("/api/students/{student_id}", "get"): "labeling_api_get_student",
