@@ -67,6 +67,8 @@ urlpatterns = [
     path("policies/<slug:slug>/redteam/plan/", redteam.redteam_plan, name="redteam_plan"),
     path("policies/<slug:slug>/redteam/start/", redteam.redteam_run_start, name="redteam_run_start"),
     path("redteam/runs/<int:pk>/", redteam.redteam_run, name="redteam_run"),
+    path("redteam/runs/<int:pk>/cancel/", redteam.redteam_run_cancel, name="redteam_run_cancel"),
+    path("redteam/runs/<int:pk>/resume/", redteam.redteam_run_resume, name="redteam_run_resume"),
     path("redteam/runs/<int:pk>/compare/", redteam.redteam_compare, name="redteam_compare"),
     # quality gates (the check on the publish page and the record on the version page are policyhub's views)
     path("policies/<slug:slug>/gates/", gates.policy_gates_edit, name="policy_gates"),

@@ -1,5 +1,6 @@
 """Red-team endpoints of the JSON API: create a set, generated or uploaded as JSONL (policy owners), plan and
-start a red-team run (policy owners; send ``Idempotency-Key``), read a run and its report, compare two runs
+start a red-team run (policy owners; send ``Idempotency-Key``), cancel and resume a whole run (policy owners),
+read a run and its report, compare two runs
 (policy owners and ML engineers; runs on a draft are the policy owners' only)."""
 
 import re
@@ -19,6 +20,8 @@ from ..services.redteam import (
     RedTeamError,
     RedTeamUploadError,
     red_team_custom_set_create,
+    red_team_run_cancel,
+    red_team_run_resume,
     red_team_run_start,
     red_team_set_create,
 )
@@ -203,6 +206,30 @@ def start_run(request, payload: RunIn):
 def get_run(request, red_team_run_id: int):
     """The run's state, progress and figures (no examples)."""
     return red_team_report(run=_run(request, red_team_run_id), examples=0).as_dict()
+
+
+@router.post(
+    "/redteam/runs/{red_team_run_id}/cancel",
+    response={200: dict, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_redteam_api_cancel_run",
+)
+def cancel_run(request, red_team_run_id: int):
+    """Cancel every queued or running part (answers already stored are kept); 400 when none is."""
+    require_role(request, roles.POLICY_OWNER)
+    run = red_team_run_cancel(user=request.auth, run=_run(request, red_team_run_id))
+    return red_team_report(run=_run(request, run.pk), examples=0).as_dict()
+
+
+@router.post(
+    "/redteam/runs/{red_team_run_id}/resume",
+    response={200: dict, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_redteam_api_resume_run",
+)
+def resume_run(request, red_team_run_id: int):
+    """Resume every cancelled or failed part: their unfinished chunks are queued again; 400 when none is."""
+    require_role(request, roles.POLICY_OWNER)
+    run = red_team_run_resume(user=request.auth, run=_run(request, red_team_run_id))
+    return red_team_report(run=_run(request, run.pk), examples=0).as_dict()
 
 
 @router.get(

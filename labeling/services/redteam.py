@@ -10,9 +10,11 @@ Red-team runs (``red_team_run_start``) label a set under a version: the clean or
 variants are parts of their own (``purpose=red_team`` runs of the one run engine; for a category's part the engine
 reads the variant's facts instead of the pair's, see ``labeling.pipeline.context``). Like every run whose purpose
 is not ``labeling``, they never queue anything for review, approve nothing, never count in agreement or another
-run's teacher-disagreement routing, and cannot be exported.
+run's teacher-disagreement routing, and cannot be exported. A whole red-team run is cancelled and resumed part by
+part with the runs' own cancel and resume (``red_team_run_cancel``, ``red_team_run_resume``).
 """
 
+import contextlib
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ from ..models import (
 from ..selectors.redteam import clean_pair_ids
 from ..teacher.messages import pair_facts
 from ..variants import bait, injection, noise, protected, seeded_random
-from .runs import enqueue_chunks_alternating, labeling_run_create
+from .runs import enqueue_chunks_alternating, labeling_run_cancel, labeling_run_create, labeling_run_resume
 
 OWNERS_ONLY = "Only policy owners can create red-team sets."
 GENERATORS = {
@@ -451,3 +453,36 @@ def red_team_run_start(
             return existing
         raise
     return red_team_run
+
+
+# --- cancel and resume a whole red-team run ------------------------------------------------------------------
+ACTIONS_OWNERS_ONLY = "Only policy owners can cancel or resume red-team runs."
+UNFINISHED = (LabelingRun.Status.QUEUED, LabelingRun.Status.RUNNING)
+RESUMABLE = (LabelingRun.Status.CANCELLED, LabelingRun.Status.FAILED)
+
+
+def red_team_run_cancel(*, user, run: RedTeamRun) -> RedTeamRun:
+    """Cancel every unfinished part with the runs' own cancel (queued chunks never start, running ones keep what
+    they got); finished parts stay as they are, so the run reads ``cancelled`` until it is resumed."""
+    roles.require_role(user, roles.POLICY_OWNER, message=ACTIONS_OWNERS_ONLY)
+    parts = list(run.runs.filter(status__in=UNFINISHED).order_by("id"))
+    if not parts:
+        raise RedTeamError(f"Red-team run #{run.pk} is {run.status}: no part is queued or running, nothing to cancel.")
+    for part in parts:
+        with contextlib.suppress(ValidationError):  # it finished (or failed) meanwhile: nothing to cancel there
+            labeling_run_cancel(run=part, user=user)
+    return run
+
+
+def red_team_run_resume(*, user, run: RedTeamRun) -> RedTeamRun:
+    """Resume every cancelled or failed part with the runs' own resume: their unfinished chunks are queued again,
+    stored answers are kept (and cached answers cost nothing)."""
+    roles.require_role(user, roles.POLICY_OWNER, message=ACTIONS_OWNERS_ONLY)
+    parts = list(run.runs.filter(status__in=RESUMABLE).order_by("id"))
+    if not parts:
+        raise RedTeamError(
+            f"Red-team run #{run.pk} is {run.status}: no part was cancelled or failed, nothing to resume."
+        )
+    for part in parts:
+        labeling_run_resume(run=part, user=user)
+    return run

@@ -1,7 +1,7 @@
 """Browser views for red-team sets and runs: a policy's sets and runs, a new set (generated, or uploaded custom
-variants), a run's plan then its start
-(policy owners), a run's report (polled while it runs) and two runs side by side (policy owners and ML
-engineers; runs on a draft are the policy owners' only, like drafts)."""
+variants), a run's plan then its start, cancelling and resuming a whole run (policy owners), a run's report
+(polled while it runs) and two runs side by side (policy owners and ML engineers; runs on a draft are the policy
+owners' only, like drafts)."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -19,8 +19,12 @@ from ..selectors.redteam import red_team_plan, red_team_sets
 from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get, red_team_runs
 from ..services.redteam import (
     GENERATORS,
+    RESUMABLE,
+    UNFINISHED,
     RedTeamUploadError,
     red_team_custom_set_create,
+    red_team_run_cancel,
+    red_team_run_resume,
     red_team_run_start,
     red_team_set_create,
 )
@@ -161,10 +165,39 @@ def redteam_run(request, pk):
     run = _run_or_404(request, pk)
     report = red_team_report(run=run)
     others = [r for r in red_team_runs(user=request.user, policy=run.red_team_set.policy) if r.pk != run.pk]
-    context = {"run": run, "report": report, "policy": run.policy_version.policy, "others": others}
+    states = {part.status for part in report.parts}
+    context = {
+        "run": run, "report": report, "policy": run.policy_version.policy, "others": others,
+        "is_owner": has_role(request.user, POLICY_OWNER),
+        "can_cancel": bool(states & set(UNFINISHED)), "can_resume": bool(states & set(RESUMABLE)),
+    }  # fmt: skip
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_redteam_report.html", context)
     return render(request, "labeling/redteam_run.html", context)
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def redteam_run_cancel(request, pk):
+    return _run_action(request, pk, red_team_run_cancel, "Red-team run #{pk} cancelled: finished answers are kept.")
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def redteam_run_resume(request, pk):
+    return _run_action(request, pk, red_team_run_resume, "Red-team run #{pk} resumed.")
+
+
+def _run_action(request, pk, action, success):
+    run = _run_or_404(request, pk)
+    try:
+        action(user=request.user, run=run)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, success.format(pk=pk))
+    return redirect("redteam_run", pk=pk)
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)

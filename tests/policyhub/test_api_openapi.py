@@ -55,6 +55,8 @@ OPERATION_IDS = {
     ("/api/redteam/runs/plan", "post"): "labeling_redteam_api_plan_run",
     ("/api/redteam/runs", "post"): "labeling_redteam_api_start_run",
     ("/api/redteam/runs/{red_team_run_id}", "get"): "labeling_redteam_api_get_run",
+    ("/api/redteam/runs/{red_team_run_id}/cancel", "post"): "labeling_redteam_api_cancel_run",
+    ("/api/redteam/runs/{red_team_run_id}/resume", "post"): "labeling_redteam_api_resume_run",
     ("/api/redteam/runs/{red_team_run_id}/report", "get"): "labeling_redteam_api_run_report",
     ("/api/redteam/runs/{red_team_run_id}/compare/{other_id}", "get"): "labeling_redteam_api_compare_runs",
     ("/api/policies/{slug}/gates", "get"): "labeling_api_gates_get_gates",
