@@ -1191,7 +1191,11 @@ class RedTeamRun(models.Model):
     (``runs``): one over the set's clean originals (``red_team_category`` empty) and one per category of the set,
     whose candidates name the original pair while the teacher sees the variant's facts (read from
     ``RedTeamVariant`` by the run engine's context). The report compares each variant's label with its
-    original's (``labeling.selectors.redteam_report``)."""
+    original's (``labeling.selectors.redteam_report``). With ``judge_config`` every part is judged by that second
+    config (the judge of the run engine, unchanged: it reads the facts the teacher saw). Parts run online only
+    (``labelingrun_evaluations_online``): in batch mode each part would be an OpenAI batch of its own, taking up
+    to 24 h, a judge judges online runs only, and a draft preview queues its red-team chunks alternating with its
+    gold chunks, which a batch does not have."""
 
     red_team_set = models.ForeignKey(RedTeamSet, on_delete=models.PROTECT, related_name="runs")
     policy_version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.PROTECT, related_name="+")
@@ -1200,6 +1204,10 @@ class RedTeamRun(models.Model):
     )
     content_hash = models.CharField(max_length=64, help_text="The version's content hash when it was run.")
     teacher_config = models.ForeignKey(TeacherConfig, on_delete=models.PROTECT, related_name="+")
+    judge_config = models.ForeignKey(
+        TeacherConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The judge every part ran with (the parts' judge_config; see LabelingRun.judge_config); empty: none.",
+    )  # fmt: skip
     idempotency_key = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

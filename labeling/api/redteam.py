@@ -1,7 +1,7 @@
 """Red-team endpoints of the JSON API: create a set, generated or uploaded as JSONL (policy owners), plan and
-start a red-team run (policy owners; send ``Idempotency-Key``), cancel and resume a whole run (policy owners),
-read a run and its report, compare two runs
-(policy owners and ML engineers; runs on a draft are the policy owners' only)."""
+start a red-team run, optionally with a judge (policy owners; send ``Idempotency-Key``), cancel and resume a whole
+run (policy owners), read a run and its report, compare two runs (policy owners and ML engineers; runs on a draft
+are the policy owners' only)."""
 
 import re
 
@@ -13,7 +13,7 @@ from policyhub import roles
 from policyhub.api_root import IDEMPOTENT, ErrorOut, TextIn, require_role
 from policyhub.models import Policy, PolicyVersion
 
-from ..models import RedTeamRun, RedTeamSet, TeacherConfig
+from ..models import LabelingRun, RedTeamRun, RedTeamSet, TeacherConfig
 from ..selectors.redteam import READERS, red_team_plan
 from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get
 from ..services.redteam import (
@@ -25,6 +25,8 @@ from ..services.redteam import (
     red_team_run_start,
     red_team_set_create,
 )
+from ..services.runs import labeling_run_check_judge
+from .common import teacher_or_404
 
 router = Router(tags=["red team"])
 
@@ -66,6 +68,7 @@ class RunIn(TextIn):
     set: int
     version: int | str  # a version number, or "draft"
     teacher: str
+    judge: str | int | None = None  # a second LLM teacher config (its name or id) that judges every answer
 
 
 def _set_out(red_team_set: RedTeamSet) -> dict:
@@ -101,7 +104,8 @@ def _resolve(request, payload: RunIn):
     config = TeacherConfig.objects.filter(name=payload.teacher).first()
     if config is None:
         raise HttpError(404, f"No teacher config {payload.teacher!r}.")
-    return red_team_set, version, config
+    judge = None if payload.judge in (None, "") else teacher_or_404(payload.judge)
+    return red_team_set, version, config, judge
 
 
 def _run(request, run_id: int) -> RedTeamRun:
@@ -173,11 +177,13 @@ def get_set(request, red_team_set_id: int):
     operation_id="labeling_redteam_api_plan_run",
 )
 def plan_run(request, payload: RunIn):
-    """What the run would send and cost, part by part (the clean originals, then each category), without
-    calling the teacher."""
+    """What the run would send and cost, part by part (the clean originals, then each category), with the
+    judge's requests when ``judge`` is given, without calling the teacher."""
     require_role(request, *READERS)
-    red_team_set, version, config = _resolve(request, payload)
-    return red_team_plan(user=request.auth, red_team_set=red_team_set, version=version, config=config).as_dict()
+    red_team_set, version, config, judge = _resolve(request, payload)
+    labeling_run_check_judge(judge=judge, mode=LabelingRun.Mode.ONLINE)  # a 400 naming why it cannot judge
+    plan = red_team_plan(user=request.auth, red_team_set=red_team_set, version=version, config=config, judge=judge)
+    return plan.as_dict()
 
 
 @router.post(
@@ -187,14 +193,15 @@ def plan_run(request, payload: RunIn):
     openapi_extra=IDEMPOTENT,
 )
 def start_run(request, payload: RunIn):
-    """Label the set's originals and variants under the version (or the saved draft) with the teacher config.
-    The same ``Idempotency-Key`` returns the same run (200) instead of starting another (201)."""
+    """Label the set's originals and variants under the version (or the saved draft) with the teacher config,
+    and with ``judge`` have a second LLM config judge every answer (online; red-team runs have no batch mode). The
+    same ``Idempotency-Key`` returns the same run (200) instead of starting another (201)."""
     require_role(request, roles.POLICY_OWNER)
-    red_team_set, version, config = _resolve(request, payload)
+    red_team_set, version, config, judge = _resolve(request, payload)
     key = request.headers.get("Idempotency-Key", "")[:200]
     existed = bool(key) and RedTeamRun.objects.filter(created_by=request.auth, idempotency_key=key).exists()
     run = red_team_run_start(user=request.auth, red_team_set=red_team_set, version=version, config=config,
-                             idempotency_key=key)  # fmt: skip
+                             idempotency_key=key, judge=judge)  # fmt: skip
     return Status(200 if existed else 201, red_team_report(run=_run(request, run.pk), examples=0).as_dict())
 
 

@@ -90,6 +90,15 @@ class RedTeamPlan:
     variants, as the teacher would see them), and their totals."""
 
     parts: list[tuple[str, RunPlan]]  # ("clean" or the category, its plan)
+    judge: str = ""  # the judge config's name; its requests and cost are in each part's plan
+
+    @property
+    def judge_requests(self) -> int:
+        return sum(plan.judge.requests for _, plan in self.parts if plan.judge)
+
+    @property
+    def judge_estimated_cost(self) -> Decimal:
+        return sum((plan.judge.estimated_cost for _, plan in self.parts if plan.judge), start=Decimal(0))
 
     @property
     def requests(self) -> int:
@@ -109,28 +118,33 @@ class RedTeamPlan:
 
     def as_dict(self) -> dict:
         return {
-            "requests": self.requests, "estimated_cost": str(self.estimated_cost),
+            "requests": self.requests, "estimated_cost": str(self.estimated_cost), "judge": self.judge or None,
+            "judge_requests": self.judge_requests, "judge_estimated_cost": str(self.judge_estimated_cost),
             "estimated_input_tokens": self.estimated_input_tokens,
             "estimated_output_tokens": self.estimated_output_tokens,
             "parts": [
                 {"part": name, "pairs": plan.pairs, "requests": plan.requests, "cached_share": plan.cached_share,
                  "estimated_input_tokens": plan.estimated_input_tokens,
                  "estimated_output_tokens": plan.estimated_output_tokens, "estimated_cost": str(plan.estimated_cost),
+                 "judge_requests": plan.judge.requests if plan.judge else 0,
                  "token_basis": plan.token_basis, "example_messages": plan.example_messages}
                 for name, plan in self.parts
             ],
         }  # fmt: skip
 
 
-def red_team_plan(*, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig) -> RedTeamPlan:
+def red_team_plan(
+    *, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig, judge: TeacherConfig | None = None
+) -> RedTeamPlan:
     """The plan of each part with the pipeline's own request and cache-key code (``selectors.planning``): the
-    clean part from the pairs, a category's part from its variants (``pipeline.context.variant_facts``)."""
+    clean part from the pairs, a category's part from its variants (``pipeline.context.variant_facts``); with
+    ``judge``, each part's judge requests and cost too."""
     roles.require_role(user, *READERS, message=READERS_ONLY)
     pair_ids = clean_pair_ids(red_team_set)
-    parts = [("clean", run_plan(version=version, config=config, selection={"pair_ids": pair_ids}))] if pair_ids else []
+    plan = partial(run_plan, version=version, config=config, judge=judge)
+    parts = [("clean", plan(selection={"pair_ids": pair_ids}))] if pair_ids else []
     for category in red_team_set.categories:
         ids = sorted(set(red_team_set.variants.filter(category=category).values_list("pair_id", flat=True)))
         facts_of = partial(variant_facts, red_team_set.pk, category)
-        parts.append((category, run_plan(version=version, config=config, selection={"pair_ids": ids},
-                                         facts_of=facts_of)))  # fmt: skip
-    return RedTeamPlan(parts=parts)
+        parts.append((category, plan(selection={"pair_ids": ids}, facts_of=facts_of)))
+    return RedTeamPlan(parts=parts, judge=judge.name if judge else "")

@@ -212,7 +212,8 @@ class RedTeamReport:
         return {
             "id": run.pk, "set": run.red_team_set_id, "policy": run.policy_version.policy.slug,
             "version": run.policy_version.number, "draft_revision": run.draft_revision,
-            "teacher": run.teacher_config.name, "status": self.status, "finished": self.finished,
+            "teacher": run.teacher_config.name, "judge": run.judge_config.name if run.judge_config_id else None,
+            "status": self.status, "finished": self.finished,
             "samples_done": self.samples_done, "samples_total": self.samples_total, "cost": str(self.cost),
             "runs": [{"id": p.pk, "category": p.red_team_category or "clean", "status": p.status,
                       "samples_done": p.samples_done, "samples_failed": p.samples_failed,
@@ -241,7 +242,9 @@ def red_team_runs(*, user, policy) -> list[RedTeamRun]:
 def red_team_run_get(*, user, pk: int) -> RedTeamRun:
     """The red-team run as ``user`` may see it; RedTeamRun.DoesNotExist for one on a draft unless a policy owner."""
     roles.require_role(user, *READERS, message=READERS_ONLY)
-    run = RedTeamRun.objects.select_related("policy_version__policy", "teacher_config", "red_team_set").get(pk=pk)
+    run = RedTeamRun.objects.select_related(
+        "policy_version__policy", "teacher_config", "judge_config", "red_team_set"
+    ).get(pk=pk)
     if run.on_draft and not roles.has_role(user, roles.POLICY_OWNER):
         raise RedTeamRun.DoesNotExist(f"No red-team run #{pk}.")
     return run

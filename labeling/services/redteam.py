@@ -44,7 +44,13 @@ from ..models import (
 from ..selectors.redteam import clean_pair_ids
 from ..teacher.messages import pair_facts
 from ..variants import bait, injection, noise, protected, seeded_random
-from .runs import enqueue_chunks_alternating, labeling_run_cancel, labeling_run_create, labeling_run_resume
+from .runs import (
+    enqueue_chunks_alternating,
+    labeling_run_cancel,
+    labeling_run_check_judge,
+    labeling_run_create,
+    labeling_run_resume,
+)
 
 OWNERS_ONLY = "Only policy owners can create red-team sets."
 GENERATORS = {
@@ -391,23 +397,31 @@ def _runnable_version(red_team_set: RedTeamSet, version: PolicyVersion) -> Polic
 
 
 def red_team_run_create(
-    *, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig, idempotency_key: str = ""
+    *,
+    user,
+    red_team_set: RedTeamSet,
+    version: PolicyVersion,
+    config: TeacherConfig,
+    idempotency_key: str = "",
+    judge: TeacherConfig | None = None,
 ) -> tuple[RedTeamRun, list[LabelingRun]]:
     """The red-team run and its parts (the clean originals, then one per category), inside the caller's
     transaction with ``version`` locked, chunks not queued: the caller queues them (alone, or alternating with a
-    draft preview's runs). Checks the version and config like :func:`red_team_run_start`."""
+    draft preview's runs). Checks the version and config like :func:`red_team_run_start`. ``judge``: every part
+    is judged by it (the runs' ``judge_verdict`` check: a failed verdict flags the variant's answer)."""
     from .gold import check_teacher_config  # gold builds on runs, like this module
 
     _runnable_version(red_team_set, version)
     try:
         check_teacher_config(config, version)
+        labeling_run_check_judge(judge=judge, mode=LabelingRun.Mode.ONLINE)
     except ValidationError as error:
         raise RedTeamError(error.messages) from None
     pair_ids = clean_pair_ids(red_team_set)  # the originals variants are compared with (none for expected labels)
     red_team_run = RedTeamRun.objects.create(
         red_team_set=red_team_set, policy_version=version, teacher_config=config,
         draft_revision=version.revision if version.is_draft else None, content_hash=version.content_hash,
-        idempotency_key=idempotency_key, created_by=user,
+        judge_config=judge, idempotency_key=idempotency_key, created_by=user,
     )  # fmt: skip
     parts = []
     for category in ["", *red_team_set.categories] if pair_ids else red_team_set.categories:
@@ -425,18 +439,26 @@ def red_team_run_create(
                 enqueue_chunks=False,
                 red_team_run=red_team_run,
                 red_team_category=category,
+                judge=judge,
             )  # fmt: skip
         )
     return red_team_run, parts
 
 
 def red_team_run_start(
-    *, user, red_team_set: RedTeamSet, version: PolicyVersion, config: TeacherConfig, idempotency_key: str = ""
+    *,
+    user,
+    red_team_set: RedTeamSet,
+    version: PolicyVersion,
+    config: TeacherConfig,
+    idempotency_key: str = "",
+    judge: TeacherConfig | None = None,
 ) -> RedTeamRun:
     """Label the set's clean originals and every category's variants under ``version`` (published, or the draft
     as saved now) with ``config``: one ``purpose=red_team`` run per part, chunked on the workers in alternation.
     The clean originals go through the same cache as any run, so pairs a labeling run of this version and config
-    asked already cost nothing. The same ``idempotency_key`` from the same user returns the same red-team run."""
+    asked already cost nothing. ``judge``: a second LLM config judging every answer (online, like every red-team
+    run). The same ``idempotency_key`` from the same user returns the same red-team run."""
     roles.require_role(user, roles.POLICY_OWNER, message=RUN_OWNERS_ONLY)
     key = (idempotency_key or "")[:200]
     if key and (existing := RedTeamRun.objects.filter(created_by=user, idempotency_key=key).first()):
@@ -445,7 +467,7 @@ def red_team_run_start(
         with transaction.atomic():
             version = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
             red_team_run, parts = red_team_run_create(
-                user=user, red_team_set=red_team_set, version=version, config=config, idempotency_key=key
+                user=user, red_team_set=red_team_set, version=version, config=config, idempotency_key=key, judge=judge
             )
             enqueue_chunks_alternating(parts)
     except IntegrityError:

@@ -13,7 +13,7 @@ from policyhub import selectors as policy_selectors
 from policyhub.models import PolicyVersion
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, has_role, role_required
 
-from ..models import RedTeamCategory, RedTeamRun, RedTeamSet, TeacherConfig
+from ..models import LabelingRun, RedTeamCategory, RedTeamRun, RedTeamSet, TeacherConfig
 from ..selectors import teacher_config_list
 from ..selectors.redteam import red_team_plan, red_team_sets
 from ..selectors.redteam_report import red_team_compare, red_team_report, red_team_run_get, red_team_runs
@@ -28,6 +28,7 @@ from ..services.redteam import (
     red_team_run_start,
     red_team_set_create,
 )
+from ..services.runs import labeling_run_check_judge
 
 
 def _list_context(request, policy, **extra) -> dict:
@@ -106,19 +107,22 @@ def redteam_custom_set_create(request, slug):
 
 
 def _targets(request, policy, data):
-    """(set, version, config) named by the form, or an error message."""
+    """(set, version, config, judge or None) named by the form, or an error message."""
     red_team_set = RedTeamSet.objects.filter(pk=_int(data.get("set"), 0), policy=policy).first()
     version = policy_selectors.version_list(user=request.user, policy=policy).filter(
         pk=_int(data.get("version"), 0)
     ).first()  # fmt: skip
     config = TeacherConfig.objects.filter(pk=_int(data.get("config"), 0)).first()
+    judge = TeacherConfig.objects.filter(pk=_int(data.get("judge"), 0)).first() if data.get("judge") else None
     if red_team_set is None:
         return None, f"Choose a red-team set of {policy.slug}."
     if version is None:
         return None, "Choose a published version or the draft."
     if config is None:
         return None, "Choose a teacher config."
-    return (red_team_set, version, config), ""
+    if data.get("judge") and judge is None:
+        return None, "Choose a judge among the teacher configs, or none."
+    return (red_team_set, version, config, judge), ""
 
 
 @role_required(POLICY_OWNER)
@@ -129,9 +133,15 @@ def redteam_plan(request, slug):
     if targets is None:
         return render(request, "labeling/redteam_list.html", _list_context(request, policy, run_error=error),
                       status=400)  # fmt: skip
-    red_team_set, version, config = targets
-    plan = red_team_plan(user=request.user, red_team_set=red_team_set, version=version, config=config)
-    context = {"policy": policy, "set": red_team_set, "version": version, "config": config, "plan": plan}
+    red_team_set, version, config, judge = targets
+    try:
+        labeling_run_check_judge(judge=judge, mode=LabelingRun.Mode.ONLINE)
+    except ValidationError as exc:
+        context = _list_context(request, policy, run_error=" ".join(exc.messages))
+        return render(request, "labeling/redteam_list.html", context, status=400)
+    plan = red_team_plan(user=request.user, red_team_set=red_team_set, version=version, config=config, judge=judge)
+    context = {"policy": policy, "set": red_team_set, "version": version, "config": config, "judge": judge,
+               "plan": plan}  # fmt: skip
     return render(request, "labeling/redteam_plan.html", context)
 
 
@@ -141,9 +151,11 @@ def redteam_run_start(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
     targets, error = _targets(request, policy, request.POST)
     if targets is not None:
-        red_team_set, version, config = targets
+        red_team_set, version, config, judge = targets
         try:
-            run = red_team_run_start(user=request.user, red_team_set=red_team_set, version=version, config=config)
+            run = red_team_run_start(
+                user=request.user, red_team_set=red_team_set, version=version, config=config, judge=judge
+            )
         except ValidationError as exc:
             error = " ".join(exc.messages)
         else:

@@ -53,6 +53,7 @@ class Command(BaseCommand):
         run.add_argument("--version", required=True, help="A published version number, or 'draft'.")
         run.add_argument("--teacher", required=True, help="Teacher config name.")
         run.add_argument("--set", type=int, help="Red-team set id (default: the policy's newest set).")
+        run.add_argument("--judge", help="A second (LLM) teacher config's name that judges every answer.")
         run.add_argument("--user", required=True, help="A policy owner's username (recorded as the starter).")
         run.add_argument("--wait", action="store_true", help="Poll until the run ends, then print the report.")
         run.add_argument("--poll", type=float, default=2.0, help="Seconds between polls with --wait.")
@@ -135,13 +136,18 @@ class Command(BaseCommand):
     # --- run ----------------------------------------------------------------------------------------------------
     def _run(self, user, opts):
         version, config, red_team_set = self._run_targets(opts)
-        plan = red_team_plan(user=user, red_team_set=red_team_set, version=version, config=config)
+        judge = None
+        if opts.get("judge") and (judge := TeacherConfig.objects.filter(name=opts["judge"]).first()) is None:
+            raise CommandError(f"No teacher config {opts['judge']!r} to judge with.")
+        plan = red_team_plan(user=user, red_team_set=red_team_set, version=version, config=config, judge=judge)
         self.stdout.write(f"Plan: {plan.requests} teacher requests, ≈ {plan.estimated_input_tokens} input + "
                           f"{plan.estimated_output_tokens} output tokens, ≈ ${plan.estimated_cost}.")  # fmt: skip
         for name, part in plan.parts:
             self.stdout.write(f"  {name}: {part.pairs} pairs, {part.requests} requests, {part.cached_share:.0%} "
                               f"cached, ≈ ${part.estimated_cost}")  # fmt: skip
-        run = red_team_run_start(user=user, red_team_set=red_team_set, version=version, config=config)
+        if judge is not None:
+            self.stdout.write(f"  judge {judge.name}: {plan.judge_requests} requests, ≈ ${plan.judge_estimated_cost}")
+        run = red_team_run_start(user=user, red_team_set=red_team_set, version=version, config=config, judge=judge)
         self.stdout.write(f"Red-team run #{run.pk} started: set #{red_team_set.pk} under {version} with {config.name}.")
         if not opts["wait"]:
             return
