@@ -8,7 +8,8 @@
                      "hallucination_rate": 0.0 | None},
      "red_team": None | {"run": 7, "attack_success_rate": {"injection": 0.1, …}, "flip_rate": 0.02 | None,
                          "flip_rate_by_attribute": {…}, "hallucination_rate": 0.0 | None, "variants": 40},
-     "red_team_note": "why there are no red-team figures" (optional)}
+     "red_team_note": "why there are no red-team figures" (optional),
+     "red_team_run": 7 (optional: the preview's red-team run that gave none, still running, failed or cancelled)}
 
 ``thresholds`` is ``QualityGates.thresholds()`` (``None``: the policy has no gates). A gate whose threshold is
 ``None`` is off and gives no result. A result is ``passed``, ``failed`` or ``not_measured``; ``blocking`` results
@@ -40,6 +41,7 @@ class GateResult:
     status: str
     blocking: bool
     detail: str = ""
+    red_team_run: int | None = None  # a red-team gate not measured because of this red-team run: the pages link it
 
     @property
     def passed(self) -> bool:
@@ -112,7 +114,7 @@ def _gold_gates(gold: dict | None, thresholds: dict) -> list[GateResult]:
     return results
 
 
-def _red_team_gates(red: dict | None, thresholds: dict, note: str) -> list[GateResult]:
+def _red_team_gates(red: dict | None, thresholds: dict, note: str, run: int | None = None) -> list[GateResult]:
     required = bool(thresholds.get("require_red_team_run"))
     absent = f"not measured: {note or 'no red-team run of this draft'}" + (
         " (a red-team run is required)" if required else " (not required)"
@@ -135,7 +137,7 @@ def _red_team_gates(red: dict | None, thresholds: dict, note: str) -> list[GateR
     results = []
     for key, name, figure, threshold, missing in gates:
         if red is None:
-            results.append(GateResult(key, name, None, threshold, "max", NOT_MEASURED, required, absent))
+            results.append(GateResult(key, name, None, threshold, "max", NOT_MEASURED, required, absent, run))
         else:
             missing += " (a red-team run is required)" if required else ""
             results.append(_compare(key, name, figure, threshold, "max", missing_blocks=required, missing=missing))
@@ -147,7 +149,7 @@ def evaluate_gates(figures: dict, thresholds: dict | None) -> list[GateResult]:
     if not thresholds:
         return []
     return _gold_gates(figures.get("gold"), thresholds) + _red_team_gates(
-        figures.get("red_team"), thresholds, figures.get("red_team_note", "")
+        figures.get("red_team"), thresholds, figures.get("red_team_note", ""), figures.get("red_team_run")
     )
 
 

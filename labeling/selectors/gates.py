@@ -76,14 +76,28 @@ def gold_figures(*, preview: DraftPreview) -> dict:
 def gate_figures(*, draft: PolicyVersion, preview: DraftPreview | None) -> dict:
     """Everything a draft is gated on: the preview's gold figures (None without a preview) and the red-team ones."""
     red, note = red_team_figures(draft=draft, config=preview.teacher_config if preview else None)
-    running = preview is not None and preview.red_team_run_id is not None and red is None
-    if running and LabelingRun.objects.filter(red_team_run=preview.red_team_run_id, status__in=ACTIVE).exists():
-        note = f"the red-team run #{preview.red_team_run_id} of preview #{preview.pk} is still running"
     figures = {"preview": preview.pk if preview else None, "gold": gold_figures(preview=preview) if preview else None}
+    if red is None and preview is not None and preview.red_team_run_id is not None:
+        note = _preview_red_team_note(preview) or note
+        figures["red_team_run"] = preview.red_team_run_id  # the pages link it
     figures["red_team"] = red
     if note:
         figures["red_team_note"] = note
     return figures
+
+
+def _preview_red_team_note(preview: DraftPreview) -> str:
+    """Why the preview's own red-team run gives no figures: a part failed or was cancelled (the first such, with
+    its error), or it is still running; "" otherwise."""
+    parts = LabelingRun.objects.filter(red_team_run=preview.red_team_run_id).order_by("id")
+    named = f"the red-team run #{preview.red_team_run_id} of preview #{preview.pk}"
+    for status in (LabelingRun.Status.FAILED, LabelingRun.Status.CANCELLED):  # as the run's own status reads
+        part = next((p for p in parts if p.status == status), None)
+        if part is not None:
+            what = f"its {part.red_team_category or 'clean'} part" + (f": {part.error}" if part.error else "")
+            verb = "failed" if status == LabelingRun.Status.FAILED else "was cancelled"
+            return f"{named} {verb} ({what}); resume it or preview again"
+    return f"{named} is still running" if any(part.status in ACTIVE for part in parts) else ""
 
 
 def gate_figures_for_preview(preview: DraftPreview) -> dict:

@@ -13,7 +13,7 @@ from labeling.selectors import previews as preview_selectors
 from labeling.selectors.redteam_report import red_team_gate_figures
 from labeling.services import GoldError, draft_preview_start, gates_for_draft, labeling_run_chunk_process
 from labeling.services import runs as run_services
-from labeling.services.redteam import red_team_set_create
+from labeling.services.redteam import red_team_run_cancel, red_team_run_resume, red_team_set_create
 from tests.api_roles import CALLERS, bearer, caller_headers, expect_refused
 from tests.fakes.openai_server import BiasedResponder, default_responder
 
@@ -217,6 +217,43 @@ def test_the_gates_say_the_previews_red_team_run_is_still_running(
     (result,) = gates_for_draft(policy).results
     assert result.status == "not_measured" and result.blocking
     assert f"red-team run #{preview.red_team_run_id} of preview #{preview.pk} is still running" in result.detail
+
+
+def test_the_gates_and_the_publish_page_point_at_the_previews_failed_or_cancelled_red_team_run(
+    gold_draft, owner, policy, openai_config, biased_teacher, queued, client_for
+):
+    set_gates(policy, owner, max_flip_rate=0.05, require_red_team_run=True)
+    preview = draft_preview_start(user=owner, draft=gold_draft, config=openai_config())
+    run_id = preview.red_team_run_id
+    process(queued[:2])  # the gold runs' chunks, not the red team's
+    red_team_run_cancel(user=owner, run=preview.red_team_run)
+
+    (result,) = gates_for_draft(policy).results
+    assert (result.status, result.blocking, result.red_team_run) == ("not_measured", True, run_id)
+    assert f"the red-team run #{run_id} of preview #{preview.pk} was cancelled (its clean part)" in result.detail
+    client = client_for(owner)
+    page = client.get("/policies/match/draft/publish/").content.decode()
+    assert f'<a href="/redteam/runs/{run_id}/" id="gate-red-team-run">red-team run #{run_id}</a>' in page
+    assert f'<a href="/redteam/runs/{run_id}/" class="gate-red-team-run">' in page  # in the results table too
+    assert "was cancelled (its clean part); resume it or preview again" in page
+
+    red_team_run_resume(user=owner, run=preview.red_team_run)
+    injection = preview.red_team_run.runs.get(red_team_category="injection")
+    run_services.labeling_run_fail(run_id=injection.pk, error="The teacher answered 500 five times.")
+    (result,) = gates_for_draft(policy).results
+    failed = f"#{run_id} of preview #{preview.pk} failed (its injection part: The teacher answered 500 five times.)"
+    assert result.red_team_run == run_id and failed in result.detail
+
+    # resumed and finished: figures, no pointer at a run that gave none
+    red_team_run_resume(user=owner, run=preview.red_team_run)
+    for part in preview.red_team_run.runs.all():
+        for chunk in part.chunks.filter(status="pending"):
+            labeling_run_chunk_process(run_id=part.pk, chunk_index=chunk.index)
+    check = gates_for_draft(policy)
+    ((result,),) = [check.results]
+    assert (result.status, result.red_team_run) == ("failed", None) and "red_team_run" not in check.figures
+    page = client.get("/policies/match/draft/publish/").content.decode()
+    assert 'id="gate-red-team-run"' not in page and "gate-red-team-run" not in page
 
 
 # --- the page form ---------------------------------------------------------------------------------------------
