@@ -4,14 +4,17 @@ the draft's red-team run started with the preview (``redteam_report``, without e
 them)."""
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
 
 from policyhub.models import PolicyVersion
 
 from ..evaluation import EvaluationReport, evaluation_report
-from ..models import Candidate, DraftPreview, LabelingRun, Pair, RedTeamRun
+from ..models import Candidate, DraftPreview, GoldLabel, LabelingRun, Pair, RedTeamRun, RedTeamSet, TeacherConfig
 from .gold import gold_labels, judged, run_answers
+from .planning import RunPlan, run_plan
+from .redteam import RedTeamPlan, red_team_plan
 from .redteam_report import RedTeamReport, red_team_report
 from .runs import run_for_key
 
@@ -142,3 +145,55 @@ def draft_preview_for_key(*, user, key: str) -> DraftPreview | None:
     """The preview ``user`` started with this API ``Idempotency-Key`` (its draft run carries the key)."""
     run = run_for_key(user=user, key=key)
     return DraftPreview.objects.filter(draft_run=run).first() if run else None
+
+
+# --- what a preview would cost -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PreviewPlan:
+    """What a preview would send and cost before it starts: the gold set under the draft and under the published
+    version (a finished score's answers are cached, so free), and the red-team run of the chosen set (None: no
+    set, or skipped). Plans of the run engine's own plan code (``run_plan``, ``red_team_plan``)."""
+
+    draft: RunPlan
+    published: RunPlan | None
+    red_team: RedTeamPlan | None
+    red_team_set: RedTeamSet | None
+
+    @property
+    def gold_requests(self) -> int:
+        return self.draft.requests + (self.published.requests if self.published else 0)
+
+    @property
+    def gold_input_tokens(self) -> int:
+        return self.draft.estimated_input_tokens + (self.published.estimated_input_tokens if self.published else 0)
+
+    @property
+    def gold_output_tokens(self) -> int:
+        return self.draft.estimated_output_tokens + (self.published.estimated_output_tokens if self.published else 0)
+
+    @property
+    def gold_cost(self) -> Decimal:
+        return self.draft.estimated_cost + (self.published.estimated_cost if self.published else Decimal(0))
+
+    @property
+    def total_cost(self) -> Decimal:
+        return self.gold_cost + (self.red_team.estimated_cost if self.red_team else Decimal(0))
+
+
+def draft_preview_plan(
+    *, user, draft: PolicyVersion, config: TeacherConfig, red_team_set: RedTeamSet | None, skip_red_team: bool
+) -> PreviewPlan:
+    """The plan of the preview ``services.draft_preview_start`` would start with these choices (the newest
+    red-team set unless one is chosen or the red team is skipped)."""
+    policy = draft.policy
+    selection = {"pair_ids": list(GoldLabel.objects.filter(policy=policy).values_list("pair_id", flat=True))}
+    published = policy.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+    if not skip_red_team and red_team_set is None:
+        red_team_set = policy.red_team_sets.order_by("-created_at", "-id").first()
+    red_team_set = None if skip_red_team else red_team_set
+    return PreviewPlan(
+        draft=run_plan(version=draft, config=config, selection=selection),
+        published=run_plan(version=published, config=config, selection=selection) if published else None,
+        red_team=red_team_set and red_team_plan(user=user, red_team_set=red_team_set, version=draft, config=config),
+        red_team_set=red_team_set,
+    )

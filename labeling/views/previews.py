@@ -1,6 +1,7 @@
 """Browser views for the draft preview on the gold set (policy owners: drafts are theirs only).
 
-The policy editor loads ``draft_preview_panel`` (htmx) to offer "Preview on gold set"; the preview page polls its
+The policy editor loads ``draft_preview_panel`` (htmx) to offer "Preview on gold set" (and "Plan", a dry run showing
+the gold and red-team requests, tokens and cost side by side); the preview page polls its
 progress partial every second while the runs are going (the red-team run's too) and stops when they are done."""
 
 from django.contrib import messages
@@ -65,6 +66,11 @@ def draft_preview_start(request, slug):
         error = "There is no draft to preview: start one from the latest published version."
     elif config is None:
         error = "Choose a teacher config to label the gold set with."
+    elif not error and "plan" in request.POST:  # a dry run: the gold and red-team plans, nothing started
+        plan = selectors.draft_preview_plan(user=request.user, draft=draft, config=config, red_team_set=red_team_set,
+                                            skip_red_team=skip)  # fmt: skip
+        context = _panel_context(policy, draft, chosen=str(config.pk), chosen_set=chosen_set) | {"plan": plan}
+        return render(request, "labeling/draft_preview_start.html", context)
     elif not error:
         try:
             preview = services.draft_preview_start(

@@ -6,6 +6,8 @@ quality gates read that run once it is done.
 
 The red-team set is drawn from cue-free pairs of their own import (like ``rt_pairs``), next to the gold pairs."""
 
+import re
+
 import pytest
 
 from labeling.models import DraftPreview, LabelingRun, RedTeamRun, RedTeamSet, RunChunk
@@ -257,6 +259,32 @@ def test_the_gates_and_the_publish_page_point_at_the_previews_failed_or_cancelle
 
 
 # --- the page form ---------------------------------------------------------------------------------------------
+def test_the_form_plans_the_gold_and_red_team_runs_side_by_side_without_starting_anything(
+    gold_draft, owner, policy, openai_config, biased_teacher, client_for
+):
+    from labeling.selectors.redteam import red_team_plan
+
+    config = openai_config(price_input_per_mtok=2, price_output_per_mtok=8)
+    client = client_for(owner)
+    planned = client.post("/policies/match/draft/gold-preview/start/", {"config": config.pk, "plan": "1"})
+    assert planned.status_code == 200
+    assert not DraftPreview.objects.exists() and not LabelingRun.objects.exists() and not RedTeamRun.objects.exists()
+    assert not biased_teacher.chat_requests()
+    html = planned.content.decode()
+    rt_plan = red_team_plan(user=owner, red_team_set=RedTeamSet.objects.get(), version=gold_draft, config=config)
+    gold_row = re.search(r'<tr data-plan="gold"><td>Gold set: draft \+ published \(4 pairs\)</td><td>(\d+)</td>', html)
+    assert gold_row and gold_row.group(1) == "8"  # 4 gold pairs under the draft and under v1
+    red_row = (f'<tr data-plan="red_team"><td>Red team: set #{RedTeamSet.objects.get().pk} t (5 parts)'
+               f"</td><td>40</td><td>≈ {rt_plan.estimated_input_tokens}</td><td>≈ {rt_plan.estimated_output_tokens}"
+               f"</td><td>≈ ${rt_plan.estimated_cost}</td></tr>")  # fmt: skip
+    assert red_row in html and rt_plan.estimated_cost > 0
+    assert 'id="preview-plan-cost">≈ $' in html
+    skipped = client.post("/policies/match/draft/gold-preview/start/",
+                          {"config": config.pk, "plan": "1", "red_team_set": "skip"}).content.decode()  # fmt: skip
+    assert "none: skipped" in skipped and 'data-plan="gold"' in skipped
+    assert not DraftPreview.objects.exists()
+
+
 def test_the_form_offers_the_sets_and_starts_the_chosen_one_or_none(
     gold_draft, owner, policy, openai_config, biased_teacher, client_for
 ):
