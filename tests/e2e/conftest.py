@@ -11,11 +11,18 @@ While Playwright's sync API is running, an asyncio event loop is running in the 
   second connection is closed before the loop stops.
 """
 
+import io
 import os
+from dataclasses import dataclass
 
 import pytest
 from django.db import connections
 from playwright.sync_api import sync_playwright
+
+from labeling.models import GoldLabel, Pair, TeacherConfig
+from labeling.services import import_file
+from tests.celery_worker import Worker, purge_queue, worker_database_url
+from tests.fakes.openai_server import FakeOpenAI
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -71,3 +78,48 @@ def login(page):
         return page
 
     return log_in
+
+
+# --- the gold set and a worker with a fake teacher: what the quality-gate and red-team journeys share ----------
+#: The gold set: five members for one job; m1–m3 strong_match, m4–m5 no_match.
+MEMBERS = ["m1", "m2", "m3", "m4", "m5"]
+GOLD = {member: "strong_match" if member in ("m1", "m2", "m3") else "no_match" for member in MEMBERS}
+
+
+@dataclass
+class GoldWorker:
+    server: FakeOpenAI  # set ``server.responder`` to make the teacher behave
+    worker: Worker
+    config: TeacherConfig  # "fake-gpt", at the fake server
+
+
+def _import_gold_set(policy) -> None:
+    for kind, text in [
+        ("members", "member_id,headline,summary\n" + "".join(f"{m},Member {m},Builds pipelines\n" for m in MEMBERS)),
+        ("jobs", "job_id,title,description\nj1,Data engineer,Pipelines\n"),
+        ("pairs", "member_id,job_id\n" + "".join(f"{m},j1\n" for m in MEMBERS)),
+    ]:
+        assert import_file(kind=kind, stream=io.BytesIO(text.encode()), name=f"{kind}.csv").ok
+    for member, label in GOLD.items():
+        GoldLabel.objects.create(policy=policy, pair=Pair.objects.get(member__external_id=member), label=label)
+
+
+@pytest.fixture
+def gold_worker(policy, tmp_path, monkeypatch):
+    """The policy's gold set (``GOLD``, imported as pairs), a fake OpenAI server, the teacher config ``fake-gpt``
+    at it (K = 1, one request at a time) and a real Celery worker on every queue; stopped after the test. Ask for
+    it after ``page`` (or ``login``), so the worker stops before the browser."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test")  # the web process checks the config can be used
+    _import_gold_set(policy)
+    purge_queue()
+    worker = Worker(tmp_path, database_url=worker_database_url(), env={"OPENAI_API_KEY": "test"})
+    with FakeOpenAI(latency=0.02) as server:
+        config = TeacherConfig.objects.create(
+            name="fake-gpt", provider="openai", model="fake-teacher", base_url=server.base_url, samples_per_pair=1,
+            temperature=0, concurrency=1, request_timeout=10,
+        )  # fmt: skip
+        try:
+            worker.start()
+            yield GoldWorker(server=server, worker=worker, config=config)
+        finally:
+            worker.stop()

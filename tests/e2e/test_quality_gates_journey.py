@@ -2,22 +2,18 @@
 Celery worker labels it with a fake OpenAI teacher that does badly, sees the failed gate on the publish page,
 overrides it with a written reason, publishes, and finds the gate record with the reason on the version page."""
 
-import io
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from labeling.models import GateRecord, GoldLabel, Pair, TeacherConfig
-from labeling.services import import_file
-from tests.celery_worker import Worker, purge_queue, worker_database_url
-from tests.fakes.openai_server import FakeOpenAI
+from labeling.models import GateRecord
 from tests.labeling.gold_helpers import DRAFT_MARK, pair_of
+
+from .conftest import GOLD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-MEMBERS = ["m1", "m2", "m3", "m4", "m5"]
-GOLD = {member: "strong_match" if member in ("m1", "m2", "m3") else "no_match" for member in MEMBERS}
 REASON = "Gold for no_match is being relabelled this week; the legal review signed off on v2."
 
 
@@ -33,91 +29,66 @@ def responder(request, call_number):
     }
 
 
-def gold_set(policy):
-    for kind, text in [
-        ("members", "member_id,headline\n" + "".join(f"{m},Member {m}\n" for m in MEMBERS)),
-        ("jobs", "job_id,title,description\nj1,Data engineer,Pipelines\n"),
-        ("pairs", "member_id,job_id\n" + "".join(f"{m},j1\n" for m in MEMBERS)),
-    ]:
-        assert import_file(kind=kind, stream=io.BytesIO(text.encode()), name=f"{kind}.csv").ok
-    for member, label in GOLD.items():
-        GoldLabel.objects.create(policy=policy, pair=Pair.objects.get(member__external_id=member), label=label)
+def test_owner_overrides_a_failed_gate_with_a_reason_and_finds_the_record(page, login, policy, owner, gold_worker,
+                                                                          tmp_path):  # fmt: skip
+    gold_worker.server.responder = responder
+    login(owner)
 
+    # 1. Set a minimum gold accuracy of 0.9 on the policy page (the other gates off).
+    page.goto(f"/policies/{policy.slug}/")
+    expect(page.locator("#no-gates")).to_be_visible()
+    page.locator("#gates-editor summary").click()
+    form = page.locator("#gates-form")
+    for field in form.locator('input[type="number"]').all():
+        field.fill("")
+    form.locator('input[name="min_gold_accuracy"]').fill("0.9")
+    form.get_by_role("button", name="Save quality gates").click()
+    expect(page.locator(".messages")).to_contain_text("Saved the quality gates")
+    expect(page.locator("#gate-thresholds")).to_contain_text("Minimum gold accuracy")
+    expect(page.locator("#gate-thresholds")).to_contain_text("0.900")
 
-def test_owner_overrides_a_failed_gate_with_a_reason_and_finds_the_record(
-    page, login, policy, owner, tmp_path, monkeypatch
-):
-    monkeypatch.setenv("OPENAI_API_KEY", "test")  # the web process checks the config can be used
-    gold_set(policy)
-    purge_queue()
-    worker = Worker(tmp_path, database_url=worker_database_url(), env={"OPENAI_API_KEY": "test"})
-    with FakeOpenAI(latency=0.05) as server:
-        server.responder = responder
-        TeacherConfig.objects.create(
-            name="fake-gpt", provider="openai", model="fake-teacher", base_url=server.base_url, samples_per_pair=1,
-            temperature=0, concurrency=1, request_timeout=10,
-        )  # fmt: skip
-        try:
-            worker.start()
-            login(owner)
+    # 2. Edit the draft; publishing now asks for a preview first.
+    page.goto(f"/policies/{policy.slug}/draft/")
+    page.fill("#id_body", f"# Match policy\n\n{DRAFT_MARK}\n")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".messages")).to_contain_text("Saved draft v2 (revision 2)")
+    page.get_by_role("link", name="Publish… (quality gates)").click()
+    expect(page.locator("#gate-verdict")).to_contain_text("Draft v2 has not been previewed on the gold set")
+    expect(page.locator("#publish-form")).to_have_count(0)
 
-            # 1. Set a minimum gold accuracy of 0.9 on the policy page (the other gates off).
-            page.goto(f"/policies/{policy.slug}/")
-            expect(page.locator("#no-gates")).to_be_visible()
-            page.locator("#gates-editor summary").click()
-            form = page.locator("#gates-form")
-            for field in form.locator('input[type="number"]').all():
-                field.fill("")
-            form.locator('input[name="min_gold_accuracy"]').fill("0.9")
-            form.get_by_role("button", name="Save quality gates").click()
-            expect(page.locator(".messages")).to_contain_text("Saved the quality gates")
-            expect(page.locator("#gate-thresholds")).to_contain_text("Minimum gold accuracy")
-            expect(page.locator("#gate-thresholds")).to_contain_text("0.900")
+    # 3. Preview it on the gold set with the fake teacher (it does badly on the draft).
+    page.goto(f"/policies/{policy.slug}/draft/")
+    panel = page.locator("#gold-preview-panel")
+    panel.locator('select[name="config"]').select_option(label="fake-gpt (openai:fake-teacher)")
+    panel.get_by_role("button", name="Preview on gold set").click()
+    page.wait_for_url(re.compile(r"/policies/match/draft/gold-preview/\d+/$"))
+    expect(page.locator("#preview-status")).to_have_text("Done", timeout=30_000)
+    expect(page.locator("#draft-accuracy")).to_contain_text("0.600 (3 of 5)")
 
-            # 2. Edit the draft; publishing now asks for a preview first.
-            page.goto(f"/policies/{policy.slug}/draft/")
-            page.fill("#id_body", f"# Match policy\n\n{DRAFT_MARK}\n")
-            page.get_by_role("button", name="Save draft").click()
-            expect(page.locator(".messages")).to_contain_text("Saved draft v2 (revision 2)")
-            page.get_by_role("link", name="Publish… (quality gates)").click()
-            expect(page.locator("#gate-verdict")).to_contain_text("Draft v2 has not been previewed on the gold set")
-            expect(page.locator("#publish-form")).to_have_count(0)
+    # 4. The publish page shows the failed gate; publishing without a reason is refused.
+    page.goto(f"/policies/{policy.slug}/draft/publish/")
+    expect(page.locator("#gate-verdict")).to_contain_text("1 gate blocks publishing")
+    row = page.locator('#gate-results tr[data-gate="min_gold_accuracy"]')
+    expect(row).to_have_attribute("data-status", "failed")
+    expect(row).to_contain_text("0.600")
+    expect(row).to_contain_text("≥ 0.900")
+    expect(page.locator("#publish")).to_have_count(0)
+    page.fill("#id_override_reason", "   ")
+    page.get_by_role("button", name="Override the failing gates and publish v2").click()
+    expect(page.locator("#publish-error")).to_contain_text("an override needs a reason")
+    assert policy.versions.get(number=2).status == "draft"
 
-            # 3. Preview it on the gold set with the fake teacher (it does badly on the draft).
-            page.goto(f"/policies/{policy.slug}/draft/")
-            panel = page.locator("#gold-preview-panel")
-            panel.locator('select[name="config"]').select_option(label="fake-gpt (openai:fake-teacher)")
-            panel.get_by_role("button", name="Preview on gold set").click()
-            page.wait_for_url(re.compile(r"/policies/match/draft/gold-preview/\d+/$"))
-            expect(page.locator("#preview-status")).to_have_text("Done", timeout=30_000)
-            expect(page.locator("#draft-accuracy")).to_contain_text("0.600 (3 of 5)")
-
-            # 4. The publish page shows the failed gate; publishing without a reason is refused.
-            page.goto(f"/policies/{policy.slug}/draft/publish/")
-            expect(page.locator("#gate-verdict")).to_contain_text("1 gate blocks publishing")
-            row = page.locator('#gate-results tr[data-gate="min_gold_accuracy"]')
-            expect(row).to_have_attribute("data-status", "failed")
-            expect(row).to_contain_text("0.600")
-            expect(row).to_contain_text("≥ 0.900")
-            expect(page.locator("#publish")).to_have_count(0)
-            page.fill("#id_override_reason", "   ")
-            page.get_by_role("button", name="Override the failing gates and publish v2").click()
-            expect(page.locator("#publish-error")).to_contain_text("an override needs a reason")
-            assert policy.versions.get(number=2).status == "draft"
-
-            # 5. Override with a reason, publish, and find the record on the version page.
-            page.fill("#id_override_reason", REASON)
-            page.get_by_role("button", name="Override the failing gates and publish v2").click()
-            page.wait_for_url(re.compile(r"/policies/match/v2/$"))
-            expect(page.locator(".messages")).to_contain_text("Published v2")
-            record = page.locator("#gate-record")
-            expect(record).to_contain_text("Published with failing gates")
-            expect(record).to_contain_text(f"Override by {owner.get_username()}")
-            expect(record.locator(".override-reason")).to_have_text(REASON)
-            expect(record.locator('tr[data-gate="min_gold_accuracy"]')).to_have_attribute("data-status", "failed")
-            saved = GateRecord.objects.get(version__policy=policy, version__number=2)
-            assert (saved.override_reason, saved.overridden_by_id, saved.passed) == (REASON, owner.pk, False)
-            assert page.js_errors == []
-            page.screenshot(path=str(tmp_path / "quality_gates.png"), full_page=True)
-        finally:
-            worker.stop()
+    # 5. Override with a reason, publish, and find the record on the version page.
+    page.fill("#id_override_reason", REASON)
+    page.get_by_role("button", name="Override the failing gates and publish v2").click()
+    page.wait_for_url(re.compile(r"/policies/match/v2/$"))
+    expect(page.locator(".messages")).to_contain_text("Published v2")
+    record = page.locator("#gate-record")
+    expect(record).to_contain_text("Published with failing gates")
+    expect(record).to_contain_text(f"Override by {owner.get_username()}")
+    expect(record.locator(".override-reason")).to_have_text(REASON)
+    expect(record.locator('tr[data-gate="min_gold_accuracy"]')).to_have_attribute("data-status", "failed")
+    saved = GateRecord.objects.get(version__policy=policy, version__number=2)
+    assert (saved.override_reason, saved.overridden_by_id, saved.passed) == (REASON, owner.pk, False)
+    assert page.js_errors == []
+    page.screenshot(path=str(tmp_path / "quality_gates.png"), full_page=True)
