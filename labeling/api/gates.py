@@ -62,6 +62,9 @@ class GateResultOut(Schema):
     status: str
     blocking: bool
     detail: str
+    red_team_run: int | None = Field(
+        None, description="A red-team gate not measured because of this red-team run (failed, cancelled, running)."
+    )
 
 
 class GateCheckOut(Schema):

@@ -238,6 +238,8 @@ def test_the_gates_and_the_publish_page_point_at_the_previews_failed_or_cancelle
     assert f'<a href="/redteam/runs/{run_id}/" id="gate-red-team-run">red-team run #{run_id}</a>' in page
     assert f'<a href="/redteam/runs/{run_id}/" class="gate-red-team-run">' in page  # in the results table too
     assert "was cancelled (its clean part); resume it or preview again" in page
+    api = client.get("/api/policies/match/draft/gates", **bearer(owner)).json()
+    assert api["figures"]["red_team_run"] == run_id and api["results"][0]["red_team_run"] == run_id
 
     red_team_run_resume(user=owner, run=preview.red_team_run)
     injection = preview.red_team_run.runs.get(red_team_category="injection")
