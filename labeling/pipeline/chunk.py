@@ -194,10 +194,16 @@ def remember_n_support(run: LabelingRun, provider) -> bool:
     learned = getattr(provider, "n_learned", None)
     if learned is None:
         return False
-    TeacherConfig.objects.filter(pk=run.teacher_config_id, n_supported__isnull=True).update(
-        n_supported=learned, n_checked_at=timezone.now()
-    )
+    remember_n(run, learned)
     return True
+
+
+def remember_n(run: LabelingRun, supported: bool) -> None:
+    """Remember on the run's config whether its endpoint takes ``n > 1`` unless it is known already (online chunks
+    and batch ingestion find out; the first finding stands)."""
+    TeacherConfig.objects.filter(pk=run.teacher_config_id, n_supported__isnull=True).update(
+        n_supported=supported, n_checked_at=timezone.now()
+    )
 
 
 def _judge_of(run: LabelingRun) -> Judge | None:

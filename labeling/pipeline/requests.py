@@ -1,9 +1,10 @@
 """The requests a set of a run's candidates still needs: the (pair, sample index) answers without a stored
 sample, each with its cache key; the response cache answers what it can, so nothing is paid for twice.
 
-Online, a pair's missing samples are ONE request asking for that many choices (``n``, see
-``TeacherRequest.choices``): the prompt is sent and billed once per pair, not once per sample. Batch lines ask
-for one sample each (``one_per_sample``). Either way every answer is keyed, cached and stored per sample index.
+A pair's missing samples are ONE request (online, or one batch line) asking for that many choices (``n``, see
+``TeacherRequest.choices``): the prompt is sent and billed once per pair, not once per sample; an endpoint that
+refuses ``n > 1`` gets one request per sample (``one_per_sample``). Either way every answer is keyed, cached and
+stored per sample index.
 
 Online chunks (``chunk``) and batch submissions and ingestion (``services.batches``) all build their work here.
 """
