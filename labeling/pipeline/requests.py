@@ -55,15 +55,13 @@ def missing_work(
     for candidate in candidates:
         member, job = facts[candidate.pair_id]
         messages = build_messages(ctx.system_prompt, member, job)
-        wanted = []
-        for index in range(ctx.k):
-            key = (candidate.pair_id, index)
-            if key in have or key in skip or (only is not None and key not in only):
-                continue
-            wanted.append(key)
-            keys[key] = ctx.keys.key(messages, index)
+        wanted = [
+            key for key in ((candidate.pair_id, index) for index in range(ctx.k))
+            if key not in have and key not in skip and (only is None or key in only)
+        ]  # fmt: skip
         if not wanted:
             continue
+        keys.update(zip(wanted, ctx.keys.keys(messages, [index for _pair, index in wanted]), strict=True))
         request = TeacherRequest(key=wanted[0], messages=messages, sample_index=wanted[0][1],
                                  facts={"member": member, "job": job})  # fmt: skip
         requests += [request.asking([key]) for key in wanted] if one_per_sample else [request.asking(wanted)]
