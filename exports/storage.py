@@ -62,6 +62,21 @@ def location(storage: Storage, key: str) -> str:
     return key
 
 
+def public_signer(storage: Storage):
+    """A boto3 client of ``storage``'s credentials, region and signature settings whose endpoint is
+    ``AWS_S3_PUBLIC_ENDPOINT_URL``: it only signs download URLs (no request goes through it), so a URL names the
+    host the user's browser reaches (``https://files.example.com``), not the one the app does (``http://minio:9000``).
+    SigV4 signs the host, so a URL signed for one cannot be rewritten to the other. One per storage instance."""
+    signer = getattr(storage, "_policyhub_public_signer", None)
+    if signer is None or signer.meta.endpoint_url != settings.AWS_S3_PUBLIC_ENDPOINT_URL.rstrip("/"):
+        signer = storage._create_session().client(  # django-storages' session: the storage's own credentials
+            "s3", region_name=storage.region_name, endpoint_url=settings.AWS_S3_PUBLIC_ENDPOINT_URL,
+            config=storage.client_config,
+        )  # fmt: skip
+        storage._policyhub_public_signer = signer
+    return signer
+
+
 def _sha256_of(chunks: Iterator[bytes]) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     for block in chunks:
@@ -207,13 +222,16 @@ class StoredFile:
         if not is_object_store(self.storage):
             return None
         self.close()
-        return self.storage.url(
-            self.key,
-            parameters={
-                "ResponseContentDisposition": f'attachment; filename="{filename}"',
-                "ResponseContentType": content_type,
-            },
-            expire=settings.EXPORT_DOWNLOAD_URL_SECONDS,
+        parameters = {
+            "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            "ResponseContentType": content_type,
+        }
+        if not settings.AWS_S3_PUBLIC_ENDPOINT_URL:
+            return self.storage.url(self.key, parameters=parameters, expire=settings.EXPORT_DOWNLOAD_URL_SECONDS)
+        return public_signer(self.storage).generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.storage.bucket_name, "Key": self.storage._normalize_name(self.key), **parameters},
+            ExpiresIn=settings.EXPORT_DOWNLOAD_URL_SECONDS,
         )
 
     def close(self) -> None:
