@@ -173,7 +173,7 @@ def check_available(storage: Storage) -> None:
     except (ClientError, *UNREACHABLE) as error:
         if is_outage(error):
             raise unavailable(storage, "", error) from error
-        raise
+        # anything else (a 403 for credentials without s3:ListBucket, say) is the build's to report, with its reason
 
 
 def remove_other_builds(storage: Storage, export_id: int, keep: str) -> None:
