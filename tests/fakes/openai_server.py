@@ -1257,8 +1257,8 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops it as cleanly as Ctrl-C
     signal.signal(signal.SIGINT, _interrupt)  # even when started in the background, which ignores SIGINT
-    print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
-    try:
+    try:  # the announcement inside: a signal sent as soon as it is read must not land outside the handler
+        print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
