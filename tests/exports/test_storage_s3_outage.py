@@ -141,3 +141,34 @@ def test_an_upload_while_the_store_is_down_answers_503_with_the_reason(engineer,
     assert set(ImportBatch.objects.values_list("status", "stored_file")) == {("failed", "")}
     server.start()
     assert bucket.keys("imports/") == []
+
+
+@pytest.mark.django_db
+def test_an_import_whose_worker_finds_the_store_down_is_retried_and_imports_once_it_is_back(
+    engineer, s3_outage, monkeypatch
+):
+    from labeling import tasks as labeling_tasks
+    from labeling.models import Member
+    from labeling.services import import_upload_enqueue
+
+    server, bucket = s3_outage
+    upload = SimpleUploadedFile("members.csv", b"member_id,headline\nm1,Nurse\n", content_type="text/csv")
+    batch = import_upload_enqueue(kind="members", upload=upload, user=engineer).batch  # stored while the store is up
+    server.stop()
+    tries = []
+    real = labeling_tasks.services.import_stored_run
+
+    def first_try_while_down(**kwargs):
+        tries.append(kwargs)
+        try:
+            return real(**kwargs)
+        finally:
+            if len(tries) == 1:
+                server.start()  # the store is back before the task's retry
+
+    monkeypatch.setattr(labeling_tasks.services, "import_stored_run", first_try_while_down)
+    outcome = labeling_tasks.import_batch_process.apply((batch.pk,))  # as a worker runs it, retries included
+    assert outcome.successful() and len(tries) == 2  # the outage cost a retry, not the import
+    batch.refresh_from_db()
+    assert (batch.status, batch.rows_created, batch.stored_file) == ("succeeded", 1, "")
+    assert Member.objects.filter(external_id="m1").exists() and bucket.keys("imports/") == []
