@@ -115,18 +115,23 @@ def _get(export_id: int) -> DatasetExport:
         raise HttpError(404, f"No export #{export_id}.") from None
 
 
+#: The object store is unavailable right now (``exports.storage.StorageUnavailable``): try again later.
+UNAVAILABLE = 503
+_STATUS_OF = {"status": 409, "storage": UNAVAILABLE}
+
+
 def _bad(error: ExportError) -> HttpError:
-    return HttpError(409 if error.field == "status" else 400, f"{error.field}: {error.message}")
+    return HttpError(_STATUS_OF.get(error.field, 400), f"{error.field}: {error.message}")
 
 
 @router.post(
     "/exports",
-    response={200: ExportOut, 202: ExportOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: ExportOut, 202: ExportOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 503: ErrorOut},
     openapi_extra=IDEMPOTENT,
 )
 def create_export(request, payload: ExportIn):
     """Create an export; 202 while it builds (poll ``GET /api/exports/{id}``). Send an ``Idempotency-Key`` header:
-    the same key returns the same export (200)."""
+    the same key returns the same export (200). 503: the object store is unavailable; nothing was queued."""
     require_role(request, ML_ENGINEER)
     version = PolicyVersion.objects.filter(policy__slug=payload.policy, number=payload.version).first()
     if version is None:
@@ -181,12 +186,14 @@ def _download(request, export: DatasetExport, name: str):
     try:
         download = services.export_download(export, name)
     except ExportError as error:
-        raise HttpError(404 if error.field == "name" else 409, error.message) from None
+        raise HttpError({"name": 404, "storage": UNAVAILABLE}.get(error.field, 409), error.message) from None
     return file_response(request, download.file, filename=download.filename, etag=download.etag)
 
 
 @router.get(
-    "/exports/{export_id}/files/{name}", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, openapi_extra=DOWNLOAD
+    "/exports/{export_id}/files/{name}",
+    response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    openapi_extra=DOWNLOAD,
 )
 def download_file(request, export_id: int, name: str):
     """A file of the export, streamed; ``Range: bytes=N-`` resumes an interrupted download (206)."""
@@ -195,7 +202,9 @@ def download_file(request, export_id: int, name: str):
 
 
 @router.get(
-    "/exports/{export_id}/archive", response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, openapi_extra=DOWNLOAD
+    "/exports/{export_id}/archive",
+    response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    openapi_extra=DOWNLOAD,
 )
 def download_archive(request, export_id: int):
     """Every file of the export in one tar, streamed, with range support."""
@@ -217,7 +226,11 @@ def latest_export(request, slug: str):
     return _out(_latest(slug))
 
 
-@router.get("/policies/{slug}/exports/latest/archive", response={403: ErrorOut, 404: ErrorOut}, openapi_extra=DOWNLOAD)
+@router.get(
+    "/policies/{slug}/exports/latest/archive",
+    response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    openapi_extra=DOWNLOAD,
+)
 def latest_archive(request, slug: str):
     """The archive of the policy's latest finished export: the one-liner's endpoint."""
     require_role(request, ML_ENGINEER)
@@ -226,7 +239,9 @@ def latest_archive(request, slug: str):
 
 
 @router.get(
-    "/policies/{slug}/exports/latest/files/{name}", response={403: ErrorOut, 404: ErrorOut}, openapi_extra=DOWNLOAD
+    "/policies/{slug}/exports/latest/files/{name}",
+    response={403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    openapi_extra=DOWNLOAD,
 )
 def latest_file(request, slug: str, name: str):
     require_role(request, ML_ENGINEER)

@@ -54,7 +54,8 @@ def export_create(
     split: dict | None = None, idempotency_key: str = "",
 ) -> tuple[DatasetExport, bool]:  # fmt: skip
     """Validate and record an export; its build is queued when the transaction commits.
-    Returns (export, created): the same ``idempotency_key`` from the same user returns the first export."""
+    Returns (export, created): the same ``idempotency_key`` from the same user returns the first export.
+    ExportError field ``storage`` when the object store is unavailable (nothing recorded)."""
     _require(user)
     key = (idempotency_key or "")[:200]
     if key and user is not None:
@@ -79,6 +80,10 @@ def export_create(
         raise ExportError("runs", f"Run #{active[0]} is still labelling: wait for it to finish (or cancel it) so the "
                           "export does not miss its last labels.")  # fmt: skip
     parsed_filters, recipe = Filters.from_dict(filters), SplitRecipe.from_dict(split)
+    try:  # a build queued while the object store is down could only fail: say so now, queue nothing
+        storage_mod.check_available(storage_mod.exports_storage())
+    except storage_mod.StorageUnavailable as error:
+        raise ExportError("storage", f"No export was queued: {error}.") from None
     try:
         with transaction.atomic():
             export = DatasetExport.objects.create(
@@ -205,11 +210,12 @@ def _build(export: DatasetExport, token: str) -> DatasetExport:
             storage_mod.remove(storage, key, published or [])
         export.refresh_from_db()
         return export
-    except TRANSIENT_ERRORS:
-        _discard(storage, staging, key, published)
-        raise  # the task tries again later; its last failure marks the export failed (policyhub.jobs)
     except Exception as error:
         _discard(storage, staging, key, published)
+        if storage_mod.is_outage(error):  # nothing was published; the task tries again while the store is down
+            raise storage_mod.unavailable(storage, key, error) from error
+        if isinstance(error, TRANSIENT_ERRORS):
+            raise  # the task tries again later; its last failure marks the export failed (policyhub.jobs)
         log.exception("export %s failed", export.pk)
         if DatasetExport.objects.filter(pk=export.pk, lease_token=token).exists():
             export_fail(export_id=export.pk, error=error_text(error))
@@ -381,7 +387,8 @@ class Download:
 def export_download(export: DatasetExport, name: str) -> Download:
     """A built file (or the archive) to send, opened from the exports storage; ExportError (field ``name`` or
     ``status``) when there is none, field ``integrity`` when the stored file is not the one built (changed,
-    replaced or gone behind the app's back: nothing of it is served)."""
+    replaced or gone behind the app's back: nothing of it is served), field ``storage`` when the object store is
+    unavailable right now."""
     if not export.is_ready:
         raise ExportError("status", f"Export #{export.pk} is {export.status}: nothing to download.")
     entry = export.file_entry(name)
@@ -398,6 +405,9 @@ def export_download(export: DatasetExport, name: str) -> Download:
     except storage_mod.Tampered as error:
         log.error("export %s: %s", export.pk, error)
         raise ExportError("integrity", f"The file {name!r} of export #{export.pk} cannot be served: {error}.") from None
+    except storage_mod.StorageUnavailable as error:
+        log.warning("export %s: %s", export.pk, error)
+        raise ExportError("storage", f"The file {name!r} of export #{export.pk} cannot be read: {error}.") from None
     filename = name if name == export.archive_name else f"export-{export.pk}-{name}"
     return Download(stored, filename, etag)
 

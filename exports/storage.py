@@ -11,6 +11,10 @@ step that never exposes a half-written file and never overwrites one:
   is atomic (a multipart upload appears only once completed), and the export points at the key only when every
   object is there and verified; a failed upload removes what it wrote.
 
+An object store that cannot be reached or answers with its own trouble (5xx, throttling) is
+:class:`StorageUnavailable`, never a 500 or "tampered": downloads answer 503 with the reason, a build is retried
+later by its task (``policyhub.jobs``) and, if the store stays down, fails with the reason, nothing published.
+
 Reads check the stored object against the build: its size (and on an object store its ETag) must be the one
 recorded, else the file was changed or replaced behind the app's back and :class:`Tampered` says so, nothing
 served. :func:`verify` reads every object in full and compares sha256.
@@ -24,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import botocore.exceptions
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
@@ -34,6 +39,32 @@ BLOCK = 256 * 1024
 
 class Tampered(Exception):
     """A stored file no longer is the one the build wrote (or is gone)."""
+
+
+class StorageUnavailable(ConnectionError):
+    """The object store cannot be reached or is failing right now: nothing is wrong with the file; try later. A
+    ``ConnectionError``, so the job tasks retry it (``policyhub.jobs.TRANSIENT_ERRORS``)."""
+
+
+#: botocore's "could not connect / the connection dropped or timed out" (after its own retries).
+UNREACHABLE = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+_SERVER_TROUBLE = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "503", "500", "502", "504"}
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the object store is down or in trouble (not that a request or a file is wrong)."""
+    if isinstance(error, UNREACHABLE):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return str(error.response.get("Error", {}).get("Code")) in _SERVER_TROUBLE or status >= 500
+    return False
+
+
+def unavailable(storage: Storage, key: str, error: BaseException) -> StorageUnavailable:
+    detail = " ".join(str(error).split())[:500]
+    return StorageUnavailable(f"the object store holding {location(storage, key)} is unavailable right now "
+                              f"({type(error).__name__}: {detail}); try again later")  # fmt: skip
 
 
 def exports_storage() -> Storage:
@@ -60,6 +91,21 @@ def location(storage: Storage, key: str) -> str:
         prefix = f"{storage.location.strip('/')}/" if storage.location.strip("/") else ""
         return f"s3://{storage.bucket_name}/{prefix}{key}"
     return key
+
+
+def public_signer(storage: Storage):
+    """A boto3 client of ``storage``'s credentials, region and signature settings whose endpoint is
+    ``AWS_S3_PUBLIC_ENDPOINT_URL``: it only signs download URLs (no request goes through it), so a URL names the
+    host the user's browser reaches (``https://files.example.com``), not the one the app does (``http://minio:9000``).
+    SigV4 signs the host, so a URL signed for one cannot be rewritten to the other. One per storage instance."""
+    signer = getattr(storage, "_policyhub_public_signer", None)
+    if signer is None or signer.meta.endpoint_url != settings.AWS_S3_PUBLIC_ENDPOINT_URL.rstrip("/"):
+        signer = storage._create_session().client(  # django-storages' session: the storage's own credentials
+            "s3", region_name=storage.region_name, endpoint_url=settings.AWS_S3_PUBLIC_ENDPOINT_URL,
+            config=storage.client_config,
+        )  # fmt: skip
+        storage._policyhub_public_signer = signer
+    return signer
 
 
 def _sha256_of(chunks: Iterator[bytes]) -> tuple[str, int]:
@@ -118,6 +164,18 @@ def remove(storage: Storage, key: str, names: list[str]) -> None:
             storage.delete(f"{key}/{name}")
 
 
+def check_available(storage: Storage) -> None:
+    """:class:`StorageUnavailable` unless the object store answers (one HEAD of the bucket); a folder always does."""
+    if not is_object_store(storage):
+        return
+    try:
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    except (ClientError, *UNREACHABLE) as error:
+        if is_outage(error):
+            raise unavailable(storage, "", error) from error
+        # anything else (a 403 for credentials without s3:ListBucket, say) is the build's to report, with its reason
+
+
 def remove_other_builds(storage: Storage, export_id: int, keep: str) -> None:
     """On an object store, delete what earlier, unfinished builds of an export uploaded (other tokens under
     ``<export id>/``); ``keep`` is this build's key. Nothing of them was ever referenced by the export."""
@@ -149,8 +207,12 @@ class StoredFile:
             handle = storage.open(key, "rb")
         except FileNotFoundError:
             raise Tampered(f"{location(storage, key)} is missing") from None
-        except ClientError as error:  # a 404 is a missing object; anything else (403, 5xx) is the storage's trouble
-            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        except (ClientError, *UNREACHABLE) as error:  # 404: a missing object; 5xx, no connection: the store's trouble
+            if is_outage(error):
+                raise unavailable(storage, key, error) from error
+            if not isinstance(error, ClientError) or error.response.get("Error", {}).get("Code") not in (
+                "404", "NoSuchKey", "NotFound",
+            ):  # fmt: skip
                 raise
             raise Tampered(f"{location(storage, key)} is missing") from None
         obj = getattr(handle, "obj", None)  # S3File: the boto3 Object, loaded (HEAD) by open()
@@ -207,13 +269,16 @@ class StoredFile:
         if not is_object_store(self.storage):
             return None
         self.close()
-        return self.storage.url(
-            self.key,
-            parameters={
-                "ResponseContentDisposition": f'attachment; filename="{filename}"',
-                "ResponseContentType": content_type,
-            },
-            expire=settings.EXPORT_DOWNLOAD_URL_SECONDS,
+        parameters = {
+            "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            "ResponseContentType": content_type,
+        }
+        if not settings.AWS_S3_PUBLIC_ENDPOINT_URL:
+            return self.storage.url(self.key, parameters=parameters, expire=settings.EXPORT_DOWNLOAD_URL_SECONDS)
+        return public_signer(self.storage).generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.storage.bucket_name, "Key": self.storage._normalize_name(self.key), **parameters},
+            ExpiresIn=settings.EXPORT_DOWNLOAD_URL_SECONDS,
         )
 
     def close(self) -> None:

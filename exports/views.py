@@ -39,6 +39,8 @@ def export_new(request):
             )  # fmt: skip
         except ExportError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
+            if error.field == "storage":  # not the form's fault: the object store is down
+                return render(request, "exports/export_new.html", {"form": form}, status=503)
         else:
             messages.success(request, f"Export #{export.pk} is building.")
             return redirect("export_detail", pk=export.pk)
@@ -71,6 +73,8 @@ def export_download(request, pk, name):
     except ExportError as error:
         if error.field == "integrity":
             return HttpResponse(error.message, status=409, content_type="text/plain; charset=utf-8")
+        if error.field == "storage":
+            return render(request, "exports/storage_unavailable.html", {"message": error.message, "pk": pk}, status=503)
         raise Http404(error.message) from None
     return file_response(request, download.file, filename=download.filename, etag=download.etag)
 

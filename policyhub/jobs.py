@@ -31,7 +31,9 @@ TRANSIENT_ERRORS = (
     psycopg.OperationalError,
     kombu.exceptions.OperationalError,
     ConnectionError,
-    # the object store (STORAGE_BACKEND=s3) could not be reached, or dropped or timed out the connection
+    # the object store (STORAGE_BACKEND=s3) could not be reached (refused, no route: botocore's own
+    # ConnectionError, not the builtin one), or dropped or timed out the connection
+    botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
 )
 MAX_ERROR_CHARS = 2000

@@ -12,6 +12,7 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -252,6 +253,18 @@ if EXPORT_DOWNLOADS not in ("stream", "redirect"):
     raise ImproperlyConfigured(f"EXPORT_DOWNLOADS={EXPORT_DOWNLOADS!r}: use stream (the default) or redirect.")
 if EXPORT_DOWNLOADS == "redirect" and STORAGE_BACKEND != "s3":
     raise ImproperlyConfigured("EXPORT_DOWNLOADS=redirect needs STORAGE_BACKEND=s3 (a folder has no presigned URLs).")
+# The endpoint the users' browsers reach the bucket at, when it is not the one the app uses (AWS_S3_ENDPOINT_URL,
+# e.g. http://minio:9000 inside a cluster): only presigned download URLs are signed for it.
+AWS_S3_PUBLIC_ENDPOINT_URL = (env("AWS_S3_PUBLIC_ENDPOINT_URL") or "").strip()
+if AWS_S3_PUBLIC_ENDPOINT_URL:
+    if STORAGE_BACKEND != "s3":
+        raise ImproperlyConfigured("AWS_S3_PUBLIC_ENDPOINT_URL needs STORAGE_BACKEND=s3.")
+    _public = urlsplit(AWS_S3_PUBLIC_ENDPOINT_URL)
+    if _public.scheme not in ("http", "https") or not _public.hostname or _public.query or _public.fragment:
+        raise ImproperlyConfigured(
+            f"AWS_S3_PUBLIC_ENDPOINT_URL={AWS_S3_PUBLIC_ENDPOINT_URL!r}: use an http(s) URL such as "
+            "https://files.example.com (no query)."
+        )
 EXPORT_DOWNLOAD_URL_SECONDS = env_int("EXPORT_DOWNLOAD_URL_SECONDS", 300)
 if not 1 <= EXPORT_DOWNLOAD_URL_SECONDS <= 7 * 24 * 3600:
     raise ImproperlyConfigured("EXPORT_DOWNLOAD_URL_SECONDS must be 1 to 604800 (S3's limit for presigned URLs).")

@@ -59,6 +59,41 @@ class Bucket:
 def s3_fixture(s3_server, settings, tmp_path) -> Bucket:
     """A new bucket, with this process's default (uploads) and exports storages in it. MEDIA_ROOT and EXPORTS_ROOT
     point at folders of their own, so a test can show nothing shared lands on disk."""
+    return _bucket_at(s3_server, settings, tmp_path)
+
+
+class StoppableS3:
+    """A moto server of its own for one test, to stop (an outage: connections refused) and start again on the same
+    port (moto keeps its buckets in this process, so they are all there again)."""
+
+    def __init__(self, port: int = 0):
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server.start()
+        self.host, self.port = self.server.get_host_and_port()
+        self.endpoint = f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+
+@pytest.fixture(name="s3_outage")
+def s3_outage_fixture(settings, tmp_path, monkeypatch):
+    """(the server, a bucket in it with this process's storages): ``server.stop()`` makes the object store
+    unreachable. boto3 tries each call once (``AWS_MAX_ATTEMPTS``), so an outage shows in milliseconds."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    server = StoppableS3()
+    try:
+        yield server, _bucket_at(server.endpoint, settings, tmp_path)
+    finally:
+        server.stop()
+
+
+def _bucket_at(s3_server: str, settings, tmp_path) -> Bucket:
     name = f"policyhub-{uuid.uuid4().hex[:12]}"
     credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}
     client = boto3.client("s3", endpoint_url=s3_server, region_name=REGION, **credentials)

@@ -156,13 +156,17 @@ class _Decider:
 
     def _check(self, candidate: Candidate, ok: list, matches: list[injection.Match]) -> dict:
         member, job = self.facts[candidate.pair_id]
-        return trust.combine([
-            trust.check_answer(
-                s, space=self.ctx.space, member=member, job=job, system_prompt=self.ctx.system_prompt,
-                injections=matches, require_citation=self.require_citation, judged=self.judged,
-            )
-            for s in ok
-        ])  # fmt: skip
+        checked: dict = {}  # a pair's identical answers (its K samples at temperature 0, say) are checked once
+        per_answer = []
+        for s in ok:
+            same = (s.label, s.rationale, tuple(s.cited_rules), repr(s.judge))
+            if same not in checked:
+                checked[same] = trust.check_answer(
+                    s, space=self.ctx.space, member=member, job=job, system_prompt=self.ctx.system_prompt,
+                    injections=matches, require_citation=self.require_citation, judged=self.judged,
+                )  # fmt: skip
+            per_answer.append(checked[same])
+        return trust.combine(per_answer)
 
     def _settle(self, candidate: Candidate) -> None:
         """Auto-accepted: the teacher's label is approved. Needs review: queue it, unless humans already decide.

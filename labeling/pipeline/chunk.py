@@ -1,14 +1,14 @@
-"""An online chunk on a worker: claim it with a lease, ask the teacher for every (pair, sample) it still needs
-(cache first), and store the answers while later requests are in flight.
+"""An online chunk on a worker: claim it with a lease, ask the teacher for every (pair, sample) it still needs (cache
+first), and store the answers while later requests are in flight.
 
-The chunk's requests are prepared ``PREPARE_SLICE`` candidates at a time, so the teacher starts on the first slice
-while the next ones are read. Answers are stored every ``FLUSH_ANSWERS`` answers or ``FLUSH_SECONDS``: samples,
-cache, candidates and counters in one transaction that first checks this worker still holds the lease, and the
-last flush also marks the chunk done. A worker killed mid-chunk loses at most one flush; a re-delivered task
-redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run. A pair's missing
-samples are one request for that many choices (``n``) unless the config remembers that its endpoint refuses
-``n > 1``; a provider that finds out is remembered on the config (:func:`remember_n_support`). In a run with a
-judge (:mod:`.judge`) each flush's answers are judged first, and their verdicts are stored with them.
+The chunk's requests are prepared ``PREPARE_SLICE`` candidates at a time (``FIRST_SLICE`` first), so the teacher
+starts on the first slice while the next ones are read. Answers are stored every ``FLUSH_ANSWERS`` answers or
+``FLUSH_SECONDS``: samples, cache, candidates and counters in one transaction that first checks this worker still
+holds the lease, and the last flush also marks the chunk done. A worker killed mid-chunk loses at most one flush; a
+re-delivered task redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run. A
+pair's missing samples are one request for that many choices (``n``) unless the config remembers that its endpoint
+refuses ``n > 1``; a provider that finds out is remembered on the config (:func:`remember_n_support`). In a run with
+a judge (:mod:`.judge`) each flush's answers are judged first, and their verdicts are stored with them.
 """
 
 import threading
@@ -36,8 +36,12 @@ WATCH_INTERVAL = 2.0
 #: are still in flight: progress shows live and a killed worker loses at most one batch.
 FLUSH_ANSWERS = 1000
 FLUSH_SECONDS = 2.0
-#: A chunk is prepared this many candidates at a time; the teacher starts on the first slice.
+#: A chunk is prepared this many candidates at a time; the teacher starts on the first slice, which is smaller:
+#: preparing costs per candidate, and with ``n = K`` a slice of 250 is only 250 requests, so a full first slice
+#: would keep the teacher waiting for a tenth of an ideal 1,000-pair chunk (the following slices are prepared
+#: while the first ones are in flight).
 PREPARE_SLICE = 250
+FIRST_SLICE = 40
 
 
 class ChunkBusy(Exception):
@@ -96,7 +100,8 @@ class ChunkRequests:
         after, first = self.chunk.first_candidate_id - 1, True
         while True:
             started = time.perf_counter()
-            candidates = list(self.in_chunk().filter(id__gt=after).order_by("id")[:PREPARE_SLICE])
+            size = FIRST_SLICE if first else PREPARE_SLICE
+            candidates = list(self.in_chunk().filter(id__gt=after).order_by("id")[:size])
             if not candidates:
                 return
             after = candidates[-1].pk
@@ -194,10 +199,16 @@ def remember_n_support(run: LabelingRun, provider) -> bool:
     learned = getattr(provider, "n_learned", None)
     if learned is None:
         return False
-    TeacherConfig.objects.filter(pk=run.teacher_config_id, n_supported__isnull=True).update(
-        n_supported=learned, n_checked_at=timezone.now()
-    )
+    remember_n(run, learned)
     return True
+
+
+def remember_n(run: LabelingRun, supported: bool) -> None:
+    """Remember on the run's config whether its endpoint takes ``n > 1`` unless it is known already (online chunks
+    and batch ingestion find out; the first finding stands)."""
+    TeacherConfig.objects.filter(pk=run.teacher_config_id, n_supported__isnull=True).update(
+        n_supported=supported, n_checked_at=timezone.now()
+    )
 
 
 def _judge_of(run: LabelingRun) -> Judge | None:

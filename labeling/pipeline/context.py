@@ -53,16 +53,26 @@ class CacheKeys:
         self._params = params
 
     def key(self, messages: list[dict], sample_index: int) -> str:
+        return self.keys(messages, [sample_index])[0]
+
+    def keys(self, messages: list[dict], sample_indices) -> list[str]:
+        """The keys of the samples ``sample_indices`` of one request: the messages are encoded and hashed once,
+        the hash state copied per sample (a pair's K samples share their prompt)."""
         system, user = messages
         if (
             system != {"role": "system", "content": self._system_prompt}
             or set(user) != {"role", "content"}
             or (user["role"] != "user")
         ):
-            return cache_key(self._params, messages, sample_index)
+            return [cache_key(self._params, messages, index) for index in sample_indices]
         state = self._head.copy()
-        state.update(f"{json.dumps(user['content'])}{self._tail}{int(sample_index)}}}".encode())
-        return state.hexdigest()
+        state.update(f"{json.dumps(user['content'])}{self._tail}".encode())
+        keys = []
+        for index in sample_indices:
+            sample = state.copy()
+            sample.update(f"{int(index)}}}".encode())
+            keys.append(sample.hexdigest())
+        return keys
 
 
 def variant_facts(red_team_set_id: int, category: str, pair_ids) -> dict[int, tuple[dict, dict]]:

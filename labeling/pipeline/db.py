@@ -121,11 +121,13 @@ def bulk_update(model: type[models.Model], objs: list, fields: list[str], batch_
     )
     names = ", ".join(['"pk"', *(f'"{f.column}"' for f in targets)])
     assignments = ", ".join(f'"{f.column}" = v."{f.column}"' for f in targets)
+    # Each field's converter and attribute looked up once, not once per row and field (25 fields × 1,000 rows).
+    converters = [(f.attname, f.get_db_prep_save) for f in targets]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage}" ({columns}) ON COMMIT DROP')
         with cursor.cursor.copy(f'COPY "{stage}" ({names}) FROM STDIN') as copy:
             for obj in objs:
-                copy.write_row([obj.pk, *(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in targets)])
+                copy.write_row([obj.pk, *[prep(getattr(obj, name), connection) for name, prep in converters]])
         cursor.execute(
             f'UPDATE "{meta.db_table}" AS t SET {assignments} FROM "{stage}" AS v '  # noqa: S608 - model names
             f'WHERE t."{meta.pk.column}" = v."pk"'

@@ -1,9 +1,10 @@
 """The requests a set of a run's candidates still needs: the (pair, sample index) answers without a stored
 sample, each with its cache key; the response cache answers what it can, so nothing is paid for twice.
 
-Online, a pair's missing samples are ONE request asking for that many choices (``n``, see
-``TeacherRequest.choices``): the prompt is sent and billed once per pair, not once per sample. Batch lines ask
-for one sample each (``one_per_sample``). Either way every answer is keyed, cached and stored per sample index.
+A pair's missing samples are ONE request (online, or one batch line) asking for that many choices (``n``, see
+``TeacherRequest.choices``): the prompt is sent and billed once per pair, not once per sample; an endpoint that
+refuses ``n > 1`` gets one request per sample (``one_per_sample``). Either way every answer is keyed, cached and
+stored per sample index.
 
 Online chunks (``chunk``) and batch submissions and ingestion (``services.batches``) all build their work here.
 """
@@ -54,15 +55,13 @@ def missing_work(
     for candidate in candidates:
         member, job = facts[candidate.pair_id]
         messages = build_messages(ctx.system_prompt, member, job)
-        wanted = []
-        for index in range(ctx.k):
-            key = (candidate.pair_id, index)
-            if key in have or key in skip or (only is not None and key not in only):
-                continue
-            wanted.append(key)
-            keys[key] = ctx.keys.key(messages, index)
+        wanted = [
+            key for key in ((candidate.pair_id, index) for index in range(ctx.k))
+            if key not in have and key not in skip and (only is None or key in only)
+        ]  # fmt: skip
         if not wanted:
             continue
+        keys.update(zip(wanted, ctx.keys.keys(messages, [index for _pair, index in wanted]), strict=True))
         request = TeacherRequest(key=wanted[0], messages=messages, sample_index=wanted[0][1],
                                  facts={"member": member, "job": job})  # fmt: skip
         requests += [request.asking([key]) for key in wanted] if one_per_sample else [request.asking(wanted)]

@@ -13,9 +13,9 @@ A run with a judge pays for one judge request per answer too: the plan counts th
 per request from the judge model's earlier judged runs, else the rule of thumb with ``VERDICT_TOKENS`` per
 verdict; the verdicts cached for answers that are cached already are free) and adds them to the total.
 
-Samples per request: online, a pair's K samples are one request with ``n = K`` (the prompt billed once), unless
-the config remembers that its endpoint refuses ``n > 1`` (``TeacherConfig.n_supported``); batch lines ask for one
-sample each. The input tokens are counted per request, the output tokens per answer.
+Samples per request: a pair's K samples are one request (or batch line) with ``n = K`` (the prompt billed
+once), unless the config remembers that its endpoint refuses ``n > 1`` (``TeacherConfig.n_supported``). The
+input tokens are counted per request, the output tokens per answer.
 
 Prompt caching: the policy (the system prompt) comes first in every request, so a provider's prompt cache can
 serve it to every request after the first. The plan's cached input tokens are the share of input the model's
@@ -192,9 +192,8 @@ def run_plan(
         rows = dict(ResponseCache.objects.filter(key__in=wanted.values()).values_list("key", "answer"))
         cached = {(sample_ids[n], i): rows[key] for (n, i), key in wanted.items() if key in rows}
         cached_share = len(cached) / len(wanted)
-    # Online, a pair's K samples are one request (n = K) unless the config's endpoint is known to refuse that;
-    # batch lines ask for one sample each.
-    per_pair = k > 1 and mode == LabelingRun.Mode.ONLINE and config.n_supported is not False
+    # A pair's K samples are one request or batch line (n = K) unless the config's endpoint is known to refuse that.
+    per_pair = k > 1 and config.n_supported is not False
     samples_per_request = k if per_pair else 1
     requests = (total * k) // samples_per_request if is_llm else total
     billable_answers = round(total * k * (1 - cached_share)) if is_llm else 0

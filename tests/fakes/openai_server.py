@@ -123,7 +123,8 @@ rejects as invalid (400: no model, no messages, bad ``n``, body not JSON) does n
 ``timeout`` fault excepted). Every chat completion request body received over HTTP (faulted ones included,
 batch lines not) is appended to :attr:`FakeOpenAI.requests` as soon as it arrives, the ``usage`` of every one
 answered with a 200 to :attr:`FakeOpenAI.usages`; :meth:`FakeOpenAI.billed` adds those up and
-:meth:`FakeOpenAI.answers_asked` counts the choices asked for.
+:meth:`FakeOpenAI.answers_asked` counts the choices asked for. Batch input lines that run go to
+:attr:`FakeOpenAI.batch_lines` (their bodies) and :attr:`FakeOpenAI.batch_usages` (``billed(batch=True)``).
 
 ``n``: with :attr:`FakeOpenAI.n_mode` ``"honour"`` (the default, as OpenAI and vLLM) a request returns ``n``
 choices and one ``usage`` for all of them (the prompt counted once); ``"refuse"`` answers ``n > 1`` with a 400
@@ -786,6 +787,9 @@ class FakeOpenAI:
         self.received: list[tuple[str, str, str | None]] = []
         self.batch_polls_to_complete = 2
         self.batch_faults = False
+        #: The body of every batch input line run, in order, and the ``usage`` of each answered with a 200.
+        self.batch_lines: list[dict] = []
+        self.batch_usages: list[dict] = []
         self.chars_per_token = 4.0  # how ``usage`` counts tokens: characters of the messages / answers over this
         self.prompt_cache = True  # report ``cached_tokens`` for prompt prefixes seen before
         self.n_mode = "honour"  # what ``n > 1`` gets: "honour" (n choices), "refuse" (400) or "ignore" (1 choice)
@@ -865,11 +869,11 @@ class FakeOpenAI:
         with self._lock:
             return list(self.requests)
 
-    def billed(self, *, judge: bool = False) -> dict[str, int]:
+    def billed(self, *, judge: bool = False, batch: bool = False) -> dict[str, int]:
         """What the teacher's (or the judge's) answered requests reported: ``prompt``, ``cached`` and
-        ``completion`` tokens in all, as a provider would bill them."""
+        ``completion`` tokens in all, as a provider would bill them; ``batch``: what its batch lines reported."""
         with self._lock:
-            usages = [usage for is_judge, usage in self.usages if is_judge == judge]
+            usages = list(self.batch_usages) if batch else [u for is_judge, u in self.usages if is_judge == judge]
         return {
             "prompt": sum(u["prompt_tokens"] for u in usages),
             "cached": sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages),
@@ -896,6 +900,8 @@ class FakeOpenAI:
             self.received.clear()
             self.requests.clear()
             self.usages.clear()
+            self.batch_lines.clear()
+            self.batch_usages.clear()
             self._faults.clear()
             self._judge_faults.clear()
             self._calls.clear()
@@ -1190,7 +1196,12 @@ class FakeOpenAI:
                 record["error"] = {"code": "request_timeout", "message": "The request timed out."}
                 errors.append(record)
                 continue
+            with self._lock:
+                self.batch_lines.append(item["body"])
             status, payload, _headers = self._complete(item["body"], fault)
+            if status == 200:
+                with self._lock:
+                    self.batch_usages.append(payload["usage"])
             record["response"] = {"status_code": status, "request_id": "req_" + _hex(), "body": payload}
             (outputs if status == 200 else errors).append(record)
 
@@ -1246,8 +1257,8 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops it as cleanly as Ctrl-C
     signal.signal(signal.SIGINT, _interrupt)  # even when started in the background, which ignores SIGINT
-    print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
-    try:
+    try:  # the announcement inside: a signal sent as soon as it is read must not land outside the handler
+        print(f"Fake OpenAI server on {server.base_url} (latency {args.latency:g} s); Ctrl-C to stop.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

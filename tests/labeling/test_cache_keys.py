@@ -25,3 +25,11 @@ def test_keys_differ_by_sample_user_message_and_prompt():
     assert len({keys.key(one, 0), keys.key(one, 1), keys.key(two, 0)}) == 3
     other_prompt = build_messages(PROMPT + "!", {"member_id": "m1"}, {"job_id": "j1"})
     assert keys.key(other_prompt, 0) == cache_key(PARAMS, other_prompt, 0) != keys.key(one, 0)
+
+
+def test_a_requests_sample_keys_are_the_reference_keys_of_each_sample():
+    keys = CacheKeys(PARAMS, PROMPT)
+    messages = build_messages(PROMPT, {"member_id": "m1", "skills": ["SQL"]}, {"job_id": "j1"})
+    assert keys.keys(messages, [0, 2, 4]) == [cache_key(PARAMS, messages, index) for index in (0, 2, 4)]
+    odd = [{"role": "system", "content": "another prompt"}, messages[1]]  # the reference's way, same keys
+    assert keys.keys(odd, [1, 3]) == [cache_key(PARAMS, odd, 1), cache_key(PARAMS, odd, 3)]

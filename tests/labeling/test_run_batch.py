@@ -59,23 +59,23 @@ def bad_label_for(target, times: int):
     return respond
 
 
-def test_the_uploaded_jsonl_has_one_line_per_pair_and_sample_with_the_online_body(
+def test_the_uploaded_jsonl_has_one_line_per_pair_asking_its_samples_with_the_online_body(
     pairs, published, openai_config, fake_openai
 ):
     config = openai_config(samples_per_pair=2, logprobs=True, top_logprobs=3, temperature=0.4)
     run = start(published, config)
     assert labeling_run_batch_submit(run_id=run.pk) == batches.PENDING
     job = BatchJob.objects.get(run=run)
-    assert (job.attempt, job.resubmission, job.status, job.request_count) == (1, False, "submitted", 8)
+    assert (job.attempt, job.resubmission, job.status, job.request_count) == (1, False, "submitted", 4)
 
     lines = uploaded_lines(fake_openai, job)
-    assert sorted(line["custom_id"] for line in lines) == sorted(f"{p.pk}:{i}" for p in pairs for i in (0, 1))
+    assert sorted(line["custom_id"] for line in lines) == sorted(f"{p.pk}:0,1" for p in pairs)
     line = lines[0]
     assert (line["method"], line["url"]) == ("POST", "/v1/chat/completions")
     body = line["body"]
     assert list(body)[:3] == ["model", "messages", "n"]
     assert (body["model"], body["n"], body["temperature"], body["logprobs"], body["top_logprobs"]) == (
-        "fake-teacher", 1, 0.4, True, 3,
+        "fake-teacher", 2, 0.4, True, 3,
     )  # fmt: skip
     assert body["messages"][0] == {"role": "system", "content": run.system_prompt}
     assert "<member>" in body["messages"][1]["content"]
@@ -120,7 +120,7 @@ def test_a_completed_batch_becomes_samples_candidates_and_counters(pairs, publis
     assert candidate.label_distribution == pytest.approx({"strong_match": 0.6, "partial_match": 0.4, "no_match": 0})
     assert not RunChunk.objects.filter(run=run, status="pending").exists()
     job = BatchJob.objects.get(run=run)
-    assert (job.status, job.completed_count, job.failed_count, job.violations) == ("completed", 12, 0, {})
+    assert (job.status, job.completed_count, job.failed_count, job.violations) == ("completed", 4, 0, {})
     assert job.output_file_id and job.finished_at
     assert ResponseCache.objects.count() == 12
     sample = TeacherSample.objects.filter(run=run).first()
@@ -167,7 +167,7 @@ def test_ingesting_a_batch_twice_adds_nothing(pairs, published, openai_config, f
     client = openai.OpenAI(base_url=fake_openai.base_url, api_key="test-key")
     batch = client.batches.retrieve(job.openai_batch_id)
     results = batches.read_results(client, batch, RunContext.of(run))
-    assert len(results) == 8
+    assert len(results.answers) == 8
     assert batches.ingest(RunContext.of(run), job, batch, results) is False
     run.refresh_from_db()
     assert (run.samples_done, run.input_tokens, run.output_tokens, run.cost) == counters

@@ -167,7 +167,7 @@ def test_the_plan_counts_one_request_per_pair_and_its_prompt_once(pairs, publish
     assert plan.estimated_input_tokens == len(pairs) * plan.input_tokens_per_request
     assert plan.estimated_output_tokens == 5 * len(pairs) * plan.output_tokens_per_request
     batch = run_plan(version=published, config=config, selection={"all": True}, mode="batch")
-    assert (batch.requests, batch.samples_per_request) == (5 * len(pairs), 1)  # batch lines: one sample each
+    assert (batch.requests, batch.samples_per_request) == (len(pairs), 5)  # batch lines too: one per pair
     TeacherConfig.objects.filter(pk=config.pk).update(n_supported=False)
     config.refresh_from_db()
     refused = run_plan(version=published, config=config, selection={"all": True})

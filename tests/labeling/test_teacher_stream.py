@@ -64,6 +64,7 @@ def test_a_chunk_prepared_in_slices_labels_every_pair_once_and_a_rerun_is_all_ca
     pairs, published, openai_config, fake_openai, process_run, monkeypatch
 ):
     monkeypatch.setattr(chunk, "PREPARE_SLICE", 1)
+    monkeypatch.setattr(chunk, "FIRST_SLICE", 1)
     fake_openai.responder = answer("partial_match")
     config = openai_config(samples_per_pair=2)
     first = process_run(labeling_run_create(version=published, config=config, selection={"all": True}))
@@ -85,6 +86,7 @@ def test_a_chunk_cancelled_half_way_is_not_done_and_resume_asks_only_what_is_mis
 ):
     monkeypatch.setattr(chunk, "WATCH_INTERVAL", 0.1)
     monkeypatch.setattr(chunk, "PREPARE_SLICE", 1)
+    monkeypatch.setattr(chunk, "FIRST_SLICE", 1)
     fake_openai.responder = answer("strong_match")
     fake_openai.latency = 0.3
     run = labeling_run_create(

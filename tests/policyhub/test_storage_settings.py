@@ -51,8 +51,28 @@ def test_s3_puts_uploads_and_exports_in_the_bucket_with_the_secret_from_a_file(t
             {"STORAGE_BACKEND": "s3", "AWS_STORAGE_BUCKET_NAME": "b", "EXPORT_DOWNLOAD_URL_SECONDS": "0"},
             "EXPORT_DOWNLOAD_URL_SECONDS must be 1 to 604800",
         ),
+        (
+            {"AWS_S3_PUBLIC_ENDPOINT_URL": "https://files.example.com"},
+            "AWS_S3_PUBLIC_ENDPOINT_URL needs STORAGE_BACKEND",
+        ),
+        (
+            {
+                "STORAGE_BACKEND": "s3",
+                "AWS_STORAGE_BUCKET_NAME": "b",
+                "AWS_S3_PUBLIC_ENDPOINT_URL": "files.example.com",
+            },
+            "AWS_S3_PUBLIC_ENDPOINT_URL='files.example.com': use an http(s) URL",
+        ),
     ],
-    ids=["s3-without-bucket", "unknown-backend", "redirect-without-s3", "unknown-download-mode", "zero-expiry"],
+    ids=[
+        "s3-without-bucket",
+        "unknown-backend",
+        "redirect-without-s3",
+        "unknown-download-mode",
+        "zero-expiry",
+        "public-endpoint-without-s3",
+        "public-endpoint-not-a-url",
+    ],  # fmt: skip
 )
 def test_bad_storage_settings_refuse_to_start(tmp_path, env, message):
     result = start(tmp_path, DEBUG="1", **env)
