@@ -41,6 +41,7 @@ urlpatterns = [
     path("review/<int:pk>/skip/", reviews.review_skip, name="review_skip"),
     path("review/undo/", reviews.review_undo, name="review_undo"),
     path("review/<int:pk>/flag/", feedback.review_flag, name="review_flag"),
+    path("items/<int:pk>/flag/", feedback.item_flag, name="item_flag"),
     path("review/adjudication/", reviews.adjudication_list, name="adjudication_list"),
     path("review/adjudication/<int:pk>/", reviews.adjudicate, name="adjudicate"),
     # policy feedback: each policy's inbox

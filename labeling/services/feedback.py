@@ -3,7 +3,9 @@ the case is not covered, no label fits), naming the rules of the item's policy v
 a policy owner resolves it in a later version of the policy or dismisses it with the reason why.
 
 Who may flag an item: an annotator who holds it, reviewed it or skipped it (the items they were shown); a policy
-owner any item of a labeling run. Only policy owners resolve and dismiss. Every refusal is a ``FeedbackError`` (a
+owner any item of a labeling run or of a score on the gold set (the published side of a draft preview's flips)
+under a version that is not a draft: from the run page, the adjudication page, the gold set or a preview's flips.
+Only policy owners resolve and dismiss. Every refusal is a ``FeedbackError`` (a
 ``ValidationError``) whose message says what to change; nothing is written then.
 """
 
@@ -18,7 +20,7 @@ from django.utils import timezone
 from policyhub import roles
 from policyhub.models import PolicyVersion
 
-from ..models import Candidate, PolicyFeedback, Review, ReviewSkip, ReviewState
+from ..models import Candidate, LabelingRun, PolicyFeedback, Review, ReviewSkip, ReviewState
 
 
 class FeedbackError(ValidationError):
@@ -68,18 +70,27 @@ def _check_content(*, version: PolicyVersion, kind: str, rule_ids: list[str], no
         raise FeedbackError(f"The note is {len(note)} characters; at most {PolicyFeedback.NOTE_MAX}.", code="note")
 
 
+#: Runs whose items a policy owner may flag: the review queue's, and a version's scores on the gold set.
+OWNER_PURPOSES = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
+
+
 def feedback_candidate(*, user, candidate_id: int) -> Candidate:
-    """The item ``user`` may flag: for an annotator one they hold, reviewed or skipped; for a policy owner any item
-    of a labeling run. Anything else is ``FeedbackNotFound``."""
+    """The item ``user`` may flag: for an annotator one of a labeling run they hold, reviewed or skipped; for a
+    policy owner any item of a labeling run or a gold score under a published or retired version (a draft's
+    items are not flagged: the owner edits the draft). Anything else is ``FeedbackNotFound``."""
     roles.require_role(user, roles.ANNOTATOR, roles.POLICY_OWNER)
-    qs = Candidate.objects.select_related("run__policy_version__policy").filter(
-        pk=candidate_id, run__purpose="labeling"
+    candidate = (
+        Candidate.objects.select_related("run__policy_version__policy")
+        .filter(pk=candidate_id, run__purpose__in=OWNER_PURPOSES)
+        .exclude(run__policy_version__status=PolicyVersion.Status.DRAFT)
+        .first()
     )
-    candidate = qs.first()
     if candidate is None:
         raise FeedbackNotFound(f"There is no item #{candidate_id}.")
     if roles.has_role(user, roles.POLICY_OWNER):
         return candidate
+    if candidate.run.purpose != LabelingRun.Purpose.LABELING:
+        raise FeedbackNotFound(f"There is no item #{candidate_id} among the items you hold or reviewed.")
     seen = (
         candidate.claimed_by_id == user.pk
         or Review.objects.filter(candidate=candidate, reviewer=user).exists()
