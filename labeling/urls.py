@@ -48,6 +48,7 @@ urlpatterns = [
     path("policies/<slug:slug>/feedback/", feedback.feedback_inbox, name="feedback_inbox"),
     path("policies/<slug:slug>/feedback/<int:pk>/resolve/", feedback.feedback_resolve, name="feedback_resolve"),
     path("policies/<slug:slug>/feedback/<int:pk>/dismiss/", feedback.feedback_dismiss, name="feedback_dismiss"),
+    path("policies/<slug:slug>/feedback/<int:pk>/reopen/", feedback.feedback_reopen, name="feedback_reopen"),
     # the gold set, scores on it and draft previews
     path("gold/items/<int:pk>/mark/", gold.gold_mark, name="gold_mark"),
     path("runs/<int:pk>/gold/", gold.gold_run_items, name="gold_run_items"),

@@ -7,12 +7,12 @@ Who sees what: policy owners and ML engineers (read-only) see every flag of a po
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from policyhub import roles
 from policyhub.models import RULE_ID_RE, Policy
 
-from ..models import Candidate, LabelingRun, PolicyFeedback, Review, TeacherSample
+from ..models import Candidate, LabelingRun, PolicyFeedback, PolicyFeedbackReopening, Review, TeacherSample
 
 #: Roles that read every flag of a policy (annotators read their own).
 READ_ALL = (roles.POLICY_OWNER, roles.ML_ENGINEER)
@@ -24,9 +24,10 @@ def sees_all(user) -> bool:
 
 
 def _visible(user) -> QuerySet[PolicyFeedback]:
+    history = PolicyFeedbackReopening.objects.select_related("reopened_by", "previous_version", "previous_closed_by")
     qs = PolicyFeedback.objects.select_related(
         "policy", "version", "resolved_in_version", "created_by", "closed_by", "candidate", "pair__member", "pair__job"
-    )
+    ).prefetch_related(Prefetch("reopenings", queryset=history))
     if sees_all(user):
         return qs
     if roles.has_role(user, roles.ANNOTATOR):

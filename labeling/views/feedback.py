@@ -1,7 +1,7 @@
 """Browser views for policy feedback: the review page's flag (htmx, swapping only the flag box, so the label and
 note being written stay as they are), the policy owners' flag on the pages they work on (a run's items, the
 adjudication page, the gold set, a draft preview's flips: ``_flag_item.html``), and each policy's feedback inbox
-with its resolve and dismiss actions.
+with its resolve, dismiss and reopen actions.
 
 Annotators flag items and see their own flags; policy owners flag, see all and act; ML engineers read the inbox."""
 
@@ -211,4 +211,17 @@ def feedback_dismiss(request, slug, pk):
         messages.error(request, f"Feedback #{pk}: {' '.join(error.messages)}")
     else:
         messages.success(request, f"Feedback #{pk} is dismissed; the reason is recorded.")
+    return redirect(_back(request, slug))
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def feedback_reopen(request, slug, pk):
+    _owned(request, slug, pk)
+    try:
+        feedback_services.feedback_reopen(user=request.user, feedback_id=pk, reason=request.POST.get("reason", ""))
+    except feedback_services.FeedbackError as error:
+        messages.error(request, f"Feedback #{pk}: {' '.join(error.messages)}")
+    else:
+        messages.success(request, f"Feedback #{pk} is open again; what it was and why it was reopened are recorded.")
     return redirect(_back(request, slug))
