@@ -5,12 +5,13 @@ test_feedback_services.py)."""
 
 import pytest
 
-from labeling.models import Candidate, TeacherSample
+from labeling.models import Candidate, LabelingRun, TeacherSample
 from labeling.selectors.agreement import version_agreement, versions_agreement_summary
 from labeling.selectors.feedback import rule_feedback
 from labeling.selectors.trends import policy_trends
 from labeling.services import review_claim_next, review_submit
 from policyhub import roles
+from policyhub import services as policy_services
 from tests.embedded import EmbeddedApp
 
 LABELS = ("strong_match", "partial_match", "no_match")
@@ -44,24 +45,32 @@ def reviewed_runs(review_items, make_user):
     return make
 
 
-@pytest.mark.parametrize("runs, items", [(1, 2), (3, 4)])
+@pytest.mark.parametrize("runs, items, versions", [(1, 2, 1), (3, 4, 2)])
 def test_the_trends_agreement_figures_take_the_same_queries_at_any_size(
-    reviewed_runs, published, policy, django_assert_max_num_queries, runs, items
+    reviewed_runs, published, policy, owner, django_assert_max_num_queries, runs, items, versions
 ):
     reviewed_runs(runs, items)
+    if versions == 2:  # v2 published too, its figures from the last run
+        v2 = policy_services.policy_version_publish(
+            version=policy.versions.get(number=2), user=owner, override_reason="test data"
+        )
+        LabelingRun.objects.filter(pk=LabelingRun.objects.latest("pk").pk).update(policy_version=v2)
+    released = list(policy.versions.exclude(status="draft").order_by("number"))
+    assert len(released) == versions
 
     with django_assert_max_num_queries(3):
-        (summary,) = versions_agreement_summary(version_ids=[published.pk]).values()
+        summaries = versions_agreement_summary(version_ids=[v.pk for v in released])
     with django_assert_max_num_queries(10):
-        (trend,) = policy_trends(policy=policy)
+        trends = policy_trends(policy=policy)
 
-    full = version_agreement(version=published)
-    assert summary.human_items == full.evaluation.accuracy.n == full.human_approved > 0
-    assert summary.human_accuracy == full.evaluation.accuracy.accuracy
-    assert full.alpha is not None and summary.alpha == pytest.approx(full.alpha, abs=1e-12)
-    assert (trend.human_items, trend.human_accuracy, trend.alpha) == (
-        summary.human_items, summary.human_accuracy, summary.alpha,
-    )  # fmt: skip
+    for version, trend in zip(released, trends, strict=True):
+        summary, full = summaries[version.pk], version_agreement(version=version)
+        assert summary.human_items == full.evaluation.accuracy.n == full.human_approved > 0
+        assert summary.human_accuracy == full.evaluation.accuracy.accuracy
+        assert full.alpha is not None and summary.alpha == pytest.approx(full.alpha, abs=1e-12)
+        assert (trend.human_items, trend.human_accuracy, trend.alpha) == (
+            summary.human_items, summary.human_accuracy, summary.alpha,
+        )  # fmt: skip
 
 
 def test_alpha_is_none_where_it_is_undefined(review_items, published, make_user):
