@@ -1498,3 +1498,39 @@ class StudentPrediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} for pair {self.pair_id} ({self.evaluation})"
+
+
+# --- fbgaps: feedback reopening ---
+class PolicyFeedbackReopening(models.Model):
+    """A policy owner reopened a resolved or dismissed flag, saying why. The flag's outcome is cleared (an open flag
+    has none, see ``policyfeedback_status_matches_outcome``), so this row keeps what it was: the status, the version
+    it was resolved in and its note or the dismiss reason, who closed it and when. Insert-only: the flag's history."""
+
+    feedback = models.ForeignKey(PolicyFeedback, on_delete=models.CASCADE, related_name="reopenings")
+    reason = models.TextField(help_text="Why it is open again (required).")
+    reopened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reopened_at = models.DateTimeField(default=timezone.now)
+    previous_status = models.CharField(max_length=10, choices=FeedbackStatus.choices)
+    previous_version = models.ForeignKey(
+        "policyhub.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Resolved: the version it was resolved in.",
+    )  # fmt: skip
+    previous_note = models.TextField(blank=True, help_text="The resolution note or the dismiss reason.")
+    previous_closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_closed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["reopened_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="policyfeedbackreopening_has_reason"),
+            models.CheckConstraint(  # only a closed flag is reopened: a resolved one named its version
+                condition=Q(previous_status="resolved", previous_version__isnull=False)
+                | Q(previous_status="dismissed", previous_version__isnull=True),
+                name="policyfeedbackreopening_was_closed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"feedback #{self.feedback_id} reopened ({self.previous_status} before)"

@@ -41,12 +41,14 @@ urlpatterns = [
     path("review/<int:pk>/skip/", reviews.review_skip, name="review_skip"),
     path("review/undo/", reviews.review_undo, name="review_undo"),
     path("review/<int:pk>/flag/", feedback.review_flag, name="review_flag"),
+    path("items/<int:pk>/flag/", feedback.item_flag, name="item_flag"),
     path("review/adjudication/", reviews.adjudication_list, name="adjudication_list"),
     path("review/adjudication/<int:pk>/", reviews.adjudicate, name="adjudicate"),
     # policy feedback: each policy's inbox
     path("policies/<slug:slug>/feedback/", feedback.feedback_inbox, name="feedback_inbox"),
     path("policies/<slug:slug>/feedback/<int:pk>/resolve/", feedback.feedback_resolve, name="feedback_resolve"),
     path("policies/<slug:slug>/feedback/<int:pk>/dismiss/", feedback.feedback_dismiss, name="feedback_dismiss"),
+    path("policies/<slug:slug>/feedback/<int:pk>/reopen/", feedback.feedback_reopen, name="feedback_reopen"),
     # the gold set, scores on it and draft previews
     path("gold/items/<int:pk>/mark/", gold.gold_mark, name="gold_mark"),
     path("runs/<int:pk>/gold/", gold.gold_run_items, name="gold_run_items"),

@@ -177,6 +177,16 @@ def confusion_heatmap(accuracy, *, name: str, truth_name: str = "human", predict
     return Chart(name, title, description, spec, table, empty=empty)
 
 
+def _x_encoding(rows: list[dict], *, x: str, x_type: str, title: str) -> dict:
+    """The x channel of the charts over rows (versions, splits, time buckets): an ordinal x keeps the rows' order
+    (not Vega's alphabetical one, which would put v10 before v2) with level labels that may skip when they crowd."""
+    encoding = {"field": "x", "type": x_type, "title": title}
+    if x_type == "ordinal":
+        encoding["sort"] = [row[x] for row in rows]
+        encoding["axis"] = {"labelAngle": 0, "labelOverlap": True}
+    return encoding
+
+
 def line_trends(
     rows: list[dict],
     *,
@@ -205,17 +215,13 @@ def line_trends(
         y["axis"]["tickMinStep"] = 1
     if y_domain is not None:
         y["scale"] = {"domain": y_domain}
-    x_enc = {"field": "x", "type": x_type, "title": x_title}
-    if x_type == "ordinal":
-        x_enc["sort"] = [row[x] for row in rows]
-        x_enc["axis"] = {"labelAngle": 0, "labelOverlap": True}
     spec = _spec(
         values,
         title=title,
         description=description or title,
         mark={"type": "line", "point": True},
         encoding={
-            "x": x_enc,
+            "x": _x_encoding(rows, x=x, x_type=x_type, title=x_title),
             "y": y,
             "color": {"field": "series", "type": "nominal", "title": None, "sort": [label for _, label in series]},
             "tooltip": [{"field": "x", "title": x_title}, {"field": "series", "title": "Series"},
@@ -248,17 +254,13 @@ def stacked_bars(
         for row in rows
         for k, (key, label) in enumerate(categories)
     ]
-    x_enc = {"field": "x", "type": x_type, "title": x_title}
-    if x_type == "ordinal":
-        x_enc["sort"] = [row[x] for row in rows]
-        x_enc["axis"] = {"labelAngle": 0, "labelOverlap": True}
     spec = _spec(
         values,
         title=title,
         description=description or title,
         mark={"type": "bar", "tooltip": True},
         encoding={
-            "x": x_enc,
+            "x": _x_encoding(rows, x=x, x_type=x_type, title=x_title),
             "y": {"field": "count", "type": "quantitative", "stack": "zero", "title": y_title,
                   "axis": {"tickMinStep": 1}},
             "color": {"field": "category", "type": "nominal", "title": None,

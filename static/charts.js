@@ -1,13 +1,15 @@
 // Charts (templates/_chart.html): every element with data-vega-spec names a <script type="application/json"> holding
 // a Vega-Lite spec built in Python (policyhub/charts.py); this embeds it with the vendored vega-embed. No inline
-// script and no CDN: the three libraries load from static/vendor/vega/, once, on the first page that has a chart
-// (base.html hands their URLs to this script, hashed names in production). Charts swapped in by htmx (the pages
+// script, no CDN and no eval: the libraries load from static/vendor/vega/, once, on the first page that has a
+// chart (base.html hands their URLs to this script, hashed names in production), and Vega evaluates its
+// expressions with vega-interpreter (``ast: true``) instead of compiling them with Function, so the
+// Content-Security-Policy (policyhub/csp.py) needs no 'unsafe-eval'. Charts swapped in by htmx (the pages
 // that poll while a run goes) are embedded on htmx:load. A drawn chart's element carries its Vega view as
 // ``element.vegaView`` (the data: ``element.vegaView.data("table")``) and data-chart-state="rendered".
 (function () {
   "use strict";
   var me = document.currentScript;
-  var urls = [me.dataset.vega, me.dataset.vegaLite, me.dataset.vegaEmbed];
+  var urls = [me.dataset.vega, me.dataset.vegaInterpreter, me.dataset.vegaLite, me.dataset.vegaEmbed];
   var loading = null;
 
   function load(src) {
@@ -20,7 +22,7 @@
     });
   }
 
-  function libraries() {  // in order: vega-lite needs vega, vega-embed needs both
+  function libraries() {  // in order: the interpreter and vega-lite need vega, vega-embed needs vega and vega-lite
     if (!loading) {
       loading = urls.reduce(function (done, src) { return done.then(function () { return load(src); }); },
                             Promise.resolve());
@@ -36,7 +38,8 @@
 
   function draw(element) {
     var spec = JSON.parse(document.getElementById(element.dataset.vegaSpec).textContent);
-    return window.vegaEmbed(element, spec, { mode: "vega-lite", renderer: "svg", actions: false })
+    var options = { mode: "vega-lite", renderer: "svg", actions: false, ast: true, expr: window.vega.expressionInterpreter };
+    return window.vegaEmbed(element, spec, options)
       .then(function (result) {
         element.vegaView = result.view;
         element.dataset.chartState = "rendered";

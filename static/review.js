@@ -1,20 +1,12 @@
 // Review queue keys: 1–9 choose a label, Enter submits, s skips, n focuses the note, u undoes the last
 // submission, f opens the policy-feedback flag (inside it keys type, Enter sends, Esc closes), ? shows the keys.
 // The forms are htmx forms: every key only submits the form a button would.
-// Also loaded by the adjudication page, for the error swaps below.
+// Also loaded by the adjudication page. A refused action's 400 partial is swapped in by static/app.js
+// (``data-swap-errors``), loaded on every page.
 // The review forms swap with "settle:0ms": htmx then wires up the new item's forms in the same task as the swap,
 // so a key pressed the moment the next item shows submits through htmx, never as a plain page-loading POST.
 (function () {
   "use strict";
-
-  // A refused action (400) comes back as a partial that says why: show it instead of dropping it.
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var target = event.detail.target;
-    if (event.detail.xhr.status === 400 && target && target.closest("[data-swap-errors]")) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
-  });
 
   // One action at a time: keys pressed while a request is in flight are ignored.
   var busy = false;

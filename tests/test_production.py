@@ -174,11 +174,18 @@ def test_the_vendored_chart_libraries_are_served_under_hashed_names(server):
     _, _, body = server.request("/login/")
     page = body.decode()
     assert re.search(r'<script src="/static/charts\.[0-9a-f]{12}\.js" defer', page), page
-    for name in ("vega-6.4.0", "vega-lite-6.5.0", "vega-embed-7.3.0"):
-        url = re.search(rf'"(/static/vendor/vega/{name}\.min\.[0-9a-f]{{12}}\.js)"', page).group(1)
+    for name in ("vega-6.4.0.min", "vega-interpreter-2.3.2", "vega-lite-6.5.0.min", "vega-embed-7.3.0.min"):
+        url = re.search(rf'"(/static/vendor/vega/{name}\.[0-9a-f]{{12}}\.js)"', page).group(1)
         status, headers, script = server.request(url)
         assert status == 200 and headers["Content-Type"].startswith("text/javascript"), (url, status)
-        assert script == (ROOT / "static" / "vendor" / "vega" / f"{name}.min.js").read_bytes()
+        assert script == (ROOT / "static" / "vendor" / "vega" / f"{name}.js").read_bytes()
+
+
+def test_pages_come_with_a_content_security_policy_without_inline_or_eval_scripts(server):
+    _, headers, _ = server.request("/login/")
+    policy = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["object-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'self'"
 
 
 def test_a_user_logs_in_and_sees_a_page_and_errors_show_no_debug_details(server, transactional_db, make_user):

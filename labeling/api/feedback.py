@@ -1,6 +1,7 @@
 """Policy feedback over the JSON API: flag an item (annotators, policy owners; ``Idempotency-Key`` makes a retry
 safe), list a policy's feedback (policy owners and ML engineers see all of it, annotators their own), resolve or
-dismiss it (policy owners)."""
+dismiss it, and reopen a resolved or dismissed one saying why (policy owners; the outcome it had stays in its
+``history``)."""
 
 from django.http import Http404
 from ninja import Query, Router, Schema, Status
@@ -34,6 +35,21 @@ class DismissIn(TextIn):
     reason: str = Field(max_length=20_000, description="Why it is dismissed (required, recorded).")
 
 
+class ReopenIn(TextIn):
+    reason: str = Field(max_length=20_000, description="Why it is open again (required, recorded in its history).")
+
+
+class ReopeningOut(Schema):
+    reopened_by: str
+    reopened_at: str
+    reason: str
+    previous_status: str = Field(description="resolved or dismissed: what it was before it was reopened.")
+    previous_version: int | None = Field(description="Resolved: the version it was resolved in.")
+    previous_note: str = Field(description="The resolution note or the dismiss reason it had.")
+    previous_closed_by: str | None
+    previous_closed_at: str
+
+
 class FeedbackOut(Schema):
     id: int
     policy: str
@@ -53,6 +69,7 @@ class FeedbackOut(Schema):
     created_at: str
     closed_by: str | None
     closed_at: str | None
+    history: list[ReopeningOut] = Field(description="Each time it was reopened, oldest first.")
 
 
 class FeedbackFilters(Schema):
@@ -82,6 +99,19 @@ def _out(feedback: PolicyFeedback) -> dict:
         "created_at": feedback.created_at.isoformat(),
         "closed_by": feedback.closed_by.get_username() if feedback.closed_by_id else None,
         "closed_at": feedback.closed_at.isoformat() if feedback.closed_at else None,
+        "history": [
+            {
+                "reopened_by": row.reopened_by.get_username(),
+                "reopened_at": row.reopened_at.isoformat(),
+                "reason": row.reason,
+                "previous_status": row.previous_status,
+                "previous_version": row.previous_version.number if row.previous_version_id else None,
+                "previous_note": row.previous_note,
+                "previous_closed_by": row.previous_closed_by.get_username() if row.previous_closed_by_id else None,
+                "previous_closed_at": row.previous_closed_at.isoformat(),
+            }
+            for row in feedback.reopenings.all()
+        ],
     }
 
 
@@ -100,9 +130,9 @@ def _get(request, feedback_id: int) -> PolicyFeedback:
 )
 def create_feedback(request, payload: FeedbackIn):
     """Flag a review item as a policy problem. An annotator may flag an item they hold, reviewed or skipped; a
-    policy owner any item of a labeling run. Unknown rules, an unclear rule without its ID, a conflict without two
-    rules or an empty note are a 400 whose ``detail`` says which. The same ``Idempotency-Key`` returns the first
-    feedback (200) instead of a second one (201)."""
+    policy owner any item of a labeling run or a gold score under a published or retired version. Unknown rules,
+    an unclear rule without its ID, a conflict without two rules or an empty note are a 400 whose ``detail`` says
+    which. The same ``Idempotency-Key`` returns the first feedback (200) instead of a second one (201)."""
     require_role(request, ANNOTATOR, POLICY_OWNER)
     key = request.headers.get("Idempotency-Key", "")[:200]
     try:
@@ -170,4 +200,18 @@ def dismiss_feedback(request, feedback_id: int, payload: DismissIn):
     require_role(request, POLICY_OWNER)
     _get(request, feedback_id)
     feedback_services.feedback_dismiss(user=request.auth, feedback_id=feedback_id, reason=payload.reason)
+    return _out(_get(request, feedback_id))
+
+
+@router.post(
+    "/feedback/{feedback_id}/reopen",
+    response={200: FeedbackOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    operation_id="labeling_api_reopen_feedback",
+)
+def reopen_feedback(request, feedback_id: int, payload: ReopenIn):
+    """Reopen resolved or dismissed feedback, saying why (required). The outcome it had goes to its ``history``
+    with who reopened it, when and why; reopening open feedback is a 400 that says so."""
+    require_role(request, POLICY_OWNER)
+    _get(request, feedback_id)
+    feedback_services.feedback_reopen(user=request.auth, feedback_id=feedback_id, reason=payload.reason)
     return _out(_get(request, feedback_id))

@@ -8,7 +8,8 @@ The statistics themselves are in ``labeling.metrics``.
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from policyhub.models import PolicyVersion
 
@@ -115,3 +116,76 @@ def agreement_figures(report: AgreementReport) -> dict:
         ],
         "teacher_vs_human": evaluation_figures(report.evaluation),
     }
+
+
+# --- per version, in grouped SQL (the trends page) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class VersionAgreementSummary:
+    """The version-agreement figures the trends page charts, without the rest of the report."""
+
+    human_items: int  # human-approved candidates of the version's labeling runs
+    human_correct: int  # of them, those whose teacher label is the approved one
+    alpha: float | None  # Krippendorff's α (nominal) over the annotators' reviews, as ``krippendorff_alpha``
+
+    @property
+    def human_accuracy(self) -> float | None:
+        return self.human_correct / self.human_items if self.human_items else None
+
+
+_VOTES = """
+WITH votes AS (
+    SELECT lr.policy_version_id AS version, r.candidate_id AS item, r.label AS label
+    FROM {review} r JOIN {candidate} c ON c.id = r.candidate_id JOIN {run} lr ON lr.id = c.run_id
+    WHERE r.kind = %s AND lr.purpose = %s AND lr.policy_version_id IN ({versions})
+), pairable AS (
+    SELECT item FROM votes GROUP BY item HAVING COUNT(*) >= 2
+), cells AS (
+    SELECT v.version, v.item, v.label, COUNT(*) AS n FROM votes v JOIN pairable p ON p.item = v.item
+    GROUP BY v.version, v.item, v.label
+)
+"""
+#: per version: n (pairable ratings) and the observed disagreement's sum over items of (m² − Σ n_c²) / (m − 1)
+_UNITS = """, units AS (SELECT version, item, SUM(n) AS m, SUM(n * n) AS sq FROM cells GROUP BY version, item)
+SELECT version, SUM(m), SUM((m * m - sq) * 1.0 / (m - 1)) FROM units GROUP BY version"""
+#: per version and label: how many pairable ratings gave it
+_LABELS = "SELECT version, label, SUM(n) FROM cells GROUP BY version, label"
+
+
+def _alphas(version_ids: list[int]) -> dict[int, float | None]:
+    """Krippendorff's α (nominal) per version from its coincidence counts, in two grouped queries:
+    α = 1 − (n − 1) · Σ_items (m² − Σ_c n_c²)/(m − 1) / (n² − Σ_c n_c²), over the items at least two annotators
+    reviewed (m ratings, n_c of them label c; n ratings in all). None where undefined, as ``krippendorff_alpha``."""
+    if not version_ids:
+        return {}
+    sql = _VOTES.format(
+        review=Review._meta.db_table, candidate=Candidate._meta.db_table, run=LabelingRun._meta.db_table,
+        versions=", ".join(["%s"] * len(version_ids)),
+    )  # fmt: skip
+    params = [Review.Kind.REVIEW, LabelingRun.Purpose.LABELING, *version_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql + _UNITS, params)
+        units = {version: (int(n), float(observed)) for version, n, observed in cursor.fetchall()}
+        cursor.execute(sql + _LABELS, params)
+        squares: dict[int, int] = defaultdict(int)
+        for version, _label, n_c in cursor.fetchall():
+            squares[version] += int(n_c) ** 2
+    alphas: dict[int, float | None] = dict.fromkeys(version_ids)
+    for version, (n, observed) in units.items():
+        expected = n * n - squares[version]
+        alphas[version] = 1 - (n - 1) * observed / expected if expected else None
+    return alphas
+
+
+def versions_agreement_summary(*, version_ids: list[int]) -> dict[int, VersionAgreementSummary]:
+    """{version id: teacher vs humans and α over its labeling runs} in three grouped queries, however many runs
+    and reviews there are: the figures ``version_agreement`` reports, for the trends page."""
+    human = (
+        Candidate.objects.filter(run__policy_version_id__in=version_ids, run__purpose=LabelingRun.Purpose.LABELING)
+        .human_approved()
+        .values("run__policy_version_id")
+        .annotate(n=Count("id"), correct=Count("id", filter=Q(label=F("approved_label"))))
+        .order_by()
+    )
+    counts = {row["run__policy_version_id"]: (row["n"], row["correct"]) for row in human}
+    alphas = _alphas(version_ids)
+    return {pk: VersionAgreementSummary(*counts.get(pk, (0, 0)), alphas[pk]) for pk in version_ids}

@@ -4,15 +4,15 @@ and per rule the open flags and how often annotators overrode the teacher on ite
 Who sees what: policy owners and ML engineers (read-only) see every flag of a policy; an annotator sees their own.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Prefetch, QuerySet
 
 from policyhub import roles
-from policyhub.models import RULE_ID_RE, Policy
+from policyhub.models import RULE_ID_RE, Policy, PolicyVersion
 
-from ..models import Candidate, LabelingRun, PolicyFeedback, Review, TeacherSample
+from ..models import Candidate, LabelingRun, PolicyFeedback, PolicyFeedbackReopening, Review, TeacherSample
 
 #: Roles that read every flag of a policy (annotators read their own).
 READ_ALL = (roles.POLICY_OWNER, roles.ML_ENGINEER)
@@ -24,9 +24,10 @@ def sees_all(user) -> bool:
 
 
 def _visible(user) -> QuerySet[PolicyFeedback]:
+    history = PolicyFeedbackReopening.objects.select_related("reopened_by", "previous_version", "previous_closed_by")
     qs = PolicyFeedback.objects.select_related(
         "policy", "version", "resolved_in_version", "created_by", "closed_by", "candidate", "pair__member", "pair__job"
-    )
+    ).prefetch_related(Prefetch("reopenings", queryset=history))
     if sees_all(user):
         return qs
     if roles.has_role(user, roles.ANNOTATOR):
@@ -83,13 +84,54 @@ class RuleFeedback:
         return self.overridden / self.reviewed if self.reviewed else None
 
 
+#: A sample's cited rules, one row each: the JSON array unnested (PostgreSQL's jsonb, SQLite's JSON1 functions).
+_CITED = {
+    "postgresql": "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.cited_rules) = 'array' "
+    "THEN s.cited_rules ELSE '[]'::jsonb END) AS cited(rule)",
+    "sqlite": "CROSS JOIN json_each(CASE WHEN json_type(s.cited_rules) = 'array' THEN s.cited_rules ELSE '[]' END) "
+    "AS cited",
+}
+_CITED_RULE = {"postgresql": "cited.rule", "sqlite": "cited.value"}
+_OVERRIDES = """
+WITH reviewed AS (
+    SELECT c.id, c.run_id, c.pair_id, c.label,
+           EXISTS (SELECT 1 FROM {review} r WHERE r.candidate_id = c.id AND r.kind = %s AND r.label <> c.label)
+               AS overridden
+    FROM {candidate} c JOIN {run} lr ON lr.id = c.run_id JOIN {version} v ON v.id = lr.policy_version_id
+    WHERE v.policy_id = %s AND lr.purpose = %s AND c.status = %s AND c.label <> ''
+      AND EXISTS (SELECT 1 FROM {review} r WHERE r.candidate_id = c.id AND r.kind = %s)
+), citing AS (
+    SELECT DISTINCT i.id, {rule} AS rule, i.overridden
+    FROM reviewed i JOIN {sample} s
+      ON s.run_id = i.run_id AND s.pair_id = i.pair_id AND s.error_kind = '' AND s.label = i.label
+    {cited}
+)
+SELECT rule, COUNT(*), SUM(CASE WHEN overridden THEN 1 ELSE 0 END) FROM citing GROUP BY rule
+"""
+
+
+def _rule_overrides(policy_id: int) -> list[tuple[str, int, int]]:
+    """(rule, reviewed items citing it, of them overridden) over the policy's labeling runs, in one grouped query."""
+    vendor = connection.vendor if connection.vendor in _CITED else "postgresql"
+    sql = _OVERRIDES.format(
+        review=Review._meta.db_table, candidate=Candidate._meta.db_table, run=LabelingRun._meta.db_table,
+        version=PolicyVersion._meta.db_table, sample=TeacherSample._meta.db_table, rule=_CITED_RULE[vendor],
+        cited=_CITED[vendor],
+    )  # fmt: skip
+    params = [Review.Kind.REVIEW, policy_id, LabelingRun.Purpose.LABELING, Candidate.Status.LABELED, Review.Kind.REVIEW]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def rule_feedback(*, policy: Policy) -> dict[str, RuleFeedback]:
     """Per rule ID of the policy (IDs are stable across versions): the open flags citing it, and the reviewed items
     of the policy's labeling runs whose teacher answer cited it, with how many of them annotators overrode.
 
     An item is *reviewed* once an annotator reviewed it; its teacher's *cited rules* are those of the samples that
     gave the teacher's label (as on the agreement page); it was *overridden* when at least one annotator's review
-    gave another label than the teacher's."""
+    gave another label than the teacher's. Two queries, however many runs, samples and reviews there are (the
+    overrides are counted in SQL)."""
     stats: dict[str, RuleFeedback] = {}
 
     def at(rule: str) -> RuleFeedback:
@@ -100,26 +142,7 @@ def rule_feedback(*, policy: Policy) -> dict[str, RuleFeedback]:
         for rule in rule_ids or ():
             at(rule).open_flags += 1
 
-    reviews = Review.objects.filter(candidate=OuterRef("pk"), kind=Review.Kind.REVIEW)
-    reviewed = (
-        Candidate.objects.filter(
-            run__policy_version__policy=policy, run__purpose=LabelingRun.Purpose.LABELING, status="labeled"
-        )
-        .exclude(label="")
-        .filter(Exists(reviews))
-        .annotate(overridden=Exists(reviews.filter(~Q(label=OuterRef("label")))))
-    )
-    agreeing = TeacherSample.objects.filter(
-        run__policy_version__policy=policy, run__purpose=LabelingRun.Purpose.LABELING, error_kind=""
-    ).filter(Exists(reviewed.filter(run=OuterRef("run"), pair=OuterRef("pair"), label=OuterRef("label"))))
-    cited: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for run_id, pair_id, rules in agreeing.values_list("run_id", "pair_id", "cited_rules").iterator(chunk_size=5000):
-        cited[run_id, pair_id].update(rules or ())
-    for run_id, pair_id, overridden in reviewed.values_list("run_id", "pair_id", "overridden").iterator(
-        chunk_size=5000
-    ):
-        for rule in cited.get((run_id, pair_id), ()):
-            row = at(rule)
-            row.reviewed += 1
-            row.overridden += int(overridden)
+    for rule, reviewed, overridden in _rule_overrides(policy.pk):
+        row = at(rule)
+        row.reviewed, row.overridden = int(reviewed), int(overridden or 0)
     return stats

@@ -25,7 +25,7 @@ def gold_labels(*, policy: Policy) -> dict[int, str]:
 def gold_list(*, policy: Policy) -> QuerySet[GoldLabel]:
     return (
         GoldLabel.objects.filter(policy=policy)
-        .select_related("pair__member", "pair__job", "created_by", "source_candidate__run")
+        .select_related("pair__member", "pair__job", "created_by", "source_candidate__run__policy_version")
         .order_by("pair__member__external_id", "pair__job__external_id")
     )
 

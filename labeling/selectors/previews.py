@@ -26,6 +26,7 @@ class Flip:
     draft_label: str
     draft_rationale: str
     gold_label: str | None
+    published_candidate_id: int | None = None  # the published version's item: a policy owner may flag it
 
 
 @dataclass
@@ -124,6 +125,7 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
     state.compared = len(both)
     flipped = [p for p in both if draft_answers[p].label != published_answers[p].label]
     pairs = Pair.objects.select_related("member", "job").in_bulk(flipped)
+    items = dict(Candidate.objects.filter(run=published_run, pair_id__in=flipped).values_list("pair_id", "pk"))
     state.flips = [
         Flip(
             pair=pairs[p],
@@ -131,6 +133,7 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
             draft_label=draft_answers[p].label,
             draft_rationale=draft_answers[p].rationale,
             gold_label=gold.get(p),
+            published_candidate_id=items.get(p),
         )
         for p in flipped
     ]

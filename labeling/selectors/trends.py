@@ -4,7 +4,8 @@ version's point on a chart is the number that version's pages state.
 
 * **gold accuracy** — of the gold pairs the version's labeling and gold-score runs labelled, the share whose teacher
   label is the pair's gold label now (``gold.runs_on_gold``, what *Scores on the gold set* lists per run);
-* **teacher vs humans** and **Krippendorff's α** — ``agreement.version_agreement`` (the version's agreement page);
+* **teacher vs humans** and **Krippendorff's α** — the figures of ``agreement.version_agreement`` (the version's
+  agreement page), in grouped SQL (``agreement.versions_agreement_summary``);
 * **trust rates** — the version's total of ``trust_rates`` (its labeling runs; the version page's rates);
 * **cost per 1,000 labelled pairs** — ``costs.versions_costs`` over its labeling runs.
 """
@@ -15,7 +16,7 @@ from policyhub import charts
 from policyhub.models import Policy, PolicyVersion
 
 from ..models import LabelingRun
-from .agreement import version_agreement
+from .agreement import versions_agreement_summary
 from .costs import VersionCosts, versions_costs
 from .gold import runs_on_gold
 from .trust_rates import RATES, TrustRates, runs_trust_rates, total_rates
@@ -61,7 +62,8 @@ class VersionTrend:
 
 
 def policy_trends(*, policy: Policy) -> list[VersionTrend]:
-    """Every released (published or retired) version of the policy, oldest first."""
+    """Every released (published or retired) version of the policy, oldest first, in a number of grouped queries
+    that does not grow with the runs, reviews or versions."""
     versions = list(policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("number"))
     gold: dict[int, list[int]] = {v.pk: [0, 0] for v in versions}
     for score in runs_on_gold(policy=policy):
@@ -75,17 +77,17 @@ def policy_trends(*, policy: Policy) -> list[VersionTrend]:
     )
     by_run = runs_trust_rates(run_ids=[pk for pk, _ in labeling])
     costs = versions_costs(version_ids=[v.pk for v in versions])
+    agreement = versions_agreement_summary(version_ids=[v.pk for v in versions])
     trends = []
     for version in versions:
-        agreement = version_agreement(version=version)
         trends.append(
             VersionTrend(
                 version=version,
                 gold_items=gold[version.pk][0],
                 gold_correct=gold[version.pk][1],
-                human_items=agreement.evaluation.accuracy.n,
-                human_accuracy=agreement.evaluation.accuracy.accuracy,
-                alpha=agreement.alpha,
+                human_items=agreement[version.pk].human_items,
+                human_accuracy=agreement[version.pk].human_accuracy,
+                alpha=agreement[version.pk].alpha,
                 trust=total_rates(by_run[pk] for pk, v in labeling if v == version.pk),
                 costs=costs[version.pk],
             )

@@ -3,7 +3,10 @@ the case is not covered, no label fits), naming the rules of the item's policy v
 a policy owner resolves it in a later version of the policy or dismisses it with the reason why.
 
 Who may flag an item: an annotator who holds it, reviewed it or skipped it (the items they were shown); a policy
-owner any item of a labeling run. Only policy owners resolve and dismiss. Every refusal is a ``FeedbackError`` (a
+owner any item of a labeling run or of a score on the gold set (the published side of a draft preview's flips)
+under a version that is not a draft: from the run page, the adjudication page, the gold set or a preview's flips.
+Only policy owners resolve and dismiss, and reopen a resolved or dismissed flag (saying why; the outcome it had is
+kept in its history, ``PolicyFeedbackReopening``). Every refusal is a ``FeedbackError`` (a
 ``ValidationError``) whose message says what to change; nothing is written then.
 """
 
@@ -18,7 +21,7 @@ from django.utils import timezone
 from policyhub import roles
 from policyhub.models import PolicyVersion
 
-from ..models import Candidate, PolicyFeedback, Review, ReviewSkip, ReviewState
+from ..models import Candidate, LabelingRun, PolicyFeedback, PolicyFeedbackReopening, Review, ReviewSkip, ReviewState
 
 
 class FeedbackError(ValidationError):
@@ -68,18 +71,27 @@ def _check_content(*, version: PolicyVersion, kind: str, rule_ids: list[str], no
         raise FeedbackError(f"The note is {len(note)} characters; at most {PolicyFeedback.NOTE_MAX}.", code="note")
 
 
+#: Runs whose items a policy owner may flag: the review queue's, and a version's scores on the gold set.
+OWNER_PURPOSES = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
+
+
 def feedback_candidate(*, user, candidate_id: int) -> Candidate:
-    """The item ``user`` may flag: for an annotator one they hold, reviewed or skipped; for a policy owner any item
-    of a labeling run. Anything else is ``FeedbackNotFound``."""
+    """The item ``user`` may flag: for an annotator one of a labeling run they hold, reviewed or skipped; for a
+    policy owner any item of a labeling run or a gold score under a published or retired version (a draft's
+    items are not flagged: the owner edits the draft). Anything else is ``FeedbackNotFound``."""
     roles.require_role(user, roles.ANNOTATOR, roles.POLICY_OWNER)
-    qs = Candidate.objects.select_related("run__policy_version__policy").filter(
-        pk=candidate_id, run__purpose="labeling"
+    candidate = (
+        Candidate.objects.select_related("run__policy_version__policy")
+        .filter(pk=candidate_id, run__purpose__in=OWNER_PURPOSES)
+        .exclude(run__policy_version__status=PolicyVersion.Status.DRAFT)
+        .first()
     )
-    candidate = qs.first()
     if candidate is None:
         raise FeedbackNotFound(f"There is no item #{candidate_id}.")
     if roles.has_role(user, roles.POLICY_OWNER):
         return candidate
+    if candidate.run.purpose != LabelingRun.Purpose.LABELING:
+        raise FeedbackNotFound(f"There is no item #{candidate_id} among the items you hold or reviewed.")
     seen = (
         candidate.claimed_by_id == user.pk
         or Review.objects.filter(candidate=candidate, reviewer=user).exists()
@@ -123,7 +135,7 @@ def feedback_create(
     return feedback, True
 
 
-def _locked_open(feedback_id: int) -> PolicyFeedback:
+def _locked(feedback_id: int) -> PolicyFeedback:
     feedback = (
         PolicyFeedback.objects.select_for_update(of=("self",))
         .select_related("policy", "version", "closed_by")
@@ -132,6 +144,11 @@ def _locked_open(feedback_id: int) -> PolicyFeedback:
     )
     if feedback is None:
         raise FeedbackNotFound(f"There is no feedback #{feedback_id}.")
+    return feedback
+
+
+def _locked_open(feedback_id: int) -> PolicyFeedback:
+    feedback = _locked(feedback_id)
     if feedback.status != PolicyFeedback.Status.OPEN:
         who = feedback.closed_by.get_username() if feedback.closed_by else "someone"
         raise FeedbackError(
@@ -178,5 +195,37 @@ def feedback_dismiss(*, user, feedback_id: int, reason: str) -> PolicyFeedback:
         feedback = _locked_open(feedback_id)
         feedback.status, feedback.dismiss_reason = "dismissed", text
         feedback.closed_by, feedback.closed_at = user, timezone.now()
+        feedback.save()
+    return feedback
+
+
+def feedback_reopen(*, user, feedback_id: int, reason: str) -> PolicyFeedback:
+    """A policy owner reopens a resolved or dismissed flag, saying why (the fix did not hold, the dismissal was
+    wrong). The outcome it had (status, version or reason, who closed it and when) goes to its history with who
+    reopened it, when and why; the flag is open again as if never closed. An open flag is refused."""
+    roles.require_role(user, roles.POLICY_OWNER)
+    text = (reason or "").strip()
+    if not text:
+        raise FeedbackError("Say why you reopen it: the reason is recorded in the flag's history.", code="reason")
+    if len(text) > PolicyFeedback.NOTE_MAX:
+        raise FeedbackError(f"The reason is {len(text)} characters; at most {PolicyFeedback.NOTE_MAX}.")
+    with transaction.atomic():
+        feedback = _locked(feedback_id)
+        if feedback.status == PolicyFeedback.Status.OPEN:
+            raise FeedbackError(
+                f"Feedback #{feedback.pk} is open: only a resolved or dismissed flag can be reopened. Nothing changed.",
+                code="not_closed",
+            )
+        resolved = feedback.status == PolicyFeedback.Status.RESOLVED
+        history = PolicyFeedbackReopening(
+            feedback=feedback, reason=text, reopened_by=user, previous_status=feedback.status,
+            previous_version=feedback.resolved_in_version if resolved else None,
+            previous_note=feedback.resolution_note if resolved else feedback.dismiss_reason,
+            previous_closed_by=feedback.closed_by, previous_closed_at=feedback.closed_at,
+        )  # fmt: skip
+        history.full_clean(exclude=["feedback", "reopened_by", "previous_version", "previous_closed_by"])
+        history.save()
+        feedback.status, feedback.resolved_in_version, feedback.resolution_note = "open", None, ""
+        feedback.dismiss_reason, feedback.closed_by, feedback.closed_at = "", None, None
         feedback.save()
     return feedback

@@ -1,5 +1,7 @@
 """Browser views for policy feedback: the review page's flag (htmx, swapping only the flag box, so the label and
-note being written stay as they are) and each policy's feedback inbox with its resolve and dismiss actions.
+note being written stay as they are), the policy owners' flag on the pages they work on (a run's items, the
+adjudication page, the gold set, a draft preview's flips: ``_flag_item.html``), and each policy's feedback inbox
+with its resolve, dismiss and reopen actions.
 
 Annotators flag items and see their own flags; policy owners flag, see all and act; ML engineers read the inbox."""
 
@@ -10,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from policyhub import roles
@@ -67,6 +70,57 @@ def review_flag(request, pk):
         return redirect("review_queue")
     context = flag_box(user=request.user, candidate=candidate, values=values if error else None, error=error, sent=sent)
     return render(request, "labeling/_feedback_box.html", context, status=400 if error else 200)
+
+
+def item_flag_context(*, candidate_id: int, version, next_url: str = "", **state) -> dict:
+    """What ``_flag_item.html`` shows for one item: the kinds, the rule IDs of the item's version, and ``state``
+    (``values`` typed, ``error``, the ``sent`` flag, ``open``)."""
+    return {
+        "candidate_id": candidate_id,
+        "rule_ids": version.rule_ids,
+        "version_number": version.number,
+        "kinds": PolicyFeedback.Kind.choices,
+        "next": next_url,
+        "values": state.get("values") or {"kind": PolicyFeedback.Kind.UNCLEAR_RULE, "rule_ids": "", "note": ""},
+        "error": state.get("error", ""),
+        "sent": state.get("sent"),
+        "open": bool(state.get("error")),
+    }
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def item_flag(request, pk):
+    """A policy owner flags item ``pk`` (a labeling run's or a gold score's) from the page they are on. htmx: the
+    item's flag form again (the error and what was typed, 400; or the confirmation); otherwise back to ``next``
+    (a path of this site) with a message."""
+    values = {key: request.POST.get(key, "") for key in ("kind", "rule_ids", "note")}
+    try:
+        candidate = feedback_services.feedback_candidate(user=request.user, candidate_id=pk)
+    except feedback_services.FeedbackNotFound as missing:
+        raise Http404(str(missing)) from None
+    error, sent = "", None
+    try:
+        sent, _ = feedback_services.feedback_create(
+            user=request.user, candidate_id=pk, kind=values["kind"], rule_ids=values["rule_ids"], note=values["note"],
+            idempotency_key=request.POST.get("idempotency_key", ""),
+        )  # fmt: skip
+    except feedback_services.FeedbackError as exc:
+        error = " ".join(exc.messages)
+    version = candidate.run.policy_version
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=False):
+        next_url = reverse("feedback_inbox", args=[version.policy.slug])
+    if not request.headers.get("HX-Request"):
+        if error:
+            messages.error(request, f"Item #{pk}: {error}")
+        else:
+            messages.success(request, f"Flag #{sent.pk} sent on item #{pk}: it is open in the feedback inbox.")
+        return redirect(next_url)
+    context = item_flag_context(
+        candidate_id=pk, version=version, next_url=next_url, values=values if error else None, error=error, sent=sent
+    )
+    return render(request, "labeling/_flag_item.html", context, status=400 if error else 200)
 
 
 def _filters(data) -> dict:
@@ -157,4 +211,17 @@ def feedback_dismiss(request, slug, pk):
         messages.error(request, f"Feedback #{pk}: {' '.join(error.messages)}")
     else:
         messages.success(request, f"Feedback #{pk} is dismissed; the reason is recorded.")
+    return redirect(_back(request, slug))
+
+
+@role_required(POLICY_OWNER)
+@require_POST
+def feedback_reopen(request, slug, pk):
+    _owned(request, slug, pk)
+    try:
+        feedback_services.feedback_reopen(user=request.user, feedback_id=pk, reason=request.POST.get("reason", ""))
+    except feedback_services.FeedbackError as error:
+        messages.error(request, f"Feedback #{pk}: {' '.join(error.messages)}")
+    else:
+        messages.success(request, f"Feedback #{pk} is open again; what it was and why it was reopened are recorded.")
     return redirect(_back(request, slug))

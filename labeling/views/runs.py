@@ -9,13 +9,14 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
+from policyhub.roles import ML_ENGINEER, POLICY_OWNER, has_role, role_required
 
 from .. import selectors, services
 from ..forms import RunForm
 from ..models import Candidate, LabelingRun
 from ..selectors import trust_rates
 from ..selectors.planning import run_plan
+from ..services import feedback as feedback_services
 from .common import run_or_404
 
 
@@ -87,7 +88,15 @@ def _candidates_context(request, run: LabelingRun) -> dict:
     page = Paginator(selectors.run_candidates(run=run, routing=routing, reason=reason), 50).get_page(
         request.GET.get("page")
     )
-    return {"page": page, "routing": routing, "reason": reason, "seen": selectors.run_progress_mark(run=run)}
+    flaggable = (  # a policy owner flags the items of a labeling run or a gold score (views/feedback.item_flag)
+        has_role(request.user, POLICY_OWNER)
+        and run.purpose in feedback_services.OWNER_PURPOSES
+        and not run.policy_version.is_draft
+    )
+    return {
+        "page": page, "routing": routing, "reason": reason, "seen": selectors.run_progress_mark(run=run),
+        "flaggable": flaggable,
+    }  # fmt: skip
 
 
 FLAGGED_PER_PAGE = 20

@@ -140,3 +140,47 @@ def test_an_annotator_flags_an_unclear_rule_and_the_policy_owner_resolves_it(rev
 
     feedback.refresh_from_db()
     assert (feedback.status, feedback.resolved_in_version.number, feedback.closed_by) == ("resolved", 2, owner)
+
+
+def test_a_policy_owner_flags_an_item_from_the_run_page_and_reopens_the_dismissed_flag(
+    review_run, page, login, make_user
+):
+    """The owner's flag form swaps in place (htmx, under the page's Content-Security-Policy); a refused flag keeps
+    what was typed; the flag, dismissed and then reopened, shows its history in the inbox."""
+    owner = make_user("odette", roles.POLICY_OWNER)
+    violations = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    login(owner)
+    page.goto(f"/runs/{review_run.pk}/")
+    box = page.locator(".flag-item").first
+    box.locator("summary").click()
+    box.locator("select[name=kind]").select_option("rules_conflict")
+    box.locator("input[name=rule_ids]").fill("R2")
+    box.locator("textarea[name=note]").fill(NOTE)
+    box.get_by_role("button", name="Send flag").click()
+    box = page.locator(".flag-item").first
+    expect(box.get_by_role("alert")).to_contain_text("Name at least two rules that conflict")
+    expect(box.locator("textarea[name=note]")).to_have_value(NOTE)  # kept, nothing saved
+    assert not PolicyFeedback.objects.exists()
+
+    box.locator("input[name=rule_ids]").fill("R2, R3")
+    box.get_by_role("button", name="Send flag").click()
+    expect(page.locator(".flag-item").first.get_by_role("status")).to_contain_text("sent: rules_conflict on R2, R3")
+    feedback = PolicyFeedback.objects.get()
+    assert (feedback.created_by, feedback.rule_ids, feedback.note) == (owner, ["R2", "R3"], NOTE)
+
+    page.goto("/policies/match/feedback/")
+    row = page.locator(f'tr[data-feedback="{feedback.pk}"]')
+    row.get_by_label(f"Why dismiss #{feedback.pk}").fill("Not a conflict: R3 is about location.")
+    row.get_by_role("button", name="Dismiss").click()
+    page.goto("/policies/match/feedback/?status=dismissed")
+    row = page.locator(f'tr[data-feedback="{feedback.pk}"]')
+    row.get_by_label(f"Why reopen #{feedback.pk}").fill("It is a conflict for remote jobs.")
+    row.get_by_role("button", name="Reopen").click()
+    expect(page.locator(".messages")).to_contain_text(f"Feedback #{feedback.pk} is open again")
+    page.goto("/policies/match/feedback/")
+    row = page.locator(f'tr[data-feedback="{feedback.pk}"]')
+    row.get_by_text("Reopened 1 time").click()
+    expect(row.locator(".feedback-history")).to_contain_text("It was dismissed by odette")
+    expect(row.locator(".feedback-history")).to_contain_text("It is a conflict for remote jobs.")
+    assert page.js_errors == [] and violations == []

@@ -1,7 +1,8 @@
 """Policy feedback over the JSON API with API tokens: create (annotators, policy owners; Idempotency-Key), list per
-policy, read one, resolve and dismiss (policy owners), and the role matrix of every endpoint."""
+policy, read one, resolve, dismiss and reopen (policy owners), and the role matrix of every endpoint."""
 
 import pytest
+from django.utils.timezone import now
 
 from labeling.models import PolicyFeedback
 from labeling.services import review_claim_next
@@ -125,6 +126,10 @@ def test_the_role_matrix(api, held, flagged, request, make_user, who, create, li
     assert api("get", f"/api/feedback/{flagged}", user).status_code == read
     assert api("post", f"/api/feedback/{flagged}/resolve", user, {"version": 2}).status_code == act
     assert PolicyFeedback.objects.get(pk=flagged).status == ("resolved" if act == 200 else "open")
+    if act != 200:  # closed by an owner, so that only the role refuses the reopen
+        PolicyFeedback.objects.filter(pk=flagged).update(status="dismissed", dismiss_reason="dup", closed_at=now())
+    assert api("post", f"/api/feedback/{flagged}/reopen", user, {"reason": "Not fixed."}).status_code == act
+    assert PolicyFeedback.objects.get(pk=flagged).status == ("open" if act == 200 else "dismissed")
 
 
 def test_an_annotator_lists_only_their_own_feedback(api, held, flagged, owner, annotator):

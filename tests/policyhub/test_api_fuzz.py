@@ -39,7 +39,7 @@ from labeling.services import (
     review_claim_next,
     review_submit,
 )
-from labeling.services.feedback import feedback_create
+from labeling.services.feedback import feedback_create, feedback_dismiss, feedback_reopen
 from labeling.services.redteam import red_team_run_start, red_team_set_create
 from labeling.services.students import student_evaluation_import
 from policyhub import services
@@ -125,10 +125,9 @@ def _import(kind: str, text: str, name: str):
 def api_data(published, process_run, owner, annotator, engineer, settings, tmp_path):  # noqa: F811
     """Real rows for the path parameters: the policy ``match`` (published v1, draft v2), a finished heuristic run
     over 6 pairs with one needs-review item the annotator reviewed (so there is a review to undo), the import of
-    those pairs, a finished export of the run, the annotator's policy-feedback flag on the reviewed item, a
-    finished red-team run of v1 on a set of 2 of those pairs, a gold label (of another pair) and a preview of the
-    draft on it, and a
-    student's predictions on the export."""
+    those pairs, a finished export of the run, the annotator's policy-feedback flag on the reviewed item (dismissed
+    and reopened: open, with a history), a finished red-team run of v1 on a set of 2 of those pairs, a gold label
+    (of another pair) and a preview of the draft on it, and a student's predictions on the export."""
     settings.EXPORTS_ROOT = tmp_path / "exports"
     _import("members", "member_id,headline,skills\nm1,Data engineer,python\nm2,Nurse,nursing\n", "fm.csv")
     _import("jobs", "job_id,title,description\nj1,Engineer,Python\nj2,Nurse,ICU\nj3,Designer,Figma\n", "fj.csv")
@@ -146,6 +145,8 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
     feedback, _ = feedback_create(
         user=annotator, candidate_id=claimed.pk, kind="unclear_rule", rule_ids=["R1"], note="fuzz fixture"
     )
+    feedback_dismiss(user=owner, feedback_id=feedback.pk, reason="fuzz fixture")  # open again, with a history
+    feedback_reopen(user=owner, feedback_id=feedback.pk, reason="fuzz fixture")
     export, _ = export_services.export_create(
         user=engineer, version=published, runs=[run], filters={}, split={}, idempotency_key=""
     )

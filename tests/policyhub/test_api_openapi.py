@@ -32,6 +32,7 @@ OPERATION_IDS = {
     ("/api/feedback/{feedback_id}", "get"): "labeling_api_get_feedback",
     ("/api/feedback/{feedback_id}/dismiss", "post"): "labeling_api_dismiss_feedback",
     ("/api/feedback/{feedback_id}/resolve", "post"): "labeling_api_resolve_feedback",
+    ("/api/feedback/{feedback_id}/reopen", "post"): "labeling_api_reopen_feedback",
     ("/api/imports", "get"): "labeling_api_list_imports",
     ("/api/imports", "post"): "labeling_api_create_import",
     ("/api/imports/{batch_id}", "get"): "labeling_api_get_import",
