@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0025_redteam_custom"),
+        ("labeling", "0026_red_team_judge"),
         ("policyhub", "0005_policy_idempotency_key"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
