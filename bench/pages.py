@@ -247,8 +247,6 @@ def main() -> None:
     if "bench" not in settings.DATABASES["default"]["NAME"]:
         sys.exit("use a database whose name contains 'bench' (DATABASE_URL): this one is dropped and rebuilt")
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    for name in ("django.request", "django.security", "axes"):  # the 403s and logins are expected: not news
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     wanted = {"candidates": args.candidates, "reviews": args.reviews}
     try:
         have = _params_of_database()
@@ -267,6 +265,8 @@ def main() -> None:
     import krippendorff  # noqa: F401 - loaded once per web process; not a page's cost
     import sklearn.metrics  # noqa: F401
 
+    for name in ("django.request", "django.security", "axes"):  # the 403s and logins are expected: not news
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     results = measure(reads([w for w in args.only.split(",") if w]), args.calls)
     slow = [r for r in results if r[3] > TARGET_MS and r[2] == 200]
     print(

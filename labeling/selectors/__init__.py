@@ -10,6 +10,7 @@ from .agreement import (
     agreement_figures,
     run_agreement,
     runs_agreement,
+    snapshot_report,
     version_agreement,
 )
 from .costs import RunCosts, run_costs
@@ -77,6 +78,7 @@ __all__ = [
     "agreement_figures",
     "run_agreement",
     "runs_agreement",
+    "snapshot_report",
     "version_agreement",
     "Answer",
     "RunGoldScore",

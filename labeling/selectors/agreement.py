@@ -6,15 +6,32 @@ The statistics themselves are in ``labeling.metrics``.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 
 from django.db.models import Exists, OuterRef, QuerySet
 
 from policyhub.models import PolicyVersion
 
-from ..evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_figures, evaluation_report
-from ..metrics import Judged, PairKappa, cohen_kappa_pairs, krippendorff_alpha
-from ..models import Candidate, LabelingRun, Review, TeacherSample
+from ..evaluation import (
+    DEFAULT_TARGET_PRECISION,
+    EvaluationReport,
+    RuleRow,
+    evaluation_figures,
+    evaluation_report,
+)
+from ..metrics import (
+    AccuracyReport,
+    Calibration,
+    CalibrationBin,
+    Judged,
+    PairKappa,
+    cohen_kappa_pairs,
+    confidence_counts,
+    krippendorff_alpha,
+    threshold_for_precision_counts,
+)
+from ..models import Candidate, FiguresSnapshot, LabelingRun, Review, TeacherSample
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,8 @@ class AgreementReport:
     kappas: list[PairKappa]
     alpha: float | None
     evaluation: EvaluationReport
+    computed_at: datetime | None = None  # from a FiguresSnapshot: the figures are exact as of then
+    stale: bool = False  # … and inputs changed since (a refresh is queued)
 
 
 def _ratings(runs: QuerySet[LabelingRun]) -> dict[int, dict[str, str]]:
@@ -59,9 +78,15 @@ def _teacher_vs_human(runs: QuerySet[LabelingRun]) -> list[Judged]:
 
 
 def _report(*, version: PolicyVersion, runs: QuerySet[LabelingRun], target_precision: float) -> AgreementReport:
+    return _report_and_judged(version=version, runs=runs, target_precision=target_precision)[0]
+
+
+def _report_and_judged(
+    *, version: PolicyVersion, runs: QuerySet[LabelingRun], target_precision: float
+) -> tuple[AgreementReport, list[Judged]]:
     ratings = _ratings(runs)
     judged = _teacher_vs_human(runs)
-    return AgreementReport(
+    report = AgreementReport(
         version=version,
         runs=list(runs.select_related("teacher_config").order_by("pk")),
         reviews=sum(len(votes) for votes in ratings.values()),
@@ -74,6 +99,7 @@ def _report(*, version: PolicyVersion, runs: QuerySet[LabelingRun], target_preci
         alpha=krippendorff_alpha(ratings, version.label_keys),
         evaluation=evaluation_report(judged, version=version, target_precision=target_precision),
     )
+    return report, judged
 
 
 def runs_agreement(
@@ -97,8 +123,10 @@ def version_agreement(*, version: PolicyVersion, target_precision: float = DEFAU
 
 
 def agreement_figures(report: AgreementReport) -> dict:
-    """The report as plain JSON-able figures (the API's answer, and what dataset cards quote)."""
-    return {
+    """The report as plain JSON-able figures (the API's answer, and what dataset cards quote); from a snapshot,
+    also when it was computed and whether a refresh is on its way."""
+    kept = {"computed_at": report.computed_at.isoformat(), "stale": report.stale} if report.computed_at else {}
+    return kept | {
         "policy": report.version.policy.slug,
         "version": report.version.number,
         "runs": [run.pk for run in report.runs],
@@ -115,3 +143,53 @@ def agreement_figures(report: AgreementReport) -> dict:
         ],
         "teacher_vs_human": evaluation_figures(report.evaluation),
     }
+
+
+# --- precomputed: the same figures kept in a FiguresSnapshot (labeling.services.figures computes and stores) ------
+def scope_runs(snapshot_kind: str, *, run: LabelingRun | None = None, version: PolicyVersion | None = None):
+    """The runs a snapshot's figures are over: the run, or every labeling run of the version."""
+    if snapshot_kind == FiguresSnapshot.Kind.RUN_AGREEMENT:
+        return run.policy_version, LabelingRun.objects.filter(pk=run.pk)
+    return version, LabelingRun.objects.filter(policy_version=version, purpose=LabelingRun.Purpose.LABELING)
+
+
+def snapshot_figures(*, version: PolicyVersion, runs: QuerySet[LabelingRun]) -> dict:
+    """Everything the agreement page and API show, computed from scratch, as JSON: the report at the default
+    target precision plus the confidence counts the threshold for any other target is found from."""
+    report, judged = _report_and_judged(version=version, runs=runs, target_precision=DEFAULT_TARGET_PRECISION)
+    evaluation = report.evaluation
+    return {
+        "runs": [run.pk for run in report.runs],
+        **{key: getattr(report, key) for key in _COUNTS},
+        "kappas": [asdict(k) for k in report.kappas],
+        "alpha": report.alpha,
+        "accuracy": asdict(evaluation.accuracy),
+        "per_rule": [asdict(row) for row in evaluation.per_rule],
+        "calibration": {"n": evaluation.calibration.n, "ece": evaluation.calibration.ece,
+                        "bins": [asdict(b) for b in evaluation.calibration.bins]},
+        "confidence_counts": confidence_counts(judged),
+    }  # fmt: skip
+
+
+_COUNTS = ("reviews", "reviewers", "items_reviewed", "items_multi", "adjudicated", "human_approved")
+
+
+def snapshot_report(
+    snapshot: FiguresSnapshot, *, version: PolicyVersion, target_precision: float = DEFAULT_TARGET_PRECISION
+) -> AgreementReport:
+    """The :class:`AgreementReport` a snapshot holds, with the threshold for ``target_precision``."""
+    f = snapshot.figures
+    runs = LabelingRun.objects.filter(pk__in=f["runs"]).select_related("teacher_config").order_by("pk")
+    evaluation = EvaluationReport(
+        accuracy=AccuracyReport(**f["accuracy"]),
+        per_rule=[RuleRow(**row) for row in f["per_rule"]],
+        calibration=Calibration(
+            f["calibration"]["n"], [CalibrationBin(**b) for b in f["calibration"]["bins"]], f["calibration"]["ece"]
+        ),
+        threshold=threshold_for_precision_counts([tuple(c) for c in f["confidence_counts"]], target=target_precision),
+    )
+    report = AgreementReport(
+        version=version, runs=list(runs), **{key: f[key] for key in _COUNTS},
+        kappas=[PairKappa(**k) for k in f["kappas"]], alpha=f["alpha"], evaluation=evaluation,
+    )  # fmt: skip
+    return replace(report, computed_at=snapshot.computed_at, stale=snapshot.stale)
