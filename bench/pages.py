@@ -198,15 +198,18 @@ def reads(only: list[str]) -> list[str]:
     return [url for url in urls if not only or any(word in url for word in only)]
 
 
-def measure(urls: list[str], calls: int) -> list[tuple]:
+ROLES = {"owner": "bench_owner", "annotator": "bench_ann0", "ml_engineer": "bench_ml", "admin": "bench_admin"}
+
+
+def measure(urls: list[str], calls: int, roles: list[str]) -> list[tuple]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    roles = {"owner": "bench_owner", "annotator": "bench_ann0", "ml_engineer": "bench_ml", "admin": "bench_admin"}
     results = []
-    for role, username in roles.items():
+    for role in roles:
+        username = ROLES[role]
         client = Client(raise_request_exception=False)  # a failing read is reported (500), the others still run
         client.force_login(get_user_model().objects.get(username=username))
         print(f"\n{role} ({username})", flush=True)
@@ -236,6 +239,7 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=1500)
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated words: only the URLs containing one")
+    parser.add_argument("--roles", default=",".join(ROLES), help=f"comma-separated, of {', '.join(ROLES)}")
     parser.add_argument("--fresh", action="store_true", help="rebuild the database even if it matches")
     args = parser.parse_args()
     import django
@@ -267,7 +271,7 @@ def main() -> None:
 
     for name in ("django.request", "django.security", "axes"):  # the 403s and logins are expected: not news
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    results = measure(reads([w for w in args.only.split(",") if w]), args.calls)
+    results = measure(reads([w for w in args.only.split(",") if w]), args.calls, args.roles.split(","))
     slow = [r for r in results if r[3] > TARGET_MS and r[2] == 200]
     print(
         f"\n{len(results)} reads, {len(slow)} over {TARGET_MS} ms"

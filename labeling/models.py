@@ -1496,15 +1496,17 @@ class StudentPrediction(models.Model):
 
 # --- pages: precomputed figures ---
 class FiguresSnapshot(models.Model):
-    """Figures too costly to compute on every page view (agreement over hundreds of thousands of reviews),
-    computed from scratch by the same selectors and kept with the time they were computed. Every write that
-    changes their inputs marks them ``stale`` in its own transaction and queues their refresh
+    """Figures too costly to compute on every page view (agreement over hundreds of thousands of reviews, a
+    finished run's counts over a million candidates), computed from scratch by the same selectors and kept with
+    the time they were computed. Every write that changes their inputs marks them ``stale`` in its own
+    transaction and queues their refresh
     (``labeling.services.figures``), so a page shows exact figures as of ``computed_at`` and says when newer
     changes are on their way."""
 
     class Kind(models.TextChoices):
         RUN_AGREEMENT = "run_agreement", "A run's agreement"
         VERSION_AGREEMENT = "version_agreement", "A version's agreement"
+        RUN_PAGE = "run_page", "A finished run's counts, trust rates and timeline"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     run = models.ForeignKey(LabelingRun, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -1517,12 +1519,12 @@ class FiguresSnapshot(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run"], condition=Q(kind="run_agreement"), name="figures_one_per_run"),
+            models.UniqueConstraint(fields=["kind", "run"], condition=Q(run__isnull=False), name="figures_one_per_run"),
             models.UniqueConstraint(
                 fields=["version"], condition=Q(kind="version_agreement"), name="figures_one_per_version"
             ),
             models.CheckConstraint(
-                condition=Q(kind="run_agreement", run__isnull=False, version__isnull=True)
+                condition=Q(kind__in=["run_agreement", "run_page"], run__isnull=False, version__isnull=True)
                 | Q(kind="version_agreement", run__isnull=True, version__isnull=False),
                 name="figures_scope_matches_kind",
             ),

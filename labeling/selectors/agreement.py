@@ -161,6 +161,7 @@ def snapshot_figures(*, version: PolicyVersion, runs: QuerySet[LabelingRun]) -> 
     report, judged = _report_and_judged(version=version, runs=runs, target_precision=DEFAULT_TARGET_PRECISION)
     evaluation = report.evaluation
     return {
+        "size": report.reviews + report.human_approved,  # what it costs to compute again
         "runs": [run.pk for run in report.runs],
         **{key: getattr(report, key) for key in _COUNTS},
         "kappas": [asdict(k) for k in report.kappas],

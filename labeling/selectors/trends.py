@@ -60,8 +60,12 @@ class VersionTrend:
         }
 
 
-def policy_trends(*, policy: Policy) -> list[VersionTrend]:
-    """Every released (published or retired) version of the policy, oldest first."""
+def policy_trends(*, policy: Policy, agreement_of=None, trust_of=None) -> list[VersionTrend]:
+    """Every released (published or retired) version of the policy, oldest first. ``agreement_of(version)`` and
+    ``trust_of(run ids)`` give a version's agreement and its runs' trust rates (the page passes the kept figures
+    of ``labeling.services.figures``); by default they are computed here."""
+    agreement_of = agreement_of or (lambda version: version_agreement(version=version))
+    trust_of = trust_of or (lambda run_ids: runs_trust_rates(run_ids=run_ids))
     versions = list(policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("number"))
     gold: dict[int, list[int]] = {v.pk: [0, 0] for v in versions}
     for score in runs_on_gold(policy=policy):
@@ -73,11 +77,11 @@ def policy_trends(*, policy: Policy) -> list[VersionTrend]:
             "pk", "policy_version_id"
         )
     )
-    by_run = runs_trust_rates(run_ids=[pk for pk, _ in labeling])
+    by_run = trust_of([pk for pk, _ in labeling])
     costs = versions_costs(version_ids=[v.pk for v in versions])
     trends = []
     for version in versions:
-        agreement = version_agreement(version=version)
+        agreement = agreement_of(version)
         trends.append(
             VersionTrend(
                 version=version,

@@ -1,7 +1,14 @@
 """Writes of the labeling app, one module per area; import them from here."""
 
 from .batches import labeling_run_batch_poll, labeling_run_batch_submit
-from .figures import agreement_snapshot, figures_mark_stale, figures_refresh, figures_refresh_stale
+from .figures import (
+    agreement_snapshot,
+    figures_mark_stale,
+    figures_refresh,
+    figures_refresh_stale,
+    run_page,
+    run_page_snapshot,
+)
 from .gates import (
     GateError,
     GatesFailed,
@@ -107,4 +114,6 @@ __all__ = [
     "figures_mark_stale",
     "figures_refresh",
     "figures_refresh_stale",
+    "run_page",
+    "run_page_snapshot",
 ]

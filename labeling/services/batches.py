@@ -28,7 +28,7 @@ from ..pipeline.requests import Work, answer_from_cache, chunk_candidates, missi
 from ..teacher import TeacherAnswer, TeacherConfigError
 from ..teacher.openai_provider import sync_client
 from ..teacher.parsing import read_completion
-from .figures import figures_mark_stale
+from .figures import figures_mark_stale, version_labeling_runs
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
@@ -327,7 +327,7 @@ def ingest(ctx: RunContext, job: BatchJob, batch, results: dict) -> bool:
             )  # fmt: skip
         locked.violations = violations
         locked.save()
-        figures_mark_stale(run_ids=[ctx.run.pk])  # its answers and approvals: the agreement figures over them
+        figures_mark_stale(run_ids=version_labeling_runs(ctx.run.pk))  # answers, approvals, other teachers' flags
     return True
 
 

@@ -71,7 +71,7 @@ def labeling_run_create(
     try:
         with transaction.atomic():
             chunks = _materialise(run, pairs)
-            figures.figures_mark_stale(run_ids=[run.pk])  # the version's agreement lists its runs
+            figures.figures_mark_stale(run_ids=[run.pk], kinds=figures.AGREEMENT)  # the version's lists its runs
             if mode == LabelingRun.Mode.BATCH:
                 enqueue("labeling.tasks.labeling_run_batch_submit", run.pk)
             elif enqueue_chunks:
@@ -187,7 +187,7 @@ def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
     agreement figures over the run are stale (its answers and approvals changed)."""
     outcome = chunk.process_chunk(run_id, chunk_index)
     with transaction.atomic():
-        figures.figures_mark_stale(run_ids=[run_id])
+        figures.figures_mark_stale(run_ids=figures.version_labeling_runs(run_id))
     return outcome
 
 

@@ -6,12 +6,24 @@ from django.shortcuts import render
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
+from .. import selectors, services
+from ..models import LabelingRun
 from ..selectors import trends
+
+
+def _kept_agreement(version):
+    return selectors.snapshot_report(services.agreement_snapshot(version=version), version=version)
+
+
+def _kept_trust(run_ids):
+    """Each run's trust rates as its run page shows them (kept once it has ended): one or two queries a run."""
+    runs = LabelingRun.objects.filter(pk__in=run_ids)
+    return {run.pk: services.run_page(run=run).trust for run in runs}
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def policy_trends(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    rows = trends.policy_trends(policy=policy)
+    rows = trends.policy_trends(policy=policy, agreement_of=_kept_agreement, trust_of=_kept_trust)
     context = {"policy": policy, "trends": rows, "charts": trends.trend_charts(rows) if rows else []}
     return render(request, "labeling/trends.html", context)
