@@ -676,6 +676,10 @@ class Candidate(models.Model):
             models.Index(fields=["run", "id"], condition=flagged_q(), name="candidate_flagged"),
             # what humans decided (agreement, the gold pages): a few among many
             models.Index(fields=["run", "id"], condition=human_approved_q(), name="candidate_human_approved"),
+            # how many of a run's items still wait for humans (the run's reviewed-items page), read from the index
+            models.Index(
+                fields=["run"], condition=Q(review_state__in=["pending", "adjudication"]), name="candidate_waiting"
+            ),
         ]
 
     def __str__(self) -> str:

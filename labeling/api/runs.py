@@ -152,7 +152,7 @@ class CandidateOut(Schema):
 def _run_out(run: LabelingRun) -> dict:
     figures = services.run_page(run=run)  # kept once the run has ended
     summary = figures.summary
-    costs = selectors.run_costs(run=run)
+    costs = selectors.run_costs(run=run, labelled=figures.labelled)
     return {
         "id": run.pk,
         "policy": run.policy_version.policy.slug,

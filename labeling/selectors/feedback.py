@@ -113,7 +113,8 @@ def rule_feedback(*, policy: Policy) -> dict[str, RuleFeedback]:
         run__policy_version__policy=policy, run__purpose=LabelingRun.Purpose.LABELING, error_kind=""
     ).filter(Exists(reviewed.filter(run=OuterRef("run"), pair=OuterRef("pair"), label=OuterRef("label"))))
     cited: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for run_id, pair_id, rules in agreeing.values_list("run_id", "pair_id", "cited_rules").iterator(chunk_size=5000):
+    # fetched whole, as the agreement's samples: a server-side cursor plans the semi-join from the samples' side
+    for run_id, pair_id, rules in agreeing.values_list("run_id", "pair_id", "cited_rules"):
         cited[run_id, pair_id].update(rules or ())
     for run_id, pair_id, overridden in reviewed.values_list("run_id", "pair_id", "overridden").iterator(
         chunk_size=5000

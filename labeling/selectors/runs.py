@@ -250,6 +250,7 @@ def run_timeline_charts(timeline: RunTimeline, *, pairs_total: int) -> list[char
 # --- a finished run's page figures, kept (labeling.services.figures) ----------------------------------------------
 def run_page_figures(*, run: LabelingRun) -> dict:
     """The run page's counts, trust rates and timeline, computed from scratch, as JSON."""
+    from .costs import run_labelled
     from .trust_rates import run_trust_rates
 
     summary = run_routing_summary(run=run)
@@ -257,6 +258,7 @@ def run_page_figures(*, run: LabelingRun) -> dict:
     return {
         "size": summary["pending"] + summary["labeled"] + summary["failed"],
         "summary": summary,
+        "labelled": run_labelled(run=run),
         "trust": run_trust_rates(run=run).counts,
         "timeline": {"unit": timeline.unit, "buckets": timeline.buckets},
     }
@@ -267,6 +269,7 @@ class RunPage:
     summary: dict
     trust: object  # trust_rates.TrustRates
     timeline: RunTimeline
+    labelled: int  # candidates holding a teacher label (the cost per 1,000 pairs)
     computed_at: object = None
     stale: bool = False
 
@@ -276,10 +279,12 @@ def run_page_from_snapshot(snapshot) -> RunPage:
 
     f = snapshot.figures
     timeline = RunTimeline(f["timeline"]["unit"], f["timeline"]["buckets"])
-    return RunPage(f["summary"], TrustRates(f["trust"]), timeline, snapshot.computed_at, snapshot.stale)
+    return RunPage(f["summary"], TrustRates(f["trust"]), timeline, f["labelled"], snapshot.computed_at, snapshot.stale)
 
 
 def run_page_live(*, run: LabelingRun) -> RunPage:
+    from .costs import run_labelled
     from .trust_rates import run_trust_rates
 
-    return RunPage(run_routing_summary(run=run), run_trust_rates(run=run), run_timeline(run=run))
+    summary, trust = run_routing_summary(run=run), run_trust_rates(run=run)
+    return RunPage(summary, trust, run_timeline(run=run), run_labelled(run=run))

@@ -60,10 +60,11 @@ class VersionTrend:
         }
 
 
-def policy_trends(*, policy: Policy, agreement_of=None, trust_of=None) -> list[VersionTrend]:
+def policy_trends(*, policy: Policy, agreement_of=None, trust_of=None, labelled_of=None) -> list[VersionTrend]:
     """Every released (published or retired) version of the policy, oldest first. ``agreement_of(version)`` and
-    ``trust_of(run ids)`` give a version's agreement and its runs' trust rates (the page passes the kept figures
-    of ``labeling.services.figures``); by default they are computed here."""
+    ``trust_of(run ids)`` give a version's agreement and its runs' trust rates, ``labelled_of(run ids)`` {run id:
+    labelled pairs} (the page passes the kept figures of ``labeling.services.figures``); by default they are
+    computed here."""
     agreement_of = agreement_of or (lambda version: version_agreement(version=version))
     trust_of = trust_of or (lambda run_ids: runs_trust_rates(run_ids=run_ids))
     versions = list(policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("number"))
@@ -78,7 +79,13 @@ def policy_trends(*, policy: Policy, agreement_of=None, trust_of=None) -> list[V
         )
     )
     by_run = trust_of([pk for pk, _ in labeling])
-    costs = versions_costs(version_ids=[v.pk for v in versions])
+    labelled = None
+    if labelled_of is not None:
+        labelled = dict.fromkeys((v.pk for v in versions), 0)
+        per_run = labelled_of([pk for pk, _ in labeling])
+        for pk, version_id in labeling:
+            labelled[version_id] += per_run[pk]
+    costs = versions_costs(version_ids=[v.pk for v in versions], labelled=labelled)
     trends = []
     for version in versions:
         agreement = agreement_of(version)

@@ -8,6 +8,7 @@ from .figures import (
     figures_refresh_stale,
     run_page,
     run_page_snapshot,
+    runs_trust,
 )
 from .gates import (
     GateError,
@@ -116,4 +117,5 @@ __all__ = [
     "figures_refresh_stale",
     "run_page",
     "run_page_snapshot",
+    "runs_trust",
 ]

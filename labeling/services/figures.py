@@ -126,3 +126,9 @@ def _snapshot(**key) -> FiguresSnapshot:
         _compute(snapshot)
         FiguresSnapshot.objects.bulk_create([snapshot], ignore_conflicts=True)  # two first views: one row
     return FiguresSnapshot.objects.get(**key)
+
+
+def runs_trust(runs) -> dict:
+    """{run id: trust rates} as each run's page shows them: kept once it has ended (a query or two per run, not a
+    scan of its candidates)."""
+    return {run.pk: run_page(run=run).trust for run in runs}

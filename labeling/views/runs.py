@@ -60,7 +60,7 @@ def run_detail(request, pk):
         "run": run,
         "summary": figures.summary,
         "figures": figures,
-        "costs": selectors.run_costs(run=run),
+        "costs": selectors.run_costs(run=run, labelled=figures.labelled),
         "stuck_chunks": selectors.run_stuck_chunks(run=run),
         "watchdog_seconds": round(settings.WATCHDOG_INTERVAL_SECONDS),
         "reasons": Candidate.REASONS,

@@ -16,14 +16,18 @@ def _kept_agreement(version):
 
 
 def _kept_trust(run_ids):
-    """Each run's trust rates as its run page shows them (kept once it has ended): one or two queries a run."""
-    runs = LabelingRun.objects.filter(pk__in=run_ids)
-    return {run.pk: services.run_page(run=run).trust for run in runs}
+    return services.runs_trust(LabelingRun.objects.filter(pk__in=run_ids))
+
+
+def _kept_labelled(run_ids):
+    return {run.pk: services.run_page(run=run).labelled for run in LabelingRun.objects.filter(pk__in=run_ids)}
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def policy_trends(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    rows = trends.policy_trends(policy=policy, agreement_of=_kept_agreement, trust_of=_kept_trust)
+    rows = trends.policy_trends(
+        policy=policy, agreement_of=_kept_agreement, trust_of=_kept_trust, labelled_of=_kept_labelled
+    )
     context = {"policy": policy, "trends": rows, "charts": trends.trend_charts(rows) if rows else []}
     return render(request, "labeling/trends.html", context)

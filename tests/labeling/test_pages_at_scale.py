@@ -98,7 +98,12 @@ def test_a_finished_runs_kept_figures_equal_a_fresh_computation_after_changes(
     snapshot = FiguresSnapshot.objects.get(pk=figures.run_page_snapshot(run=run).pk)
     live = run_selectors.run_page_live(run=run)
     kept = run_selectors.run_page_from_snapshot(snapshot)
-    assert (kept.summary, kept.trust.counts, kept.timeline) == (live.summary, live.trust.counts, live.timeline)
+    assert (kept.summary, kept.trust.counts, kept.timeline, kept.labelled) == (
+        live.summary,
+        live.trust.counts,
+        live.timeline,
+        live.labelled,
+    )
     # a student's disagreement queues one of its items: its routing reasons change, so the kept figures are stale
     candidate = Candidate.objects.filter(run=run).first()
     figures.figures_mark_stale(run_ids=[run.pk])
