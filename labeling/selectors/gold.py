@@ -3,14 +3,14 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from policyhub.models import Policy, PolicyVersion
 
 from ..evaluation import EvaluationReport, evaluation_report
 from ..metrics import Judged
-from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherSample
+from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherSample, human_approved_q
 
 #: The runs a gold score is shown for: labeling and score runs, not a draft preview's (those have their own page).
 SCORED_PURPOSES = (LabelingRun.Purpose.LABELING, LabelingRun.Purpose.GOLD_SCORE)
@@ -79,13 +79,13 @@ def run_human_approved(*, run: LabelingRun) -> QuerySet[Candidate]:
 
 def run_human_approved_counts(*, run: LabelingRun) -> dict[str, int]:
     """How many of the run's human-approved items there are (``total``), are gold with the same label (``same``)
-    and gold with another (``other``): one aggregate, whatever the number of items."""
-    gold = GoldLabel.objects.filter(policy_id=run.policy_version.policy_id, pair_id=OuterRef("pair_id"))
-    return run.candidates.human_approved().aggregate(
-        total=Count("id"),
-        same=Count("id", filter=Exists(gold.filter(label=OuterRef("approved_label")))),
-        other=Count("id", filter=Exists(gold.exclude(label=OuterRef("approved_label")))),
-    )
+    and gold with another (``other``): the total from the partial index, the rest from the gold side (a candidate
+    per gold pair at most: the run's pairs are unique), whatever the number of items."""
+    approved = F("pair__candidates__approved_label")
+    gold = GoldLabel.objects.filter(
+        human_approved_q("pair__candidates__"), policy_id=run.policy_version.policy_id, pair__candidates__run=run
+    ).aggregate(same=Count("id", filter=Q(label=approved)), other=Count("id", filter=~Q(label=approved)))
+    return {"total": run.candidates.human_approved().count(), **gold}
 
 
 def run_waiting_count(*, run: LabelingRun) -> int:
