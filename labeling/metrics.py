@@ -141,20 +141,36 @@ class ThresholdForPrecision:
 def threshold_for_precision(items: list[Judged], *, target: float) -> ThresholdForPrecision:
     """The lowest confidence threshold at which the teacher's label is right on at least ``target`` of the reviewed
     items it would auto-accept (precision of "teacher is right"), i.e. the largest coverage that keeps the target."""
-    scored = [i for i in items if i.confidence is not None]
-    if not scored or not any(i.correct for i in scored):
-        return ThresholdForPrecision(target, None, None, 0, len(scored))
+    return threshold_for_precision_counts(confidence_counts(items), target=target)
+
+
+def confidence_counts(items: list[Judged]) -> list[tuple[float, int, int]]:
+    """(confidence, items, correct) per distinct confidence, ascending: all the threshold depends on, so it can be
+    kept with precomputed figures and the threshold found again for any target."""
+    counts: dict[float, list[int]] = defaultdict(lambda: [0, 0])
+    for item in items:
+        if item.confidence is not None:
+            counts[item.confidence][0] += 1
+            counts[item.confidence][1] += item.correct
+    return [(confidence, n, correct) for confidence, (n, correct) in sorted(counts.items())]
+
+
+def threshold_for_precision_counts(counts: list[tuple[float, int, int]], *, target: float) -> ThresholdForPrecision:
+    """:func:`threshold_for_precision` over :func:`confidence_counts` (the curve depends only on these counts)."""
+    n = sum(row[1] for row in counts)
+    if not n or not any(row[2] for row in counts):
+        return ThresholdForPrecision(target, None, None, 0, n)
     from sklearn.metrics import precision_recall_curve
 
-    y_true = np.array([i.correct for i in scored], dtype=int)
-    scores = np.array([i.confidence for i in scored], dtype=float)
-    precision, _recall, thresholds = precision_recall_curve(y_true, scores)
+    scores = np.repeat(np.array([row[0] for row in counts], dtype=float), [row[1] for row in counts])
+    y_true = np.concatenate([np.repeat([1, 0], [correct, total - correct]) for _, total, correct in counts])
+    precision, _recall, thresholds = precision_recall_curve(y_true.astype(int), scores)
     # thresholds are increasing; precision[k] is the precision of "score ≥ thresholds[k]"
     for k, threshold in enumerate(thresholds):
         if precision[k] >= target:
             accepted = int((scores >= threshold).sum())
-            return ThresholdForPrecision(target, float(threshold), float(precision[k]), accepted, len(scored))
-    return ThresholdForPrecision(target, None, None, 0, len(scored))
+            return ThresholdForPrecision(target, float(threshold), float(precision[k]), accepted, n)
+    return ThresholdForPrecision(target, None, None, 0, n)
 
 
 # --- inter-annotator agreement -------------------------------------------------------------------------------------

@@ -674,6 +674,12 @@ class Candidate(models.Model):
             models.Index(fields=["id"], condition=Q(review_state="adjudication"), name="candidate_adjudication"),
             # the run page's flagged answers: few among many
             models.Index(fields=["run", "id"], condition=flagged_q(), name="candidate_flagged"),
+            # what humans decided (agreement, the gold pages): a few among many
+            models.Index(fields=["run", "id"], condition=human_approved_q(), name="candidate_human_approved"),
+            # how many of a run's items still wait for humans (the run's reviewed-items page), read from the index
+            models.Index(
+                fields=["run"], condition=Q(review_state__in=["pending", "adjudication"]), name="candidate_waiting"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -1534,3 +1540,43 @@ class PolicyFeedbackReopening(models.Model):
 
     def __str__(self) -> str:
         return f"feedback #{self.feedback_id} reopened ({self.previous_status} before)"
+
+
+# --- pages: precomputed figures ---
+class FiguresSnapshot(models.Model):
+    """Figures too costly to compute on every page view (agreement over hundreds of thousands of reviews, a
+    finished run's counts over a million candidates), computed from scratch by the same selectors and kept with
+    the time they were computed. Every write that changes their inputs marks them ``stale`` in its own
+    transaction and queues their refresh
+    (``labeling.services.figures``), so a page shows exact figures as of ``computed_at`` and says when newer
+    changes are on their way."""
+
+    class Kind(models.TextChoices):
+        RUN_AGREEMENT = "run_agreement", "A run's agreement"
+        VERSION_AGREEMENT = "version_agreement", "A version's agreement"
+        RUN_PAGE = "run_page", "A finished run's counts, trust rates and timeline"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    run = models.ForeignKey(LabelingRun, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(
+        "policyhub.PolicyVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    stale = models.BooleanField(default=False, help_text="Inputs changed since computed_at; a refresh is queued.")
+    computed_at = models.DateTimeField()
+    figures = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "run"], condition=Q(run__isnull=False), name="figures_one_per_run"),
+            models.UniqueConstraint(
+                fields=["version"], condition=Q(kind="version_agreement"), name="figures_one_per_version"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["run_agreement", "run_page"], run__isnull=False, version__isnull=True)
+                | Q(kind="version_agreement", run__isnull=True, version__isnull=False),
+                name="figures_scope_matches_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.run_id or self.version_id} at {self.computed_at:%Y-%m-%d %H:%M:%S}"

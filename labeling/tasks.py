@@ -2,6 +2,7 @@
 (``policyhub.queueing``) after their transaction commits. Each is a ``policyhub.jobs.job_task``: transient
 trouble is retried, and a task that fails for good marks its import or run failed with the error."""
 
+from celery import shared_task
 from django.conf import settings
 
 from policyhub.jobs import job_task
@@ -66,3 +67,9 @@ def _batch_step(task, step, run_id: int, chain: str | None = None) -> str:
         args = (run_id, chain) if chain else (run_id,)
         labeling_run_batch_poll.apply_async(args, countdown=settings.LABELING_BATCH_POLL_SECONDS)
     return outcome
+
+
+@shared_task(ignore_result=True, acks_late=True, max_retries=0)
+def figures_refresh(snapshot_id: int) -> bool:
+    """Precomputed figures whose inputs changed: compute them again (a no-op when they are fresh)."""
+    return services.figures_refresh(snapshot_id=snapshot_id)

@@ -6,6 +6,7 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from labeling import services as labeling_services
 from labeling.forms import QualityGatesForm
 from labeling.selectors.feedback import feedback_counts, rule_feedback
 from labeling.selectors.gates import draft_gate_check, policy_gates, record_results, version_gate_record
@@ -78,7 +79,7 @@ def version_detail(request, slug, number):
             "policy": policy,
             "version": version,
             "body_html": render_markdown(version.body),
-            "trust": version_trust_rates(version=version),
+            "trust": version_trust_rates(version=version, rates_of=labeling_services.runs_trust),
             "gate": _record_context(version),
         },
     )

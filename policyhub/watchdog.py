@@ -11,7 +11,7 @@ import logging
 from django.utils import timezone
 
 from exports.services import export_recover_stuck
-from labeling.services import recovery
+from labeling.services import figures_refresh_stale, recovery
 
 from .leases import Sweep
 from .queueing import waiting_messages
@@ -28,6 +28,7 @@ def sweep() -> dict[str, int]:
         "batches": recovery.batch_runs_requeue(sweep=look),
         "imports": recovery.imports_requeue(sweep=look),
         "exports": export_recover_stuck(sweep=look, max_recoveries=recovery.MAX_RECOVERIES),
+        "figures": figures_refresh_stale() if look.queue_idle else 0,  # a queued refresh would do it anyway
     }
     if any(sent.values()):
         log.warning("watchdog re-queued stuck work: %s (messages waiting in the broker: %s)", sent, waiting)

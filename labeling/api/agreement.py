@@ -8,7 +8,7 @@ from policyhub import selectors as policy_selectors
 from policyhub.api_root import ErrorOut, require_role
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER
 
-from .. import selectors
+from .. import selectors, services
 from .common import run_or_404, target_precision
 
 router = Router(tags=["agreement"])
@@ -22,7 +22,9 @@ def run_agreement(request, run_id: int, precision: str | None = None):
     require_role(request, POLICY_OWNER, ML_ENGINEER)
     target = target_precision(precision)
     run = run_or_404(run_id, request.auth)
-    return selectors.agreement_figures(selectors.run_agreement(run=run, target_precision=target))
+    snapshot = services.agreement_snapshot(run=run)
+    report = selectors.snapshot_report(snapshot, version=run.policy_version, target_precision=target)
+    return selectors.agreement_figures(report)
 
 
 @router.get(
@@ -31,7 +33,8 @@ def run_agreement(request, run_id: int, precision: str | None = None):
     operation_id="labeling_agreement_api_version_agreement",
 )
 def version_agreement(request, slug: str, number: int, precision: str | None = None):
-    """The same figures over every run of a policy version."""
+    """The same figures over every run of a policy version. Both answers are kept figures: exact as of
+    ``computed_at``; ``stale`` true means reviews changed since and a refresh is on its way."""
     require_role(request, POLICY_OWNER, ML_ENGINEER)
     target = target_precision(precision)
     try:
@@ -39,4 +42,6 @@ def version_agreement(request, slug: str, number: int, precision: str | None = N
         version = policy_selectors.version_get(user=request.auth, policy=policy, number=number)
     except Http404 as exc:
         raise HttpError(404, str(exc)) from None
-    return selectors.agreement_figures(selectors.version_agreement(version=version, target_precision=target))
+    snapshot = services.agreement_snapshot(version=version)
+    report = selectors.snapshot_report(snapshot, version=version, target_precision=target)
+    return selectors.agreement_figures(report)

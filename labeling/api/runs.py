@@ -14,7 +14,6 @@ from policyhub.roles import ML_ENGINEER
 from .. import selectors, services
 from ..models import LabelingRun, TeacherConfig
 from ..selectors.planning import run_plan
-from ..selectors.trust_rates import run_trust_rates
 from .common import run_or_404
 
 router = Router(tags=["runs"])
@@ -151,8 +150,9 @@ class CandidateOut(Schema):
 
 
 def _run_out(run: LabelingRun) -> dict:
-    summary = selectors.run_routing_summary(run=run)
-    costs = selectors.run_costs(run=run)
+    figures = services.run_page(run=run)  # kept once the run has ended
+    summary = figures.summary
+    costs = selectors.run_costs(run=run, labelled=figures.labelled)
     return {
         "id": run.pk,
         "policy": run.policy_version.policy.slug,
@@ -180,7 +180,7 @@ def _run_out(run: LabelingRun) -> dict:
         "stuck_chunks": selectors.run_stuck_chunks(run=run),
         "recoveries": run.recoveries,
         "recovery_note": run.recovery_note,
-        "trust": run_trust_rates(run=run).as_dict(),
+        "trust": figures.trust.as_dict(),
     }  # fmt: skip
 
 

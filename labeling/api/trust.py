@@ -9,6 +9,7 @@ from policyhub import roles
 from policyhub import selectors as policy_selectors
 from policyhub.api_root import ErrorOut, require_role
 
+from .. import services
 from ..selectors.trust_rates import version_trust_rates
 
 router = Router(tags=["trust"])
@@ -28,4 +29,5 @@ def version_trust(request, slug: str, number: int):
         version = policy_selectors.version_get(user=request.auth, policy=policy, number=number)
     except Http404 as exc:
         raise HttpError(404, str(exc)) from None
-    return {"policy": policy.slug, "version": version.number, **version_trust_rates(version=version).as_dict()}
+    rates = version_trust_rates(version=version, rates_of=services.runs_trust)
+    return {"policy": policy.slug, "version": version.number, **rates.as_dict()}

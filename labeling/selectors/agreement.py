@@ -6,16 +6,33 @@ The statistics themselves are in ``labeling.metrics``.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from policyhub.models import PolicyVersion
 
-from ..evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_figures, evaluation_report
-from ..metrics import Judged, PairKappa, cohen_kappa_pairs, krippendorff_alpha
-from ..models import Candidate, LabelingRun, Review, TeacherSample
+from ..evaluation import (
+    DEFAULT_TARGET_PRECISION,
+    EvaluationReport,
+    RuleRow,
+    evaluation_figures,
+    evaluation_report,
+)
+from ..metrics import (
+    AccuracyReport,
+    Calibration,
+    CalibrationBin,
+    Judged,
+    PairKappa,
+    cohen_kappa_pairs,
+    confidence_counts,
+    krippendorff_alpha,
+    threshold_for_precision_counts,
+)
+from ..models import Candidate, FiguresSnapshot, LabelingRun, Review, TeacherSample
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,8 @@ class AgreementReport:
     kappas: list[PairKappa]
     alpha: float | None
     evaluation: EvaluationReport
+    computed_at: datetime | None = None  # from a FiguresSnapshot: the figures are exact as of then
+    stale: bool = False  # … and inputs changed since (a refresh is queued)
 
 
 def _ratings(runs: QuerySet[LabelingRun]) -> dict[int, dict[str, str]]:
@@ -50,7 +69,9 @@ def _teacher_vs_human(runs: QuerySet[LabelingRun]) -> list[Judged]:
         Exists(human.filter(run=OuterRef("run"), pair=OuterRef("pair"), label=OuterRef("label")))
     )
     cited: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for run_id, pair_id, rules in agreeing.values_list("run_id", "pair_id", "cited_rules").iterator(chunk_size=5000):
+    # fetched whole, not through a server-side cursor: planned for its first rows, the semi-join ran from the
+    # samples' side (a million of them) and took minutes; planned whole, it starts from the few humans decided
+    for run_id, pair_id, rules in agreeing.values_list("run_id", "pair_id", "cited_rules"):
         cited[run_id, pair_id].update(rules or ())
     rows = human.values_list("run_id", "pair_id", "label", "approved_label", "confidence")
     return [
@@ -60,9 +81,15 @@ def _teacher_vs_human(runs: QuerySet[LabelingRun]) -> list[Judged]:
 
 
 def _report(*, version: PolicyVersion, runs: QuerySet[LabelingRun], target_precision: float) -> AgreementReport:
+    return _report_and_judged(version=version, runs=runs, target_precision=target_precision)[0]
+
+
+def _report_and_judged(
+    *, version: PolicyVersion, runs: QuerySet[LabelingRun], target_precision: float
+) -> tuple[AgreementReport, list[Judged]]:
     ratings = _ratings(runs)
     judged = _teacher_vs_human(runs)
-    return AgreementReport(
+    report = AgreementReport(
         version=version,
         runs=list(runs.select_related("teacher_config").order_by("pk")),
         reviews=sum(len(votes) for votes in ratings.values()),
@@ -75,6 +102,7 @@ def _report(*, version: PolicyVersion, runs: QuerySet[LabelingRun], target_preci
         alpha=krippendorff_alpha(ratings, version.label_keys),
         evaluation=evaluation_report(judged, version=version, target_precision=target_precision),
     )
+    return report, judged
 
 
 def runs_agreement(
@@ -98,8 +126,10 @@ def version_agreement(*, version: PolicyVersion, target_precision: float = DEFAU
 
 
 def agreement_figures(report: AgreementReport) -> dict:
-    """The report as plain JSON-able figures (the API's answer, and what dataset cards quote)."""
-    return {
+    """The report as plain JSON-able figures (the API's answer, and what dataset cards quote); from a snapshot,
+    also when it was computed and whether a refresh is on its way."""
+    kept = {"computed_at": report.computed_at.isoformat(), "stale": report.stale} if report.computed_at else {}
+    return kept | {
         "policy": report.version.policy.slug,
         "version": report.version.number,
         "runs": [run.pk for run in report.runs],
@@ -189,3 +219,54 @@ def versions_agreement_summary(*, version_ids: list[int]) -> dict[int, VersionAg
     counts = {row["run__policy_version_id"]: (row["n"], row["correct"]) for row in human}
     alphas = _alphas(version_ids)
     return {pk: VersionAgreementSummary(*counts.get(pk, (0, 0)), alphas[pk]) for pk in version_ids}
+
+
+# --- precomputed: the same figures kept in a FiguresSnapshot (labeling.services.figures computes and stores) ------
+def scope_runs(snapshot_kind: str, *, run: LabelingRun | None = None, version: PolicyVersion | None = None):
+    """The runs a snapshot's figures are over: the run, or every labeling run of the version."""
+    if snapshot_kind == FiguresSnapshot.Kind.RUN_AGREEMENT:
+        return run.policy_version, LabelingRun.objects.filter(pk=run.pk)
+    return version, LabelingRun.objects.filter(policy_version=version, purpose=LabelingRun.Purpose.LABELING)
+
+
+def snapshot_figures(*, version: PolicyVersion, runs: QuerySet[LabelingRun]) -> dict:
+    """Everything the agreement page and API show, computed from scratch, as JSON: the report at the default
+    target precision plus the confidence counts the threshold for any other target is found from."""
+    report, judged = _report_and_judged(version=version, runs=runs, target_precision=DEFAULT_TARGET_PRECISION)
+    evaluation = report.evaluation
+    return {
+        "size": report.reviews + report.human_approved,  # what it costs to compute again
+        "runs": [run.pk for run in report.runs],
+        **{key: getattr(report, key) for key in _COUNTS},
+        "kappas": [asdict(k) for k in report.kappas],
+        "alpha": report.alpha,
+        "accuracy": asdict(evaluation.accuracy),
+        "per_rule": [asdict(row) for row in evaluation.per_rule],
+        "calibration": {"n": evaluation.calibration.n, "ece": evaluation.calibration.ece,
+                        "bins": [asdict(b) for b in evaluation.calibration.bins]},
+        "confidence_counts": confidence_counts(judged),
+    }  # fmt: skip
+
+
+_COUNTS = ("reviews", "reviewers", "items_reviewed", "items_multi", "adjudicated", "human_approved")
+
+
+def snapshot_report(
+    snapshot: FiguresSnapshot, *, version: PolicyVersion, target_precision: float = DEFAULT_TARGET_PRECISION
+) -> AgreementReport:
+    """The :class:`AgreementReport` a snapshot holds, with the threshold for ``target_precision``."""
+    f = snapshot.figures
+    runs = LabelingRun.objects.filter(pk__in=f["runs"]).select_related("teacher_config").order_by("pk")
+    evaluation = EvaluationReport(
+        accuracy=AccuracyReport(**f["accuracy"]),
+        per_rule=[RuleRow(**row) for row in f["per_rule"]],
+        calibration=Calibration(
+            f["calibration"]["n"], [CalibrationBin(**b) for b in f["calibration"]["bins"]], f["calibration"]["ece"]
+        ),
+        threshold=threshold_for_precision_counts([tuple(c) for c in f["confidence_counts"]], target=target_precision),
+    )
+    report = AgreementReport(
+        version=version, runs=list(runs), **{key: f[key] for key in _COUNTS},
+        kappas=[PairKappa(**k) for k in f["kappas"]], alpha=f["alpha"], evaluation=evaluation,
+    )  # fmt: skip
+    return replace(report, computed_at=snapshot.computed_at, stale=snapshot.stale)

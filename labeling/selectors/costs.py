@@ -19,19 +19,24 @@ class RunCosts:
     per_1000_pairs: Decimal | None  # teacher + judge cost per 1,000 labelled pairs; None before the first label
 
 
-def run_costs(*, run: LabelingRun) -> RunCosts:
-    """The run's token counters priced under its config snapshots (the judge is priced online, as it runs)."""
+def run_costs(*, run: LabelingRun, labelled: int | None = None) -> RunCosts:
+    """The run's token counters priced under its config snapshots (the judge is priced online, as it runs);
+    ``labelled``: its candidates holding a label, when the caller has it (the run page's kept figures)."""
     teacher = cost_parts(run.config_snapshot, run.input_tokens, run.output_tokens, run.mode, run.cached_input_tokens)
     judge = None
     if run.judge_snapshot:
         judge = cost_parts(run.judge_snapshot, run.judge_input_tokens, run.judge_output_tokens,
                            cached_input_tokens=run.judge_cached_input_tokens)  # fmt: skip
-    labelled = run.candidates.exclude(label="").count()
+    labelled = run_labelled(run=run) if labelled is None else labelled
     per_1000 = ((run.cost + run.judge_cost) * 1000 / labelled).quantize(Decimal("0.0001")) if labelled else None
     uncached = run.input_tokens - run.cached_input_tokens
     return RunCosts(
         teacher=teacher, uncached_input_tokens=uncached, judge=judge, labelled_pairs=labelled, per_1000_pairs=per_1000
     )
+
+
+def run_labelled(*, run: LabelingRun) -> int:
+    return run.candidates.exclude(label="").count()
 
 
 @dataclass(frozen=True)
@@ -41,15 +46,16 @@ class VersionCosts:
     per_1000_pairs: Decimal | None  # None before the first label
 
 
-def versions_costs(*, version_ids: list[int]) -> dict[int, VersionCosts]:
+def versions_costs(*, version_ids: list[int], labelled: dict[int, int] | None = None) -> dict[int, VersionCosts]:
     """{version id: what its labeling runs paid and per 1,000 labelled pairs} (two grouped queries), worked out as
-    ``run_costs`` does for one run; gold scores and draft previews are evaluations, not labeling, and left out."""
+    ``run_costs`` does for one run; gold scores and draft previews are evaluations, not labeling, and left out.
+    ``labelled``: {version id: labelled pairs} when the caller has them (from the runs' kept figures)."""
     runs = LabelingRun.objects.filter(policy_version_id__in=version_ids, purpose=LabelingRun.Purpose.LABELING)
     paid = dict(
         runs.order_by().values("policy_version_id").annotate(total=Sum(F("cost") + F("judge_cost")))
         .values_list("policy_version_id", "total")
     )  # fmt: skip
-    labelled = dict(
+    labelled = labelled if labelled is not None else dict(
         Candidate.objects.filter(run__in=runs).exclude(label="").order_by().values("run__policy_version_id")
         .annotate(n=Count("id")).values_list("run__policy_version_id", "n")
     )  # fmt: skip

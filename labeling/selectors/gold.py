@@ -1,10 +1,10 @@
 """Reads for the gold set and scores on it. Every accuracy, confusion, per-rule and calibration figure comes from
 ``labeling.evaluation.evaluation_report`` over ``Judged`` records built here (truth = the gold label)."""
 
-from collections import Counter
 from dataclasses import dataclass
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from policyhub.models import Policy, PolicyVersion
 
@@ -32,7 +32,8 @@ def gold_list(*, policy: Policy) -> QuerySet[GoldLabel]:
 
 def gold_counts(*, policy: Policy) -> list[tuple[str, int]]:
     """Gold labels per label, in the order of the latest version's labels, then any other label."""
-    counts = Counter(GoldLabel.objects.filter(policy=policy).values_list("label", flat=True))
+    rows = GoldLabel.objects.filter(policy=policy).values("label").annotate(n=Count("id")).order_by()
+    counts = {row["label"]: row["n"] for row in rows}
     latest = policy.versions.order_by("-number").first()
     order = [key for key in (latest.label_keys if latest else []) if key in counts]
     order += sorted(set(counts) - set(order))
@@ -47,16 +48,19 @@ def _gold_label_of_pair(policy_id) -> Subquery:
     return Subquery(GoldLabel.objects.filter(policy_id=policy_id, pair_id=OuterRef("pair_id")).values("label")[:1])
 
 
+def _count(queryset) -> Subquery:
+    return Subquery(queryset.order_by().values("run_id").annotate(n=Count("id")).values("n")[:1])
+
+
 def runs_with_human_approvals(*, policy: Policy) -> QuerySet[LabelingRun]:
-    """Labeling runs of the policy with items humans approved (``approved``) and how many of those are gold."""
-    approved = human_approved_q("candidates__")
+    """Labeling runs of the policy with items humans approved (``approved``) and how many of those are gold. Each
+    count reads the run's human-approved items only (the partial index ``candidate_human_approved``), not all of
+    its candidates."""
+    human = Candidate.objects.filter(run_id=OuterRef("pk")).human_approved()
     gold_pairs = GoldLabel.objects.filter(policy=policy).values("pair_id")
     return (
         LabelingRun.objects.filter(policy_version__policy=policy, purpose=LabelingRun.Purpose.LABELING)
-        .annotate(
-            approved=Count("candidates", filter=approved),
-            gold=Count("candidates", filter=approved & Q(candidates__pair_id__in=gold_pairs)),
-        )
+        .annotate(approved=Coalesce(_count(human), 0), gold=Coalesce(_count(human.filter(pair_id__in=gold_pairs)), 0))
         .filter(approved__gt=0)
         .select_related("policy_version", "teacher_config")
         .order_by("-created_at")
@@ -71,6 +75,17 @@ def run_human_approved(*, run: LabelingRun) -> QuerySet[Candidate]:
         .select_related("pair__member", "pair__job")
         .order_by("id")
     )
+
+
+def run_human_approved_counts(*, run: LabelingRun) -> dict[str, int]:
+    """How many of the run's human-approved items there are (``total``), are gold with the same label (``same``)
+    and gold with another (``other``): the total from the partial index, the rest from the gold side (a candidate
+    per gold pair at most: the run's pairs are unique), whatever the number of items."""
+    approved = F("pair__candidates__approved_label")
+    gold = GoldLabel.objects.filter(
+        human_approved_q("pair__candidates__"), policy_id=run.policy_version.policy_id, pair__candidates__run=run
+    ).aggregate(same=Count("id", filter=Q(label=approved)), other=Count("id", filter=~Q(label=approved)))
+    return {"total": run.candidates.human_approved().count(), **gold}
 
 
 def run_waiting_count(*, run: LabelingRun) -> int:

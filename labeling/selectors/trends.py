@@ -16,7 +16,7 @@ from policyhub import charts
 from policyhub.models import Policy, PolicyVersion
 
 from ..models import LabelingRun
-from .agreement import versions_agreement_summary
+from .agreement import VersionAgreementSummary, versions_agreement_summary
 from .costs import VersionCosts, versions_costs
 from .gold import runs_on_gold
 from .trust_rates import RATES, TrustRates, runs_trust_rates, total_rates
@@ -61,9 +61,13 @@ class VersionTrend:
         }
 
 
-def policy_trends(*, policy: Policy) -> list[VersionTrend]:
+def policy_trends(*, policy: Policy, agreement_of=None, trust_of=None, labelled_of=None) -> list[VersionTrend]:
     """Every released (published or retired) version of the policy, oldest first, in a number of grouped queries
-    that does not grow with the runs, reviews or versions."""
+    that does not grow with the runs, reviews or versions. ``agreement_of(version)`` (an ``AgreementReport``) and
+    ``trust_of(run ids)`` give a version's agreement and its runs' trust rates, ``labelled_of(run ids)`` {run id:
+    labelled pairs}: the page passes the kept figures of ``labeling.services.figures``; by default they are computed
+    here (agreement in grouped SQL)."""
+    trust_of = trust_of or (lambda run_ids: runs_trust_rates(run_ids=run_ids))
     versions = list(policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("number"))
     gold: dict[int, list[int]] = {v.pk: [0, 0] for v in versions}
     for score in runs_on_gold(policy=policy):
@@ -75,9 +79,18 @@ def policy_trends(*, policy: Policy) -> list[VersionTrend]:
             "pk", "policy_version_id"
         )
     )
-    by_run = runs_trust_rates(run_ids=[pk for pk, _ in labeling])
-    costs = versions_costs(version_ids=[v.pk for v in versions])
-    agreement = versions_agreement_summary(version_ids=[v.pk for v in versions])
+    by_run = trust_of([pk for pk, _ in labeling])
+    labelled = None
+    if labelled_of is not None:
+        labelled = dict.fromkeys((v.pk for v in versions), 0)
+        per_run = labelled_of([pk for pk, _ in labeling])
+        for pk, version_id in labeling:
+            labelled[version_id] += per_run[pk]
+    costs = versions_costs(version_ids=[v.pk for v in versions], labelled=labelled)
+    if agreement_of is None:
+        agreement = versions_agreement_summary(version_ids=[v.pk for v in versions])
+    else:
+        agreement = {v.pk: _summary(agreement_of(v)) for v in versions}
     trends = []
     for version in versions:
         trends.append(
@@ -93,6 +106,11 @@ def policy_trends(*, policy: Policy) -> list[VersionTrend]:
             )
         )
     return trends
+
+
+def _summary(report) -> VersionAgreementSummary:
+    accuracy = report.evaluation.accuracy
+    return VersionAgreementSummary(human_items=accuracy.n, human_correct=accuracy.correct, alpha=report.alpha)
 
 
 def trend_charts(trends: list[VersionTrend]) -> list[charts.Chart]:

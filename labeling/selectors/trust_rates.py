@@ -150,10 +150,12 @@ def total_rates(rates) -> TrustRates:
     return sum(rates, EMPTY)
 
 
-def version_trust_rates(*, version) -> VersionRates:
-    """Two queries: the version's runs, and the grouped counts of their candidates."""
+def version_trust_rates(*, version, rates_of=None) -> VersionRates:
+    """Two queries: the version's runs, and the grouped counts of their candidates; or ``rates_of(runs)`` gives
+    {run id: rates} (the pages pass each finished run's kept figures, ``labeling.services.figures.runs_trust``)."""
     runs = list(LabelingRun.objects.filter(policy_version=version).select_related("teacher_config").order_by("pk"))
-    by_run = runs_trust_rates(run_ids=[run.pk for run in runs])  # by run id: no join with the runs
+    # by run id: no join with the runs
+    by_run = runs_trust_rates(run_ids=[run.pk for run in runs]) if rates_of is None else rates_of(runs)
     listed = [RunRates(run, by_run[run.pk]) for run in runs]
     total = total_rates(r.rates for r in listed if r.run.purpose == LabelingRun.Purpose.LABELING)
     return VersionRates(total=total, runs=listed)

@@ -1,6 +1,15 @@
 """Writes of the labeling app, one module per area; import them from here."""
 
 from .batches import labeling_run_batch_poll, labeling_run_batch_submit
+from .figures import (
+    agreement_snapshot,
+    figures_mark_stale,
+    figures_refresh,
+    figures_refresh_stale,
+    run_page,
+    run_page_snapshot,
+    runs_trust,
+)
 from .gates import (
     GateError,
     GatesFailed,
@@ -102,4 +111,11 @@ __all__ = [
     "import_file",
     "import_stored_run",
     "import_upload_enqueue",
+    "agreement_snapshot",
+    "figures_mark_stale",
+    "figures_refresh",
+    "figures_refresh_stale",
+    "run_page",
+    "run_page_snapshot",
+    "runs_trust",
 ]

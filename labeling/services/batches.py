@@ -36,6 +36,7 @@ from ..pipeline.requests import Key, Work, answer_from_cache, chunk_candidates, 
 from ..teacher import TeacherAnswer, TeacherConfigError
 from ..teacher.openai_provider import N_REFUSED_STATUSES, sync_client
 from ..teacher.parsing import read_completion, read_completion_choices
+from .figures import figures_mark_stale, version_labeling_runs
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
@@ -385,6 +386,7 @@ def ingest(ctx: RunContext, job: BatchJob, batch, results: Results) -> bool:
             )  # fmt: skip
         locked.violations = violations
         locked.save()
+        figures_mark_stale(run_ids=version_labeling_runs(ctx.run.pk))  # answers, approvals, other teachers' flags
     return True
 
 

@@ -22,6 +22,7 @@ from policyhub import roles
 from policyhub.models import Policy
 
 from ..models import ApprovedBy, Candidate, GoldLabel, Review, ReviewSkip, ReviewState
+from .figures import AGREEMENT, figures_mark_stale
 
 
 class ReviewError(ValidationError):
@@ -155,6 +156,7 @@ def _record_review(candidate: Candidate, *, user, label: str, note: str) -> None
         else:
             candidate.send_to_adjudication()
     candidate.save()
+    figures_mark_stale(run_ids=[candidate.run_id], kinds=AGREEMENT)
 
 
 def review_skip(*, user, candidate_id: int) -> None:
@@ -226,6 +228,7 @@ def review_undo_last(*, user) -> Candidate:
         candidate.reopen()
         candidate.claimed_by, candidate.claim_expires_at = user, now + _lease()
         candidate.save()
+        figures_mark_stale(run_ids=[candidate.run_id], kinds=AGREEMENT)
     return _load(candidate.pk)
 
 
@@ -244,4 +247,5 @@ def review_adjudicate(*, user, candidate_id: int, label: str, reason: str) -> Ca
         )
         candidate.approve(label, by=ApprovedBy.ADJUDICATOR)
         candidate.save()
+        figures_mark_stale(run_ids=[candidate.run_id], kinds=AGREEMENT)
     return candidate

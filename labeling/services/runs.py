@@ -18,7 +18,7 @@ from policyhub.queueing import enqueue, enqueue_each
 from ..models import BatchJob, Candidate, LabelingRun, RunChunk, TeacherConfig
 from ..pipeline import chunk, routing, trust
 from ..selectors.planning import pairs_for_selection
-from . import batches
+from . import batches, figures
 
 ChunkBusy = chunk.ChunkBusy
 
@@ -71,6 +71,7 @@ def labeling_run_create(
     try:
         with transaction.atomic():
             chunks = _materialise(run, pairs)
+            figures.figures_mark_stale(run_ids=[run.pk], kinds=figures.AGREEMENT)  # the version's lists its runs
             if mode == LabelingRun.Mode.BATCH:
                 enqueue("labeling.tasks.labeling_run_batch_submit", run.pk)
             elif enqueue_chunks:
@@ -182,8 +183,12 @@ def enqueue_run_chunks(run: LabelingRun, indexes) -> None:
 
 # --- processing, cancel and resume ---------------------------------------------------------------------------
 def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
-    """Label one chunk (a worker's task); raises :class:`ChunkBusy` while another worker holds it."""
-    return chunk.process_chunk(run_id, chunk_index)
+    """Label one chunk (a worker's task); raises :class:`ChunkBusy` while another worker holds it. Then the
+    agreement figures over the run are stale (its answers and approvals changed)."""
+    outcome = chunk.process_chunk(run_id, chunk_index)
+    with transaction.atomic():
+        figures.figures_mark_stale(run_ids=figures.version_labeling_runs(run_id))
+    return outcome
 
 
 def labeling_run_cancel(*, run: LabelingRun, user=None) -> LabelingRun:

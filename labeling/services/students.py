@@ -29,6 +29,7 @@ from policyhub import roles
 from ..imports.readers import FileFormatError, RowError, iter_parquet, iter_rows, storable
 from ..imports.schemas import prediction_schema
 from ..models import Candidate, Job, LabelingRun, Member, Pair, ReviewState, StudentEvaluation, StudentPrediction
+from .figures import figures_mark_stale
 from .imports import ERROR_CAP, too_large
 
 #: Roles that may import students, read their reports and queue their disagreements.
@@ -464,6 +465,7 @@ def student_disagreements_queue(
             candidate.save()
             queued_ids.append(prediction.pk)
         StudentPrediction.objects.filter(pk__in=queued_ids, queued_at__isnull=True).update(queued_at=now)
+        figures_mark_stale(run_ids={c.run_id for c in locked.values()})  # routing and reasons of their runs
         StudentEvaluation.objects.filter(pk=evaluation.pk).update(queued_at=now, queued_by=user)
     evaluation.refresh_from_db()
     return result

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
-from .. import selectors
+from .. import selectors, services
 from .common import run_or_404, target_precision
 
 
@@ -25,7 +25,12 @@ def _render(request, scope: str, build, **context):
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def run_agreement(request, pk):
     run = run_or_404(pk, request.user)
-    return _render(request, f"Run #{run.pk}", lambda t: selectors.run_agreement(run=run, target_precision=t), run=run)
+    snapshot = services.agreement_snapshot(run=run)
+    version = run.policy_version
+    return _render(
+        request, f"Run #{run.pk}",
+        lambda t: selectors.snapshot_report(snapshot, version=version, target_precision=t), run=run,
+    )  # fmt: skip
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
@@ -35,5 +40,7 @@ def version_agreement(request, slug, number):
     return _render(
         request,
         f"{policy.name} v{version.number}, all runs",
-        lambda t: selectors.version_agreement(version=version, target_precision=t),
+        lambda t: selectors.snapshot_report(
+            services.agreement_snapshot(version=version), version=version, target_precision=t
+        ),
     )

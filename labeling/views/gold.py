@@ -4,6 +4,7 @@ Policy owners change the gold set and start scores; ML engineers may read the go
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -28,12 +29,15 @@ def _next_url(request, fallback: str) -> str:
     return fallback
 
 
+GOLD_PER_PAGE = ITEMS_PER_PAGE = 100
+
+
 @role_required(*READ_SCORES)
 def gold_set(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
     context = {
         "policy": policy,
-        "gold": selectors.gold_list(policy=policy),
+        "gold": Paginator(selectors.gold_list(policy=policy), GOLD_PER_PAGE).get_page(request.GET.get("page")),
         "counts": selectors.gold_counts(policy=policy),
         "events": selectors.gold_events(policy=policy),
         "runs": selectors.runs_with_human_approvals(policy=policy),
@@ -93,13 +97,14 @@ def _labeling_run_or_404(request, pk) -> LabelingRun:
 def gold_run_items(request, pk):
     """A run's human-approved items, each with its gold status, to mark one by one or all at once."""
     run = _labeling_run_or_404(request, pk)
-    items = list(selectors.run_human_approved(run=run))
+    counts = selectors.run_human_approved_counts(run=run)
     context = {
         "run": run,
         "policy": run.policy_version.policy,
-        "items": items,
-        "gold_same": sum(1 for c in items if c.gold_label == c.approved_label),
-        "gold_other": sum(1 for c in items if c.gold_label and c.gold_label != c.approved_label),
+        "items": Paginator(selectors.run_human_approved(run=run), ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+        "total": counts["total"],
+        "gold_same": counts["same"],
+        "gold_other": counts["other"],
         "waiting": selectors.run_waiting_count(run=run),
     }
     return render(request, "labeling/gold_run_items.html", context)

@@ -54,12 +54,14 @@ def run_list(request):
 def run_detail(request, pk):
     """Policy owners see it too: they push and pull the run's Label Studio project."""
     run = run_or_404(pk, request.user)
+    figures = services.run_page(run=run)
     if request.headers.get("HX-Request") and request.GET.get("part") == "timeline":  # its own, slower poll
-        return render(request, "labeling/_run_timeline.html", _timeline_context(run))
+        return render(request, "labeling/_run_timeline.html", _timeline_context(run, figures))
     context = {
         "run": run,
-        "summary": selectors.run_routing_summary(run=run),
-        "costs": selectors.run_costs(run=run),
+        "summary": figures.summary,
+        "figures": figures,
+        "costs": selectors.run_costs(run=run, labelled=figures.labelled),
         "stuck_chunks": selectors.run_stuck_chunks(run=run),
         "watchdog_seconds": round(settings.WATCHDOG_INTERVAL_SECONDS),
         "reasons": Candidate.REASONS,
@@ -68,7 +70,8 @@ def run_detail(request, pk):
     }
     if request.headers.get("HX-Request"):
         return render(request, "labeling/_run_progress.html", context)
-    context |= _candidates_context(request, run) | _trust_context(request, run) | _timeline_context(run)
+    context |= _candidates_context(request, run) | _trust_context(request, run, figures)
+    context |= _timeline_context(run, figures)
     return render(request, "labeling/run_detail.html", context)
 
 
@@ -102,15 +105,15 @@ def _candidates_context(request, run: LabelingRun) -> dict:
 FLAGGED_PER_PAGE = 20
 
 
-def _timeline_context(run: LabelingRun) -> dict:
-    timeline = selectors.run_timeline(run=run)
-    return {"run": run, "timeline_charts": selectors.run_timeline_charts(timeline, pairs_total=run.pairs_total)}
+def _timeline_context(run: LabelingRun, figures: selectors.RunPage) -> dict:
+    charts = selectors.run_timeline_charts(figures.timeline, pairs_total=run.pairs_total)
+    return {"run": run, "timeline_charts": charts}
 
 
-def _trust_context(request, run: LabelingRun) -> dict:
+def _trust_context(request, run: LabelingRun, figures: selectors.RunPage) -> dict:
     flagged = Paginator(trust_rates.run_flagged(run=run), FLAGGED_PER_PAGE).get_page(request.GET.get("flagged_page"))
     flagged.object_list = trust_rates.attach_rationales(flagged.object_list)
-    return {"trust": trust_rates.run_trust_rates(run=run), "flagged": flagged}
+    return {"trust": figures.trust, "flagged": flagged}
 
 
 @role_required(ML_ENGINEER)

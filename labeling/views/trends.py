@@ -6,12 +6,28 @@ from django.shortcuts import render
 from policyhub import selectors as policy_selectors
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
 
+from .. import selectors, services
+from ..models import LabelingRun
 from ..selectors import trends
+
+
+def _kept_agreement(version):
+    return selectors.snapshot_report(services.agreement_snapshot(version=version), version=version)
+
+
+def _kept_trust(run_ids):
+    return services.runs_trust(LabelingRun.objects.filter(pk__in=run_ids))
+
+
+def _kept_labelled(run_ids):
+    return {run.pk: services.run_page(run=run).labelled for run in LabelingRun.objects.filter(pk__in=run_ids)}
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)
 def policy_trends(request, slug):
     policy = policy_selectors.policy_get(user=request.user, slug=slug)
-    rows = trends.policy_trends(policy=policy)
+    rows = trends.policy_trends(
+        policy=policy, agreement_of=_kept_agreement, trust_of=_kept_trust, labelled_of=_kept_labelled
+    )
     context = {"policy": policy, "trends": rows, "charts": trends.trend_charts(rows) if rows else []}
     return render(request, "labeling/trends.html", context)

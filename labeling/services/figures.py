@@ -1,0 +1,134 @@
+"""Precomputed figures (``FiguresSnapshot``): computed from scratch by the selectors, marked stale by every write
+that changes their inputs (in that write's transaction), refreshed by a task queued after it commits.
+
+A refresh first clears ``stale`` (waiting for any write holding the snapshot's row, see
+:func:`figures_mark_stale`) and then reads, so a write either committed before the read (and is in the figures) or
+marks the snapshot stale again and queues the next refresh: the figures are those of the data as of
+``computed_at``, and a page says when newer changes are on their way.
+"""
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from policyhub.models import PolicyVersion
+from policyhub.queueing import enqueue_each
+
+from ..models import FiguresSnapshot, LabelingRun
+from ..selectors import agreement
+from ..selectors import runs as runs_selectors
+
+REFRESH_TASK = "labeling.tasks.figures_refresh"
+#: Below this many reviews and human-approved items a stale snapshot is computed again on the page itself (a
+#: fraction of the 300 ms a page may take), so a small installation never shows figures behind its reviews.
+INLINE_REFRESH_BELOW = 20_000
+
+
+AGREEMENT = (FiguresSnapshot.Kind.RUN_AGREEMENT, FiguresSnapshot.Kind.VERSION_AGREEMENT)
+ALL_KINDS = tuple(FiguresSnapshot.Kind)
+
+
+def figures_mark_stale(*, run_ids, kinds=ALL_KINDS) -> int:
+    """The runs' reviews, approvals or answers changed (or a run was added to its version): mark the figures over
+    them (of ``kinds``: a review changes the agreement, not the run page) stale and queue their refresh. Call it
+    last in the writing transaction: it locks the snapshots' rows until the write commits, so a refresh that
+    starts meanwhile reads only after the write is in (a snapshot already stale is locked, not written, and gets
+    no second refresh)."""
+    run_ids = list(run_ids)
+    versions = LabelingRun.objects.filter(pk__in=run_ids, purpose=LabelingRun.Purpose.LABELING).values(
+        "policy_version_id"
+    )
+    scope = Q(run_id__in=run_ids) | Q(kind=FiguresSnapshot.Kind.VERSION_AGREEMENT, version_id__in=versions)
+    rows = FiguresSnapshot.objects.filter(scope, kind__in=kinds).select_for_update(no_key=True).order_by("pk")
+    fresh = [pk for pk, stale in rows.values_list("pk", "stale") if not stale]
+    if fresh:
+        FiguresSnapshot.objects.filter(pk__in=fresh).update(stale=True)
+        enqueue_each(REFRESH_TASK, [(pk,) for pk in fresh])
+    return len(fresh)
+
+
+def version_labeling_runs(run_id: int) -> list[int]:
+    """The run and its version's other labeling runs: its answers may flag theirs (``teacher_disagreement``)."""
+    version = LabelingRun.objects.filter(pk=run_id).values("policy_version_id")
+    others = LabelingRun.objects.filter(policy_version_id__in=version, purpose=LabelingRun.Purpose.LABELING)
+    return [run_id, *others.exclude(pk=run_id).values_list("pk", flat=True)]
+
+
+def figures_refresh(*, snapshot_id: int) -> bool:
+    """Compute a stale snapshot's figures again (the task); False when it was fresh or is gone."""
+    cleared = FiguresSnapshot.objects.filter(pk=snapshot_id, stale=True).update(stale=False)
+    if not cleared:
+        return False
+    snapshot = FiguresSnapshot.objects.select_related("run__policy_version", "version").get(pk=snapshot_id)
+    try:
+        with transaction.atomic():
+            _compute(snapshot)
+            FiguresSnapshot.objects.filter(pk=snapshot_id).update(
+                figures=snapshot.figures, computed_at=snapshot.computed_at
+            )
+    except BaseException:
+        FiguresSnapshot.objects.filter(pk=snapshot_id).update(stale=True)  # still old figures: say so
+        raise
+    return True
+
+
+def figures_refresh_stale() -> int:
+    """The watchdog's part: queue a refresh for every stale snapshot (a lost message leaves one stale)."""
+    stale = list(FiguresSnapshot.objects.filter(stale=True).values_list("pk", flat=True)[:1000])
+    enqueue_each(REFRESH_TASK, [(pk,) for pk in stale])
+    return len(stale)
+
+
+def _compute(snapshot: FiguresSnapshot) -> None:
+    snapshot.computed_at = timezone.now()  # before the reads: the figures hold at least what was committed then
+    if snapshot.kind == FiguresSnapshot.Kind.RUN_PAGE:
+        snapshot.figures = runs_selectors.run_page_figures(run=snapshot.run)
+        return
+    version, runs = agreement.scope_runs(snapshot.kind, run=snapshot.run, version=snapshot.version)
+    snapshot.figures = agreement.snapshot_figures(version=version, runs=runs)
+
+
+def _small(snapshot: FiguresSnapshot) -> bool:
+    """Rows the figures are over: reviews and human-approved items, or a run's candidates."""
+    return snapshot.figures.get("size", 0) < INLINE_REFRESH_BELOW
+
+
+def run_page_snapshot(*, run: LabelingRun) -> FiguresSnapshot:
+    """A run's counts, trust rates and timeline as kept (for a run that has ended; an active one is read live)."""
+    return _snapshot(kind=FiguresSnapshot.Kind.RUN_PAGE, run=run)
+
+
+def run_page(*, run: LabelingRun) -> runs_selectors.RunPage:
+    """The run page's (and ``GET /api/runs/{id}``'s) counts, trust rates and timeline: live while the run writes
+    answers, kept once it has ended (a full scan of its candidates, seconds at a million, done again only when
+    something changed them)."""
+    if run.is_active:
+        return runs_selectors.run_page_live(run=run)
+    return runs_selectors.run_page_from_snapshot(run_page_snapshot(run=run))
+
+
+def agreement_snapshot(*, run: LabelingRun | None = None, version: PolicyVersion | None = None) -> FiguresSnapshot:
+    """The agreement figures of a run or a version as kept; computed here the first time they are asked for."""
+    if run is not None:
+        return _snapshot(kind=FiguresSnapshot.Kind.RUN_AGREEMENT, run=run)
+    return _snapshot(kind=FiguresSnapshot.Kind.VERSION_AGREEMENT, version=version)
+
+
+def _snapshot(**key) -> FiguresSnapshot:
+    snapshot = FiguresSnapshot.objects.filter(**key).first()
+    if snapshot is not None and snapshot.stale and _small(snapshot):
+        figures_refresh(snapshot_id=snapshot.pk)  # the queued refresh finds it fresh and does nothing
+        snapshot.refresh_from_db()
+    if snapshot is not None:
+        return snapshot
+    snapshot = FiguresSnapshot(**key)
+    with transaction.atomic():
+        _compute(snapshot)
+        FiguresSnapshot.objects.bulk_create([snapshot], ignore_conflicts=True)  # two first views: one row
+    return FiguresSnapshot.objects.get(**key)
+
+
+def runs_trust(runs) -> dict:
+    """{run id: trust rates} as each run's page shows them: kept once it has ended (a query or two per run, not a
+    scan of its candidates)."""
+    return {run.pk: run_page(run=run).trust for run in runs}
