@@ -169,6 +169,14 @@ class Stage:
         return total, errors
 
     # --- the insert --------------------------------------------------------------------------------------------
+    @property
+    def insert_proves_checks(self) -> bool:
+        """Whether inserting first may stand in for the checks when every row is inserted: a pair naming an unknown
+        member or job is dropped by the insert's join, and a second copy of a pair conflicts with the first, so
+        if every staged pair was created none of them was bad. Members and jobs are checked first (a duplicate
+        id would break their insert, and a changed profile would be lost)."""
+        return self.kind == "pairs"
+
     def insert(self, *, batch_id: int) -> tuple[int, int]:
         """Insert the rows not present yet; returns (created, unchanged)."""
         now = timezone.now()

@@ -81,6 +81,22 @@ def test_bad_rows_deep_in_a_large_file_are_each_reported_and_nothing_is_written(
     assert list(Pair.objects.order_by("id").values_list("id", "member_id", "job_id", "import_batch_id")) == before
 
 
+def test_unknown_ids_or_duplicates_alone_fail_the_file_though_the_insert_ran_first(do_import):
+    """Without a bad row the pairs are inserted before any check; a row left out sends the file to the checks."""
+    _many_members_and_jobs(do_import, 200, 100)
+    assert do_import("pairs", "first.csv", "member_id,job_id\n" + "".join(_pairs_csv(50))).ok
+    before = list(Pair.objects.order_by("id").values_list("id", "member_id", "job_id", "import_batch_id"))
+    rows = _pairs_csv(20_000)
+    rows[6_000], rows[12_000] = "m999,j1\n", rows[1]
+    result = do_import("pairs", "bad.csv", "member_id,job_id\n" + "".join(rows))
+    assert [(e["line"], e["field"], e["reason"]) for e in result.batch.errors] == [
+        (6_002, "member_id", "unknown member id 'm999'"),
+        (12_002, "member_id, job_id", "duplicate of line 3"),
+    ]
+    assert (result.batch.status, result.batch.rows_created) == ("failed", 0)
+    assert list(Pair.objects.order_by("id").values_list("id", "member_id", "job_id", "import_batch_id")) == before
+
+
 def test_the_count_of_bad_rows_is_exact_and_the_first_ones_are_listed(do_import, members_and_jobs, monkeypatch):
     from labeling.services import imports
 
@@ -88,7 +104,11 @@ def test_the_count_of_bad_rows_is_exact_and_the_first_ones_are_listed(do_import,
     rows = ["m1,j1\n", *(f"m{i},j1\n" for i in range(10, 20)), "m1,j1\n", "m 2,j1\n"]  # 10 unknown, 1 dup, 1 bad
     result = do_import("pairs", "capped.csv", "member_id,job_id\n" + "".join(rows))
     assert result.batch.error_count == 12
-    assert [(e["line"], e["field"]) for e in result.batch.errors] == [(3, "member_id"), (4, "member_id"), (5, "member_id")]
+    assert [(e["line"], e["field"]) for e in result.batch.errors] == [
+        (3, "member_id"),
+        (4, "member_id"),
+        (5, "member_id"),
+    ]
     assert "12 bad rows (the first 3 are listed); nothing was imported" in result.summary()
     assert Pair.objects.count() == 0
 
