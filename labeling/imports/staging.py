@@ -85,9 +85,11 @@ class Stage:
             if _pg():
                 # Rows go as CSV text, written by the csv module and sent a chunk at a time: far less Python work
                 # per row than psycopg's write_row. FORCE_NOT_NULL: an empty value is the empty text, not NULL.
+                # The csv module quotes a value holding a character of the line ending: "\r\n" makes it quote a
+                # lone "\r" too, which PostgreSQL would otherwise read as the end of the row.
                 options = f"FORMAT csv, FORCE_NOT_NULL ({', '.join(self.target.stage_columns)})"
                 buffer = io.StringIO()
-                writerow = csv.writer(buffer, lineterminator="\n").writerow
+                writerow = csv.writer(buffer, lineterminator="\r\n").writerow
                 with cursor.cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN ({options})") as copy:
                     for line, values in rows:
                         writerow((line, *values))

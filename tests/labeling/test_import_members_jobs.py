@@ -147,3 +147,11 @@ def test_text_with_quotes_commas_newlines_and_backslashes_is_stored_as_written(d
     q1, q2 = Member.objects.get(external_id="q1"), Member.objects.get(external_id="q2")
     assert (q1.headline, q1.summary) == ('Cook, "chef"', summary)
     assert (q2.summary, q2.location, q2.skills) == ("", "", [])
+
+    jsonl = (  # a carriage return alone, and with a line feed, in JSON escapes
+        '{"member_id": "q3", "headline": "Cook", "summary": "one\\rtwo\\tthree"}\n'
+        '{"member_id": "q4", "headline": "Cook", "summary": "a\\r\\nb"}\n'
+    )
+    assert do_import("members", "cr.jsonl", jsonl).ok
+    assert Member.objects.get(external_id="q3").summary == "one\rtwo\tthree"
+    assert Member.objects.get(external_id="q4").summary == "a\r\nb"
