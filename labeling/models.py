@@ -116,7 +116,9 @@ class Job(models.Model):
 
 
 class Pair(models.Model):
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="pairs")
+    # No index of its own: pair_unique_member_job (member, job) serves lookups by member, and one index fewer
+    # to maintain makes a large pairs import quicker.
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="pairs", db_index=False)
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="pairs")
     import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -10,7 +10,7 @@ with its line and field, so a file has the same outcome on SQLite and PostgreSQL
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from .schemas import FieldError, ImportSchema
@@ -85,6 +85,34 @@ def _clean(schema: ImportSchema, line: int, raw: dict) -> tuple[int, tuple] | li
         except FieldError as error:
             errors.append(RowError(line, column.name, str(error)))
     return errors if errors else (line, tuple(values))
+
+
+def _row_cleaner(schema: ImportSchema, header: list[str]) -> Callable[[list[str]], tuple | None]:
+    """The fast path of :func:`_clean` for a CSV row in ``header`` order: the cleaned values when the row has only
+    ASCII text without NUL and every value is good, else None (then :func:`_clean` finds the errors). The same
+    column cleaners run, so a value is cleaned exactly as :func:`_clean` would clean it; only the work per row
+    shrinks (no dict, no per-value storability test)."""
+    plan = [
+        (header.index(column.name) if column.name in header else None, column.fast or column.clean, column.required)
+        for column in schema.columns
+    ]
+
+    def clean(row: list[str]) -> tuple | None:
+        joined = "".join(row)
+        if not joined.isascii() or "\x00" in joined:
+            return None
+        values = []
+        try:
+            for at, clean_value, required in plan:
+                value = None if at is None else row[at]
+                if required and (value is None or not value.strip()):
+                    return None
+                values.append(clean_value(value))
+        except FieldError:
+            return None
+        return tuple(values)
+
+    return clean
 
 
 def clean_object(schema: ImportSchema, line: int, raw: dict, prefix: str) -> dict | list[RowError]:
@@ -177,6 +205,7 @@ def iter_csv(
     if errors:
         raise FileFormatError(errors)
     previous_end = lines.count
+    fast = _row_cleaner(schema, header)
     while True:
         try:
             row = next(reader)
@@ -196,6 +225,10 @@ def iter_csv(
             continue  # blank line
         if len(row) != len(header):
             yield RowError(line, "row", f"expected {len(header)} fields, found {len(row)}")
+            continue
+        values = fast(row)
+        if values is not None:
+            yield line, values
             continue
         result = _clean(schema, line, dict(zip(header, row, strict=True)))
         yield from result if isinstance(result, list) else (result,)

@@ -80,6 +80,8 @@ _NATIVE = [  # matched against the original text (lower case): scripts the foldi
     ("ignore_instructions", r"(?:指示|命令|ルール|規則)[^。\n]{0,20}?(?:無視|忘れ)"),
 ]
 _LATIN_RE = [(kind, triggers, re.compile(pattern)) for kind, triggers, pattern in _LATIN]
+#: Any trigger of any pattern: one search tells a text that no pattern needs to run on (most texts).
+_ANY_TRIGGER = re.compile("|".join(re.escape(t) for _, triggers, _ in _LATIN for t in triggers))
 _NATIVE_RE = [(kind, re.compile(pattern)) for kind, pattern in _NATIVE]
 #: Letters spaced out one by one: "i g n o r e   a l l".
 _SPACED = re.compile(r"(?:\b[a-z][ .\-_*|]{1,3}){5,}[a-z]\b")
@@ -183,7 +185,11 @@ def scan_fields(fields: list[tuple[str, str]], *, labels=(), rule_ids=()) -> lis
     words each pattern needs, so a clean pair costs one pass over its text, not one per pattern and field."""
     folded = [(field, text, fold(text)) for field, text in fields if text]
     joined = "\n".join(f.text for _, _, f in folded)
-    active = [(kind, pattern) for kind, triggers, pattern in _LATIN_RE if any(t in joined for t in triggers)]
+    active = (
+        [(kind, pattern) for kind, triggers, pattern in _LATIN_RE if any(t in joined for t in triggers)]
+        if _ANY_TRIGGER.search(joined)
+        else []
+    )
     spaced = _SPACED_HINT.search(joined) is not None
     native = any(f.origin is not None for _, _, f in folded)
     terms = tuple(labels) + tuple(rule_ids)

@@ -293,15 +293,17 @@ def _run_import(batch: ImportBatch, rows) -> None:
             finally:
                 reporter.stop()
             total = counts["errors"]
-            for check in (stage.duplicate_errors, stage.unknown_reference_errors, stage.conflict_errors):
-                count, found = check()
-                total += count
-                row_errors.extend(found)
+            inserted = stage.insert(batch_id=batch.pk) if not total and stage.insert_proves_checks else None
+            if inserted is None or inserted[1]:  # some rows were not inserted: the checks say whether that is bad
+                for check in (stage.duplicate_errors, stage.unknown_reference_errors, stage.conflict_errors):
+                    count, found = check()
+                    total += count
+                    row_errors.extend(found)
             batch.rows_seen = counts["seen"] + counts["errors"]
             if total:
                 batch.error_count = total
-                raise _Rollback
-            created, unchanged = stage.insert(batch_id=batch.pk)
+                raise _Rollback  # undoes an insert made above too
+            created, unchanged = inserted or stage.insert(batch_id=batch.pk)
             stage.drop()
             batch.rows_created, batch.rows_unchanged = created, unchanged
             batch.rows_flagged, batch.flagged = flags.rows, flags.found

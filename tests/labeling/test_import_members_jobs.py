@@ -133,3 +133,25 @@ def test_an_unknown_file_extension_is_refused_with_a_clear_reason(do_import):
     result = do_import("members", "members.xlsx", MEMBERS_CSV)
     assert not result.ok
     assert "unknown format" in result.batch.errors[0]["reason"]
+
+
+def test_text_with_quotes_commas_newlines_and_backslashes_is_stored_as_written(do_import):
+    summary = 'Says "hi", then\nleaves; \\N is not null, nor is \\. or a \\ alone. Ünïcode too.'
+    text = (
+        "member_id,headline,skills,seniority,location,summary\n"
+        f'q1,"Cook, ""chef""",,,,"{summary.replace(chr(34), chr(34) * 2)}"\n'
+        "q2,Welder,,,,\n"  # empty optional text stays empty text
+    )
+    result = do_import("members", "quoted.csv", text)
+    assert result.ok, result.batch.errors
+    q1, q2 = Member.objects.get(external_id="q1"), Member.objects.get(external_id="q2")
+    assert (q1.headline, q1.summary) == ('Cook, "chef"', summary)
+    assert (q2.summary, q2.location, q2.skills) == ("", "", [])
+
+    jsonl = (  # a carriage return alone, and with a line feed, in JSON escapes
+        '{"member_id": "q3", "headline": "Cook", "summary": "one\\rtwo\\tthree"}\n'
+        '{"member_id": "q4", "headline": "Cook", "summary": "a\\r\\nb"}\n'
+    )
+    assert do_import("members", "cr.jsonl", jsonl).ok
+    assert Member.objects.get(external_id="q3").summary == "one\rtwo\tthree"
+    assert Member.objects.get(external_id="q4").summary == "a\r\nb"

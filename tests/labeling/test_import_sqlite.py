@@ -72,3 +72,50 @@ def test_each_file_has_the_same_outcome_on_sqlite_and_postgresql(tmp_path, setti
         status, errors = on_sqlite[case.name]
         assert status == "failed" and [(e["line"], e["field"]) for e in errors] == [(case.line, case.field)]
     assert on_sqlite[GOOD_FILE.name] == ("succeeded", [])
+
+
+#: Members, jobs, then pairs files: new, partly present, and bad only in ways the set checks find (an unknown
+#: member, a duplicate), which a pairs import inserts before checking and must roll back.
+PAIRS_SEQUENCE = [
+    ("members", "m.csv", "member_id,headline\nm1,A\nm2,B\n"),
+    ("jobs", "j.csv", "job_id,title,description\nj1,T,D\nj2,T,D\n"),
+    ("pairs", "p.csv", "member_id,job_id\nm1,j1\nm2,j2\n"),
+    ("pairs", "p2.csv", "member_id,job_id\nm1,j1\nm1,j2\n"),
+    ("pairs", "p3.csv", "member_id,job_id\nm2,j1\nm9,j1\nm2,j1\n"),
+]
+_OUTCOMES = (  # run in the embedded app's process and in this one
+    "import io\n"
+    "from labeling.models import Pair\n"
+    "from labeling.services import import_file\n"
+    "def outcomes(steps):\n"
+    "    done = []\n"
+    "    for kind, name, text in steps:\n"
+    "        b = import_file(kind=kind, stream=io.BytesIO(text.encode()), name=name).batch\n"
+    "        done.append([b.status, b.rows_created, b.rows_unchanged, b.errors])\n"
+    "    pairs = sorted(Pair.objects.values_list('member__external_id', 'job__external_id'))\n"
+    "    return [done, [list(p) for p in pairs]]\n"
+)
+
+
+def test_pairs_imports_insert_then_check_alike_on_sqlite_and_postgresql(tmp_path):
+    app = EmbeddedApp(tmp_path)
+    app.manage("migrate", "--noinput")
+    code = _OUTCOMES + "print(json.dumps(outcomes(json.loads(sys.argv[1]))))\n"
+    on_sqlite = app.script(code, json.dumps(PAIRS_SEQUENCE))
+    namespace: dict = {}
+    exec(_OUTCOMES, namespace)  # noqa: S102 - the same code, against this session's PostgreSQL database
+    on_postgresql = json.loads(json.dumps(namespace["outcomes"](PAIRS_SEQUENCE)))
+    assert on_sqlite == on_postgresql
+    outcomes, pairs = on_sqlite
+    assert [o[:3] for o in outcomes] == [
+        ["succeeded", 2, 0],
+        ["succeeded", 2, 0],
+        ["succeeded", 2, 0],
+        ["succeeded", 1, 1],
+        ["failed", 0, 0],
+    ]
+    assert outcomes[4][3] == [
+        {"line": 3, "field": "member_id", "reason": "unknown member id 'm9'"},
+        {"line": 4, "field": "member_id, job_id", "reason": "duplicate of line 2"},
+    ]
+    assert pairs == [["m1", "j1"], ["m1", "j2"], ["m2", "j2"]]  # the failed file added nothing
