@@ -28,7 +28,7 @@ def gold(pairs, policy, owner):
 def test_an_owner_writes_the_mapping_in_the_editor_and_sees_it_on_the_diff(gold, owner, annotator, client_for):
     client = client_for(owner)
     editor = client.get(EDITOR_URL).content.decode()
-    assert 'id="label-mapping"' in editor and "Label mapping from v1" in editor
+    assert 'id="label-mapping-editor"' in editor and "Label mapping from v1" in editor
 
     data = editor_post_data(gold, labels=NEW_LABELS, label_mapping=MAPPING)
     saved = client.post(EDITOR_URL, data)
