@@ -92,3 +92,12 @@ def mapping_rows(mapping: dict, *, old_keys=()) -> list[MappingRow]:
 def split_keys(mapping: dict) -> dict[str, list[str]]:
     """{old key: its possible new keys} for the split entries."""
     return {old: list(new) for old, new in mapping.items() if len(new) > 1}
+
+
+def translate(label: str, translation: dict[str, list[str]]) -> str | None:
+    """``label`` in the gold set's keys: its one new key, None when it was split (or dropped), itself when the
+    translation does not know it."""
+    if label not in translation:
+        return label
+    keys = translation[label]
+    return keys[0] if len(keys) == 1 else None

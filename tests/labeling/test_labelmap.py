@@ -268,3 +268,49 @@ def test_runs_and_approvals_of_the_old_version_are_left_as_they_were(mapped_prev
         old
         and list(Candidate.objects.filter(run__policy_version__number=1).values("id", "label", "approved_label")) == old
     )
+
+
+# --- older versions against the rewritten gold set -----------------------------------------------------------------
+def test_an_older_versions_score_on_gold_reads_its_labels_through_the_later_mapping(
+    mapped_preview, mapped_draft, policy, owner
+):
+    from labeling.selectors import run_gold_score, runs_on_gold
+    from policyhub.selectors import forward_translation
+
+    v1_run = mapped_preview.published_run
+    before = run_gold_score(run=v1_run, target_precision=0.95).evaluation.accuracy
+    listed_before = {r.run.pk: (r.n, r.correct) for r in runs_on_gold(policy=policy)}
+    gold_relabel_set(user=owner, draft=mapped_draft, pair_id=pair(*SPLIT_PAIR).pk, label="maybe_match")
+    publish(mapped_draft, owner)
+
+    v1 = policy.versions.get(number=1)
+    assert forward_translation(version=v1) == {
+        "strong_match": ["great_match"], "partial_match": ["maybe_match", "stretch_match"], "no_match": ["no_match"],
+    }  # fmt: skip
+    after = run_gold_score(run=v1_run, target_precision=0.95).evaluation.accuracy
+    # v1 said strong_match where gold now says great_match: still right, as it was before the rename
+    assert (before.n, before.correct) == (after.n, after.correct) == (4, 2)
+    assert after.labels[:4] == ["great_match", "maybe_match", "stretch_match", "no_match"]
+    assert {r.run.pk: (r.n, r.correct) for r in runs_on_gold(policy=policy)}[v1_run.pk] == listed_before[v1_run.pk]
+
+
+def test_an_older_versions_approved_item_becomes_gold_in_the_new_keys_unless_its_label_was_split(
+    review_items, annotator, owner, policy
+):
+    from labeling.services import gold_mark, gold_mark_run
+
+    from .gold_helpers import approve_all
+
+    run = review_items(3)
+    approve_all(run, annotator, {"r0": "strong_match", "r1": "partial_match", "r2": "no_match"})
+    publish(save(policy.versions.get(number=2), owner, labels=NEW_LABELS, mapping=MAPPING), owner)
+    item = {c.pair.member.external_id: c for c in Candidate.objects.filter(run=run).select_related("pair__member")}
+
+    assert gold_mark(user=owner, candidate_id=item["r0"].pk).gold.label == "great_match"
+    with pytest.raises(GoldError, match="a later version splits that label into maybe_match, stretch_match"):
+        gold_mark(user=owner, candidate_id=item["r1"].pk)
+    result = gold_mark_run(user=owner, run=run)
+
+    assert (result.added, result.unchanged, result.split) == (1, 1, 1)
+    assert "1 approved as a label a later version splits (skipped)" in result.summary
+    assert sorted(GoldLabel.objects.values_list("label", flat=True)) == ["great_match", "no_match"]
