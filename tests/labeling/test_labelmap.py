@@ -314,3 +314,21 @@ def test_an_older_versions_approved_item_becomes_gold_in_the_new_keys_unless_its
     assert (result.added, result.unchanged, result.split) == (1, 1, 1)
     assert "1 approved as a label a later version splits (skipped)" in result.summary
     assert sorted(GoldLabel.objects.values_list("label", flat=True)) == ["great_match", "no_match"]
+
+
+def test_a_new_run_of_an_older_version_is_not_flagged_against_renamed_gold(
+    mapped_draft, policy, owner, openai_config, fake_openai, process_run
+):
+    from labeling.services import labeling_run_create
+
+    gold_relabel_set(user=owner, draft=mapped_draft, pair_id=pair(*SPLIT_PAIR).pk, label="maybe_match")
+    publish(mapped_draft, owner)
+    fake_openai.responder = teacher(published=PUBLISHED, draft=PUBLISHED)
+
+    run = process_run(
+        labeling_run_create(version=policy.versions.get(number=1), config=openai_config(), selection={"all": True})
+    )
+
+    flagged = Candidate.objects.filter(run=run, reason_gold_conflict=True).select_related("pair__member", "pair__job")
+    # m1×j1 said strong_match, gold now great_match: the same label; m1×j2 and m2×j2 really disagree with gold
+    assert {(c.pair.member.external_id, c.pair.job.external_id) for c in flagged} == {("m1", "j2"), ("m2", "j2")}
