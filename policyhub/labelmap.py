@@ -74,9 +74,9 @@ def mapping_rows(mapping: dict, *, old_keys=()) -> list[MappingRow]:
     """The declared entries with their kind, in declaration order (an old key kept without an entry counts as
     mapping to itself, so ``{a: [b]}`` with ``b`` kept is a merge)."""
     targets: dict[str, int] = {key: 1 for key in old_keys if key not in mapping}
-    for new in mapping.values():
-        if len(new) == 1:
-            targets[new[0]] = targets.get(new[0], 0) + 1
+    for new in mapping.values():  # a new key several old labels lead to (one of them perhaps by a split) merges
+        for key in new:
+            targets[key] = targets.get(key, 0) + 1
     rows = []
     for old, new in mapping.items():
         if len(new) > 1:

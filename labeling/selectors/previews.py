@@ -11,7 +11,7 @@ from policyhub.models import PolicyVersion
 
 from ..evaluation import EvaluationReport, evaluation_report
 from ..models import Candidate, DraftPreview, LabelingRun, Pair, RedTeamRun
-from .gold import judged, run_answers
+from .gold import in_gold_keys, judged, run_answers
 from .labelmap import DraftGold, draft_gold
 from .redteam_report import RedTeamReport, red_team_report
 from .runs import run_for_key
@@ -121,8 +121,10 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
         return state
     published_answers = run_answers(run=published_run, pair_ids=pair_ids)
     state.published_done = _done(published_run, pair_ids)[0]
+    # once the draft is published with a mapping, gold holds its keys: the published side reads through it too
+    scored, _ = in_gold_keys(published_answers, preview.published_version)
     state.published_evaluation = evaluation_report(
-        judged(published_answers, published_gold),
+        judged(scored, published_gold),
         version=preview.published_version,
         target_precision=target_precision,
     )

@@ -176,6 +176,12 @@ def test_the_preview_scores_the_draft_on_mapped_gold_and_leaves_split_items_out_
     assert (state.published_evaluation.accuracy.n, state.published_evaluation.accuracy.correct) == (4, 2)
     assert state.gold.pending == []
 
+    # published since: gold holds the new keys, and the preview's figures stay what they were
+    publish(mapped_draft, owner)
+    state = draft_preview_state(preview=mapped_preview, target_precision=0.95)
+    assert (state.draft_evaluation.accuracy.n, state.draft_evaluation.accuracy.correct) == (4, 4)
+    assert (state.published_evaluation.accuracy.n, state.published_evaluation.accuracy.correct) == (4, 2)
+
 
 def test_the_per_rule_drop_gate_compares_the_same_pairs(mapped_preview, mapped_draft, policy, owner):
     set_gates(policy, owner, min_gold_accuracy=0.9, max_rule_accuracy_drop=0.05)
