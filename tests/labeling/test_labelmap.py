@@ -19,6 +19,7 @@ from labeling.services import (
 from policyhub import services as policy_services
 from policyhub.labelmap import mapping_rows
 from policyhub.models import ContentValidationError, PolicyVersion
+from tests.conftest import LABELS
 
 from .gates_helpers import finish, set_gates
 from .gold_helpers import make_gold, teacher
@@ -338,3 +339,18 @@ def test_a_new_run_of_an_older_version_is_not_flagged_against_renamed_gold(
     flagged = Candidate.objects.filter(run=run, reason_gold_conflict=True).select_related("pair__member", "pair__job")
     # m1×j1 said strong_match, gold now great_match: the same label; m1×j2 and m2×j2 really disagree with gold
     assert {(c.pair.member.external_id, c.pair.job.external_id) for c in flagged} == {("m1", "j2"), ("m2", "j2")}
+
+
+def test_publishing_refuses_a_removed_label_that_gold_started_using_after_the_save(pairs, policy, owner):
+    draft = save(
+        policy.versions.get(number=2), owner, labels=[label for label in LABELS if label["key"] != "partial_match"]
+    )
+    make_gold(policy, GOLD, user=owner)  # m2×j2 is gold as partial_match now
+
+    with pytest.raises(ContentValidationError) as excinfo:
+        publish(draft, owner)
+
+    assert errors_of(excinfo) == [
+        ("partial_match", "partial_match is removed but gold labels use it: map it to the label(s) it becomes.")
+    ]
+    assert policy.versions.get(number=2).is_draft
