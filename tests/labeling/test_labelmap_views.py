@@ -122,3 +122,6 @@ def test_preview_and_publish_pages_list_what_needs_a_relabel_and_the_gate_blocks
     published = client.post(PUBLISH_URL, {"revision": draft.revision})
     assert published.status_code == 302 and published.url == "/policies/match/v2/"
     assert GoldLabel.objects.get(pair=pair(*SPLIT_PAIR)).label == "maybe_match"
+    version_page = client.get("/policies/match/v2/").content.decode()
+    assert "label mapping: 1 of 1 split gold item relabelled" in version_page
+    assert 'data-gate="gold_relabel" data-status="passed"' in version_page
