@@ -158,6 +158,24 @@ def evaluate_red_team_gates(red: dict, thresholds: dict | None) -> list[GateResu
     return _red_team_gates(red, thresholds, "") if thresholds else []
 
 
+RELABEL_KEY = "gold_relabel"
+
+
+def relabel_gate(mapping: dict | None) -> list[GateResult]:
+    """The label mapping's gate (``figures["label_mapping"]``, None: the draft splits no label): every gold item
+    of a split label has its new label. It is on whatever the policy's thresholds, and blocks like any gate."""
+    if mapping is None:
+        return []
+    waiting, total = mapping["needs_relabel"], mapping["split_gold"]
+    if waiting:
+        detail = f"{waiting} of {total} gold item{'s' if total != 1 else ''} of split labels still need a new label"
+    else:
+        detail = f"all {total} gold item{'s' if total != 1 else ''} of split labels relabelled"
+    ok = waiting == 0
+    status = PASSED if ok else FAILED
+    return [GateResult(RELABEL_KEY, "Gold relabelled after split", float(waiting), 0.0, "max", status, not ok, detail)]
+
+
 def blocking(results: list[GateResult]) -> list[GateResult]:
     return [result for result in results if result.blocking]
 

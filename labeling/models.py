@@ -1342,7 +1342,9 @@ class GateRecord(models.Model):
     # the database's foreign key refuses it too.
     version = models.OneToOneField("policyhub.PolicyVersion", on_delete=models.DO_NOTHING, related_name="gate_record")
     preview = models.ForeignKey(DraftPreview, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    gates_configured = models.BooleanField(help_text="False: the policy had no gates; published as without them.")
+    gates_configured = models.BooleanField(
+        help_text="False: the policy had no gates (nor gold waiting for a relabel); published as without them."
+    )
     thresholds = models.JSONField(default=dict, blank=True)
     figures = models.JSONField(default=dict, blank=True)
     results = models.JSONField(default=list, blank=True, help_text="[{key, name, figure, threshold, status, …}]")
@@ -1582,3 +1584,27 @@ class FiguresSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.run_id or self.version_id} at {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- labelmap: label-set changes ----------------------------------------------------------------------------
+class GoldRelabel(models.Model):
+    """A gold item's label under a draft whose label mapping splits the item's gold label: which of the split's new
+    labels is right, set by a policy owner before publishing. Publishing applies it to the gold label (with a
+    ``GoldLabelEvent``); the row stays as the record of who decided it."""
+
+    policy = models.ForeignKey("policyhub.Policy", on_delete=models.CASCADE, related_name="gold_relabels")
+    version = models.ForeignKey("policyhub.PolicyVersion", on_delete=models.CASCADE, related_name="gold_relabels")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
+    old_label = models.CharField(max_length=64, help_text="The gold label the draft's mapping splits.")
+    label = models.CharField(max_length=64, help_text="The new label: one of the split's new labels.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "pair"], name="goldrelabel_once_per_version_pair"),
+            models.CheckConstraint(condition=~Q(label=""), name="goldrelabel_has_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.old_label} → {self.label} for pair {self.pair_id} under {self.version}"

@@ -8,6 +8,7 @@ from .views import (
     gates,
     gold,
     imports,
+    labelmap,
     labelstudio,
     previews,
     redteam,
@@ -60,6 +61,7 @@ urlpatterns = [
     path("policies/<slug:slug>/draft/gold-preview/", previews.draft_preview_panel, name="draft_preview_panel"),
     path("policies/<slug:slug>/draft/gold-preview/start/", previews.draft_preview_start, name="preview_start"),
     path("policies/<slug:slug>/draft/gold-preview/<int:pk>/", previews.draft_preview_detail, name="preview"),
+    path("policies/<slug:slug>/draft/relabel/", labelmap.draft_relabel, name="draft_relabel"),
     # red-team sets and runs
     path("policies/<slug:slug>/redteam/", redteam.redteam_list, name="redteam_list"),
     path("policies/<slug:slug>/redteam/sets/new/", redteam.redteam_set_create, name="redteam_set_create"),

@@ -44,6 +44,11 @@ class VersionOut(VersionSummary):
     body: str
     labels: list[LabelSchema]
     rules: list[RuleSchema]
+    label_mapping: dict[str, list[str]] = Field(
+        description="How the labels of the version it is based on map to these: {old key: [new key, …]}; one key "
+        "renames or merges, several split. Labels kept under their key are not listed."
+    )
+    based_on: int | None = Field(description="The version number this one started from (the mapping's old side).")
     author: str
     created_at: str
     updated_at: str
@@ -63,6 +68,11 @@ class DraftIn(TextIn):
     body: str = ""
     labels: list[LabelSchema]
     rules: list[RuleSchema]
+    label_mapping: dict[str, list[str]] | None = Field(
+        None,
+        description="{old key: [new key, …]} from the base version's labels (rename/merge: one key, split: "
+        "several); null or absent keeps the draft's mapping, {} clears it.",
+    )
 
 
 class PolicyIn(TextIn):
@@ -115,6 +125,10 @@ class DiffOut(Schema):
     body_diff: list[dict]
     labels: list[ItemChangeOut]
     rules: list[ItemChangeOut]
+    label_mapping: list[dict] = Field(
+        description="The new version's mapping from the old one's labels ({old, new: […], kind}); [] unless the "
+        "new version is based on the old one and maps labels."
+    )
 
 
 class MeOut(Schema):
@@ -143,6 +157,8 @@ def _version_out(version: PolicyVersion) -> dict:
         "body": version.body,
         "labels": version.labels,
         "rules": version.rules,
+        "label_mapping": version.label_mapping,
+        "based_on": version.based_on.number if version.based_on_id else None,
         "author": version.author.get_username(),
         "created_at": _iso(version.created_at),
         "updated_at": _iso(version.updated_at),
@@ -246,6 +262,7 @@ def get_diff(request, slug: str, old: int, new: int):
         "body_diff": [row.__dict__ for row in diff.body_rows if row.kind != "equal"],
         "labels": [_change(c) for c in diff.changed_labels],
         "rules": [_change(c) for c in diff.changed_rules],
+        "label_mapping": [{"old": r.old, "new": list(r.new), "kind": r.kind} for r in diff.label_mapping],
     }
 
 

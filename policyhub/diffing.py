@@ -7,6 +7,7 @@ rules by their stable ID, and each is reported as added, removed or changed (wit
 import difflib
 from dataclasses import dataclass, field
 
+from .labelmap import MappingRow, mapping_rows
 from .models import PolicyVersion
 
 
@@ -37,6 +38,8 @@ class VersionDiff:
     body_rows: list[BodyRow] = field(default_factory=list)
     labels: list[ItemChange] = field(default_factory=list)
     rules: list[ItemChange] = field(default_factory=list)
+    #: The new version's label mapping when it maps from the old one (rename, merge, split rows).
+    label_mapping: list[MappingRow] = field(default_factory=list)
 
     @property
     def changed_labels(self) -> list[ItemChange]:
@@ -101,4 +104,7 @@ def version_diff(old: PolicyVersion, new: PolicyVersion) -> VersionDiff:
         body_rows=diff_body(old.body, new.body),
         labels=diff_items(old.labels, new.labels, "key"),
         rules=diff_items(old.rules, new.rules, "id"),
+        label_mapping=mapping_rows(new.label_mapping, old_keys=old.label_keys)
+        if new.label_mapping and new.based_on_id is not None and new.based_on_id == old.pk
+        else [],
     )

@@ -19,9 +19,43 @@ class DraftForm(forms.Form):
         required=False, strip=False, widget=forms.Textarea(attrs={"rows": 16, "class": "mono", "id": "id_body"})
     )
 
+    label_mapping = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "placeholder": "old_key -> new_key"}),
+        help_text="One line per changed label: old -> new (rename; several old to one new: merge) or "
+        "old -> new1, new2 (split). Labels kept under their key need no line.",
+    )
+
     def clean_body(self) -> str:
         """Browsers send textarea newlines as CRLF; store LF like every other path (API, services, seed)."""
         return self.cleaned_data["body"].replace("\r\n", "\n")
+
+    def clean_label_mapping(self) -> dict[str, list[str]]:
+        return parse_label_mapping(self.cleaned_data["label_mapping"])
+
+
+def parse_label_mapping(text: str) -> dict[str, list[str]]:
+    """``old -> new`` / ``old -> new1, new2`` lines (``→`` works too) as ``{old: [new, …]}``."""
+    mapping: dict[str, list[str]] = {}
+    errors = []
+    for number, line in enumerate(text.replace("→", "->").splitlines(), start=1):
+        if not line.strip():
+            continue
+        old, arrow, new = line.partition("->")
+        old, new_keys = old.strip(), [key.strip() for key in new.split(",") if key.strip()]
+        if not arrow or not old or not new_keys:
+            errors.append(f"Line {number}: write old_key -> new_key (or old_key -> new_a, new_b for a split).")
+        elif old in mapping:
+            errors.append(f"Line {number}: {old} is mapped twice; put its new labels on one line.")
+        else:
+            mapping[old] = new_keys
+    if errors:
+        raise forms.ValidationError(errors)
+    return mapping
+
+
+def format_label_mapping(mapping: dict[str, list[str]]) -> str:
+    return "\n".join(f"{old} -> {', '.join(new)}" for old, new in mapping.items())
 
 
 class LabelForm(forms.Form):
@@ -58,7 +92,11 @@ class DraftEditor:
         self.section_errors: dict[str, list[str]] = {}
         initial = None
         if version is not None:
-            initial = {"revision": version.revision, "body": version.body}
+            initial = {
+                "revision": version.revision,
+                "body": version.body,
+                "label_mapping": format_label_mapping(version.label_mapping),
+            }
         self.draft = DraftForm(data, initial=initial)
         self.labels = LabelFormSet(data, prefix="labels", initial=None if data else (version.labels if version else []))
         self.rules = RuleFormSet(
@@ -88,6 +126,7 @@ class DraftEditor:
         return {
             "revision": self.draft.cleaned_data["revision"],
             "body": self.draft.cleaned_data["body"],
+            "label_mapping": self.draft.cleaned_data["label_mapping"],
             "labels": [
                 {k: form.cleaned_data[k] for k in ("key", "title", "definition")} for form in self._kept(self.labels)
             ],
@@ -100,6 +139,9 @@ class DraftEditor:
     def add_content_errors(self, errors: list[ContentError]) -> None:
         """Show each content error by its field in the row it belongs to."""
         for error in errors:
+            if error.section == "label_mapping":
+                self.section_errors.setdefault(error.section, []).append(str(error))
+                continue
             formset = self.labels if error.section == "labels" else self.rules
             kept = self._kept(formset)
             if error.index is not None and error.index < len(kept) and error.field in kept[error.index].fields:

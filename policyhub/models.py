@@ -18,7 +18,7 @@ from django.utils import timezone
 
 RULE_ID_RE = re.compile(r"^R[1-9][0-9]*$")
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-CONTENT_FIELDS = ("body", "labels", "rules")
+CONTENT_FIELDS = ("body", "labels", "rules", "label_mapping")
 
 
 class ImmutableVersionError(ValidationError):
@@ -65,6 +65,11 @@ class PolicyVersion(models.Model):
     rules = models.JSONField(
         default=list, blank=True, help_text="[{id, text, positive_examples: […], negative_examples: […]}, …]"
     )
+    label_mapping = models.JSONField(
+        default=dict, blank=True,
+        help_text="{old key: [new key, …]} from the labels of ``based_on``: one key renames or merges, several "
+        "split. Kept labels are implicit. Part of the content (and its hash) once not empty.",
+    )  # fmt: skip
     content_hash = models.CharField(max_length=64, editable=False)
     revision = models.PositiveIntegerField(default=1, help_text="Bumped on every draft save; guards stale saves.")
     based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -100,7 +105,12 @@ class PolicyVersion(models.Model):
         return self.status == self.Status.DRAFT
 
     def canonical_content(self) -> dict:
-        return {"body": self.body, "labels": self.labels, "rules": self.rules}
+        """The hashed content. The label mapping joins it only when there is one, so versions without a mapping
+        keep the hash they always had."""
+        content = {"body": self.body, "labels": self.labels, "rules": self.rules}
+        if self.label_mapping:
+            content["label_mapping"] = self.label_mapping
+        return content
 
     def compute_content_hash(self) -> str:
         canonical = json.dumps(self.canonical_content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -117,6 +127,11 @@ class PolicyVersion(models.Model):
     # --- invariants ---------------------------------------------------------------------------------------
     def clean(self) -> None:
         errors = validate_content(labels=self.labels, rules=self.rules)
+        if self.label_mapping:
+            from .labelmap import validate_mapping
+
+            old_keys = self.based_on.label_keys if self.based_on_id else []
+            errors += validate_mapping(self.label_mapping, old_keys=old_keys, new_keys=self.label_keys)
         if self.status != self.Status.DRAFT:
             errors += validate_publishable(labels=self.labels, rules=self.rules)
         if errors:
@@ -144,8 +159,9 @@ class PolicyVersion(models.Model):
 
 @dataclass(frozen=True)
 class ContentError:
-    """One problem in a version's content: ``section`` labels|rules, ``index`` the 0-based row (None: the whole
-    section), ``field`` the row's field (key, definition, id, text, …) so an editor can show it by the field."""
+    """One problem in a version's content: ``section`` labels|rules|label_mapping, ``index`` the 0-based row
+    (None: the whole section), ``field`` the row's field (key, definition, id, text, …; a mapping's old key) so an
+    editor can show it by the field."""
 
     section: str
     index: int | None
@@ -153,7 +169,9 @@ class ContentError:
     message: str
 
     def __str__(self) -> str:
-        return self.message if self.index is None else f"{self.section[:-1].title()} {self.index + 1}: {self.message}"
+        if self.index is None or self.section == "label_mapping":  # a mapping error names its old key itself
+            return self.message
+        return f"{self.section[:-1].title()} {self.index + 1}: {self.message}"
 
 
 class ContentValidationError(ValidationError):

@@ -4,6 +4,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from . import roles
+from .labelmap import effective_mapping
 from .models import Policy, PolicyVersion
 
 VISIBLE_TO_READERS = (PolicyVersion.Status.PUBLISHED, PolicyVersion.Status.RETIRED)
@@ -63,3 +64,29 @@ def rule_ids_published(*, policy: Policy) -> set[str]:
     for rules in policy.versions.filter(status__in=VISIBLE_TO_READERS).values_list("rules", flat=True):
         ids.update(rule["id"] for rule in rules)
     return ids
+
+
+def forward_translation(*, version: PolicyVersion) -> dict[str, list[str]]:
+    """How ``version``'s labels read in the gold set's (the latest published version's, since publishing a mapping
+    rewrites gold): {key: [gold keys]} composed through the mappings of the versions published after it; ``{}``
+    when none of them maps labels (the keys are the same). ``labelmap.translate`` reads one label through it."""
+    later = (
+        PolicyVersion.objects.filter(
+            policy_id=version.policy_id, number__gt=version.number, status__in=VISIBLE_TO_READERS
+        )
+        .exclude(label_mapping={})
+        .select_related("based_on")
+        .order_by("number")
+    )
+    current = {key: [key] for key in version.label_keys}
+    changed = False
+    for step in later:
+        if step.based_on_id is None:
+            continue
+        mapping = effective_mapping(step.label_mapping, old_keys=step.based_on.label_keys, new_keys=step.label_keys)
+        current = {
+            key: list(dict.fromkeys(new for old in keys for new in mapping.get(old, [old])))
+            for key, keys in current.items()
+        }
+        changed = True
+    return current if changed else {}

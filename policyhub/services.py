@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import roles, selectors
+from .labelmap import normalize_mapping, validate_mapping
 from .models import (
     ApiToken,
     ContentError,
@@ -172,10 +173,23 @@ def policy_version_draft_start(*, policy: Policy, user) -> PolicyVersion:
     return draft
 
 
+def _mapping_errors(*, version: PolicyVersion, labels: list[dict], mapping) -> list[ContentError]:
+    """The label mapping checked against the base version's labels, the draft's and the gold set's."""
+    from labeling.selectors.labelmap import gold_keys_in_use  # labeling builds on this app
+
+    old_keys = version.based_on.label_keys if version.based_on_id else []
+    new_keys = [label["key"] for label in labels]
+    used = gold_keys_in_use(policy=version.policy) if old_keys else set()
+    return validate_mapping(mapping, old_keys=old_keys, new_keys=new_keys, used_keys=used)
+
+
 def policy_version_draft_save(
-    *, version: PolicyVersion, user, revision: int, body: str, labels: list[dict], rules: list[dict]
-) -> PolicyVersion:
+    *, version: PolicyVersion, user, revision: int, body: str, labels: list[dict], rules: list[dict],
+    label_mapping: dict | None = None,
+) -> PolicyVersion:  # fmt: skip
     """Save a draft's content if nobody saved it since ``revision``; otherwise raise :class:`DraftConflict`.
+    ``label_mapping`` (``{old key: [new key, …]}``; None keeps the draft's) says how the base version's labels
+    map to the draft's.
 
     Invalid content raises ``ValidationError`` with messages by field and changes nothing.
     """
@@ -183,13 +197,17 @@ def policy_version_draft_save(
     if not version.is_draft:
         raise ValidationError(f"Version {version.number} is {version.status}; only a draft can be edited.")
     labels, rules = normalize_labels(labels), normalize_rules(rules)
+    mapping = normalize_mapping(version.label_mapping if label_mapping is None else label_mapping)
     errors = _assign_rule_ids(version=version, rules=rules)
     errors += validate_content(labels=labels, rules=rules)
+    if not errors:
+        errors += _mapping_errors(version=version, labels=labels, mapping=mapping)
     if errors:
         raise ContentValidationError(errors)
     candidate = PolicyVersion(
-        pk=version.pk, policy=version.policy, number=version.number, body=body, labels=labels, rules=rules
-    )
+        pk=version.pk, policy=version.policy, number=version.number, body=body, labels=labels, rules=rules,
+        label_mapping=mapping,
+    )  # fmt: skip
     content_hash = candidate.compute_content_hash()
     with transaction.atomic():
         updated = PolicyVersion.objects.filter(
@@ -198,6 +216,7 @@ def policy_version_draft_save(
             body=body,
             labels=labels,
             rules=rules,
+            label_mapping=mapping,
             content_hash=content_hash,
             author=user,
             revision=F("revision") + 1,
@@ -219,8 +238,11 @@ def policy_version_publish(
 
     The policy's quality gates are checked on the draft's latest fresh preview first (``labeling.services.gates``):
     a failing gate refuses publishing unless ``override_reason`` says why to go ahead anyway; the version gets its
-    gate record (figures, thresholds, results, who overrode and why) in the same transaction."""
+    gate record (figures, thresholds, results, who overrode and why) in the same transaction. A label mapping is
+    checked again (the gold set may have changed) and applied to the gold set (``labeling.services.labelmap``);
+    gold items of a split label wait for their new label like a failing gate."""
     from labeling.services.gates import gate_record_create, publish_gate_check  # labeling builds on this app
+    from labeling.services.labelmap import gold_apply_label_mapping
 
     roles.require_role(user, roles.POLICY_OWNER, message=OWNERS_ONLY)
     locked = PolicyVersion.objects.select_for_update().select_related("policy").get(pk=version.pk)
@@ -230,6 +252,8 @@ def policy_version_publish(
         raise DraftConflict(locked)
     errors = validate_content(labels=locked.labels, rules=locked.rules)
     errors += validate_publishable(labels=locked.labels, rules=locked.rules)
+    if not errors and locked.based_on_id:  # gold may have started using a label the draft removes since it was saved
+        errors += _mapping_errors(version=locked, labels=locked.labels, mapping=locked.label_mapping)
     if errors:
         raise ContentValidationError(errors)
     check = publish_gate_check(draft=locked, user=user, override_reason=override_reason)
@@ -239,6 +263,7 @@ def policy_version_publish(
     locked.full_clean()
     locked.save()
     gate_record_create(version=locked, check=check, user=user, override_reason=override_reason)
+    gold_apply_label_mapping(version=locked, user=user, override_reason=override_reason)
     enqueue("policyhub.tasks.policy_version_freeze_prompt", locked.pk)
     return locked
 

@@ -11,6 +11,7 @@ from labeling.api.feedback import router as feedback_router
 from labeling.api.gates import router as gates_router
 from labeling.api.gold import router as gold_router
 from labeling.api.imports import router as imports_router
+from labeling.api.labelmap import router as labelmap_router
 from labeling.api.labelstudio import router as labelstudio_router
 from labeling.api.previews import router as previews_router
 from labeling.api.redteam import router as redteam_router
@@ -49,6 +50,7 @@ api.add_router("/", exports_router)
 api.add_router("/", teachers_router)
 api.add_router("/", gold_router)
 api.add_router("/", previews_router)
+api.add_router("/", labelmap_router)
 api.add_router("/", students_router)
 
 policy_patterns = [

@@ -10,6 +10,7 @@ from labeling import services as labeling_services
 from labeling.forms import QualityGatesForm
 from labeling.selectors.feedback import feedback_counts, rule_feedback
 from labeling.selectors.gates import draft_gate_check, policy_gates, record_results, version_gate_record
+from labeling.selectors.labelmap import draft_gold
 from labeling.selectors.trust_rates import version_trust_rates
 from labeling.services.gates import GateError
 
@@ -202,6 +203,8 @@ def _unsaved(draft: PolicyVersion, editor: DraftEditor) -> PolicyVersion:
         body=content["body"],
         labels=services.normalize_labels(content["labels"]),
         rules=services.normalize_rules(content["rules"]),
+        label_mapping=content["label_mapping"],
+        based_on=draft.based_on,
     )
 
 
@@ -219,7 +222,8 @@ def _publish(request, policy, draft, revision, override_reason=None, *, on_publi
         if not on_publish_page:
             messages.error(request, error.messages[0])
             return redirect("draft_publish", slug=policy.slug)
-        context = {"policy": policy, "draft": draft, "check": error.check, "error": error.messages[0]}
+        context = {"policy": policy, "draft": draft, "check": error.check, "error": error.messages[0],
+                   "relabel": draft_gold(draft=draft, with_pairs=True)}  # fmt: skip
         return render(request, "policyhub/draft_publish.html", {**context, "reason": override_reason or ""}, status=400)
     except ValidationError as error:
         for message in _validation_messages(error):
@@ -240,8 +244,9 @@ def draft_publish(request, slug):
         messages.error(request, "There is no draft to publish.")
         return redirect("policy_detail", slug=slug)
     if request.method == "GET":
-        check = draft_gate_check(draft=draft)
-        return render(request, "policyhub/draft_publish.html", {"policy": policy, "draft": draft, "check": check})
+        context = {"policy": policy, "draft": draft, "check": draft_gate_check(draft=draft),
+                   "relabel": draft_gold(draft=draft, with_pairs=True)}  # fmt: skip
+        return render(request, "policyhub/draft_publish.html", context)
     try:
         revision = int(request.POST["revision"])
     except (KeyError, ValueError):

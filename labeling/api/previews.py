@@ -76,6 +76,10 @@ class PreviewOut(Schema):
     draft_evaluation: EvaluationOut
     published_evaluation: EvaluationOut | None
     red_team: RedTeamSummaryOut | None = Field(description="Its figures so far; null: no red-team run.")
+    needs_relabel: list[int] = Field(
+        description="Gold pairs of labels the draft splits that still need a new label (``…/draft/relabel``): "
+        "scored on neither side until relabelled."
+    )
     created_by: str | None
     created_at: str
 
@@ -135,6 +139,7 @@ def _out(preview: DraftPreview, target: float) -> dict:
         "draft_evaluation": evaluation_figures(state.draft_evaluation),
         "published_evaluation": evaluation_figures(state.published_evaluation) if state.published_evaluation else None,
         "red_team": _red_team_out(state.red_team),
+        "needs_relabel": [item.gold.pair_id for item in state.gold.pending] if state.gold else [],
         "created_by": preview.created_by.get_username() if preview.created_by else None,
         "created_at": preview.created_at.isoformat(),
     }  # fmt: skip

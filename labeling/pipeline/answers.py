@@ -9,6 +9,9 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from policyhub.labelmap import translate
+from policyhub.selectors import forward_translation
+
 from ..models import ApprovedBy, Candidate, GoldLabel, LabelingRun, TeacherSample
 from ..teacher import TeacherAnswer
 from . import injection, judge, routing, trust
@@ -106,6 +109,8 @@ class _Decider:
         self.others = other_run_labels(run, pair_ids)
         gold = GoldLabel.objects.filter(policy=run.policy_version.policy, pair_id__in=pair_ids)
         self.gold = dict(gold.values_list("pair_id", "label"))
+        # gold holds the newest version's keys: an older version's answers are compared through the later mappings
+        self.translation = forward_translation(version=run.policy_version)
         self.limits = routing.thresholds_with_defaults(run.thresholds)
         self.settings = trust.settings_with_defaults(run.checks)
         # the heuristic baseline does not read the policy, so it cites no rule: that is not a failure of its answers
@@ -113,6 +118,15 @@ class _Decider:
         self.require_citation = self.settings["require_rule_citation"] and reads_policy
         self.judged = bool(run.judge_snapshot)
         self.disagreeing: set[int] = set()
+
+    def _gold_label(self, pair_id: int, label: str) -> str | None:
+        """The pair's gold label as routing compares it with ``label``: the answer's own label when its key in the
+        gold set agrees, None when that cannot be told (the label was split since)."""
+        gold = self.gold.get(pair_id)
+        if gold is None or not self.translation:
+            return gold
+        translated = translate(label, self.translation)
+        return None if translated is None else (label if translated == gold else gold)
 
     def decide(self, candidate: Candidate, samples: list) -> None:
         """Aggregate a candidate's K samples, check them and route it (all samples failed: the candidate fails)."""
@@ -130,7 +144,7 @@ class _Decider:
         other_labels = self.others.get(candidate.pair_id, set())
         routing.route(
             agg, thresholds=self.limits, samples_requested=k, trust_ok=trust_ok, other_labels=other_labels,
-            gold_label=self.gold.get(candidate.pair_id), suspected_injection=bool(matches),
+            gold_label=self._gold_label(candidate.pair_id, agg.label), suspected_injection=bool(matches),
         )  # fmt: skip
         if other_labels - {agg.label}:
             self.disagreeing.add(candidate.pair_id)

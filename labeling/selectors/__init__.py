@@ -34,6 +34,7 @@ from .gold import (
     runs_with_human_approvals,
 )
 from .imports import dataset_counts, import_batch_get, import_batch_list
+from .labelmap import DraftGold, RelabelItem, draft_gold, label_mapping_figures
 from .planning import RunPlan, TokenRate, pairs_for_selection, run_plan, token_rate
 from .previews import (
     Flip,
@@ -77,6 +78,10 @@ from .runs import (
 from .teachers import teacher_config_changes, teacher_config_for_key, teacher_config_list, teacher_key_names
 
 __all__ = [
+    "DraftGold",
+    "RelabelItem",
+    "draft_gold",
+    "label_mapping_figures",
     "RunCosts",
     "run_costs",
     "AgreementReport",

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from policyhub.models import Policy, PolicyVersion
 
 from ..evaluation import DEFAULT_TARGET_PRECISION
-from ..gates import GateResult, blocking, evaluate_gates, evaluate_red_team_gates, needs_gold, summary
+from ..gates import GateResult, blocking, evaluate_gates, evaluate_red_team_gates, needs_gold, relabel_gate, summary
 from ..models import DraftPreview, GateRecord, LabelingRun, QualityGates
+from .labelmap import label_mapping_figures
 from .previews import draft_preview_state
 from .redteam_report import latest_red_team_run, red_team_gate_figures
 from .trust_rates import run_trust_rates
@@ -145,7 +146,8 @@ class GateCheck:
 
     @property
     def configured(self) -> bool:
-        return self.thresholds is not None
+        """The policy has gates, or the draft's label mapping brings its relabel gate."""
+        return self.thresholds is not None or "label_mapping" in self.figures
 
     @property
     def blocking(self) -> list[GateResult]:
@@ -181,18 +183,23 @@ class GateCheck:
 
 
 def draft_gate_check(*, draft: PolicyVersion) -> GateCheck:
-    """The gate check of ``draft`` as it is now (no gates: an empty, passing check)."""
+    """The gate check of ``draft`` as it is now (no gates: an empty, passing check). A draft splitting labels
+    also gets the relabel gate, which reads the gold set, not a preview."""
     thresholds = policy_thresholds(policy=draft.policy)
     check = GateCheck(draft=draft, thresholds=thresholds)
+    mapping = label_mapping_figures(draft=draft)
+    relabel = {"label_mapping": mapping} if mapping is not None else {}
     if thresholds is None:
+        check.figures, check.results = relabel, relabel_gate(mapping)
         return check
     preview, problem = _preview_problem(draft)
     if problem and needs_gold(thresholds):
         check.preview, check.preview_problem = preview, problem
+        check.figures, check.results = relabel, relabel_gate(mapping)
         return check
     check.preview = None if problem else preview
-    check.figures = gate_figures(draft=draft, preview=check.preview)
-    check.results = evaluate_gates(check.figures, thresholds)
+    check.figures = {**gate_figures(draft=draft, preview=check.preview), **relabel}
+    check.results = evaluate_gates(check.figures, thresholds) + relabel_gate(mapping)
     return check
 
 

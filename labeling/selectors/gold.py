@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from policyhub.labelmap import translate
 from policyhub.models import Policy, PolicyVersion
+from policyhub.selectors import forward_translation
 
 from ..evaluation import EvaluationReport, evaluation_report
 from ..metrics import Judged
@@ -148,16 +150,30 @@ class RunGoldScore:
     failed: int
 
 
+def in_gold_keys(answers: dict[int, Answer], version: PolicyVersion) -> tuple[dict[int, Answer], PolicyVersion]:
+    """An older version's answers read in the gold set's labels (renamed and merged labels follow the later
+    versions' mappings; an answer whose label was split since is not scored) and the version to report them under
+    (its rules, the newest labels). Unchanged for a version whose labels no later mapping changed."""
+    translation = forward_translation(version=version)
+    if not translation:
+        return answers, version
+    mapped = {}
+    for pair_id, answer in answers.items():
+        if (label := translate(answer.label, translation)) is not None:
+            mapped[pair_id] = Answer(pair_id, label, answer.confidence, answer.cited_rules, answer.rationale)
+    latest = version.policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("-number").first()
+    return mapped, PolicyVersion(policy=version.policy, number=version.number, labels=latest.labels,
+                                 rules=version.rules)  # fmt: skip
+
+
 def run_gold_score(*, run: LabelingRun, target_precision: float) -> RunGoldScore:
-    """A run's teacher labels against the policy's current gold labels."""
+    """A run's teacher labels against the policy's current gold labels (in the gold set's keys, ``in_gold_keys``)."""
     gold = gold_labels(policy=run.policy_version.policy)
-    answers = run_answers(run=run, pair_ids=list(gold))
+    answers, version = in_gold_keys(run_answers(run=run, pair_ids=list(gold)), run.policy_version)
     covered = Candidate.objects.filter(run=run, pair_id__in=list(gold))
     return RunGoldScore(
         run=run,
-        evaluation=evaluation_report(
-            judged(answers, gold), version=run.policy_version, target_precision=target_precision
-        ),
+        evaluation=evaluation_report(judged(answers, gold), version=version, target_precision=target_precision),
         gold_total=len(gold),
         in_run=covered.count(),
         labeled=len(answers),
@@ -178,7 +194,8 @@ class RunOnGold:
 
 def runs_on_gold(*, policy: Policy) -> list[RunOnGold]:
     """Every labeling or scoring run of the policy's released versions with labeled items on gold pairs: how many
-    and how many agree with gold (one grouped query)."""
+    and how many agree with gold (one grouped query; an older version's labels read in the gold set's keys, an
+    answer whose label was split since not counted)."""
     gold_pairs = GoldLabel.objects.filter(policy=policy).values("pair_id")
     rows = (
         Candidate.objects.filter(
@@ -188,11 +205,22 @@ def runs_on_gold(*, policy: Policy) -> list[RunOnGold]:
             pair_id__in=gold_pairs,
         )
         .annotate(gold_label=_gold_label_of_pair(policy.pk))
-        .values("run_id")
-        .annotate(n=Count("id"), correct=Count("id", filter=Q(label=F("gold_label"))))
+        .values("run_id", "run__policy_version_id", "label", "gold_label")
+        .annotate(n=Count("id"))
         .order_by()
     )
-    counts = {row["run_id"]: (row["n"], row["correct"]) for row in rows}
+    translations: dict[int, dict] = {}
+    counts: dict[int, list[int]] = {}
+    for row in rows:
+        version_id = row["run__policy_version_id"]
+        if version_id not in translations:
+            translations[version_id] = forward_translation(version=PolicyVersion.objects.get(pk=version_id))
+        label = translate(row["label"], translations[version_id])
+        if label is None:
+            continue
+        entry = counts.setdefault(row["run_id"], [0, 0])
+        entry[0] += row["n"]
+        entry[1] += row["n"] if label == row["gold_label"] else 0
     runs = LabelingRun.objects.filter(pk__in=counts).select_related("policy_version", "teacher_config")
     return [RunOnGold(run, *counts[run.pk]) for run in runs.order_by("-created_at")]
 

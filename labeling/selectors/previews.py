@@ -12,7 +12,8 @@ from policyhub.models import PolicyVersion
 
 from ..evaluation import EvaluationReport, evaluation_report
 from ..models import Candidate, DraftPreview, GoldLabel, LabelingRun, Pair, RedTeamRun, RedTeamSet, TeacherConfig
-from .gold import gold_labels, judged, run_answers
+from .gold import in_gold_keys, judged, run_answers
+from .labelmap import DraftGold, draft_gold
 from .planning import RunPlan, run_plan
 from .redteam import RedTeamPlan, red_team_plan
 from .redteam_report import RedTeamReport, red_team_report
@@ -44,6 +45,7 @@ class PreviewState:
     stale: str = ""  # why the preview no longer shows the draft as it is, "" when it does
     errors: list[str] = field(default_factory=list)
     red_team: RedTeamReport | None = None  # the draft's red-team run with the preview; None: none started
+    gold: DraftGold | None = None  # the gold set through the draft's label mapping (its split items to relabel)
 
 
 def frozen_draft(preview: DraftPreview, draft_run: LabelingRun) -> PolicyVersion:
@@ -94,7 +96,11 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
     red_team_active = red_team is not None and any(part.is_active for part in red_team.parts)
     pair_ids = list(Candidate.objects.filter(run=draft_run).values_list("pair_id", flat=True))
     in_preview = set(pair_ids)
-    gold = {pair: label for pair, label in gold_labels(policy=preview.policy).items() if pair in in_preview}
+    # The draft is scored on gold read through its label mapping, the published version on the same pairs as
+    # stored; gold items of a split label without their new label are scored on neither side.
+    mapped = draft_gold(draft=preview.draft)
+    gold = {pair: label for pair, label in mapped.truth.items() if pair in in_preview}
+    published_gold = {pair: mapped.original[pair] for pair in gold}
     draft_answers = run_answers(run=draft_run, pair_ids=pair_ids)
     draft_done, draft_failed = _done(draft_run, pair_ids)
     state = PreviewState(
@@ -113,13 +119,18 @@ def draft_preview_state(*, preview: DraftPreview, target_precision: float) -> Pr
         errors=[f"{name}: {run.error}" for name, run in (("Draft", draft_run), ("Published", published_run))
                 if run is not None and run.error] + red_team_errors,
         red_team=red_team,
+        gold=mapped,
     )  # fmt: skip
     if published_run is None:
         return state
     published_answers = run_answers(run=published_run, pair_ids=pair_ids)
     state.published_done = _done(published_run, pair_ids)[0]
+    # once the draft is published with a mapping, gold holds its keys: the published side reads through it too
+    scored, _ = in_gold_keys(published_answers, preview.published_version)
     state.published_evaluation = evaluation_report(
-        judged(published_answers, gold), version=preview.published_version, target_precision=target_precision
+        judged(scored, published_gold),
+        version=preview.published_version,
+        target_precision=target_precision,
     )
     both = sorted(set(draft_answers) & set(published_answers))
     state.compared = len(both)

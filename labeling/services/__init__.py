@@ -30,6 +30,7 @@ from .imports import (
     import_stored_run,
     import_upload_enqueue,
 )
+from .labelmap import gold_apply_label_mapping, gold_relabel_set
 from .labelstudio import (
     LabelStudioError,
     LabelStudioNotConfigured,
@@ -63,6 +64,8 @@ from .runs import (
 from .teachers import teacher_config_save
 
 __all__ = [
+    "gold_apply_label_mapping",
+    "gold_relabel_set",
     "GateError",
     "GatesFailed",
     "OverrideReasonMissing",

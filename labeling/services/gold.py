@@ -17,7 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from policyhub import roles
+from policyhub.labelmap import translate
 from policyhub.models import Policy, PolicyVersion
+from policyhub.selectors import forward_translation
 
 from ..models import Candidate, GoldLabel, GoldLabelEvent, LabelingRun, TeacherConfig
 from ..pipeline.context import label_space
@@ -67,6 +69,21 @@ def _approved_candidate(candidate_id: int) -> Candidate:
     return candidate
 
 
+def _gold_key(candidate: Candidate) -> str:
+    """The item's approved label in the gold set's keys (a label renamed or merged by a later version reads as its
+    new key); refused when a later version split it, since only a person can say which new label is right."""
+    version = candidate.run.policy_version
+    translation = forward_translation(version=version)
+    label = translate(candidate.approved_label, translation)
+    if label is None:
+        raise GoldError(
+            f"Item #{candidate.pk} was approved as {candidate.approved_label} under v{version.number}; a later version "
+            f"splits that label into {', '.join(translation[candidate.approved_label])}, so it cannot become gold "
+            "as it is: review it under the current version."
+        )
+    return label
+
+
 @dataclass
 class GoldMarkResult:
     gold: GoldLabel
@@ -87,28 +104,27 @@ def gold_mark(*, user, candidate_id: int, replace: bool = False) -> GoldMarkResu
         # check and the write, so gold is never made from an item that was just reopened.
         _lock_policy(policy_id)
         candidate = _approved_candidate(candidate_id)
+        label = _gold_key(candidate)
         gold = GoldLabel.objects.filter(policy_id=policy_id, pair_id=candidate.pair_id).first()
         if gold is None:
             gold = GoldLabel.objects.create(
-                policy_id=policy_id, pair_id=candidate.pair_id, label=candidate.approved_label,
-                source_candidate=candidate, created_by=user,
+                policy_id=policy_id, pair_id=candidate.pair_id, label=label, source_candidate=candidate,
+                created_by=user,
             )  # fmt: skip
             GoldLabelEvent.objects.create(
                 policy_id=policy_id, pair_id=candidate.pair_id, action=GoldLabelEvent.Action.ADDED,
                 label=gold.label, source_candidate=candidate, user=user,
             )  # fmt: skip
             return GoldMarkResult(gold, "added")
-        if gold.label == candidate.approved_label:
+        if gold.label == label:
             return GoldMarkResult(gold, "unchanged")
         if not replace:
             raise GoldConflict(gold, candidate)
         GoldLabelEvent.objects.create(
             policy_id=policy_id, pair_id=candidate.pair_id, action=GoldLabelEvent.Action.REPLACED, label=gold.label,
-            new_label=candidate.approved_label, source_candidate=candidate, user=user,
+            new_label=label, source_candidate=candidate, user=user,
         )  # fmt: skip
-        gold.label, gold.source_candidate, gold.created_by, gold.created_at = (
-            candidate.approved_label, candidate, user, now,
-        )  # fmt: skip
+        gold.label, gold.source_candidate, gold.created_by, gold.created_at = (label, candidate, user, now)
         gold.save()
     return GoldMarkResult(gold, "replaced")
 
@@ -119,6 +135,7 @@ class BulkGoldResult:
     unchanged: int = 0
     conflicts: list[tuple[Candidate, GoldLabel]] = field(default_factory=list)
     waiting: int = 0  # items of the run still waiting for review or adjudication
+    split: int = 0  # items whose approved label a later version split (skipped: a person must relabel them)
 
     @property
     def summary(self) -> str:
@@ -127,6 +144,8 @@ class BulkGoldResult:
             parts.append(f"{len(self.conflicts)} refused: already gold with a different label")
         if self.waiting:
             parts.append(f"{self.waiting} still waiting for a human decision (skipped)")
+        if self.split:
+            parts.append(f"{self.split} approved as a label a later version splits (skipped)")
         return "; ".join(parts) + "."
 
 
@@ -147,22 +166,26 @@ def gold_mark_run(*, user, run: LabelingRun) -> BulkGoldResult:
             for gold in GoldLabel.objects.filter(policy_id=policy_id, pair_id__in=[c.pair_id for c in approved])
         }
         new_gold, events = [], []
+        translation = forward_translation(version=run.policy_version)
         for candidate in approved:
             gold = existing.get(candidate.pair_id)
-            if gold is None:
+            label = translate(candidate.approved_label, translation)
+            if label is None:
+                result.split += 1
+            elif gold is None:
                 new_gold.append(
                     GoldLabel(
-                        policy_id=policy_id, pair_id=candidate.pair_id, label=candidate.approved_label,
+                        policy_id=policy_id, pair_id=candidate.pair_id, label=label,
                         source_candidate=candidate, created_by=user,
                     )
                 )  # fmt: skip
                 events.append(
                     GoldLabelEvent(
                         policy_id=policy_id, pair_id=candidate.pair_id, action=GoldLabelEvent.Action.ADDED,
-                        label=candidate.approved_label, source_candidate=candidate, user=user,
+                        label=label, source_candidate=candidate, user=user,
                     )
                 )  # fmt: skip
-            elif gold.label == candidate.approved_label:
+            elif gold.label == label:
                 result.unchanged += 1
             else:
                 result.conflicts.append((candidate, gold))

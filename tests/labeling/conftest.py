@@ -170,3 +170,4 @@ def rt_set(owner, policy, rt_pairs):
 
 
 from .gates_helpers import gated_draft, previewed  # noqa: E402, F401 - the quality-gate tests' fixtures
+from .labelmap_helpers import mapped_draft  # noqa: E402, F401 - the label-mapping tests' fixture

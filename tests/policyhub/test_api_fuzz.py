@@ -79,6 +79,7 @@ READS_DATA = {
         "GET /api/redteam/runs/{red_team_run_id}/compare/{other_id}",
         "GET /api/policies/{slug}/gold",
         "GET /api/policies/{slug}/previews/{preview_id}",
+        "GET /api/policies/{slug}/draft/relabel",
     },
     "ml_engineer": {
         "GET /api/runs/{run_id}/candidates",
@@ -183,6 +184,7 @@ def api_data(published, process_run, owner, annotator, engineer, settings, tmp_p
         "candidate_id": claimed.pk,
         "gold_id": gold.pk,
         "preview_id": preview.pk,
+        "pair_id": gold.pair_id,
         "student_id": student.pk,
     }
 

@@ -94,6 +94,9 @@ OPERATION_IDS = {
     ("/api/policies/{slug}/previews", "post"): "labeling_api_previews_start_preview",
     ("/api/policies/{slug}/previews/{preview_id}", "get"): "labeling_api_previews_get_preview",
     ("/api/policies/{slug}/previews/{preview_id}/flips", "get"): "labeling_api_previews_list_preview_flips",
+    # label-set changes between versions (issue 13)
+    ("/api/policies/{slug}/draft/relabel", "get"): "labeling_api_labelmap_list_relabel",
+    ("/api/policies/{slug}/draft/relabel/{pair_id}", "put"): "labeling_api_labelmap_set_relabel",
 }
 
 

@@ -59,13 +59,17 @@ def submitted_fields(html: str) -> dict[str, str]:
     return fields
 
 
-def editor_post_data(version, *, body=None, labels=None, rules=None, revision=None) -> dict[str, str]:
+def editor_post_data(
+    version, *, body=None, labels=None, rules=None, revision=None, label_mapping=None
+) -> dict[str, str]:
     """The POST a browser sends from the editor of ``version`` with the given content (default: unchanged)."""
     labels = version.labels if labels is None else labels
     rules = version.rules if rules is None else rules
+    mapping = version.label_mapping if label_mapping is None else label_mapping
     data = {
         "revision": str(version.revision if revision is None else revision),
         "body": version.body if body is None else body,
+        "label_mapping": "\n".join(f"{old} -> {', '.join(new)}" for old, new in mapping.items()),
         "labels-TOTAL_FORMS": str(len(labels)),
         "labels-INITIAL_FORMS": str(min(len(labels), len(version.labels))),
         "labels-MIN_NUM_FORMS": "0",

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from labeling.models import QualityGates
+from labeling.models import GoldRelabel, QualityGates
 from policyhub import roles
 from policyhub.models import ApiToken, Policy, PolicyVersion
 
@@ -107,6 +107,15 @@ PAGES = [
         data=lambda draft: {"min_gold_accuracy": "0.75", "require_red_team_run": "on"},
     ),
     Page("publish check", "get", f"/policies/{SLUG}/draft/publish/", 403, 200),
+    Page("relabel list", "get", f"/policies/{SLUG}/draft/relabel/", 403, 200),
+    Page(  # the draft splits no label: an owner is told so (400), nothing changes
+        "relabel gold",
+        "post",
+        f"/policies/{SLUG}/draft/relabel/",
+        403,
+        400,
+        data=lambda draft: {"pair": "1", "label": "strong_match"},
+    ),
     Page("token list", "get", "/account/tokens/", 200, 200),
     Page(
         "token revoke",
@@ -154,6 +163,8 @@ def _effect_checks(page: Page, policy, token):
     elif page.name == "quality gates save":
         gates = QualityGates.objects.get(policy=policy)
         assert (gates.min_gold_accuracy, gates.max_flip_rate, gates.require_red_team_run) == (0.75, None, True)
+    elif page.name == "relabel gold":
+        assert not GoldRelabel.objects.exists()
     elif page.name == "retire":
         assert policy.versions.get(number=1).status == PolicyVersion.Status.RETIRED
     elif page.name == "token revoke":
@@ -171,6 +182,7 @@ def _state():
         ),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
         "gates": list(QualityGates.objects.order_by("pk").values()),
+        "relabels": list(GoldRelabel.objects.order_by("pk").values()),
     }
 
 
