@@ -150,20 +150,30 @@ class RunGoldScore:
     failed: int
 
 
+def gold_reading(version: PolicyVersion) -> tuple[dict[str, list[str]], PolicyVersion]:
+    """How labels given under ``version`` read in the gold set's keys: the translation for ``labelmap.translate``
+    (``{}`` when no later mapping changed its labels) and the version to report them under (its rules, the newest
+    labels)."""
+    translation = forward_translation(version=version)
+    if not translation:
+        return {}, version
+    latest = version.policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("-number").first()
+    return translation, PolicyVersion(policy=version.policy, number=version.number, labels=latest.labels,
+                                      rules=version.rules)  # fmt: skip
+
+
 def in_gold_keys(answers: dict[int, Answer], version: PolicyVersion) -> tuple[dict[int, Answer], PolicyVersion]:
     """An older version's answers read in the gold set's labels (renamed and merged labels follow the later
     versions' mappings; an answer whose label was split since is not scored) and the version to report them under
-    (its rules, the newest labels). Unchanged for a version whose labels no later mapping changed."""
-    translation = forward_translation(version=version)
+    (``gold_reading``). Unchanged for a version whose labels no later mapping changed."""
+    translation, report_version = gold_reading(version)
     if not translation:
         return answers, version
     mapped = {}
     for pair_id, answer in answers.items():
         if (label := translate(answer.label, translation)) is not None:
             mapped[pair_id] = Answer(pair_id, label, answer.confidence, answer.cited_rules, answer.rationale)
-    latest = version.policy.versions.exclude(status=PolicyVersion.Status.DRAFT).order_by("-number").first()
-    return mapped, PolicyVersion(policy=version.policy, number=version.number, labels=latest.labels,
-                                 rules=version.rules)  # fmt: skip
+    return mapped, report_version
 
 
 def run_gold_score(*, run: LabelingRun, target_precision: float) -> RunGoldScore:

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
+from policyhub.labelmap import translate
+
 from ..evaluation import DEFAULT_TARGET_PRECISION, EvaluationReport, evaluation_report
 from ..metrics import Judged, LabelScore, per_label_scores
 from ..models import Candidate, LabelingRun, StudentEvaluation, StudentPrediction
-from .gold import gold_labels, run_answers
+from .gold import gold_labels, gold_reading, run_answers
 
 #: The truths a student is scored against, in the order the report shows them.
 TRUTHS = {
@@ -58,6 +60,7 @@ class StudentReport:
     not_in_export: int
     disagreements: dict[str, int] = field(default_factory=dict)  # against → predictions
     queued: int = 0  # predictions whose disagreement was queued
+    gold_split: int = 0  # predictions on gold pairs not scored against gold: their label was split since
 
     @property
     def leakage(self) -> bool:
@@ -101,6 +104,9 @@ def student_report(
     version = evaluation.policy_version
     predictions = _predictions(evaluation)
     gold = gold_labels(policy=version.policy)
+    # gold is kept in the newest version's labels: the student's (its export's version's) read through the mappings
+    translation, gold_version = gold_reading(version)
+    gold_split = 0
     rules_from = "student" if evaluation.with_rules else "teacher"
     teacher_rules = _teacher_rules(predictions) if rules_from == "teacher" else {}
     items: dict[str, list[Judged]] = {key: [] for key in TRUTHS}
@@ -108,12 +114,15 @@ def student_report(
     for p in predictions:
         rules = tuple(p.cited_rules) if rules_from == "student" else teacher_rules.get(p.pair_id, ())
 
-        def judged(truth: str, p=p, rules=rules) -> Judged:
-            return Judged(predicted=p.label, truth=truth, confidence=p.confidence, cited_rules=rules)
+        def judged(truth: str, p=p, rules=rules, predicted=None) -> Judged:
+            return Judged(predicted=predicted or p.label, truth=truth, confidence=p.confidence, cited_rules=rules)
 
         teacher = _teacher_label(p)
-        if p.pair_id in gold:
-            items["gold"].append(judged(gold[p.pair_id]))
+        in_gold_keys = translate(p.label, translation)
+        if p.pair_id in gold and in_gold_keys is None:
+            gold_split += 1
+        elif p.pair_id in gold:
+            items["gold"].append(judged(gold[p.pair_id], predicted=in_gold_keys))
         if p.candidate is not None and p.candidate.is_human_approved:
             items["human"].append(judged(p.candidate.approved_label))
         if teacher is not None:
@@ -121,13 +130,14 @@ def student_report(
         if p.export_split == StudentPrediction.Split.TEST:
             items["test_split"].append(judged(p.export_label))
         off_teacher = teacher is not None and teacher != p.label
-        off_gold = p.pair_id in gold and gold[p.pair_id] != p.label
+        off_gold = p.pair_id in gold and in_gold_keys is not None and gold[p.pair_id] != in_gold_keys
         disagree["teacher"] += off_teacher
         disagree["gold"] += off_gold
         disagree["either"] += off_teacher or off_gold
     comparisons = []
     for key, name in TRUTHS.items():
-        report = evaluation_report(items[key], version=version, target_precision=target_precision)
+        scored_under = gold_version if key == "gold" else version
+        report = evaluation_report(items[key], version=scored_under, target_precision=target_precision)
         comparisons.append(Comparison(key, name, report, per_label_scores(report.accuracy)))
     leaked = list(
         evaluation.predictions.filter(export_split=StudentPrediction.Split.TRAIN)
@@ -143,6 +153,7 @@ def student_report(
         not_in_export=sum(1 for p in predictions if not p.export_split),
         disagreements=disagree,
         queued=sum(1 for p in predictions if p.queued_at),
+        gold_split=gold_split,
     )
 
 
@@ -151,11 +162,13 @@ def student_disagreements(*, evaluation: StudentEvaluation, against: str = "teac
     most confident first (no probabilities: last, in file order). Each carries ``teacher_label`` and
     ``gold_label`` (None when there is none)."""
     gold = gold_labels(policy=evaluation.policy_version.policy)
+    translation, _ = gold_reading(evaluation.policy_version)
     found = []
     for p in evaluation.predictions.select_related("candidate", "pair__member", "pair__job"):
         teacher, truth = _teacher_label(p), gold.get(p.pair_id)
+        in_gold_keys = translate(p.label, translation)
         off_teacher = teacher is not None and teacher != p.label
-        off_gold = truth is not None and truth != p.label
+        off_gold = truth is not None and in_gold_keys is not None and truth != in_gold_keys
         if {"teacher": off_teacher, "gold": off_gold, "either": off_teacher or off_gold}[against]:
             p.teacher_label, p.gold_label = teacher, truth
             found.append(p)

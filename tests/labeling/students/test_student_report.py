@@ -117,3 +117,56 @@ def test_per_rule_accuracy_over_the_rules_the_student_cited(student_export, engi
     assert (per_rule["R1"].n, per_rule["R1"].correct) == (10, 5)
     assert (per_rule["R2"].n, per_rule["R2"].correct) == (50, 25)
     assert per_rule["R3"].text == "Location is compatible or the job is remote."
+
+
+def test_gold_scores_read_the_students_labels_through_a_later_label_mapping(
+    student_export, engineer, owner, policy, client_for
+):
+    """Publishing a version that renames a label rewrites gold in the new keys; a student trained on the older
+    export still predicts the old keys. Its gold score reads them through the mapping (rename counts as the same
+    label) and leaves out a prediction whose label was split since, saying how many."""
+    from labeling.models import GoldLabel
+    from labeling.selectors.students import student_disagreements
+    from labeling.services import gold_relabel_set
+    from policyhub import services as policy_services
+
+    gold = dict(GoldLabel.objects.values_list("pair_id", "label"))
+    by_label = {label: sorted(p for p, g in gold.items() if g == label) for label in set(gold.values())}
+    assert by_label == {"no_match": by_label["no_match"], "partial_match": by_label["partial_match"]}
+    right, wrong = by_label["no_match"]  # gold no_match: one predicted right, one wrong
+    (split,) = by_label["partial_match"]
+    rows = [
+        {"pair_id": right, "label": "no_match"},
+        {"pair_id": wrong, "label": "strong_match"},
+        {"pair_id": split, "label": "partial_match"},
+    ]
+    result = do_import(engineer, student_export, csv_text(rows, ["pair_id", "label"]))
+    assert result.ok, result.errors
+
+    draft = policy.versions.get(number=2)
+    draft = policy_services.policy_version_draft_save(
+        version=draft, user=owner, revision=draft.revision, body=draft.body + "\nv2\n", rules=draft.rules,
+        labels=[{"key": "strong_match", "title": "Strong", "definition": "Meets the must-haves."},
+                {"key": "maybe_match", "title": "Maybe", "definition": "Gaps training closes."},
+                {"key": "stretch_match", "title": "Stretch", "definition": "Bigger gaps."},
+                {"key": "not_a_match", "title": "Not a match", "definition": "A must-have is missing."}],
+        label_mapping={"no_match": ["not_a_match"], "partial_match": ["maybe_match", "stretch_match"]},
+    )  # fmt: skip
+    gold_relabel_set(user=owner, draft=draft, pair_id=split, label="maybe_match")
+    draft.refresh_from_db()
+    policy_services.policy_version_publish(version=draft, user=owner, revision=draft.revision)
+    assert dict(GoldLabel.objects.values_list("pair_id", "label")) == {
+        right: "not_a_match",
+        wrong: "not_a_match",
+        split: "maybe_match",
+    }
+
+    report = student_report(evaluation=result.evaluation)
+    vs_gold = report.comparison("gold").evaluation.accuracy
+    assert (vs_gold.n, vs_gold.correct) == (2, 1)  # no_match is not_a_match now; the split prediction is left out
+    assert "not_a_match" in vs_gold.labels and "no_match" not in vs_gold.labels
+    assert report.gold_split == 1
+    assert report.disagreements["gold"] == 1
+    assert [p.pair_id for p in student_disagreements(evaluation=result.evaluation, against="gold")] == [wrong]
+    page = client_for(engineer).get(f"/students/{result.evaluation.pk}/").content.decode()
+    assert 'id="student-gold-split">1 prediction on gold pairs is not scored against gold' in page
