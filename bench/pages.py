@@ -163,7 +163,7 @@ def populate(candidates: int, reviews: int) -> None:
 
 def reads(only: list[str]) -> list[str]:
     """Every page and API read (GET) with its parameters filled in from the populated data."""
-    from labeling.models import LabelingRun, Review
+    from labeling.models import Candidate, LabelingRun, Review
     from policyhub.api_root import api
     from policyhub.demo import DEMO_SLUG
 
@@ -171,11 +171,13 @@ def reads(only: list[str]) -> list[str]:
     score = LabelingRun.objects.filter(purpose="gold_score").order_by("-pk").first()
     adjudicated = Review.objects.filter(kind="adjudication").order_by("pk").values_list("candidate_id", flat=True)
     slug, r = DEMO_SLUG, run.pk
+    # the candidate table's last pages: read after an id near the end (keyset), as its "next" links do
+    deep = Candidate.objects.filter(run=run, routing="needs_review").order_by("-id").values_list("id", flat=True)[60]
     pages = [
         "/", f"/policies/{slug}/", f"/policies/{slug}/compare/", f"/policies/{slug}/v1/",
         f"/policies/{slug}/v1/prompt/", f"/policies/{slug}/draft/", "/imports/", "/teachers/", "/runs/",
         "/runs/new/", f"/runs/{r}/",
-        f"/runs/{r}/candidates/", f"/runs/{r}/candidates/?page=2000", f"/runs/{r}/agreement/",
+        f"/runs/{r}/candidates/", f"/runs/{r}/candidates/?after={deep}", f"/runs/{r}/agreement/",
         f"/policies/{slug}/v1/agreement/", f"/policies/{slug}/trends/", "/account/labelstudio/", "/review/",
         "/review/adjudication/", f"/policies/{slug}/feedback/", f"/runs/{r}/gold/", f"/policies/{slug}/gold/",
         f"/policies/{slug}/gold/score/", f"/policies/{slug}/gold/score/{score.pk}/",
@@ -192,6 +194,7 @@ def reads(only: list[str]) -> list[str]:
             filled = filled.replace("{" + name + "}", value)
         if "{" not in filled:
             apis.append(filled)
+    apis.append(f"/api/runs/{r}/candidates?routing=needs_review&after={deep}")
     if adjudicated:
         apis.append(f"/api/runs/{r}/candidates?review_state=done")
     urls = pages + apis

@@ -670,7 +670,8 @@ class Candidate(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["run", "routing"], name="candidate_run_routing"),
+            # the run page's tabs, read a page at a time by id (keyset: ``run_candidates_page``)
+            models.Index(fields=["run", "routing", "id"], name="candidate_run_routing_id"),
             # the review queue's lookup: only pending items are indexed, so it stays small at a million rows
             models.Index(fields=["id"], condition=Q(review_state="pending"), name="candidate_review_pending"),
             models.Index(fields=["id"], condition=Q(review_state="adjudication"), name="candidate_adjudication"),

@@ -135,6 +135,7 @@ class PlanOut(Schema):
 
 
 class CandidateOut(Schema):
+    id: int  # the candidate's id: pass the last one as ``after`` for the next page
     pair_id: int
     member_id: str
     job_id: str
@@ -280,14 +281,21 @@ def resume_run(request, run_id: int):
     operation_id="labeling_api_list_candidates",
 )
 def list_candidates(
-    request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = Query(0, ge=0)
-):
+    request, run_id: int, routing: str = "", reason: str = "", limit: int = 100, offset: int = Query(0, ge=0),
+    after: int | None = Query(None, ge=0, le=2**62),
+):  # fmt: skip
+    """The run's candidates in id order. Page with ``after`` (the last ``id`` you got): as fast deep in a
+    million-candidate run as on its first page, where ``offset`` reads and drops every row before it."""
     require_role(request, ML_ENGINEER)
     limit = max(1, min(limit, 1000))
     run = run_or_404(run_id, request.auth)
-    rows = selectors.run_candidates(run=run, routing=routing, reason=reason)[offset : offset + limit]
+    rows = selectors.run_candidates(run=run, routing=routing, reason=reason)
+    if after is not None:
+        rows = rows.filter(id__gt=after)
+    rows = rows[offset : offset + limit]
     return [
         {
+            "id": c.pk,
             "pair_id": c.pair_id,
             "member_id": c.pair.member.external_id,
             "job_id": c.pair.job.external_id,

@@ -62,6 +62,7 @@ from .reviews import (
 from .runs import (
     RunPage,
     run_candidates,
+    run_candidates_page,
     run_for_key,
     run_get,
     run_labelstudio,
@@ -135,6 +136,7 @@ __all__ = [
     "review_runs",
     "soft_label",
     "run_candidates",
+    "run_candidates_page",
     "run_get",
     "run_labelstudio",
     "run_for_key",

@@ -85,11 +85,17 @@ def run_candidates(request, pk):
     return render(request, "labeling/_run_candidates.html", {"run": run, **_candidates_context(request, run)})
 
 
+def _cursor(request, name: str) -> int | None:
+    """A page cursor (a candidate id) from the query string; anything else reads as none (the first page)."""
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
 def _candidates_context(request, run: LabelingRun) -> dict:
     routing = request.GET.get("routing", "needs_review")
     reason = request.GET.get("reason", "")
-    page = Paginator(selectors.run_candidates(run=run, routing=routing, reason=reason), 50).get_page(
-        request.GET.get("page")
+    page = selectors.run_candidates_page(
+        run=run, routing=routing, reason=reason, after=_cursor(request, "after"), before=_cursor(request, "before")
     )
     flaggable = (  # a policy owner flags the items of a labeling run or a gold score (views/feedback.item_flag)
         has_role(request.user, POLICY_OWNER)

@@ -147,3 +147,60 @@ def test_the_timeline_in_one_pass_equals_the_per_row_form(review_items):
         and timeline.buckets[-1]["labeled_total"] + timeline.buckets[-1]["failed_total"]
         == Candidate.objects.filter(run=run).exclude(status="pending").count()
     )
+
+
+def _ids(page: str) -> list[int]:
+    import re
+
+    return [int(pk) for pk in re.findall(r'data-candidate-id="(\d+)"', page)]
+
+
+def test_the_candidate_table_pages_by_id_forward_and_back_in_the_same_queries(
+    review_items, engineer, client_for, django_assert_max_num_queries
+):
+    """A run's candidate table is read a page at a time after (or before) a candidate id, never with an OFFSET:
+    the last page of a million-candidate run costs what the first does."""
+    import html
+    import re
+
+    run = review_items(130)
+    ids = list(Candidate.objects.filter(run=run).order_by("id").values_list("id", flat=True))
+    client = client_for(engineer)
+
+    def follow(page: str, link: str) -> str:
+        href = html.unescape(re.search(rf'href="([^"]+)" id="candidates-{link}"', page).group(1))
+        return client.get(f"/runs/{run.pk}/{href}").content.decode()
+
+    first = client.get(f"/runs/{run.pk}/").content.decode()
+    assert _ids(first) == ids[:50] and "50 of 130" in first and 'id="candidates-previous"' not in first
+    with django_assert_max_num_queries(30) as first_queries:
+        second = follow(first, "next")
+    assert _ids(second) == ids[50:100]
+    with django_assert_max_num_queries(len(first_queries)):  # deeper costs no more
+        third = follow(second, "next")
+    assert _ids(third) == ids[100:] and 'id="candidates-next"' not in third and "30 of 130" in third
+    assert _ids(follow(third, "previous")) == ids[50:100]
+    assert _ids(follow(second, "previous")) == ids[:50]
+    # a cursor past either end offers the way back; nonsense reads as the first page
+    past = client.get(f"/runs/{run.pk}/?after={ids[-1]}").content.decode()
+    assert _ids(past) == [] and 'id="candidates-previous"' in past
+    assert _ids(client.get(f"/runs/{run.pk}/?after=x1&before=-3").content.decode()) == ids[:50]
+
+
+def test_the_candidates_api_pages_after_an_id(review_items, engineer, client):
+    from tests.api_roles import bearer
+
+    run = review_items(130)
+    ids = list(Candidate.objects.filter(run=run).order_by("id").values_list("id", flat=True))
+    headers = bearer(engineer)
+    got, after = [], None
+    while True:
+        query = f"?limit=40&after={after}" if after is not None else "?limit=40"
+        page = client.get(f"/api/runs/{run.pk}/candidates{query}", **headers).json()
+        if not page:
+            break
+        got += [row["id"] for row in page]
+        after = page[-1]["id"]
+    assert got == ids
+    refused = client.get(f"/api/runs/{run.pk}/candidates?after=-1", **headers)
+    assert refused.status_code == 422
