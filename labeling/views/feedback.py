@@ -44,11 +44,9 @@ def flag_box(*, user, candidate, values: dict | None = None, error: str = "", se
     }
 
 
-@role_required(ANNOTATOR, POLICY_OWNER)
-@require_POST
-def review_flag(request, pk):
-    """Flag the review item ``pk`` as a policy problem. htmx: the flag box again (with the error and what was typed,
-    400, or the confirmation); otherwise back to the queue with a message."""
+def _submit_flag(request, pk):
+    """Flag item ``pk`` from the POSTed form: (the item, what was typed, the error or "", the flag sent or None).
+    404 for an item the caller may not flag."""
     values = {key: request.POST.get(key, "") for key in ("kind", "rule_ids", "note")}
     try:
         candidate = feedback_services.feedback_candidate(user=request.user, candidate_id=pk)
@@ -62,6 +60,15 @@ def review_flag(request, pk):
         )  # fmt: skip
     except feedback_services.FeedbackError as exc:
         error = " ".join(exc.messages)
+    return candidate, values, error, sent
+
+
+@role_required(ANNOTATOR, POLICY_OWNER)
+@require_POST
+def review_flag(request, pk):
+    """Flag the review item ``pk`` as a policy problem. htmx: the flag box again (with the error and what was typed,
+    400, or the confirmation); otherwise back to the queue with a message."""
+    candidate, values, error, sent = _submit_flag(request, pk)
     if not request.headers.get("HX-Request"):
         if error:
             messages.error(request, f"Item #{pk}: {error}")
@@ -94,19 +101,7 @@ def item_flag(request, pk):
     """A policy owner flags item ``pk`` (a labeling run's or a gold score's) from the page they are on. htmx: the
     item's flag form again (the error and what was typed, 400; or the confirmation); otherwise back to ``next``
     (a path of this site) with a message."""
-    values = {key: request.POST.get(key, "") for key in ("kind", "rule_ids", "note")}
-    try:
-        candidate = feedback_services.feedback_candidate(user=request.user, candidate_id=pk)
-    except feedback_services.FeedbackNotFound as missing:
-        raise Http404(str(missing)) from None
-    error, sent = "", None
-    try:
-        sent, _ = feedback_services.feedback_create(
-            user=request.user, candidate_id=pk, kind=values["kind"], rule_ids=values["rule_ids"], note=values["note"],
-            idempotency_key=request.POST.get("idempotency_key", ""),
-        )  # fmt: skip
-    except feedback_services.FeedbackError as exc:
-        error = " ".join(exc.messages)
+    candidate, values, error, sent = _submit_flag(request, pk)
     version = candidate.run.policy_version
     next_url = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=False):
