@@ -13,13 +13,14 @@ While Playwright's sync API is running, an asyncio event loop is running in the 
 
 import io
 import os
+import re
 from dataclasses import dataclass
 
 import pytest
 from django.db import connections
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
-from labeling.models import GoldLabel, Pair, TeacherConfig
+from labeling.models import GateRecord, GoldLabel, Pair, TeacherConfig
 from labeling.services import import_file
 from tests.celery_worker import Worker, purge_queue, worker_database_url
 from tests.fakes.openai_server import FakeOpenAI
@@ -123,3 +124,20 @@ def gold_worker(policy, tmp_path, monkeypatch):
             yield GoldWorker(server=server, worker=worker, config=config)
         finally:
             worker.stop()
+
+
+def override_and_publish(page, *, policy, owner, reason: str, failed_gate: str) -> GateRecord:
+    """On the publish page of draft v2 with a failing gate: override it with ``reason``, publish, and check the
+    version page's gate record (who overrode, why, ``failed_gate`` failed). The stored record."""
+    page.fill("#id_override_reason", reason)
+    page.get_by_role("button", name="Override the failing gates and publish v2").click()
+    page.wait_for_url(re.compile(rf"/policies/{policy.slug}/v2/$"))
+    expect(page.locator(".messages")).to_contain_text("Published v2")
+    record = page.locator("#gate-record")
+    expect(record).to_contain_text("Published with failing gates")
+    expect(record).to_contain_text(f"Override by {owner.get_username()}")
+    expect(record.locator(".override-reason")).to_have_text(reason)
+    expect(record.locator(f'tr[data-gate="{failed_gate}"]')).to_have_attribute("data-status", "failed")
+    saved = GateRecord.objects.get(version__policy=policy, version__number=2)
+    assert (saved.override_reason, saved.overridden_by_id, saved.passed) == (reason, owner.pk, False)
+    return saved

@@ -7,10 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from labeling.models import GateRecord
 from tests.labeling.gold_helpers import DRAFT_MARK, pair_of
 
-from .conftest import GOLD
+from .conftest import GOLD, override_and_publish
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -79,16 +78,6 @@ def test_owner_overrides_a_failed_gate_with_a_reason_and_finds_the_record(page, 
     assert policy.versions.get(number=2).status == "draft"
 
     # 5. Override with a reason, publish, and find the record on the version page.
-    page.fill("#id_override_reason", REASON)
-    page.get_by_role("button", name="Override the failing gates and publish v2").click()
-    page.wait_for_url(re.compile(r"/policies/match/v2/$"))
-    expect(page.locator(".messages")).to_contain_text("Published v2")
-    record = page.locator("#gate-record")
-    expect(record).to_contain_text("Published with failing gates")
-    expect(record).to_contain_text(f"Override by {owner.get_username()}")
-    expect(record.locator(".override-reason")).to_have_text(REASON)
-    expect(record.locator('tr[data-gate="min_gold_accuracy"]')).to_have_attribute("data-status", "failed")
-    saved = GateRecord.objects.get(version__policy=policy, version__number=2)
-    assert (saved.override_reason, saved.overridden_by_id, saved.passed) == (REASON, owner.pk, False)
+    override_and_publish(page, policy=policy, owner=owner, reason=REASON, failed_gate="min_gold_accuracy")
     assert page.js_errors == []
     page.screenshot(path=str(tmp_path / "quality_gates.png"), full_page=True)

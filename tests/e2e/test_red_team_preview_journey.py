@@ -9,11 +9,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from labeling.models import DraftPreview, GateRecord, RedTeamSet
+from labeling.models import DraftPreview, RedTeamSet
 from tests.fakes.openai_server import BiasedResponder
 from tests.labeling.gold_helpers import DRAFT_MARK, pair_of
 
-from .conftest import GOLD
+from .conftest import GOLD, override_and_publish
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -101,17 +101,7 @@ def test_owner_previews_gold_and_red_team_overrides_the_flip_gate_and_finds_the_
     expect(page.locator("#publish")).to_have_count(0)
 
     # 5. Override with a reason, publish, and find the record on the version page.
-    page.fill("#id_override_reason", REASON)
-    page.get_by_role("button", name="Override the failing gates and publish v2").click()
-    page.wait_for_url(re.compile(r"/policies/match/v2/$"))
-    expect(page.locator(".messages")).to_contain_text("Published v2")
-    record = page.locator("#gate-record")
-    expect(record).to_contain_text("Published with failing gates")
-    expect(record).to_contain_text(f"Override by {owner.get_username()}")
-    expect(record.locator(".override-reason")).to_have_text(REASON)
-    expect(record.locator('tr[data-gate="max_flip_rate"]')).to_have_attribute("data-status", "failed")
-    saved = GateRecord.objects.get(version__policy=policy, version__number=2)
-    assert (saved.override_reason, saved.overridden_by_id, saved.passed) == (REASON, owner.pk, False)
+    saved = override_and_publish(page, policy=policy, owner=owner, reason=REASON, failed_gate="max_flip_rate")
     assert saved.figures["red_team"]["run"] == preview.red_team_run_id
     assert saved.figures["red_team"]["flip_rate"] == 1.0
     assert page.js_errors == []
