@@ -36,6 +36,7 @@ class ImportBatch(models.Model):
         MEMBERS = "members", "Members"
         JOBS = "jobs", "Jobs"
         PAIRS = "pairs", "Pairs"
+        STUDENTS = "students", "Student predictions"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -75,7 +76,9 @@ class ImportBatch(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "file_sha256"], condition=Q(status="succeeded"), name="importbatch_file_imported_once"
+                fields=["kind", "file_sha256"],
+                condition=Q(status="succeeded") & ~Q(kind="students"),  # one predictions file may score many exports
+                name="importbatch_file_imported_once",
             )
         ]
 
@@ -1417,7 +1420,11 @@ class StudentEvaluation(models.Model):
     source_name = models.CharField(max_length=255, help_text="File name as uploaded or given on the command line.")
     file_format = models.CharField(max_length=10)
     file_sha256 = models.CharField(max_length=64)
-    rows = models.PositiveIntegerField()
+    rows = models.PositiveIntegerField(default=0)
+    import_batch = models.OneToOneField(
+        ImportBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="student_evaluation",
+        help_text="Its import (status, bad rows); none for evaluations imported before imports ran on workers.",
+    )  # fmt: skip
     with_probabilities = models.PositiveIntegerField(default=0, help_text="Predictions that gave probabilities.")
     with_rules = models.PositiveIntegerField(default=0, help_text="Predictions that cited rules.")
     in_train = models.PositiveIntegerField(default=0, help_text="Predicted pairs in the export's train split: leakage.")
@@ -1442,7 +1449,9 @@ class StudentEvaluation(models.Model):
                 condition=~Q(idempotency_key=""),
                 name="studentevaluation_idempotency_key",
             ),
-            models.CheckConstraint(condition=Q(rows__gte=1), name="studentevaluation_has_rows"),
+            models.CheckConstraint(  # an import not finished (or failed) has no rows yet
+                condition=Q(rows__gte=1) | Q(import_batch__isnull=False), name="studentevaluation_has_rows"
+            ),
             models.CheckConstraint(
                 condition=~Q(student_name="") & ~Q(student_version=""), name="studentevaluation_named"
             ),
@@ -1460,6 +1469,17 @@ class StudentEvaluation(models.Model):
     @property
     def purpose(self) -> str:
         return self.PURPOSE
+
+    #: The evaluation's state from its import's: pending (queued), running, failed (bad rows listed), ready.
+    STATUS_OF_IMPORT = {"queued": "pending", "running": "running", "failed": "failed", "succeeded": "ready"}
+
+    @property
+    def status(self) -> str:
+        return "ready" if self.import_batch_id is None else self.STATUS_OF_IMPORT[self.import_batch.status]
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == "ready"
 
 
 class StudentPrediction(models.Model):

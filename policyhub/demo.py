@@ -397,7 +397,7 @@ def _demo_student(export, engineer) -> None:
         idempotency_key=STUDENT_KEY,
     )  # fmt: skip
     evaluation = result.evaluation
-    if evaluation is None:
+    if not result.ok:
         raise RuntimeError(f"demo data is broken: the student's predictions: {result.errors[:3]}")
     if StudentEvaluation.objects.filter(pk=evaluation.pk, queued_at__isnull=True).exists():
         student_disagreements_queue(user=engineer, evaluation=evaluation, against="teacher")

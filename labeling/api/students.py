@@ -1,5 +1,6 @@
-"""Student endpoints of the JSON API (ML engineers and policy owners): import a student's predictions on an
-export, list the students, read one's report (figures as plain numbers) and queue its disagreements for review."""
+"""Student endpoints of the JSON API (ML engineers and policy owners): upload a student's predictions on an
+export (imported on a worker: poll the evaluation), list the students, read one's report (figures as plain
+numbers) and queue its disagreements for review."""
 
 from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
@@ -29,6 +30,11 @@ class StudentImportErrorOut(Schema):
 
 class StudentOut(Schema):
     id: int
+    url: str  # poll it while status is pending or running
+    status: str  # pending, running, failed (error_count, errors) or ready (the figures)
+    rows_seen: int  # rows read so far while running
+    error_count: int
+    errors: list[RowErrorOut]
     purpose: str
     student_name: str
     student_version: str
@@ -75,8 +81,14 @@ class QueueOut(Schema):
 
 def _out(evaluation: StudentEvaluation) -> dict:
     version = evaluation.policy_version
+    batch = evaluation.import_batch if evaluation.import_batch_id else None
     return {
         "id": evaluation.pk,
+        "url": f"/api/students/{evaluation.pk}",
+        "status": evaluation.status,
+        "rows_seen": batch.rows_seen if batch else evaluation.rows,
+        "error_count": batch.error_count if batch else 0,
+        "errors": batch.errors if batch else [],
         "purpose": evaluation.purpose,
         "student_name": evaluation.student_name,
         "student_version": evaluation.student_version,
@@ -109,38 +121,41 @@ def _get(student_id: int) -> StudentEvaluation:
 
 @router.post(
     "/students",
-    response={200: StudentOut, 201: StudentOut, 400: StudentImportErrorOut, 403: ErrorOut, 404: ErrorOut,
-              409: ErrorOut, 413: StudentImportErrorOut},
+    response={200: StudentOut, 202: StudentOut, 400: StudentImportErrorOut, 403: ErrorOut, 404: ErrorOut,
+              409: ErrorOut, 413: StudentImportErrorOut, 503: ErrorOut},
     openapi_extra=IDEMPOTENT,
     operation_id="labeling_api_create_student",
 )  # fmt: skip
 def create_student(
     request, export: Form[int], student_name: Form[str], student_version: Form[str], file: File[UploadedFile]
 ):
-    """Import a student's predictions (CSV, JSONL or Parquet) on a built export: 201 with the evaluation, or 400
-    listing every bad row (nothing is imported). The same ``Idempotency-Key`` returns the first evaluation (200).
-    409: that student version was already evaluated on the export, or the export is not built. 413: the file is
-    larger than IMPORT_MAX_UPLOAD_BYTES."""
+    """Upload a student's predictions (CSV, JSONL or Parquet) on a built export: 202 with the evaluation, which
+    a worker imports all or nothing; poll its ``url`` until ``status`` is ``ready`` or ``failed`` (every bad row in
+    ``errors`` with its line and field; nothing is imported). The same ``Idempotency-Key`` returns the first
+    evaluation (200). 400: a file of unknown format. 409: that student version was already evaluated on the export,
+    or the export is not built. 413: the file is larger than IMPORT_MAX_UPLOAD_BYTES. 503: the upload could not be
+    stored for the workers (the evaluation is failed with the reason)."""
     require_role(request, *ROLES)
     found = DatasetExport.objects.filter(pk=export).select_related("policy_version__policy").first()
     if found is None:
         raise HttpError(404, f"No export #{export}.")
     try:
-        result = services.student_evaluation_import(
-            user=request.auth, export=found, stream=file, name=file.name or "predictions",
-            student_name=student_name, student_version=student_version,
-            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        result = services.student_upload_enqueue(
+            user=request.auth, export=found, upload=file, student_name=student_name,
+            student_version=student_version, idempotency_key=request.headers.get("Idempotency-Key", ""),
         )  # fmt: skip
     except services.StudentError as error:
         if error.conflict:
             raise HttpError(409, f"{error.field}: {error.message}") from None
         row = {"line": 0, "field": error.field, "reason": error.message}
         return Status(400, {"detail": f"{error.field}: {error.message}", "error_count": 1, "errors": [row]})
-    if not result.ok:
+    if result.evaluation is None:  # refused unread: nothing recorded
         errors = [e.as_dict() for e in result.errors]
         body = {"detail": result.summary(), "error_count": result.error_count, "errors": errors}
         return Status(413 if result.too_large else 400, body)
-    return Status(201 if result.created else 200, _out(selectors.student_get(pk=result.evaluation.pk)))
+    if result.not_stored:
+        raise HttpError(503, f"{result.summary()} (student evaluation #{result.evaluation.pk})")
+    return Status(202 if result.created else 200, _out(selectors.student_get(pk=result.evaluation.pk)))
 
 
 @router.get("/students", response={200: list[StudentOut], 403: ErrorOut}, operation_id="labeling_api_list_students")
@@ -157,9 +172,12 @@ def list_students(request, export: int | None = None):
 def get_student(request, student_id: int, precision: str | None = None):
     """One student's report: ``figures.comparisons`` has, per truth (``gold``, ``human``, ``teacher``,
     ``test_split``), accuracy, the confusion matrix (rows: truth, columns: the student's label), per-label precision,
-    recall and F1, per-rule accuracy and calibration (ECE and reliability bins)."""
+    recall and F1, per-rule accuracy and calibration (ECE and reliability bins). While the import is pending or
+    running, or when it failed (``errors``), there is nothing to score: the figures are empty."""
     require_role(request, *ROLES)
     evaluation = _get(student_id)
+    if not evaluation.is_ready:  # pending, running or failed: nothing to score yet
+        return {**_out(evaluation), "warnings": [], "disagreements": {}, "queued": 0, "figures": {}}
     report = selectors.student_report(evaluation=evaluation, target_precision=target_precision(precision))
     warnings = []
     if report.leakage:
@@ -178,7 +196,7 @@ def get_student(request, student_id: int, precision: str | None = None):
 
 @router.post(
     "/students/{student_id}/queue",
-    response={200: QueueOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: QueueOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     operation_id="labeling_api_queue_student_disagreements",
 )
 def queue_disagreements(request, student_id: int, payload: QueueIn):
@@ -191,6 +209,6 @@ def queue_disagreements(request, student_id: int, payload: QueueIn):
         result = services.student_disagreements_queue(
             user=request.auth, evaluation=evaluation, against=payload.against, limit=payload.limit
         )
-    except services.StudentError as error:
-        raise HttpError(400, f"{error.field}: {error.message}") from None
+    except services.StudentError as error:  # 409: its import is not ready
+        raise HttpError(409 if error.conflict else 400, f"{error.field}: {error.message}") from None
     return result.as_dict()

@@ -30,6 +30,7 @@ class Target:
     stage_columns: tuple[str, ...]  # after "line"; the schema's columns in order
     key: tuple[str, ...]  # identity of a row within a file
     json_columns: tuple[str, ...] = ()
+    stage: str = STAGE  # the temporary table's name (one import may stage two files)
 
 
 TARGETS = {
@@ -46,6 +47,18 @@ TARGETS = {
         ("required_skills",),
     ),
     "pairs": Target("labeling_pair", ("member_ext", "job_ext"), ("member_ext", "job_ext")),
+    # A student's checked predictions (``labeling.services.students``): every value as text, '' for none; the
+    # pair is resolved, and the export's rows joined, by set queries there.
+    "students": Target(
+        "labeling_studentprediction",
+        ("pair_ref", "member_ext", "job_ext", "label", "probs", "confidence", "cited_rules"),
+        ("line",),
+        ("probs", "cited_rules"),
+    ),
+    # The rows of the export the student is scored on (its labels.jsonl): pair, split, exported label, run.
+    "student_export": Target(
+        "", ("pair_ref", "split", "label", "run_ref"), ("pair_ref",), stage="labeling_student_export_stage"
+    ),
 }
 
 
@@ -65,19 +78,20 @@ class Stage:
         self.kind = kind
         self.target = TARGETS[kind]
         self.error_cap = error_cap
+        self.name = self.target.stage
 
     def create(self) -> None:
         columns = ", ".join(f"{name} text NOT NULL" for name in self.target.stage_columns)
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
             suffix = " ON COMMIT DROP" if _pg() else ""
-            cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} (line integer NOT NULL, {columns}){suffix}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, {columns}){suffix}")
             if _pg():  # the set checks hash and sort the whole file: in memory, not spilled to disk at 4 MB
                 cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
 
     def load(self, rows: Iterable[tuple[int, tuple]]) -> None:
         names = ", ".join(("line", *self.target.stage_columns))
@@ -90,7 +104,7 @@ class Stage:
                 options = f"FORMAT csv, FORCE_NOT_NULL ({', '.join(self.target.stage_columns)})"
                 buffer = io.StringIO()
                 writerow = csv.writer(buffer, lineterminator="\r\n").writerow
-                with cursor.cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN ({options})") as copy:
+                with cursor.cursor.copy(f"COPY {self.name} ({names}) FROM STDIN ({options})") as copy:
                     for line, values in rows:
                         writerow((line, *values))
                         if buffer.tell() >= COPY_CHUNK:
@@ -98,10 +112,10 @@ class Stage:
                             buffer.seek(0)
                             buffer.truncate()
                     copy.write(buffer.getvalue())
-                cursor.execute(f"ANALYZE {STAGE}")
+                cursor.execute(f"ANALYZE {self.name}")
                 return
             marks = ", ".join(["%s"] * (1 + len(self.target.stage_columns)))
-            sql = f"INSERT INTO {STAGE} ({names}) VALUES ({marks})"
+            sql = f"INSERT INTO {self.name} ({names}) VALUES ({marks})"
             batch: list[tuple] = []
             for line, values in rows:
                 batch.append((line, *values))
@@ -124,8 +138,8 @@ class Stage:
         key = self.target.key
         join = " AND ".join(f"f.{k} = s.{k}" for k in key)
         sql = (
-            f"SELECT s.line, f.first_line FROM {STAGE} s JOIN (SELECT {', '.join(key)}, MIN(line) AS first_line "
-            f"FROM {STAGE} GROUP BY {', '.join(key)} HAVING COUNT(*) > 1) f ON {join} WHERE s.line <> f.first_line"
+            f"SELECT s.line, f.first_line FROM {self.name} s JOIN (SELECT {', '.join(key)}, MIN(line) AS first_line "
+            f"FROM {self.name} GROUP BY {', '.join(key)} HAVING COUNT(*) > 1) f ON {join} WHERE s.line <> f.first_line"
         )
         field = "member_id, job_id" if self.kind == "pairs" else key[0].replace("external_id", self._id_field)
         return self._errors(sql, field, lambda first: f"duplicate of line {first}")
@@ -145,7 +159,7 @@ class Stage:
             if c != "external_id"
         )
         sql = (
-            f"SELECT s.line, s.external_id FROM {STAGE} s JOIN {self.target.table} t "
+            f"SELECT s.line, s.external_id FROM {self.name} s JOIN {self.target.table} t "
             f"ON t.external_id = s.external_id WHERE {differs}"
         )
         return self._errors(
@@ -162,7 +176,7 @@ class Stage:
             ("job_ext", "labeling_job", "job_id"),
         ):
             sql = (
-                f"SELECT s.line, s.{column} FROM {STAGE} s LEFT JOIN {table} t ON t.external_id = s.{column} "
+                f"SELECT s.line, s.{column} FROM {self.name} s LEFT JOIN {table} t ON t.external_id = s.{column} "
                 "WHERE t.id IS NULL"
             )
             count, found = self._errors(sql, field, lambda ext, what=field[:-3]: f"unknown {what} id {ext!r}")
@@ -183,12 +197,12 @@ class Stage:
         """Insert the rows not present yet; returns (created, unchanged)."""
         now = timezone.now()
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {STAGE}")
+            cursor.execute(f"SELECT COUNT(*) FROM {self.name}")
             staged = cursor.fetchone()[0]
             if self.kind == "pairs":
                 cursor.execute(
                     "INSERT INTO labeling_pair (member_id, job_id, import_batch_id, created_at) "
-                    f"SELECT m.id, j.id, %s, %s FROM {STAGE} s "
+                    f"SELECT m.id, j.id, %s, %s FROM {self.name} s "
                     "JOIN labeling_member m ON m.external_id = s.member_ext "
                     "JOIN labeling_job j ON j.external_id = s.job_ext WHERE true "
                     "ORDER BY m.id, j.id "  # the unique index, member_id's and the primary key grow in order
@@ -200,7 +214,7 @@ class Stage:
                 select = ", ".join(_json(f"s.{c}") if c in self.target.json_columns else f"s.{c}" for c in columns)
                 cursor.execute(
                     f"INSERT INTO {self.target.table} ({', '.join(columns)}, import_batch_id, created_at) "
-                    f"SELECT {select}, %s, %s FROM {STAGE} s WHERE NOT EXISTS "
+                    f"SELECT {select}, %s, %s FROM {self.name} s WHERE NOT EXISTS "
                     f"(SELECT 1 FROM {self.target.table} t WHERE t.external_id = s.external_id)",
                     [batch_id, now],
                 )

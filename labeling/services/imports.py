@@ -1,4 +1,7 @@
-"""Imports of members, jobs and pairs (one function per use case)."""
+"""Imports of members, jobs and pairs (one function per use case), and the mechanism every upload import shares:
+the batch row, the stored upload, the worker's lease, progress and the failed state with its bad rows. A student's
+predictions (``labeling.services.students``) are a kind of import that differs only in how its rows are checked
+and stored (:func:`import_batch_run`)."""
 
 import contextlib
 import hashlib
@@ -63,7 +66,8 @@ class _Rollback(Exception):
     pass
 
 
-def _size(stream: BinaryIO) -> int:
+def upload_size(stream: BinaryIO) -> int:
+    """The size of an upload or a file (its position is kept at the start)."""
     size = getattr(stream, "size", None)  # an upload knows it
     if size is None:
         size = stream.seek(0, 2)
@@ -101,10 +105,10 @@ def import_batch_create(
 ) -> ImportResult:
     """Record an import of ``stream`` (queued), or return the earlier import of the very same file. A file over
     the size limit is recorded as failed at once (line 0, field ``file``), without reading it."""
-    if kind not in SCHEMAS:
-        raise ValueError(f"Unknown import kind {kind!r}; expected one of {', '.join(SCHEMAS)}.")
+    if kind not in ImportBatch.Kind.values:
+        raise ValueError(f"Unknown import kind {kind!r}; expected one of {', '.join(ImportBatch.Kind.values)}.")
     name = storable(name)[:255]
-    size = _size(stream)
+    size = upload_size(stream)
     if reason := too_large(size):
         batch = ImportBatch.objects.create(
             kind=kind, source_name=name, file_format=file_format or "", file_size=size, created_by=user
@@ -112,7 +116,7 @@ def import_batch_create(
         _fail(batch, 1, [RowError(0, "file", reason)])
         return ImportResult(batch, refused=True)
     sha256, size = _sha256(stream)
-    previous = _previous_import(kind, sha256)
+    previous = _previous_import(kind, sha256) if kind != ImportBatch.Kind.STUDENTS else None
     if previous:
         return ImportResult(previous, already_imported=True)
     batch = ImportBatch.objects.create(
@@ -138,14 +142,19 @@ def import_batch_run(*, batch: ImportBatch, stream: BinaryIO) -> ImportResult:
     try:
         fmt = batch.file_format or detect_format(batch.source_name)
         batch.file_format = fmt
-        if reason := too_large(_size(stream)):  # the limit may have been lowered since the upload
+        if reason := too_large(upload_size(stream)):  # the limit may have been lowered since the upload
             raise FileFormatError([RowError(0, "file", reason)])
-        _run_import(batch, iter_rows(stream, fmt, SCHEMAS[batch.kind], settings.IMPORT_MAX_LINE_BYTES))
+        if batch.kind == ImportBatch.Kind.STUDENTS:
+            from .students import student_rows_import  # students builds on this module
+
+            student_rows_import(batch=batch, stream=stream)
+        else:
+            _run_import(batch, iter_rows(stream, fmt, SCHEMAS[batch.kind], settings.IMPORT_MAX_LINE_BYTES))
     except FileFormatError as error:
         _fail(batch, len(error.errors), error.errors)
     except IntegrityError:
         previous = _previous_import(batch.kind, batch.file_sha256)
-        if previous is None:
+        if previous is None or batch.kind == ImportBatch.Kind.STUDENTS:
             raise
         reason = f"the same file was imported meanwhile as import #{previous.pk}; nothing changed"
         _fail(batch, 1, [RowError(0, "file", reason)])
@@ -167,7 +176,12 @@ def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
     created = import_batch_create(kind=kind, stream=upload, name=upload.name, user=user)
     if created.already_imported or created.refused:  # nothing to store
         return created
-    batch = created.batch
+    return import_upload_store(batch=created.batch, upload=upload)
+
+
+def import_upload_store(*, batch: ImportBatch, upload) -> ImportResult:
+    """Keep ``upload`` for the recorded ``batch`` and send it to a worker after commit; a storage that fails
+    leaves the batch failed with the reason (``not_stored``)."""
     # A folder, or an object store (STORAGE_BACKEND=s3) whose put is atomic: a multipart upload appears only when
     # complete, and an interrupted one is aborted. Either way the batch names the file only once it is all there.
     name = f"imports/{batch.pk}-{uuid.uuid4().hex}"
@@ -183,7 +197,7 @@ def import_upload_enqueue(*, kind: str, upload, user) -> ImportResult:
     batch.stored_file = stored
     batch.save(update_fields=["stored_file"])
     enqueue("labeling.tasks.import_batch_process", batch.pk)
-    return created
+    return ImportResult(batch)
 
 
 def import_stored_run(*, batch_id: int) -> ImportResult:

@@ -1,9 +1,12 @@
 """Students: a distilled student's predictions imported as an evaluation of the export it was trained on, and its
 disagreements with the teacher (or gold) queued for annotators.
 
-An import is all or nothing, like the data imports (``labeling.services.imports``), and reads CSV and JSONL with
-the same readers, Parquet a batch at a time: any bad row (unknown label, unknown pair, probabilities that do not add
-up to 1, a pair twice, …) is reported with its line and field and nothing is written. What the export said about
+An import is one of the data imports (``labeling.services.imports``: an ``ImportBatch`` of kind ``students``, its
+upload stored and imported on a worker under a lease, or run in process) and reads CSV and JSONL with the same
+readers, Parquet a batch at a time. It is all or nothing: any bad row (unknown label, unknown pair, probabilities
+that do not add up to 1, a pair twice, …) leaves the evaluation failed with its line and field, and no prediction
+is written. Rows are streamed to a staging table and resolved there in set queries, so memory stays flat. What the
+export said about
 each pair (its split and exported label) is read from the export's own ``labels.jsonl`` when the predictions are
 imported; exports never change, so it never goes stale. The scores themselves are computed when read
 (``labeling.selectors.students``).
@@ -13,35 +16,46 @@ Queueing a disagreement puts the teacher's candidate (of the export's runs) in t
 label until an annotator decides: the annotator's label is then the approved label the next export takes.
 """
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from exports.models import DatasetExport
 from exports.services import export_dir
 from policyhub import roles
+from policyhub.jobs import failing_job
 
 from ..imports.readers import FileFormatError, RowError, iter_parquet, iter_rows, storable
 from ..imports.schemas import prediction_schema
-from ..models import Candidate, Job, LabelingRun, Member, Pair, ReviewState, StudentEvaluation, StudentPrediction
+from ..imports.staging import TARGETS, Stage, _json
+from ..models import Candidate, ImportBatch, LabelingRun, ReviewState, StudentEvaluation, StudentPrediction
 from .figures import figures_mark_stale
-from .imports import ERROR_CAP, too_large
+from .imports import (
+    ERROR_CAP,
+    _fail,
+    _ProgressReporter,
+    _Rollback,
+    import_batch_create,
+    import_batch_fail,
+    import_batch_run,
+    import_upload_store,
+    too_large,
+    upload_size,
+)
 
 #: Roles that may import students, read their reports and queue their disagreements.
 STUDENT_ROLES = (roles.ML_ENGINEER, roles.POLICY_OWNER)
-#: The most predictions one file may hold (they are checked in memory, all at once).
-MAX_ROWS = 200_000
 #: How far a row's probabilities may add up from 1.
 PROBABILITY_TOLERANCE = 0.01
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 #: What a disagreement is measured against when queueing.
 AGAINST = ("teacher", "gold", "either")
-_LOOKUP_CHUNK = 5000
 
 
 class StudentError(ValueError):
@@ -63,35 +77,34 @@ class StudentImportResult:
     source_name: str
     evaluation: StudentEvaluation | None = None
     created: bool = False
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # refused before it was recorded (format, size)
     error_count: int = 0
     too_large: bool = False  # over IMPORT_MAX_UPLOAD_BYTES: refused unread
+    not_stored: bool = False  # the storage failed to keep the upload: the evaluation is failed with the reason
+
+    def __post_init__(self):
+        batch = self.evaluation.import_batch if self.evaluation and self.evaluation.import_batch_id else None
+        if batch is not None and batch.status == ImportBatch.Status.FAILED:
+            self.errors = [RowError(e["line"], e["field"], e["reason"]) for e in batch.errors]
+            self.error_count = batch.error_count
 
     @property
     def ok(self) -> bool:
-        return self.evaluation is not None
+        """Recorded and not failed: ready, or (uploaded) waiting for a worker or being imported by one."""
+        return self.evaluation is not None and self.evaluation.status != "failed"
 
     def summary(self) -> str:
-        if self.ok:
-            e = self.evaluation
-            if not self.created:
-                return f"{self.source_name}: already imported as student evaluation #{e.pk}; nothing changed."
+        e = self.evaluation
+        if e is not None and not self.created:
+            return f"{self.source_name}: already imported as student evaluation #{e.pk}; nothing changed."
+        if e is not None and e.status == "ready":
             return f"{self.source_name}: {e.rows} predictions of {e.student_name} {e.student_version} imported."
+        if e is not None and e.status in ("pending", "running"):
+            return f"{self.source_name}: queued as student evaluation #{e.pk}; a worker imports it."
         if self.error_count == 1 and self.errors and self.errors[0].line == 0:
             return f"{self.source_name}: {self.errors[0].reason}; nothing was imported."
         more = f" (the first {len(self.errors)} are listed)" if self.error_count > len(self.errors) else ""
         return f"{self.source_name}: {self.error_count} bad rows{more}; nothing was imported."
-
-
-@dataclass
-class _Row:
-    line: int
-    pair_id: int | None
-    member_id: str
-    job_id: str
-    label: str
-    probabilities: dict | None
-    cited_rules: list[str]
 
 
 def _format(name: str, file_format: str | None) -> str:
@@ -103,15 +116,6 @@ def _format(name: str, file_format: str | None) -> str:
         if name.lower().endswith(suffix):
             return fmt
     raise FileFormatError([RowError(0, "file", f"{name!r}: unknown format; use a .csv, .jsonl or .parquet file")])
-
-
-def _sha256(stream: BinaryIO) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    for chunk in iter(lambda: stream.read(1 << 20), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    stream.seek(0)
-    return digest.hexdigest(), size
 
 
 def _check_export(export: DatasetExport) -> None:
@@ -135,12 +139,12 @@ def _name(value: str, what: str) -> str:
     return text
 
 
-def student_evaluation_import(
+def _evaluation_create(
     *, user, export: DatasetExport, stream: BinaryIO, name: str, student_name: str, student_version: str,
-    file_format: str | None = None, idempotency_key: str = "",
+    file_format: str | None, idempotency_key: str,
 ) -> StudentImportResult:  # fmt: skip
-    """Import a student's predictions on ``export`` as a new evaluation, all or nothing. The same
-    ``idempotency_key`` from the same user returns the first evaluation (``created`` false)."""
+    """Record the evaluation and its import (``ImportBatch`` of kind ``students``, queued), or return the one
+    the same ``idempotency_key`` recorded. A version whose earlier import failed may be imported again."""
     require_student_role(user)
     source = storable(name or "predictions")[:255]
     key = (idempotency_key or "")[:200]
@@ -150,40 +154,36 @@ def student_evaluation_import(
             return StudentImportResult(source, existing, created=False)
     student_name, student_version = _name(student_name, "student_name"), _name(student_version, "student_version")
     _check_export(export)
-    version = export.policy_version
     earlier = StudentEvaluation.objects.filter(
         export=export, student_name=student_name, student_version=student_version
     ).first()
-    if earlier:
+    if earlier and earlier.status == "failed":
+        earlier.delete()  # its import stays, failed, with its bad rows
+    elif earlier:
         raise StudentError(
             "student_version",
             f"{student_name} {student_version} was already evaluated on export #{export.pk} (student evaluation "
             f"#{earlier.pk}); give the new model its own version.",
             conflict=True,
         )
+    if reason := too_large(upload_size(stream)):
+        return StudentImportResult(source, errors=[RowError(0, "file", reason)], error_count=1, too_large=True)
     try:
-        stream.seek(0, 2)
-        size = stream.tell()
-        stream.seek(0)
-        if reason := too_large(size):
-            return StudentImportResult(source, errors=[RowError(0, "file", reason)], error_count=1, too_large=True)
         fmt = _format(source, file_format)
-        sha256, _ = _sha256(stream)
-        rows, refs, errors, error_count = _read(stream, fmt, version.label_keys, {r["id"] for r in version.rules})
     except FileFormatError as error:
         return StudentImportResult(source, errors=error.errors, error_count=len(error.errors))
-    resolved, found, count = _resolve(refs)  # every row whose values were readable: all its faults are listed
-    errors += found
-    error_count += count
-    if error_count:
-        errors = sorted(errors, key=lambda e: (e.line, e.field))[:ERROR_CAP]
-        return StudentImportResult(source, errors=errors, error_count=error_count)
     try:
         with transaction.atomic():
-            evaluation = _store(
-                export, rows, resolved, user=user, source=source, fmt=fmt, sha256=sha256, key=key,
-                student_name=student_name, student_version=student_version,
+            batch = import_batch_create(
+                kind=ImportBatch.Kind.STUDENTS, stream=stream, name=source, user=user, file_format=fmt
+            ).batch
+            evaluation = StudentEvaluation(
+                export=export, policy_version=export.policy_version, student_name=student_name,
+                student_version=student_version, source_name=source, file_format=fmt, file_sha256=batch.file_sha256,
+                import_batch=batch, idempotency_key=key, created_by=user,
             )  # fmt: skip
+            evaluation.full_clean(validate_unique=False, validate_constraints=False)  # the database checks those
+            evaluation.save()
     except IntegrityError:  # the same key, or the same student version, raced in from a second request
         existing = StudentEvaluation.objects.filter(created_by=user, idempotency_key=key).first() if key else None
         if existing:
@@ -196,41 +196,128 @@ def student_evaluation_import(
     return StudentImportResult(source, evaluation, created=True)
 
 
-def _read(stream: BinaryIO, fmt: str, labels: list[str], rule_ids: set[str]):
-    """The file's rows, each checked on its own: (good rows, every readable row for the pair look-up, errors,
-    error count)."""
+def student_evaluation_import(
+    *, user, export: DatasetExport, stream: BinaryIO, name: str, student_name: str, student_version: str,
+    file_format: str | None = None, idempotency_key: str = "",
+) -> StudentImportResult:  # fmt: skip
+    """Import a student's predictions on ``export`` now, in this process, all or nothing (the same import a worker
+    runs, see :func:`student_upload_enqueue`): a bad row leaves the evaluation failed with every bad row's line and
+    field. The same ``idempotency_key`` from the same user returns the first evaluation (``created`` false)."""
+    result = _evaluation_create(
+        user=user, export=export, stream=stream, name=name, student_name=student_name,
+        student_version=student_version, file_format=file_format, idempotency_key=idempotency_key,
+    )  # fmt: skip
+    if not result.created:
+        return result
+    batch = result.evaluation.import_batch
+    with failing_job(lambda error: import_batch_fail(batch_id=batch.pk, error=error)):
+        import_batch_run(batch=batch, stream=stream)
+    evaluation = StudentEvaluation.objects.select_related("import_batch").get(pk=result.evaluation.pk)
+    return StudentImportResult(result.source_name, evaluation, created=True)
+
+
+def student_upload_enqueue(
+    *, user, export: DatasetExport, upload, student_name: str, student_version: str, file_format: str | None = None,
+    idempotency_key: str = "",
+) -> StudentImportResult:  # fmt: skip
+    """Record the evaluation (pending), keep the upload and import it on a worker after commit, like the data
+    imports (``labeling.services.imports``). The evaluation follows its import: pending, running, failed (with
+    every bad row) or ready."""
+    result = _evaluation_create(
+        user=user, export=export, stream=upload, name=upload.name or "predictions", student_name=student_name,
+        student_version=student_version, file_format=file_format, idempotency_key=idempotency_key,
+    )  # fmt: skip
+    if not result.created:
+        return result
+    stored = import_upload_store(batch=result.evaluation.import_batch, upload=upload)
+    return StudentImportResult(result.source_name, result.evaluation, created=True, not_stored=stored.not_stored)
+
+
+# --- the import itself (on a worker, or in process): rows streamed to a staging table, then set queries --------
+RESOLVED = "labeling_student_resolved"
+#: Why a staged row's pair cannot be used ('' when it can), as its first fault, in the order they are checked.
+_PROBLEM = """CASE
+    WHEN r.pair_ref <> '' AND r.by_id IS NULL THEN 'unknown_pair'
+    WHEN r.pair_ref <> '' AND (COALESCE(NULLIF(r.member_ext, ''), r.pair_member) <> r.pair_member
+                               OR COALESCE(NULLIF(r.job_ext, ''), r.pair_job) <> r.pair_job) THEN 'mismatch'
+    WHEN r.pair_ref = '' AND r.member_pk IS NULL THEN 'unknown_member'
+    WHEN r.pair_ref = '' AND r.job_pk IS NULL THEN 'unknown_job'
+    WHEN r.pair_ref = '' AND r.by_ids IS NULL THEN 'no_pair'
+    ELSE '' END"""
+
+
+def student_rows_import(*, batch: ImportBatch, stream: BinaryIO) -> None:
+    """Check and store the predictions of ``batch`` (``labeling.services.imports.import_batch_run`` calls it).
+    Each row is checked on its own as it is read and the readable ones are streamed to a staging table (memory
+    stays flat); their pairs are resolved there and checked for unknown pairs, contradictions and duplicates in
+    set queries; then every prediction is inserted in one statement, joined to the export's rows. One
+    transaction: a bad row anywhere fails the import (every fault listed with its line and field), a crash leaves
+    nothing."""
+    evaluation = StudentEvaluation.objects.select_related("export", "policy_version").get(import_batch=batch)
+    export, version = evaluation.export, evaluation.policy_version
+    try:
+        _check_export(export)
+    except StudentError as error:
+        raise FileFormatError([RowError(0, error.field, error.message)]) from None
+    labels, rule_ids = version.label_keys, {r["id"] for r in version.rules}
     schema = prediction_schema(labels)
-    names = schema.names
-    items = iter_parquet(stream, schema) if fmt == "parquet" else iter_rows(stream, fmt, schema)
-    rows, refs, errors, count = [], [], [], 0
+    if batch.file_format == "parquet":
+        items = iter_parquet(stream, schema)
+    else:
+        items = iter_rows(stream, batch.file_format, schema, settings.IMPORT_MAX_LINE_BYTES)
+    counts = {"seen": 0, "errors": 0, "staged": 0}
+    row_errors: list[RowError] = []
+    bad_total = 0
 
     def bad(error: RowError) -> None:
-        nonlocal count
-        count += 1
-        if len(errors) < ERROR_CAP:
-            errors.append(error)
+        nonlocal bad_total
+        bad_total += 1
+        if len(row_errors) < ERROR_CAP:
+            row_errors.append(error)
 
-    for item in items:
-        if isinstance(item, RowError):
-            bad(item)
-            continue
-        line, values = item
-        if len(rows) >= MAX_ROWS:
-            raise FileFormatError([RowError(line, "row", f"more than {MAX_ROWS:,} predictions in one file")])
-        raw = dict(zip(names, values, strict=True))
-        row_errors = _check_row(line, raw, labels, rule_ids)
-        for error in row_errors:
-            bad(error)
-        probabilities = raw["probs"] if raw["probs"] is not None else _columns(raw, labels)
-        row = _Row(line, raw["pair_id"], raw["member_id"], raw["job_id"], raw["label"], probabilities,
-                   raw["cited_rules"])  # fmt: skip
-        if not any(e.field in ("pair_id", "member_id", "job_id") for e in row_errors):
-            refs.append(row)
-        if not row_errors:
-            rows.append(row)
-    if not refs and not count:
-        raise FileFormatError([RowError(0, "file", "the file holds no predictions")])
-    return rows, refs, errors, count
+    def staged_rows():
+        for item in items:
+            counts["seen"] += 1
+            if isinstance(item, RowError):
+                bad(item)
+                continue
+            line, values = item
+            raw = dict(zip(schema.names, values, strict=True))
+            errors = _check_row(line, raw, labels, rule_ids)
+            for error in errors:
+                bad(error)
+            if any(e.field in ("pair_id", "member_id", "job_id") for e in errors):
+                continue  # its pair cannot be looked up; every row whose pair was readable is
+            counts["staged"] += 1
+            yield line, _staged(raw, labels)
+
+    reporter = _ProgressReporter(batch.pk, counts)
+    reporter.start()
+    try:
+        with transaction.atomic():
+            stage = Stage("students", ERROR_CAP)
+            stage.create()
+            try:
+                stage.load(staged_rows())
+            finally:
+                reporter.stop()
+            batch.rows_seen = counts["seen"]
+            if not counts["staged"] and not bad_total:
+                raise FileFormatError([RowError(0, "file", "the file holds no predictions")])
+            count, found = _resolve_staged(stage.name)
+            batch.error_count = bad_total + count
+            if batch.error_count:
+                row_errors += found
+                raise _Rollback
+            _store_staged(evaluation, export)
+            for table in (stage.name, RESOLVED, TARGETS["student_export"].stage):
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")  # noqa: S608 - constant names
+            batch.rows_created = evaluation.rows
+            batch.status, batch.finished_at = ImportBatch.Status.SUCCEEDED, timezone.now()
+            batch.save()
+    except _Rollback:
+        _fail(batch, batch.error_count, row_errors)
 
 
 def _columns(raw: dict, labels: list[str]) -> dict | None:
@@ -272,62 +359,106 @@ def _check_row(line: int, raw: dict, labels: list[str], rule_ids: set[str]) -> l
     return errors
 
 
-def _chunks(values: list, size: int = _LOOKUP_CHUNK):
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def _staged(raw: dict, labels: list[str]) -> tuple:
+    """A checked row as the staging table's text values ('' for none)."""
+    probabilities = raw["probs"] if raw["probs"] is not None else _columns(raw, labels)
+    confidence = "" if probabilities is None else repr(min(1.0, probabilities.get(raw["label"], 0.0)))
+    return (
+        "" if raw["pair_id"] is None else str(raw["pair_id"]), raw["member_id"], raw["job_id"], raw["label"],
+        "" if probabilities is None else json.dumps(probabilities), confidence, json.dumps(raw["cited_rules"]),
+    )  # fmt: skip
 
 
-def _resolve(rows: list[_Row]) -> tuple[dict[int, int], list[RowError], int]:
-    """{line: pair id} of every row, and the rows whose pair is unknown, contradicts itself or comes twice."""
-    member_ids = sorted({r.member_id for r in rows if r.member_id})
-    job_ids = sorted({r.job_id for r in rows if r.job_id})
-    members, jobs = {}, {}
-    for chunk in _chunks(member_ids):
-        members.update(Member.objects.filter(external_id__in=chunk).values_list("external_id", "id"))
-    for chunk in _chunks(job_ids):
-        jobs.update(Job.objects.filter(external_id__in=chunk).values_list("external_id", "id"))
-    by_members: dict[tuple[int, int], int] = {}
-    for chunk in _chunks(sorted(set(members.values()))):
-        rows_of = Pair.objects.filter(member_id__in=chunk, job_id__in=list(jobs.values()) or [0])
-        by_members.update({(m, j): p for p, m, j in rows_of.values_list("id", "member_id", "job_id")})
-    given = sorted({r.pair_id for r in rows if r.pair_id is not None})
-    by_id: dict[int, tuple[str, str]] = {}
-    for chunk in _chunks(given):
-        found = Pair.objects.filter(pk__in=chunk).values_list("id", "member__external_id", "job__external_id")
-        by_id.update({p: (m, j) for p, m, j in found})
-    errors, resolved, first_line = [], {}, {}
-    for row in rows:
-        pair_id, where = None, "pair_id"
-        if row.pair_id is not None:
-            if row.pair_id not in by_id:
-                errors.append(RowError(row.line, "pair_id", f"unknown pair id {row.pair_id}"))
-                continue
-            pair_id = row.pair_id
-            if row.member_id or row.job_id:
-                member, job = by_id[pair_id]
-                if (row.member_id or member, row.job_id or job) != (member, job):
-                    errors.append(RowError(row.line, "pair_id", f"pair {pair_id} is member {member!r} × job {job!r}, "
-                                                                f"not {row.member_id!r} × {row.job_id!r}"))  # fmt: skip
-                    continue
-        else:
-            where = "member_id"
-            if row.member_id not in members:
-                errors.append(RowError(row.line, "member_id", f"unknown member id {row.member_id!r}"))
-                continue
-            if row.job_id not in jobs:
-                errors.append(RowError(row.line, "job_id", f"unknown job id {row.job_id!r}"))
-                continue
-            pair_id = by_members.get((members[row.member_id], jobs[row.job_id]))
-            if pair_id is None:
-                errors.append(RowError(row.line, "member_id", f"no pair of member {row.member_id!r} and job "
-                                                              f"{row.job_id!r} (import the pair first)"))  # fmt: skip
-                continue
-        if pair_id in first_line:
-            errors.append(RowError(row.line, where, f"duplicate of line {first_line[pair_id]}: the same pair"))
-            continue
-        first_line[pair_id] = row.line
-        resolved[row.line] = pair_id
-    return resolved, errors[:ERROR_CAP], len(errors)
+def _resolve_staged(stage: str) -> tuple[int, list[RowError]]:
+    """Resolve every staged row's pair (by ``pair_id``, or ``member_id`` and ``job_id``) into ``RESOLVED``; returns
+    (how many rows are bad, the first ERROR_CAP): an unknown pair, member or job, a pair id contradicting its
+    member and job, or a pair a row before named already."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {RESOLVED}")
+        cursor.execute(f"""
+            CREATE TEMPORARY TABLE {RESOLVED} AS
+            SELECT r.*, {_PROBLEM} AS problem, COALESCE(r.by_id, r.by_ids) AS pid FROM (
+                SELECT s.*, p.id AS by_id, pm.external_id AS pair_member, pj.external_id AS pair_job,
+                       m.id AS member_pk, j.id AS job_pk, q.id AS by_ids
+                FROM {stage} s
+                LEFT JOIN labeling_pair p ON p.id = CAST(NULLIF(s.pair_ref, '') AS bigint)
+                LEFT JOIN labeling_member pm ON pm.id = p.member_id
+                LEFT JOIN labeling_job pj ON pj.id = p.job_id
+                LEFT JOIN labeling_member m ON s.pair_ref = '' AND m.external_id = s.member_ext
+                LEFT JOIN labeling_job j ON s.pair_ref = '' AND j.external_id = s.job_ext
+                LEFT JOIN labeling_pair q ON q.member_id = m.id AND q.job_id = j.id
+            ) r""")  # fmt: skip  # noqa: S608 - constant names
+        cursor.execute(f"""
+            SELECT r.line, r.problem, r.pair_ref, r.member_ext, r.job_ext, r.pair_member, r.pair_job, d.first_line,
+                   COUNT(*) OVER ()
+            FROM {RESOLVED} r LEFT JOIN (
+                SELECT pid, MIN(line) AS first_line FROM {RESOLVED} WHERE problem = '' GROUP BY pid
+                HAVING COUNT(*) > 1
+            ) d ON r.problem = '' AND d.pid = r.pid
+            WHERE r.problem <> '' OR (d.first_line IS NOT NULL AND r.line <> d.first_line)
+            ORDER BY r.line LIMIT {ERROR_CAP}""")  # fmt: skip  # noqa: S608 - constant names
+        rows = cursor.fetchall()
+    errors = [_resolve_error(*row[:-1]) for row in rows]
+    return (rows[0][-1] if rows else 0), errors
+
+
+def _resolve_error(line, problem, pair_ref, member_id, job_id, member, job, first_line) -> RowError:
+    if problem == "unknown_pair":
+        return RowError(line, "pair_id", f"unknown pair id {int(pair_ref)}")
+    if problem == "mismatch":
+        return RowError(line, "pair_id", f"pair {int(pair_ref)} is member {member!r} × job {job!r}, "
+                                         f"not {member_id!r} × {job_id!r}")  # fmt: skip
+    if problem == "unknown_member":
+        return RowError(line, "member_id", f"unknown member id {member_id!r}")
+    if problem == "unknown_job":
+        return RowError(line, "job_id", f"unknown job id {job_id!r}")
+    if problem == "no_pair":
+        return RowError(line, "member_id", f"no pair of member {member_id!r} and job {job_id!r} (import the pair "
+                                           "first)")  # fmt: skip
+    where = "pair_id" if pair_ref else "member_id"
+    return RowError(line, where, f"duplicate of line {first_line}: the same pair")
+
+
+def _export_staged(export: DatasetExport):
+    """The export's rows (its ``labels.jsonl``, read a line at a time) as staging values."""
+    with open(export_dir(export) / "labels.jsonl", "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            row = json.loads(raw)
+            yield number, (str(row["pair_id"]), row["split"], row["label"], str(row["run_id"]))
+
+
+def _store_staged(evaluation: StudentEvaluation, export: DatasetExport) -> None:
+    """Insert the resolved predictions with what the export said about each pair (split and label) and the
+    teacher's candidate (the exported row's run, else the latest of the export's runs that has one)."""
+    exported = Stage("student_export", ERROR_CAP)
+    exported.create()
+    exported.load(_export_staged(export))
+    runs = list(export.runs.values_list("pk", flat=True)) or [0]
+    marks = ", ".join(["%s"] * len(runs))
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO labeling_studentprediction (evaluation_id, pair_id, line, label, probabilities, confidence,
+                                                    cited_rules, export_split, export_label, candidate_id)
+            SELECT %s, r.pid, r.line, r.label, {_json("NULLIF(r.probs, '')")},
+                   CAST(NULLIF(r.confidence, '') AS double precision), {_json("r.cited_rules")},
+                   COALESCE(e.split, ''), COALESCE(e.label, ''),
+                   (SELECT c.id FROM labeling_candidate c WHERE c.pair_id = r.pid AND c.run_id IN ({marks})
+                    ORDER BY CASE WHEN c.run_id = CAST(e.run_ref AS bigint) THEN 1 ELSE 0 END DESC, c.run_id DESC
+                    LIMIT 1)
+            FROM {RESOLVED} r LEFT JOIN {exported.name} e ON CAST(e.pair_ref AS bigint) = r.pid
+            ORDER BY r.line""", [evaluation.pk, *runs])  # fmt: skip  # noqa: S608 - constant names
+    predictions = StudentPrediction.objects.filter(evaluation=evaluation)
+    figures = predictions.aggregate(
+        rows=Count("id"),
+        with_probabilities=Count("id", filter=Q(probabilities__isnull=False)),
+        with_rules=Count("id", filter=~Q(cited_rules=[])),
+        in_train=Count("id", filter=Q(export_split="train")),
+        in_validation=Count("id", filter=Q(export_split="validation")),
+        in_test=Count("id", filter=Q(export_split="test")),
+    )
+    for name, value in figures.items():
+        setattr(evaluation, name, value)
+    evaluation.save(update_fields=list(figures))
 
 
 _ROW_START = b'{"pair_id":'
@@ -347,49 +478,6 @@ def export_rows(export: DatasetExport, pair_ids: set[int]) -> dict[int, tuple[st
             if row["pair_id"] in pair_ids:
                 found[row["pair_id"]] = (row["split"], row["label"], row["run_id"])
     return found
-
-
-def _teacher_candidates(export: DatasetExport, pair_ids: list[int], exported: dict) -> dict[int, int]:
-    """{pair id: candidate id}: the exported row's candidate, else the latest of the export's runs that has one."""
-    run_ids = list(export.runs.values_list("pk", flat=True))
-    picked: dict[int, tuple[int, int]] = {}
-    for chunk in _chunks(pair_ids):
-        rows = Candidate.objects.filter(run_id__in=run_ids, pair_id__in=chunk).values_list("pair_id", "run_id", "id")
-        for pair_id, run_id, candidate_id in rows:
-            wanted = exported.get(pair_id, (None, None, None))[2]
-            rank = (run_id == wanted, run_id)
-            if pair_id not in picked or rank > picked[pair_id][0]:
-                picked[pair_id] = (rank, candidate_id)
-    return {pair_id: candidate_id for pair_id, (_rank, candidate_id) in picked.items()}
-
-
-def _store(export, rows, resolved, *, user, source, fmt, sha256, key, student_name, student_version):
-    pair_ids = set(resolved.values())
-    exported = export_rows(export, pair_ids)
-    candidates = _teacher_candidates(export, sorted(pair_ids), exported)
-    splits = [exported.get(resolved[r.line], ("",))[0] for r in rows]
-    evaluation = StudentEvaluation(
-        export=export, policy_version=export.policy_version, student_name=student_name,
-        student_version=student_version, source_name=source, file_format=fmt, file_sha256=sha256, rows=len(rows),
-        with_probabilities=sum(1 for r in rows if r.probabilities is not None),
-        with_rules=sum(1 for r in rows if r.cited_rules), in_train=splits.count("train"),
-        in_validation=splits.count("validation"), in_test=splits.count("test"), idempotency_key=key,
-        created_by=user,
-    )  # fmt: skip
-    evaluation.full_clean(validate_unique=False, validate_constraints=False)  # the database checks those
-    evaluation.save()
-    predictions = []
-    for row in rows:
-        pair_id = resolved[row.line]
-        split, label, _run = exported.get(pair_id, ("", "", None))
-        probs = row.probabilities
-        predictions.append(StudentPrediction(
-            evaluation=evaluation, pair_id=pair_id, line=row.line, label=row.label, probabilities=probs,
-            confidence=None if probs is None else min(1.0, probs.get(row.label, 0.0)), cited_rules=row.cited_rules,
-            export_split=split, export_label=label, candidate_id=candidates.get(pair_id),
-        ))  # fmt: skip
-    StudentPrediction.objects.bulk_create(predictions, batch_size=2000)
-    return evaluation
 
 
 # --- disagreements to review ---------------------------------------------------------------------------------
@@ -429,6 +517,11 @@ def student_disagreements_queue(
     from ..selectors.students import student_disagreements
 
     require_student_role(user)
+    if not evaluation.is_ready:
+        raise StudentError(
+            "evaluation", f"Student evaluation #{evaluation.pk} is {evaluation.status}: nothing to queue yet.",
+            conflict=True,
+        )  # fmt: skip
     if against not in AGAINST:
         raise StudentError("against", f"against must be one of {', '.join(AGAINST)}, not {against!r}.")
     if limit is not None and limit < 1:

@@ -2,8 +2,9 @@
 queueing its disagreements for review."""
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from policyhub.roles import ML_ENGINEER, POLICY_OWNER, role_required
@@ -32,15 +33,16 @@ def student_list(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = services.student_evaluation_import(
-                user=request.user, export=data["export"], stream=data["file"], name=data["file"].name,
-                student_name=data["student_name"], student_version=data["student_version"],
+            result = services.student_upload_enqueue(
+                user=request.user, export=data["export"], upload=data["file"], student_name=data["student_name"],
+                student_version=data["student_version"],
             )  # fmt: skip
         except services.StudentError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
-            if result.ok:
-                messages.success(request, result.summary())
+            if result.evaluation is not None:  # its page follows the import (failed: with the reason)
+                if result.ok:
+                    messages.success(request, result.summary())
                 return redirect("student_detail", pk=result.evaluation.pk)
     status = 400 if form.errors or (result and not result.ok) else 200
     if result and result.too_large:
@@ -52,6 +54,14 @@ def student_list(request):
 @role_required(*ROLES)
 def student_detail(request, pk):
     evaluation = _get(pk)
+    polled = request.headers.get("HX-Request")
+    if not evaluation.is_ready:  # the import's state, polled (htmx) until it is finished
+        template = "labeling/_import_status.html" if polled else "labeling/student_detail.html"
+        poll_url = reverse("student_detail", args=[pk])
+        return render(request, template, {"evaluation": evaluation, "batch": evaluation.import_batch,
+                                          "poll_url": poll_url})  # fmt: skip
+    if polled:  # it became ready while the page polled: show the whole report
+        return HttpResponse(headers={"HX-Refresh": "true"})
     try:
         precision = parse_target_precision(request.GET.get("precision"))
     except ValueError as error:

@@ -1,5 +1,6 @@
-"""An ML engineer imports a student's predictions in the browser, reads its scores and the leakage warning, and
-queues its disagreements with the teacher for annotators, who then get the most confident one first.
+"""An ML engineer uploads a student's predictions in the browser, watches a real Celery worker import them (the
+page polls until the report is there), reads its scores and the leakage warning, and queues its disagreements with
+the teacher for annotators, who then get the most confident one first.
 
 The export (a heuristic run, three human reviews, built in-process) exists before the browser starts."""
 
@@ -10,6 +11,7 @@ from playwright.sync_api import expect
 
 from labeling.models import Candidate, StudentEvaluation
 from policyhub import roles
+from tests.celery_worker import Worker, purge_queue, worker_database_url
 from tests.e2e.test_charts import chart_data
 from tests.exports.conftest import export_run  # noqa: F401 - the export's data
 from tests.labeling.conftest import process_run, published  # noqa: F401
@@ -24,11 +26,23 @@ def rows_of(card, table: str) -> list[list[str]]:
     )
 
 
+@pytest.fixture
+def worker(page, settings, tmp_path):
+    """A real worker on the test database, sharing the uploads and exports folders (stopped before the browser)."""
+    purge_queue()
+    settings.MEDIA_ROOT = tmp_path / "media"
+    env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT), "POLICYHUB_EXPORTS_DIR": str(settings.EXPORTS_ROOT)}
+    started = Worker(tmp_path, database_url=worker_database_url(), env=env).start()
+    yield started
+    started.stop()
+
+
 def test_engineer_imports_a_student_reads_its_scores_and_queues_its_disagreements(
     student_export,  # noqa: F811
     page,
     login,
     make_user,
+    worker,
     tmp_path,  # noqa: F811
 ):
     engineer = make_user("mila", roles.ML_ENGINEER)
@@ -54,7 +68,9 @@ def test_engineer_imports_a_student_reads_its_scores_and_queues_its_disagreement
     page.set_input_files("#id_file", str(path))
     page.get_by_role("button", name="Upload and score").click()
     page.wait_for_url(re.compile(r"/students/\d+/$"))
-    expect(page.locator(".messages")).to_contain_text("60 predictions of distil-match 2026-12-02 imported")
+    expect(page.locator(".messages")).to_contain_text("queued as student evaluation")
+    # the page polls the import and loads the report once the worker has imported the file
+    expect(page.locator("#student-lineage")).to_contain_text("of 60 predictions", timeout=30_000)
     expect(page.locator("#student-lineage")).to_contain_text(f"export #{student_export.pk}")
     teacher_card = page.locator('[data-truth="teacher"]')
     expect(teacher_card.locator('[data-value="accuracy"]')).to_have_text("0.967")  # 58 of 60

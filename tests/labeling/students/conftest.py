@@ -9,12 +9,26 @@ import pyarrow.parquet as pq
 import pytest
 
 from exports import services as export_services
-from labeling.models import Candidate, StudentPrediction
-from labeling.services import gold_mark_run
+from labeling.models import Candidate, ImportBatch, StudentPrediction
+from labeling.services import gold_mark_run, import_stored_run
 from labeling.services.students import export_rows, student_evaluation_import
 from tests.exports.conftest import export_run  # noqa: F401 - the fixture this one builds on
 
 SPLIT = {"train": 0.5, "validation": 0.2, "test": 0.3, "seed": 7}
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """Uploads are kept here for the workers (the web and the workers share it)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def work_off() -> None:
+    """What a worker does with the queued student uploads, here in the test's process (the worker tests run the
+    real thing: test_student_worker.py)."""
+    for batch_id in ImportBatch.objects.filter(kind="students", status="queued").values_list("pk", flat=True):
+        import_stored_run(batch_id=batch_id)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Importing a student's predictions: every format, what the export said about each pair, and bad files that
-change nothing (row and field for each bad row)."""
+"""Importing a student's predictions (in process; the worker runs the same import, see test_student_worker.py):
+every format, what the export said about each pair, and bad files that leave only a failed evaluation (row and
+field for each bad row)."""
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -98,8 +99,11 @@ def test_a_policy_owner_may_import(student_export, owner):
 
 
 def _errors(result):
-    assert not result.ok
-    assert no_predictions() and not StudentEvaluation.objects.exists()
+    """The bad rows of a file that left nothing but a failed evaluation (none if refused before it was read)."""
+    assert not result.ok and no_predictions()
+    assert [e.status for e in StudentEvaluation.objects.all()] in ([], ["failed"])
+    if result.evaluation is not None:
+        assert result.evaluation.rows == 0 and result.evaluation.import_batch.status == "failed"
     return [(e.line, e.field, e.reason) for e in result.errors]
 
 

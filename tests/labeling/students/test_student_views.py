@@ -1,5 +1,6 @@
-"""Student pages: upload with CSRF, the report with its lineage and leakage warning, queueing from the page, bad
-files shown by line and field (escaped), the export page's list of students, and who may see what."""
+"""Student pages: upload with CSRF (imported on a worker: the page shows pending, then the report), the report with
+its lineage and leakage warning, queueing from the page, bad files shown by line and field (escaped) on the failed
+evaluation, the export page's list of students, and who may see what."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -7,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Candidate, StudentEvaluation
-from tests.labeling.students.conftest import csv_text, do_import, teacher_labels
+from tests.labeling.students.conftest import csv_text, do_import, teacher_labels, work_off
 
 
 def _file(export, wrong=3, name="preds.csv"):
@@ -42,6 +43,13 @@ def test_an_ml_engineer_uploads_predictions_and_reads_the_report(student_export,
     response = browser.post(url, {**data, "csrfmiddlewaretoken": _token(browser, url)})
     evaluation = StudentEvaluation.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("student_detail", args=[evaluation.pk])
+    waiting = browser.get(response["Location"]).content.decode()
+    assert "Waiting for a worker" in waiting and 'id="student-figures"' not in waiting
+    assert f'hx-get="{response["Location"]}"' in waiting  # the page polls itself until the import is done
+    assert "queued as student evaluation" in waiting
+    work_off()
+    polled = browser.get(response["Location"], HTTP_HX_REQUEST="true")
+    assert polled["HX-Refresh"] == "true"  # ready: the whole report is loaded
     page = browser.get(response["Location"])
     html = page.content.decode()
     assert page.status_code == 200
@@ -84,12 +92,19 @@ def test_a_bad_file_lists_its_rows_escaped_and_imports_nothing(student_export, e
     upload = SimpleUploadedFile("bad.csv", text.encode())
     response = client.post(reverse("student_list"), {"export": student_export.pk, "student_name": "s",
                                                      "student_version": "1", "file": upload})  # fmt: skip
-    html = response.content.decode()
-    assert response.status_code == 400
-    assert "2 bad rows; nothing was imported" in html
+    work_off()
+    evaluation = StudentEvaluation.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("student_detail", args=[evaluation.pk])
+    html = client.get(reverse("student_detail", args=[evaluation.pk])).content.decode()
+    assert evaluation.status == "failed" and not evaluation.predictions.exists()
+    assert "2 bad rows: nothing was imported" in html and 'id="student-figures"' not in html
     assert "&lt;script&gt;" in html and "<script>alert" not in html
     assert "unknown pair id 999999" in html
-    assert not StudentEvaluation.objects.exists()
+    assert "failed" in client.get(reverse("student_list")).content.decode()
+    unknown = client.post(reverse("student_list"), {"export": student_export.pk, "student_name": "s",
+                                                    "student_version": "2",
+                                                    "file": SimpleUploadedFile("p.xlsx", b"x")})  # fmt: skip
+    assert unknown.status_code == 400 and "unknown format" in unknown.content.decode()
 
 
 @pytest.mark.parametrize("role", ["annotator", "nobody"])
