@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("exports", "0003_export_storage_key"),
-        ("labeling", "0030_gold_relabel"),
+        ("labeling", "0031_candidate_keyset_index"),
         ("policyhub", "0006_label_mapping"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
