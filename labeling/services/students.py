@@ -436,17 +436,21 @@ def _store_staged(evaluation: StudentEvaluation, export: DatasetExport) -> None:
     runs = list(export.runs.values_list("pk", flat=True)) or [0]
     marks = ", ".join(["%s"] * len(runs))
     with connection.cursor() as cursor:
+        # the candidate: the exported row's run's, else the latest run's; two subqueries, not one ordered by "is it
+        # the exported row's run", as SQLite resolves no outer column in a subquery's ORDER BY
         cursor.execute(f"""
             INSERT INTO labeling_studentprediction (evaluation_id, pair_id, line, label, probabilities, confidence,
                                                     cited_rules, export_split, export_label, candidate_id)
             SELECT %s, r.pid, r.line, r.label, {_json("NULLIF(r.probs, '')")},
                    CAST(NULLIF(r.confidence, '') AS double precision), {_json("r.cited_rules")},
                    COALESCE(e.split, ''), COALESCE(e.label, ''),
-                   (SELECT c.id FROM labeling_candidate c WHERE c.pair_id = r.pid AND c.run_id IN ({marks})
-                    ORDER BY CASE WHEN c.run_id = CAST(e.run_ref AS bigint) THEN 1 ELSE 0 END DESC, c.run_id DESC
-                    LIMIT 1)
+                   COALESCE(
+                       (SELECT c.id FROM labeling_candidate c WHERE c.pair_id = r.pid AND c.run_id IN ({marks})
+                        AND c.run_id = CAST(e.run_ref AS bigint)),
+                       (SELECT c.id FROM labeling_candidate c WHERE c.pair_id = r.pid AND c.run_id IN ({marks})
+                        ORDER BY c.run_id DESC LIMIT 1))
             FROM {RESOLVED} r LEFT JOIN {exported.name} e ON CAST(e.pair_ref AS bigint) = r.pid
-            ORDER BY r.line""", [evaluation.pk, *runs])  # fmt: skip  # noqa: S608 - constant names
+            ORDER BY r.line""", [evaluation.pk, *runs, *runs])  # fmt: skip  # noqa: S608 - constant names
     predictions = StudentPrediction.objects.filter(evaluation=evaluation)
     figures = predictions.aggregate(
         rows=Count("id"),
