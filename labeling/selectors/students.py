@@ -30,16 +30,16 @@ LEAKED_SHOWN = 20
 
 
 def student_list(*, export_id: int | None = None, limit: int = 200) -> QuerySet[StudentEvaluation]:
-    qs = StudentEvaluation.objects.select_related("export", "policy_version__policy", "created_by")
+    qs = StudentEvaluation.objects.select_related("export", "policy_version__policy", "created_by", "import_batch")
     if export_id is not None:
         qs = qs.filter(export_id=export_id)
     return qs.order_by("-created_at", "-id")[:limit]
 
 
 def student_get(*, pk: int) -> StudentEvaluation:
-    return StudentEvaluation.objects.select_related("export", "policy_version__policy", "created_by", "queued_by").get(
-        pk=pk
-    )
+    return StudentEvaluation.objects.select_related(
+        "export", "policy_version__policy", "created_by", "queued_by", "import_batch"
+    ).get(pk=pk)
 
 
 @dataclass
