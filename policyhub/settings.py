@@ -385,6 +385,9 @@ LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
 # and the longest line of a CSV or JSONL file (bytes; a longer line is a bad row with its line number).
 IMPORT_MAX_UPLOAD_BYTES = int(env("IMPORT_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024)))
 IMPORT_MAX_LINE_BYTES = int(env("IMPORT_MAX_LINE_BYTES", str(1024 * 1024)))
+# A pairs import proves its foreign keys by its own join under locks; skip the per-row checks where the database
+# role may (labeling.imports.staging.references_proved); off: always check per row.
+IMPORT_SKIP_ROW_FK_CHECKS = env_bool("IMPORT_SKIP_ROW_FK_CHECKS", True)
 # Larger uploads go to a temporary file holding at most IMPORT_MAX_UPLOAD_BYTES of them (see that module).
 FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

@@ -8,13 +8,18 @@ PostgreSQL rows go in with ``COPY … FROM STDIN`` through psycopg 3; on the emb
 
 import csv
 import io
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from .readers import RowError
+
+log = logging.getLogger(__name__)
 
 STAGE = "labeling_import_stage"
 BATCH = 5000
@@ -188,35 +193,89 @@ class Stage:
     @property
     def insert_proves_checks(self) -> bool:
         """Whether inserting first may stand in for the checks when every row is inserted: a pair naming an unknown
-        member or job is dropped by the insert's join, and a second copy of a pair conflicts with the first, so
+        member or job is dropped by the insert's join, and a second copy of a pair breaks the unique index, so
         if every staged pair was created none of them was bad. Members and jobs are checked first (a duplicate
         id would break their insert, and a changed profile would be lost)."""
         return self.kind == "pairs"
 
     def insert(self, *, batch_id: int) -> tuple[int, int]:
-        """Insert the rows not present yet; returns (created, unchanged)."""
+        """Insert the rows not present yet; returns (created, unchanged). Pairs raise ``IntegrityError`` for a
+        pair twice in the file (the checks then say which lines); the transaction is unusable until rolled back."""
         now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM {self.name}")
             staged = cursor.fetchone()[0]
             if self.kind == "pairs":
-                cursor.execute(
-                    "INSERT INTO labeling_pair (member_id, job_id, import_batch_id, created_at) "
-                    f"SELECT m.id, j.id, %s, %s FROM {self.name} s "
-                    "JOIN labeling_member m ON m.external_id = s.member_ext "
-                    "JOIN labeling_job j ON j.external_id = s.job_ext WHERE true "
-                    "ORDER BY m.id, j.id "  # the unique index, member_id's and the primary key grow in order
-                    "ON CONFLICT (member_id, job_id) DO NOTHING",
-                    [batch_id, now],
-                )
+                with references_proved(cursor, batch_id, pairs=True):
+                    cursor.execute(
+                        "INSERT INTO labeling_pair (member_id, job_id, import_batch_id, created_at) "
+                        f"SELECT m.id, j.id, %s, %s FROM {self.name} s "
+                        "JOIN labeling_member m ON m.external_id = s.member_ext "
+                        "JOIN labeling_job j ON j.external_id = s.job_ext "
+                        "WHERE NOT EXISTS (SELECT 1 FROM labeling_pair p WHERE p.member_id = m.id AND p.job_id = j.id) "
+                        "ORDER BY m.id, j.id",  # the unique index, job_id's and the primary key grow in order
+                        [batch_id, now],
+                    )
+                    created = cursor.rowcount
             else:
                 columns = self.target.stage_columns
                 select = ", ".join(_json(f"s.{c}") if c in self.target.json_columns else f"s.{c}" for c in columns)
-                cursor.execute(
-                    f"INSERT INTO {self.target.table} ({', '.join(columns)}, import_batch_id, created_at) "
-                    f"SELECT {select}, %s, %s FROM {self.name} s WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM {self.target.table} t WHERE t.external_id = s.external_id)",
-                    [batch_id, now],
-                )
-            created = cursor.rowcount
+                with references_proved(cursor, batch_id, pairs=False):
+                    cursor.execute(
+                        f"INSERT INTO {self.target.table} ({', '.join(columns)}, import_batch_id, created_at) "
+                        f"SELECT {select}, %s, %s FROM {self.name} s WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM {self.target.table} t WHERE t.external_id = s.external_id)",
+                        [batch_id, now],
+                    )
+                    created = cursor.rowcount
         return created, staged - created
+
+
+@contextmanager
+def references_proved(cursor, batch_id: int, *, pairs: bool) -> Iterator[bool]:
+    """Around an import's insert on PostgreSQL: make the insert itself the proof of its rows' foreign keys, and skip
+    the per-row checks where the database allows it; yields whether they are skipped.
+
+    Every row names the import's own batch, whose row is locked here as a per-row check would lock it (it cannot
+    be deleted until commit). Pairs (``pairs``) also name a member and a job: the insert joins every staged pair to
+    them, so each pair it writes names rows that exist in its snapshot, and locks keep that true until commit: no
+    member or job is added, changed or removed meanwhile (``SHARE`` waits for writers in progress and blocks new
+    ones; readers and other tables' foreign-key locks go on), and pairs imports run one at a time (``SHARE ROW
+    EXCLUSIVE`` on the pairs: reads and references to pairs go on), so no one else inserts a pair this one skips
+    as present. With that, the per-row foreign-key triggers (three per pair, run at commit: more than half of a
+    large pairs import's time) would only check again what the insert proved. They are skipped for this one
+    statement with ``session_replication_role = replica`` where the role may set it (a superuser, or on PostgreSQL
+    15+ after ``GRANT SET ON PARAMETER session_replication_role``) and ``IMPORT_SKIP_ROW_FK_CHECKS`` is on;
+    otherwise they run as usual. The constraints stay declared, and every other write is checked by them."""
+    if not _pg():
+        yield False  # SQLite: one writer at a time, and the foreign keys check each row as usual
+        return
+    if pairs:
+        cursor.execute("LOCK TABLE labeling_pair IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute("LOCK TABLE labeling_member, labeling_job IN SHARE MODE")
+    cursor.execute("SELECT 1 FROM labeling_importbatch WHERE id = %s FOR KEY SHARE", [batch_id])
+    skipped = settings.IMPORT_SKIP_ROW_FK_CHECKS and _replica_role(cursor)
+    yield skipped  # an error in the insert aborts the (sub)transaction, which undoes the setting too
+    if skipped:  # the rest of the transaction is checked as usual
+        cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def row_checks_skipped() -> bool:
+    """Whether imports on this database skip the per-row foreign-key checks (see :func:`references_proved`)."""
+    if not _pg() or not settings.IMPORT_SKIP_ROW_FK_CHECKS:
+        return False
+    with transaction.atomic(), connection.cursor() as cursor:
+        skipped = _replica_role(cursor)
+        transaction.set_rollback(True)
+    return skipped
+
+
+def _replica_role(cursor) -> bool:
+    """Switch this transaction's triggers to the replica role if the database role may; False if not."""
+    try:
+        with transaction.atomic():  # a savepoint: a refusal leaves the import's transaction usable
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError as error:
+        log.info("pairs import: foreign keys checked per row (%s)", str(error).strip().splitlines()[0])
+        return False
+    return True

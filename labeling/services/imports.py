@@ -307,7 +307,7 @@ def _run_import(batch: ImportBatch, rows) -> None:
             finally:
                 reporter.stop()
             total = counts["errors"]
-            inserted = stage.insert(batch_id=batch.pk) if not total and stage.insert_proves_checks else None
+            inserted = _insert_first(stage, batch.pk) if not total and stage.insert_proves_checks else None
             if inserted is None or inserted[1]:  # some rows were not inserted: the checks say whether that is bad
                 for check in (stage.duplicate_errors, stage.unknown_reference_errors, stage.conflict_errors):
                     count, found = check()
@@ -326,6 +326,16 @@ def _run_import(batch: ImportBatch, rows) -> None:
             batch.save()
     except _Rollback:
         _fail(batch, batch.error_count, row_errors)
+
+
+def _insert_first(stage: Stage, batch_id: int) -> tuple[int, int] | None:
+    """Insert before checking (see ``Stage.insert_proves_checks``); None if a pair is twice in the file: the
+    checks then say which lines, the savepoint undid the insert."""
+    try:
+        with transaction.atomic():
+            return stage.insert(batch_id=batch_id)
+    except IntegrityError:
+        return None
 
 
 def import_batch_fail(*, batch_id: int, error: str) -> None:
