@@ -30,7 +30,7 @@ def _other_connection() -> psycopg.Connection:
 
 
 @pytest.mark.parametrize("skip_row_checks", [True, False], ids=["checks skipped", "checked per row"])
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_member_removed_during_a_pairs_import_fails_the_file_and_leaves_no_pair_without_it(skip_row_checks):
     assert _import("members", MEMBERS_CSV + "m_gone,Leaving,,,,\n").ok
     assert _import("jobs", JOBS_JSONL, "jsonl").ok
