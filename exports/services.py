@@ -354,17 +354,20 @@ def export_recover_stuck(*, sweep: leases.Sweep, max_recoveries: int) -> int:
 
 
 def export_delete(*, export: DatasetExport, user) -> DatasetExport:
-    """Remove the files of an export; the row stays, with who deleted it and when, as the record."""
+    """Remove the files of an export; the row stays, with who deleted it and when, as the record. An object the
+    store cannot delete now (it is down) is recorded in the same transaction and deleted later by the watchdog's
+    sweep (``labeling.services.storage``): the deletion succeeds for the user either way."""
     _require(user)
     if export.status == DatasetExport.Status.DELETED:
         return export
     if export.is_active:
         raise ExportError("status", f"Export #{export.pk} is still {export.status}; wait for it to finish.")
-    if export.is_ready:
-        storage_mod.remove(storage_mod.exports_storage(), export.key, _stored_names(export))
-    export.status = DatasetExport.Status.DELETED
-    export.deleted_at, export.deleted_by = timezone.now(), user
-    export.save(update_fields=["status", "deleted_at", "deleted_by"])
+    with transaction.atomic():
+        if export.is_ready:
+            storage_mod.remove(storage_mod.exports_storage(), export.key, _stored_names(export))
+        export.status = DatasetExport.Status.DELETED
+        export.deleted_at, export.deleted_by = timezone.now(), user
+        export.save(update_fields=["status", "deleted_at", "deleted_by"])
     return export
 
 

@@ -20,7 +20,6 @@ recorded, else the file was changed or replaced behind the app's back and :class
 served. :func:`verify` reads every object in full and compares sha256.
 """
 
-import contextlib
 import hashlib
 import shutil
 import stat
@@ -134,7 +133,7 @@ def publish(storage: Storage, staging: Path, key: str, files: dict[str, tuple[st
             with open(staging / name, "rb") as handle:
                 saved = storage.save(target, File(handle, name=name))
             if saved != target:  # the storage chose another name because the key appeared meanwhile
-                storage.delete(saved)
+                remove(storage, key, [saved.removeprefix(f"{key}/")])
                 raise FileExistsError(f"{location(storage, target)} appeared during the upload: not overwritten")
             written.append(name)
             stored = StoredFile.open(storage, target, size=size, etag="")
@@ -150,8 +149,10 @@ def publish(storage: Storage, staging: Path, key: str, files: dict[str, tuple[st
 
 
 def remove(storage: Storage, key: str, names: list[str]) -> None:
-    """Delete an export's files under ``key`` (and its folder, on a folder storage). Best effort on an object
-    store: what cannot be deleted now is an unreferenced object, never read again."""
+    """Delete an export's files under ``key`` (and its folder, on a folder storage). On an object store an object
+    that cannot be deleted now (the store is down) never stops the caller: its deletion is recorded, in the
+    caller's transaction, and the watchdog's sweep deletes it later (``labeling.services.storage``). ``storage``
+    is the exports storage (:func:`exports_storage`)."""
     if is_folder(storage):
         folder = Path(storage.path(key))
         if folder.exists():
@@ -159,9 +160,10 @@ def remove(storage: Storage, key: str, names: list[str]) -> None:
                 path.chmod(stat.S_IRUSR | stat.S_IWUSR)
             shutil.rmtree(folder)
         return
-    for name in names:
-        with contextlib.suppress(Exception):  # the caller's own error matters more; the object is unreferenced
-            storage.delete(f"{key}/{name}")
+    # imported here, not above: that module (the one deletion mechanism of every storage) imports this one
+    from labeling.services.storage import storage_delete_or_defer
+
+    storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports")
 
 
 def check_available(storage: Storage) -> None:

@@ -18,6 +18,7 @@ from .models import (
     LabelStudioProject,
     Member,
     Pair,
+    PendingStorageDeletion,
     PolicyFeedback,
     QualityGates,
     RedTeamRun,
@@ -254,3 +255,16 @@ class StudentPredictionAdmin(ReadOnlyAdmin):
     list_display = ("evaluation", "line", "pair", "label", "confidence", "export_split", "queued_at")
     list_filter = ("export_split",)
     raw_id_fields = ("evaluation", "pair", "candidate")
+
+
+@admin.register(PendingStorageDeletion)
+class PendingStorageDeletionAdmin(ReadOnlyAdmin):
+    """Stored files the watchdog still has to delete (the store was down when they were let go): shown, never
+    edited or removed by hand, since a row removed here would leave its file behind for good."""
+
+    list_display = ("storage", "name", "attempts", "last_error", "created_at", "last_attempt_at", "next_attempt_at")
+    list_filter = ("storage",)
+    search_fields = ("name",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1629,3 +1629,34 @@ class GoldRelabel(models.Model):
 
     def __str__(self) -> str:
         return f"gold {self.old_label} → {self.label} for pair {self.pair_id} under {self.version}"
+
+
+# --- exportdel: stored files deleted after an outage ---------------------------------------------------------
+class PendingStorageDeletion(models.Model):
+    """A stored file the app no longer references that could not be deleted when it was let go (the object store
+    was down, say): an export's objects after the export was deleted, an upload after its import. Recorded in the
+    transaction that let the file go, so none is forgotten; the watchdog's sweep deletes it again, with backoff,
+    until it is gone (one already gone counts), then removes the row (``labeling.services.storage``)."""
+
+    class Storage(models.TextChoices):
+        DEFAULT = "default", "uploads (STORAGES['default'])"
+        EXPORTS = "exports", "exports (STORAGES['exports'])"
+
+    storage = models.CharField(max_length=20, choices=Storage.choices)
+    name = models.CharField(max_length=1024, help_text="The file's name (key) in that storage.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Deletes tried and failed so far.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now, help_text="The sweep tries again from then on.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["storage", "name"], name="pendingdeletion_once_per_file"),
+            models.CheckConstraint(condition=Q(storage__in=["default", "exports"]), name="pendingdeletion_storage"),
+            models.CheckConstraint(condition=~Q(name=""), name="pendingdeletion_has_name"),
+        ]
+        indexes = [models.Index(fields=["next_attempt_at"], name="pendingdeletion_due")]
+
+    def __str__(self) -> str:
+        return f"{self.storage}:{self.name} ({self.attempts} failed)"

@@ -3,7 +3,9 @@
 Celery beat runs :func:`sweep` every ``WATCHDOG_INTERVAL_SECONDS`` (``policyhub.tasks.watchdog_sweep``;
 ``bin/run`` starts beat inside its worker). It covers every kind of work a crash can leave half-done: labeling-run
 chunks, batch submissions and polls, imports and exports. What counts as stuck is :meth:`policyhub.leases.Sweep.stuck`;
-what each kind does about it lives with its app (``labeling.services.recovery``, ``exports.services``).
+what each kind does about it lives with its app (``labeling.services.recovery``, ``exports.services``). It also
+deletes again the stored files an outage of the object store kept from being deleted when they were let go
+(``labeling.services.storage``).
 """
 
 import logging
@@ -11,7 +13,7 @@ import logging
 from django.utils import timezone
 
 from exports.services import export_recover_stuck
-from labeling.services import figures_refresh_stale, recovery
+from labeling.services import figures_refresh_stale, recovery, storage_deletions_retry
 
 from .leases import Sweep
 from .queueing import waiting_messages
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """Look once; returns how many of each kind were sent again."""
+    """Look once; returns how many of each kind were sent again (``storage_deletions``: files deleted now)."""
     waiting = waiting_messages()
     look = Sweep(now=timezone.now(), queue_idle=not waiting)  # None (the broker cannot tell): a duplicate is safe
     sent = {
@@ -29,7 +31,12 @@ def sweep() -> dict[str, int]:
         "imports": recovery.imports_requeue(sweep=look),
         "exports": export_recover_stuck(sweep=look, max_recoveries=recovery.MAX_RECOVERIES),
         "figures": figures_refresh_stale() if look.queue_idle else 0,  # a queued refresh would do it anyway
+        "storage_deletions": storage_deletions_retry(sweep=look),
     }
     if any(sent.values()):
-        log.warning("watchdog re-queued stuck work: %s (messages waiting in the broker: %s)", sent, waiting)
+        log.warning(
+            "watchdog re-queued stuck work or deleted left-behind files: %s (messages waiting in the broker: %s)",
+            sent,
+            waiting,
+        )
     return sent

@@ -61,6 +61,7 @@ from .runs import (
     labeling_run_fail,
     labeling_run_resume,
 )
+from .storage import storage_delete_or_defer, storage_deletions_retry
 from .teachers import teacher_config_save
 
 __all__ = [
@@ -106,6 +107,8 @@ __all__ = [
     "labeling_run_fail",
     "labeling_run_resume",
     "teacher_config_save",
+    "storage_delete_or_defer",
+    "storage_deletions_retry",
     "ERROR_CAP",
     "ImportResult",
     "import_batch_create",

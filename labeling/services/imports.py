@@ -3,7 +3,6 @@ the batch row, the stored upload, the worker's lease, progress and the failed st
 predictions (``labeling.services.students``) are a kind of import that differs only in how its rows are checked
 and stored (:func:`import_batch_run`)."""
 
-import contextlib
 import hashlib
 import logging
 import threading
@@ -25,6 +24,7 @@ from ..imports.schemas import SCHEMAS
 from ..imports.staging import Stage
 from ..models import ImportBatch
 from ..pipeline import injection
+from .storage import storage_delete_or_defer
 
 log = logging.getLogger(__name__)
 #: How many bad rows an import keeps for its report (the count is always exact).
@@ -189,8 +189,7 @@ def import_upload_store(*, batch: ImportBatch, upload) -> ImportResult:
         stored = default_storage.save(name, upload)
     except Exception as error:  # the storage is down or refused it: say so on the import, nothing half-kept
         log.exception("import %s: storing the upload failed", batch.pk)
-        with contextlib.suppress(Exception):
-            default_storage.delete(name)
+        storage_delete_or_defer(names=[name])  # a put that did land (its answer lost) is deleted now or later
         reason = f"the upload could not be stored for the workers; nothing was imported ({error_text(error)})"
         _fail(batch, 1, [RowError(0, "file", reason)])
         return ImportResult(batch, not_stored=True)
@@ -220,8 +219,9 @@ def import_stored_run(*, batch_id: int) -> ImportResult:
     except BaseException:
         leases.lease_release(ImportBatch, batch.pk, token, after_error=True)  # a retry may claim it at once
         raise
-    default_storage.delete(batch.stored_file)
-    ImportBatch.objects.filter(pk=batch.pk).update(stored_file="", lease_until=None, lease_token="")
+    with transaction.atomic():  # the upload is let go: deleted now, or recorded for the sweep if the store is down
+        storage_delete_or_defer(names=[batch.stored_file])
+        ImportBatch.objects.filter(pk=batch.pk).update(stored_file="", lease_until=None, lease_token="")
     batch.stored_file, batch.lease_until, batch.lease_token = "", None, ""
     return result
 
@@ -347,8 +347,9 @@ def import_batch_fail(*, batch_id: int, error: str) -> None:
     reason = f"the import stopped on an unexpected error; nothing was imported ({error})"
     _fail(batch, 1, [RowError(0, "file", reason)])
     if batch.stored_file:
-        default_storage.delete(batch.stored_file)
-        ImportBatch.objects.filter(pk=batch.pk).update(stored_file="")
+        with transaction.atomic():
+            storage_delete_or_defer(names=[batch.stored_file])
+            ImportBatch.objects.filter(pk=batch.pk).update(stored_file="")
 
 
 def _fail(batch: ImportBatch, count: int, errors: list[RowError]) -> None:

@@ -1,6 +1,7 @@
 """Object storage down (the moto server stopped: connections refused): downloads, export creation and uploads
 answer 503 with the reason, in the API (JSON) and on the pages, never a 500; a build is retried while the store is
-down, publishes nothing, and succeeds once it is back, or, if it stays down, fails with the reason. The bucket is a
+down, publishes nothing (what it uploaded before the store went down is deleted by the watchdog once the store is
+back), and succeeds once it is back, or, if it stays down, fails with the reason. The bucket is a
 real server (moto in server mode, ``tests/s3_server.py``), stopped and started again on the same port."""
 
 import hashlib
@@ -172,3 +173,40 @@ def test_an_import_whose_worker_finds_the_store_down_is_retried_and_imports_once
     batch.refresh_from_db()
     assert (batch.status, batch.rows_created, batch.stored_file) == ("succeeded", 1, "")
     assert Member.objects.filter(external_id="m1").exists() and bucket.keys("imports/") == []
+
+
+@pytest.mark.django_db
+def test_a_build_whose_store_goes_down_mid_upload_leaves_its_uploaded_objects_to_the_watchdog(
+    export_run, engineer, s3_outage, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.models import PendingStorageDeletion
+    from labeling.services import storage_deletions_retry
+    from policyhub.leases import Sweep
+
+    server, bucket = s3_outage
+    export, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+    real = export_storage._sha256_of
+
+    def read_back_then_lose_the_store(chunks):
+        got = real(chunks)
+        server.stop()  # the first file is uploaded and verified; the store goes down before the next
+        return got
+
+    monkeypatch.setattr(export_storage, "_sha256_of", read_back_then_lose_the_store)
+    with pytest.raises(export_storage.StorageUnavailable, match="unavailable right now"):
+        services.export_build(export_id=export.pk)
+    monkeypatch.setattr(export_storage, "_sha256_of", real)
+    pending = PendingStorageDeletion.objects.get()  # the one object it could not take back
+    assert pending.storage == "exports" and pending.name.startswith(f"{export.pk}/")
+
+    server.start()
+    assert bucket.keys(f"exports/{export.pk}/") == [f"ph/exports/{pending.name}"]
+    later = Sweep(now=timezone.now() + timedelta(minutes=5), queue_idle=True)
+    assert storage_deletions_retry(sweep=later) == 1
+    assert bucket.keys(f"exports/{export.pk}/") == [] and not PendingStorageDeletion.objects.exists()
+    export.refresh_from_db()
+    assert (export.storage_key, export.lease_token) == ("", "")  # nothing published; free for the task's retry

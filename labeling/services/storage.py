@@ -1,0 +1,123 @@
+"""Stored files the app lets go are deleted, or their deletion is kept until it happens: an outage of the object
+store never leaves one behind for good.
+
+Every place that lets a stored file go (a deleted export's objects, an upload once imported or refused, the objects
+of a build that did not become the export's) calls :func:`storage_delete_or_defer`. It deletes each file at once;
+one that cannot be deleted (the store is down, or refuses) gets a :class:`~labeling.models.PendingStorageDeletion`
+row, written in the caller's transaction, so the row exists exactly when the reference to the file is gone. The
+watchdog's sweep (``policyhub.watchdog``) calls :func:`storage_deletions_retry`, which deletes the due files again,
+backing off after each failure (RETRY_FIRST, doubling up to RETRY_MAX), and removes a row once its file is gone. A
+file already gone counts as deleted (S3 and a folder both answer a delete of a missing file with success).
+
+When the store turns out to be down (:func:`exports.storage.is_outage`), the remaining files of the same call or
+sweep are not tried: each would wait for the same unreachable store. They are recorded (``attempts`` 0) or stay due
+for the next sweep.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.core.files.storage import Storage, storages
+from django.db import transaction
+from django.utils import timezone
+
+from exports import storage as export_storage
+from policyhub.jobs import error_text
+from policyhub.leases import Sweep
+
+from ..models import PendingStorageDeletion
+
+log = logging.getLogger(__name__)
+
+#: The first retry of a failed delete comes this long after it; each further failure doubles the wait, up to RETRY_MAX.
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=6)
+#: A sweep retries at most this many due deletions (the oldest due first); the next sweep takes the rest.
+SWEEP_BATCH = 500
+
+
+def storage_for(alias: str) -> Storage:
+    """The storage a deletion names: ``exports`` (``exports.storage.exports_storage``: a bucket or EXPORTS_ROOT) or
+    ``default`` (uploads)."""
+    if alias == PendingStorageDeletion.Storage.EXPORTS:
+        return export_storage.exports_storage()
+    return storages[alias]
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long after its ``attempts``-th failed try a deletion is tried again."""
+    return min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX)
+
+
+def storage_delete_or_defer(
+    *, names: Iterable[str], storage: str = PendingStorageDeletion.Storage.DEFAULT
+) -> list[str]:
+    """Delete the files ``names`` of the storage ``storage`` (an alias: ``default`` or ``exports``) now; record
+    each one that cannot be deleted for the sweep to delete later, in the caller's transaction. Returns the names
+    deferred (none when the storage answered)."""
+    target, now = storage_for(storage), timezone.now()
+    deferred: list[PendingStorageDeletion] = []
+    outage: BaseException | None = None
+    for name in names:
+        if not name:
+            continue
+        if outage is None:
+            try:
+                target.delete(name)
+                continue
+            except Exception as error:  # the caller's own work is done; the file is kept to be deleted later
+                log.warning("%s:%s could not be deleted now, the sweep tries again: %s", storage, name, error)
+                failed, attempts = error, 1
+                if export_storage.is_outage(error):
+                    outage = error
+        else:
+            failed, attempts = outage, 0  # not tried: the store is down
+        deferred.append(
+            PendingStorageDeletion(
+                storage=storage,
+                name=name,
+                attempts=attempts,
+                last_error=error_text(failed),
+                created_at=now,
+                last_attempt_at=now if attempts else None,
+                next_attempt_at=now + RETRY_FIRST,
+            )  # fmt: skip
+        )
+    if deferred:  # a file recorded already (a second failed try of the same caller) stays one row
+        PendingStorageDeletion.objects.bulk_create(deferred, ignore_conflicts=True)
+    return [pending.name for pending in deferred]
+
+
+def storage_deletions_retry(*, sweep: Sweep, limit: int = SWEEP_BATCH) -> int:
+    """Delete again the recorded files whose retry is due at ``sweep.now``; returns how many are gone now (their
+    rows removed). A failure counts an attempt, keeps the error and backs off; an outage ends this sweep's tries."""
+    gone = 0
+    with transaction.atomic():  # rows another sweep holds are skipped, never deleted twice at once
+        due = (
+            PendingStorageDeletion.objects.filter(next_attempt_at__lte=sweep.now)
+            .order_by("next_attempt_at", "pk")
+            .select_for_update(skip_locked=True)[:limit]
+        )
+        for pending in due:
+            try:
+                storage_for(pending.storage).delete(pending.name)
+            except Exception as error:
+                _failed(pending, error, sweep.now)
+                if export_storage.is_outage(error):
+                    break  # the rest would wait for the same store: the next sweep tries them
+                continue
+            pending.delete()
+            gone += 1
+    return gone
+
+
+def _failed(pending: PendingStorageDeletion, error: BaseException, now: datetime) -> None:
+    attempts = pending.attempts + 1
+    log.warning("%s:%s still cannot be deleted (try %s): %s", pending.storage, pending.name, attempts, error)
+    PendingStorageDeletion.objects.filter(pk=pending.pk).update(
+        attempts=attempts,
+        last_error=error_text(error),
+        last_attempt_at=now,
+        next_attempt_at=now + retry_delay(attempts),
+    )
