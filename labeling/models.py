@@ -1580,6 +1580,7 @@ class FiguresSnapshot(models.Model):
         RUN_AGREEMENT = "run_agreement", "A run's agreement"
         VERSION_AGREEMENT = "version_agreement", "A version's agreement"
         RUN_PAGE = "run_page", "A finished run's counts, trust rates and timeline"
+        VERSION_RULES = "version_rules", "A version's reviewed and overridden items per cited rule"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     run = models.ForeignKey(LabelingRun, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -1596,9 +1597,12 @@ class FiguresSnapshot(models.Model):
             models.UniqueConstraint(
                 fields=["version"], condition=Q(kind="version_agreement"), name="figures_one_per_version"
             ),
+            models.UniqueConstraint(
+                fields=["version"], condition=Q(kind="version_rules"), name="figures_one_rules_per_version"
+            ),
             models.CheckConstraint(
                 condition=Q(kind__in=["run_agreement", "run_page"], run__isnull=False, version__isnull=True)
-                | Q(kind="version_agreement", run__isnull=True, version__isnull=False),
+                | Q(kind__in=["version_agreement", "version_rules"], run__isnull=True, version__isnull=False),
                 name="figures_scope_matches_kind",
             ),
         ]

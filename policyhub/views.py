@@ -132,7 +132,8 @@ def draft_start(request, slug):
 
 def _editor_context(policy, draft, editor, conflict=None, *, user=None) -> dict:
     # next to each rule: its open feedback and how often annotators overrode the teacher on items citing it
-    feedback = rule_feedback(policy=policy)
+    overrides = labeling_services.rule_overrides(policy=policy)  # kept figures: fixed reads whatever the data
+    feedback = rule_feedback(policy=policy, overrides=overrides)
     shown = set()
     for form in editor.rules:
         rule = (form["id"].value() or "").strip()
@@ -145,6 +146,7 @@ def _editor_context(policy, draft, editor, conflict=None, *, user=None) -> dict:
         "conflict": conflict,
         "body_html": render_markdown(editor.draft["body"].value() or ""),
         "feedback_counts": feedback_counts(user=user, policy=policy),
+        "overrides": overrides,
         "feedback_elsewhere": [row for rule, row in sorted(feedback.items()) if row.open_flags and rule not in shown],
     }
 

@@ -4,7 +4,8 @@ and per rule the open flags and how often annotators overrode the teacher on ite
 Who sees what: policy owners and ML engineers (read-only) see every flag of a policy; an annotator sees their own.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Count, Prefetch, QuerySet
@@ -98,7 +99,7 @@ WITH reviewed AS (
            EXISTS (SELECT 1 FROM {review} r WHERE r.candidate_id = c.id AND r.kind = %s AND r.label <> c.label)
                AS overridden
     FROM {candidate} c JOIN {run} lr ON lr.id = c.run_id JOIN {version} v ON v.id = lr.policy_version_id
-    WHERE v.policy_id = %s AND lr.purpose = %s AND c.status = %s AND c.label <> ''
+    WHERE {scope} = %s AND lr.purpose = %s AND c.status = %s AND c.label <> ''
       AND EXISTS (SELECT 1 FROM {review} r WHERE r.candidate_id = c.id AND r.kind = %s)
 ), citing AS (
     SELECT DISTINCT i.id, {rule} AS rule, i.overridden
@@ -110,28 +111,70 @@ SELECT rule, COUNT(*), SUM(CASE WHEN overridden THEN 1 ELSE 0 END) FROM citing G
 """
 
 
-def _rule_overrides(policy_id: int) -> list[tuple[str, int, int]]:
-    """(rule, reviewed items citing it, of them overridden) over the policy's labeling runs, in one grouped query."""
+def _rule_overrides(*, policy_id: int | None = None, version_id: int | None = None) -> list[tuple[str, int, int]]:
+    """(rule, reviewed items citing it, of them overridden) over the labeling runs of a policy or of one of its
+    versions, in one grouped query."""
     vendor = connection.vendor if connection.vendor in _CITED else "postgresql"
+    scope, scope_id = ("v.policy_id", policy_id) if version_id is None else ("lr.policy_version_id", version_id)
     sql = _OVERRIDES.format(
         review=Review._meta.db_table, candidate=Candidate._meta.db_table, run=LabelingRun._meta.db_table,
         version=PolicyVersion._meta.db_table, sample=TeacherSample._meta.db_table, rule=_CITED_RULE[vendor],
-        cited=_CITED[vendor],
+        cited=_CITED[vendor], scope=scope,
     )  # fmt: skip
-    params = [Review.Kind.REVIEW, policy_id, LabelingRun.Purpose.LABELING, Candidate.Status.LABELED, Review.Kind.REVIEW]
+    params = [Review.Kind.REVIEW, scope_id, LabelingRun.Purpose.LABELING, Candidate.Status.LABELED, Review.Kind.REVIEW]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def rule_feedback(*, policy: Policy) -> dict[str, RuleFeedback]:
+def version_rule_figures(*, version_id: int) -> dict:
+    """A version's per-rule counts over its labeling runs, computed from scratch, as JSON (the kept figures of the
+    draft editor, ``labeling.services.figures``): {"rules": {rule: [reviewed, overridden]}, "size": reviews}."""
+    reviews = Review.objects.filter(
+        kind=Review.Kind.REVIEW,
+        candidate__run__policy_version_id=version_id,
+        candidate__run__purpose=LabelingRun.Purpose.LABELING,
+    ).count()
+    rows = _rule_overrides(version_id=version_id)
+    return {"size": reviews, "rules": {rule: [int(n), int(over or 0)] for rule, n, over in rows}}
+
+
+@dataclass(frozen=True)
+class RuleOverrides:
+    """Per rule (reviewed, overridden) over the policy's labeling runs; from kept figures, as of ``computed_at``
+    (the oldest of its versions') and ``stale`` when any of them has newer changes on their way."""
+
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    computed_at: datetime | None = None
+    stale: bool = False
+
+
+def rule_overrides_from_snapshots(snapshots) -> RuleOverrides:
+    """The sum of the versions' kept per-rule counts: an item belongs to one run, so to one version, and is counted
+    once per rule in it."""
+    counts: dict[str, list[int]] = {}
+    snapshots = list(snapshots)
+    for snapshot in snapshots:
+        for rule, (reviewed, overridden) in snapshot.figures["rules"].items():
+            total = counts.setdefault(rule, [0, 0])
+            total[0] += reviewed
+            total[1] += overridden
+    return RuleOverrides(
+        counts={rule: (n, over) for rule, (n, over) in counts.items()},
+        computed_at=min((s.computed_at for s in snapshots), default=None),
+        stale=any(s.stale for s in snapshots),
+    )
+
+
+def rule_feedback(*, policy: Policy, overrides: RuleOverrides | None = None) -> dict[str, RuleFeedback]:
     """Per rule ID of the policy (IDs are stable across versions): the open flags citing it, and the reviewed items
     of the policy's labeling runs whose teacher answer cited it, with how many of them annotators overrode.
 
     An item is *reviewed* once an annotator reviewed it; its teacher's *cited rules* are those of the samples that
     gave the teacher's label (as on the agreement page); it was *overridden* when at least one annotator's review
-    gave another label than the teacher's. Two queries, however many runs, samples and reviews there are (the
-    overrides are counted in SQL)."""
+    gave another label than the teacher's. ``overrides`` gives those counts (the editor passes the kept figures,
+    ``labeling.services.figures.rule_overrides``); by default they are counted here, in one grouped SQL query over
+    every reviewed item of the policy. One query for the flags."""
     stats: dict[str, RuleFeedback] = {}
 
     def at(rule: str) -> RuleFeedback:
@@ -142,7 +185,11 @@ def rule_feedback(*, policy: Policy) -> dict[str, RuleFeedback]:
         for rule in rule_ids or ():
             at(rule).open_flags += 1
 
-    for rule, reviewed, overridden in _rule_overrides(policy.pk):
+    if overrides is None:
+        counts = {rule: (n, over) for rule, n, over in _rule_overrides(policy_id=policy.pk)}
+    else:
+        counts = overrides.counts
+    for rule, (reviewed, overridden) in counts.items():
         row = at(rule)
         row.reviewed, row.overridden = int(reviewed), int(overridden or 0)
     return stats

@@ -6,8 +6,10 @@ from .figures import (
     figures_mark_stale,
     figures_refresh,
     figures_refresh_stale,
+    rule_overrides,
     run_page,
     run_page_snapshot,
+    run_pages,
     runs_trust,
 )
 from .gates import (
@@ -121,7 +123,9 @@ __all__ = [
     "figures_mark_stale",
     "figures_refresh",
     "figures_refresh_stale",
+    "rule_overrides",
     "run_page",
     "run_page_snapshot",
+    "run_pages",
     "runs_trust",
 ]

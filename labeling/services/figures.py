@@ -15,7 +15,7 @@ from policyhub.models import PolicyVersion
 from policyhub.queueing import enqueue_each
 
 from ..models import FiguresSnapshot, LabelingRun
-from ..selectors import agreement
+from ..selectors import agreement, feedback
 from ..selectors import runs as runs_selectors
 
 REFRESH_TASK = "labeling.tasks.figures_refresh"
@@ -24,8 +24,16 @@ REFRESH_TASK = "labeling.tasks.figures_refresh"
 INLINE_REFRESH_BELOW = 20_000
 
 
-AGREEMENT = (FiguresSnapshot.Kind.RUN_AGREEMENT, FiguresSnapshot.Kind.VERSION_AGREEMENT)
+#: The figures over reviews (what a review, undo or adjudication changes): the agreement, and the draft editor's
+#: per-rule override counts.
+AGREEMENT = (
+    FiguresSnapshot.Kind.RUN_AGREEMENT,
+    FiguresSnapshot.Kind.VERSION_AGREEMENT,
+    FiguresSnapshot.Kind.VERSION_RULES,
+)
 ALL_KINDS = tuple(FiguresSnapshot.Kind)
+#: Kinds kept per version: over every labeling run of the version.
+VERSION_KINDS = (FiguresSnapshot.Kind.VERSION_AGREEMENT, FiguresSnapshot.Kind.VERSION_RULES)
 
 
 def figures_mark_stale(*, run_ids, kinds=ALL_KINDS) -> int:
@@ -38,7 +46,7 @@ def figures_mark_stale(*, run_ids, kinds=ALL_KINDS) -> int:
     versions = LabelingRun.objects.filter(pk__in=run_ids, purpose=LabelingRun.Purpose.LABELING).values(
         "policy_version_id"
     )
-    scope = Q(run_id__in=run_ids) | Q(kind=FiguresSnapshot.Kind.VERSION_AGREEMENT, version_id__in=versions)
+    scope = Q(run_id__in=run_ids) | Q(kind__in=VERSION_KINDS, version_id__in=versions)
     rows = FiguresSnapshot.objects.filter(scope, kind__in=kinds).select_for_update(no_key=True).order_by("pk")
     fresh = [pk for pk, stale in rows.values_list("pk", "stale") if not stale]
     if fresh:
@@ -84,6 +92,9 @@ def _compute(snapshot: FiguresSnapshot) -> None:
     if snapshot.kind == FiguresSnapshot.Kind.RUN_PAGE:
         snapshot.figures = runs_selectors.run_page_figures(run=snapshot.run)
         return
+    if snapshot.kind == FiguresSnapshot.Kind.VERSION_RULES:
+        snapshot.figures = feedback.version_rule_figures(version_id=snapshot.version_id)
+        return
     version, runs = agreement.scope_runs(snapshot.kind, run=snapshot.run, version=snapshot.version)
     snapshot.figures = agreement.snapshot_figures(version=version, runs=runs)
 
@@ -128,7 +139,46 @@ def _snapshot(**key) -> FiguresSnapshot:
     return FiguresSnapshot.objects.get(**key)
 
 
+def _kept(kind: str, scope: str, ids) -> dict[int, FiguresSnapshot]:
+    """{run or version id (``scope`` "run_id" or "version_id"): its snapshot of ``kind``} in one read, however
+    many; one not computed yet, or stale and small, is computed here as :func:`_snapshot` does."""
+    ids = list(ids)
+    kept = {getattr(s, scope): s for s in FiguresSnapshot.objects.filter(kind=kind, **{f"{scope}__in": ids})}
+    for pk in ids:
+        snapshot = kept.get(pk)
+        if snapshot is None or (snapshot.stale and _small(snapshot)):
+            kept[pk] = _snapshot(kind=kind, **{scope: pk})
+    return kept
+
+
+def run_pages(runs) -> dict[int, runs_selectors.RunPage]:
+    """{run id: :func:`run_page`} of many runs: the finished ones' kept figures in one read (not one per run),
+    the active ones live."""
+    runs = list(runs)
+    kept = _kept(FiguresSnapshot.Kind.RUN_PAGE, "run_id", [run.pk for run in runs if not run.is_active])
+    return {
+        run.pk: runs_selectors.run_page_live(run=run)
+        if run.is_active
+        else runs_selectors.run_page_from_snapshot(kept[run.pk])
+        for run in runs
+    }
+
+
 def runs_trust(runs) -> dict:
-    """{run id: trust rates} as each run's page shows them: kept once it has ended (a query or two per run, not a
-    scan of its candidates)."""
-    return {run.pk: run_page(run=run).trust for run in runs}
+    """{run id: trust rates} as each run's page shows them: kept once it has ended (one read for all of them, not
+    a scan of their candidates)."""
+    return {pk: page.trust for pk, page in run_pages(runs).items()}
+
+
+def rule_overrides(*, policy) -> feedback.RuleOverrides:
+    """The draft editor's per-rule override counts over the policy's labeling runs: each version's kept counts
+    (``version_rules``), summed. Two reads whatever the data; a version's counts not computed yet, or stale and
+    small, are computed here."""
+    versions = (
+        LabelingRun.objects.filter(policy_version__policy=policy, purpose=LabelingRun.Purpose.LABELING)
+        .order_by("policy_version_id")
+        .values_list("policy_version_id", flat=True)
+        .distinct()
+    )
+    kept = _kept(FiguresSnapshot.Kind.VERSION_RULES, "version_id", list(versions))
+    return feedback.rule_overrides_from_snapshots(kept.values())

@@ -20,7 +20,7 @@ def _kept_trust(run_ids):
 
 
 def _kept_labelled(run_ids):
-    return {run.pk: services.run_page(run=run).labelled for run in LabelingRun.objects.filter(pk__in=run_ids)}
+    return {pk: page.labelled for pk, page in services.run_pages(LabelingRun.objects.filter(pk__in=run_ids)).items()}
 
 
 @role_required(POLICY_OWNER, ML_ENGINEER)

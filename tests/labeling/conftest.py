@@ -137,6 +137,39 @@ def review_items(db, published, make_user):
     return make
 
 
+@pytest.fixture
+def reviewed_runs(review_items, make_user):
+    """``make(runs, items)``: that many runs of v1 whose items two annotators review (labels varying by item, so
+    some agree and some do not), each item's teacher sample citing R1 or R2 and R3."""
+    from labeling.models import Candidate, TeacherSample
+    from labeling.services import review_claim_next, review_submit
+    from policyhub import roles
+
+    labels = ("strong_match", "partial_match", "no_match")
+    ana, bea = make_user("ana", roles.ANNOTATOR), make_user("bea", roles.ANNOTATOR)
+
+    def make(runs: int, items: int):
+        for r in range(runs):
+            run = review_items(items, reviewers=2)
+            for k, candidate in enumerate(Candidate.objects.filter(run=run).order_by("id")):
+                cited = ["R1"] if k % 2 else ["R2", "R3"]
+                TeacherSample.objects.create(
+                    run=run,
+                    pair=candidate.pair,
+                    sample_index=0,
+                    label="strong_match",
+                    rationale="fits",
+                    cited_rules=cited,
+                )
+            for n, annotator in enumerate((ana, bea)):
+                k = 0
+                while (item := review_claim_next(user=annotator, run_id=run.pk)) is not None:
+                    review_submit(user=annotator, candidate_id=item.pk, label=labels[(k * (n + 1) + r) % 3])
+                    k += 1
+
+    return make
+
+
 # --- red-team runs -------------------------------------------------------------------------------------------
 RED_TEAM_CATEGORIES = ["injection", "protected_attribute", "irrelevant_noise", "hallucination_bait"]
 

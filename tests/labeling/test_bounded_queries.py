@@ -5,7 +5,7 @@ test_feedback_services.py)."""
 
 import pytest
 
-from labeling.models import Candidate, LabelingRun, TeacherSample
+from labeling.models import Candidate, LabelingRun
 from labeling.selectors.agreement import version_agreement, versions_agreement_summary
 from labeling.selectors.feedback import rule_feedback
 from labeling.selectors.trends import policy_trends
@@ -13,36 +13,6 @@ from labeling.services import review_claim_next, review_submit
 from policyhub import roles
 from policyhub import services as policy_services
 from tests.embedded import EmbeddedApp
-
-LABELS = ("strong_match", "partial_match", "no_match")
-
-
-@pytest.fixture
-def reviewed_runs(review_items, make_user):
-    """``make(runs, items)``: that many runs of v1 whose items two annotators review (labels varying by item, so
-    some agree and some do not), each item's teacher sample citing R1 or R2 and R3."""
-    ana, bea = make_user("ana", roles.ANNOTATOR), make_user("bea", roles.ANNOTATOR)
-
-    def make(runs: int, items: int):
-        for r in range(runs):
-            run = review_items(items, reviewers=2)
-            for k, candidate in enumerate(Candidate.objects.filter(run=run).order_by("id")):
-                cited = ["R1"] if k % 2 else ["R2", "R3"]
-                TeacherSample.objects.create(
-                    run=run,
-                    pair=candidate.pair,
-                    sample_index=0,
-                    label="strong_match",
-                    rationale="fits",
-                    cited_rules=cited,
-                )
-            for n, annotator in enumerate((ana, bea)):
-                k = 0
-                while (item := review_claim_next(user=annotator, run_id=run.pk)) is not None:
-                    review_submit(user=annotator, candidate_id=item.pk, label=LABELS[(k * (n + 1) + r) % 3])
-                    k += 1
-
-    return make
 
 
 @pytest.mark.parametrize("runs, items, versions", [(1, 2, 1), (3, 4, 2)])
@@ -112,7 +82,7 @@ from django.contrib.auth.models import Group, User
 from labeling.models import Candidate, TeacherConfig, TeacherSample
 from labeling.selectors.agreement import version_agreement, versions_agreement_summary
 from labeling.selectors.feedback import rule_feedback
-from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit
+from labeling.services import import_file, labeling_run_create, review_claim_next, review_submit, rule_overrides
 from policyhub import services
 from tests.conftest import LABELS, RULES
 
@@ -142,7 +112,9 @@ for labels, annotator in ((["strong_match", "no_match", "strong_match"], ana), (
         review_submit(user=annotator, candidate_id=review_claim_next(user=annotator, run_id=run.pk).pk, label=label)
 summary = versions_agreement_summary(version_ids=[version.pk])[version.pk]
 stats = rule_feedback(policy=policy)
-print(json.dumps({"alpha": summary.alpha, "full_alpha": version_agreement(version=version).alpha,
+kept = rule_overrides(policy=policy)  # the draft editor's kept figures (computed on first read)
+print(json.dumps({"kept": {rule: list(counts) for rule, counts in kept.counts.items()},
+                  "alpha": summary.alpha, "full_alpha": version_agreement(version=version).alpha,
                   "human": [summary.human_items, summary.human_correct],
                   "rules": {rule: [s.reviewed, s.overridden] for rule, s in stats.items()}}))
 """
@@ -158,4 +130,4 @@ def test_the_grouped_sql_gives_the_same_figures_on_the_embedded_sqlite(tmp_path)
 
     assert figures["alpha"] == pytest.approx(figures["full_alpha"], abs=1e-12) and figures["full_alpha"] is not None
     assert figures["human"] == [2, 2]  # r0 and r2 agreed (both strong_match); r1 still waits for adjudication
-    assert figures["rules"] == {"R1": [1, 1], "R2": [2, 0], "R3": [2, 0]}
+    assert figures["rules"] == {"R1": [1, 1], "R2": [2, 0], "R3": [2, 0]} == figures["kept"]
