@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0032_student_import_async"),
+        ("labeling", "0033_pending_storage_deletion"),
         ("policyhub", "0006_label_mapping"),
     ]
 
