@@ -491,7 +491,13 @@ class BatchJob(models.Model):
     completed_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
     violations = models.JSONField(
-        default=dict, blank=True, help_text="Schema-violating answers: {custom_id: {error_kind, error, raw, tokens}}."
+        default=dict,
+        blank=True,
+        help_text=(
+            "What this attempt leaves to re-ask: schema-violating answers, and samples whose n > 1 line was refused "
+            "or lacked its choice: {custom_id: {error_kind, error, raw, input_tokens, cached_input_tokens, "
+            "output_tokens}}."
+        ),
     )
     error = models.TextField(blank=True)
     submitted_at = models.DateTimeField(default=timezone.now)

@@ -4,6 +4,7 @@ from .batches import labeling_run_batch_poll, labeling_run_batch_submit
 from .figures import (
     agreement_snapshot,
     figures_mark_stale,
+    figures_rebuild,
     figures_refresh,
     figures_refresh_stale,
     rule_overrides,
@@ -121,6 +122,7 @@ __all__ = [
     "import_upload_enqueue",
     "agreement_snapshot",
     "figures_mark_stale",
+    "figures_rebuild",
     "figures_refresh",
     "figures_refresh_stale",
     "rule_overrides",

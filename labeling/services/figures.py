@@ -87,6 +87,26 @@ def figures_refresh_stale() -> int:
     return len(stale)
 
 
+def figures_rebuild(*, run_ids=None, version_ids=None, here: bool = True) -> tuple[int, int]:
+    """Compute kept figures again from scratch: those of the runs (with their versions'), of the versions, or all
+    when neither is given. For data changed where no write marks them stale (the admin, SQL, a restored backup).
+    ``here``: one after another in this process, else queued for the workers. Returns (marked stale, computed
+    here)."""
+    scope = Q()
+    if run_ids is not None:
+        versions = LabelingRun.objects.filter(pk__in=run_ids).values("policy_version_id")
+        scope |= Q(run_id__in=run_ids) | Q(kind__in=VERSION_KINDS, version_id__in=versions)
+    if version_ids is not None:
+        scope |= Q(version_id__in=version_ids) | Q(run__policy_version_id__in=version_ids)
+    chosen = FiguresSnapshot.objects.filter(scope) if scope else FiguresSnapshot.objects.all()
+    ids = list(chosen.order_by("pk").values_list("pk", flat=True))
+    FiguresSnapshot.objects.filter(pk__in=ids).update(stale=True)
+    if not here:
+        enqueue_each(REFRESH_TASK, [(pk,) for pk in ids])
+        return len(ids), 0
+    return len(ids), sum(figures_refresh(snapshot_id=pk) for pk in ids)  # one already refreshed by a worker: 0
+
+
 def _compute(snapshot: FiguresSnapshot) -> None:
     snapshot.computed_at = timezone.now()  # before the reads: the figures hold at least what was committed then
     if snapshot.kind == FiguresSnapshot.Kind.RUN_PAGE:
