@@ -35,6 +35,8 @@ RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(hours=6)
 #: A sweep retries at most this many due deletions (the oldest due first); the next sweep takes the rest.
 SWEEP_BATCH = 500
+#: How long a sweep's claim on the due rows lasts: another sweep leaves them alone meanwhile.
+CLAIM = timedelta(minutes=5)
 
 
 def storage_for(alias: str) -> Storage:
@@ -91,24 +93,31 @@ def storage_delete_or_defer(
 
 def storage_deletions_retry(*, sweep: Sweep, limit: int = SWEEP_BATCH) -> int:
     """Delete again the recorded files whose retry is due at ``sweep.now``; returns how many are gone now (their
-    rows removed). A failure counts an attempt, keeps the error and backs off; an outage ends this sweep's tries."""
-    gone = 0
-    with transaction.atomic():  # rows another sweep holds are skipped, never deleted twice at once
-        due = (
+    rows removed). A failure counts an attempt, keeps the error and backs off; an outage ends this sweep's tries.
+
+    The due rows are claimed first in a short transaction (their next try moved CLAIM ahead, so another sweep
+    leaves them alone), then deleted with no transaction or lock held across the store's calls: a store that
+    hangs holds no database rows, and a sweep that dies mid-way leaves its claimed rows due again after CLAIM."""
+    with transaction.atomic():
+        due = list(
             PendingStorageDeletion.objects.filter(next_attempt_at__lte=sweep.now)
             .order_by("next_attempt_at", "pk")
             .select_for_update(skip_locked=True)[:limit]
         )
-        for pending in due:
-            try:
-                storage_for(pending.storage).delete(pending.name)
-            except Exception as error:
-                _failed(pending, error, sweep.now)
-                if export_storage.is_outage(error):
-                    break  # the rest would wait for the same store: the next sweep tries them
-                continue
-            pending.delete()
-            gone += 1
+        PendingStorageDeletion.objects.filter(pk__in=[p.pk for p in due]).update(next_attempt_at=sweep.now + CLAIM)
+    gone = 0
+    for index, pending in enumerate(due):
+        try:
+            storage_for(pending.storage).delete(pending.name)
+        except Exception as error:
+            _failed(pending, error, sweep.now)
+            if export_storage.is_outage(error):  # the rest would wait for the same store: due for the next sweep
+                untried = [p.pk for p in due[index + 1 :]]
+                PendingStorageDeletion.objects.filter(pk__in=untried).update(next_attempt_at=sweep.now)
+                break
+            continue
+        PendingStorageDeletion.objects.filter(pk=pending.pk).delete()
+        gone += 1
     return gone
 
 

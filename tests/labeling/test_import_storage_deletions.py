@@ -112,3 +112,31 @@ def test_the_admin_lists_pending_deletions_read_only(make_user, client):
     url = f"/admin/labeling/pendingstoragedeletion/{pending.pk}/delete/"
     assert client.post(url, {"post": "yes"}).status_code == 403  # removing it by hand would leave its file behind
     assert PendingStorageDeletion.objects.filter(pk=pending.pk).exists()
+
+
+def test_a_sweep_killed_while_deleting_loses_no_deletion_and_another_sweep_leaves_its_claim_alone(
+    engineer, s3_outage, monkeypatch
+):
+    server, bucket = s3_outage
+    stored = []
+    for name in ("a.csv", "b.csv"):
+        batch = import_upload_enqueue(kind="members", upload=_upload(name), user=engineer).batch
+        stored.append(batch.stored_file)
+    server.stop()
+    assert deletions.storage_delete_or_defer(names=stored) == stored
+    server.start()
+    real = deletions.storage_for
+
+    def killed_during_the_call(alias):
+        raise SystemExit("the worker was killed")
+
+    monkeypatch.setattr(deletions, "storage_for", killed_during_the_call)
+    now = timezone.now() + deletions.RETRY_FIRST
+    with pytest.raises(SystemExit):
+        deletions.storage_deletions_retry(sweep=Sweep(now=now, queue_idle=True))
+    assert PendingStorageDeletion.objects.count() == 2
+    monkeypatch.setattr(deletions, "storage_for", real)
+    # claimed: a sweep before the claim runs out leaves them alone; one after deletes both
+    assert deletions.storage_deletions_retry(sweep=Sweep(now=now + deletions.CLAIM / 2, queue_idle=True)) == 0
+    assert deletions.storage_deletions_retry(sweep=Sweep(now=now + deletions.CLAIM, queue_idle=True)) == 2
+    assert bucket.keys("imports/") == [] and not PendingStorageDeletion.objects.exists()
