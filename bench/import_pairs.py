@@ -1,6 +1,7 @@
 """Benchmark: import 1,000,000 pairs (with their members and jobs) into PostgreSQL, against the floor.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/policyhub_bench .venv/bin/python bench/import_pairs.py [--pairs N]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/policyhub_bench .venv/bin/python bench/import_pairs.py \
+        [--pairs N] [--pairs-format csv|jsonl]
 
 The database named by DATABASE_URL is dropped and re-created (refuses names not containing "bench"). Prints, per
 file, rows/s, wall time and CPU time (this process, and the PostgreSQL backend serving it when the server runs on
@@ -25,10 +26,11 @@ SENIORITY = ["junior", "mid", "senior", "staff", ""]
 TARGET_SECONDS = 10
 
 
-def write_files(folder: Path, pairs: int) -> dict[str, Path]:
+def write_files(folder: Path, pairs: int, pairs_format: str = "csv") -> dict[str, Path]:
     members, jobs = max(pairs // 10, 1), max(pairs // 50, 1)
     rng = random.Random(7)  # noqa: S311 - synthetic data, not security
     paths = {kind: folder / f"{kind}.csv" for kind in ("members", "jobs", "pairs")}
+    paths["pairs"] = folder / f"pairs.{pairs_format}"
     with paths["members"].open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["member_id", "headline", "skills", "seniority", "location", "summary"])
@@ -41,9 +43,14 @@ def write_files(folder: Path, pairs: int) -> dict[str, Path]:
             w.writerow([f"j{i}", f"Job {i}", "Build things.", ";".join(rng.sample(SKILLS, 3)), "senior", "Remote"])
     with paths["pairs"].open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["member_id", "job_id"])
+        if pairs_format == "csv":
+            w.writerow(["member_id", "job_id"])
         for i in range(pairs):  # each (member, job) once: member i % members with job (i // members) spread
-            w.writerow([f"m{i % members}", f"j{(i // members + i * 7) % jobs}"])
+            member, job = f"m{i % members}", f"j{(i // members + i * 7) % jobs}"
+            if pairs_format == "csv":
+                w.writerow([member, job])
+            else:
+                f.write(f'{{"member_id": "{member}", "job_id": "{job}"}}\n')
     return paths
 
 
@@ -82,13 +89,16 @@ FLOOR_TABLE = "bench_import_floor"
 
 
 def copy_floor(path: Path) -> Clock:
-    """The floor: the raw pairs file streamed into an unlogged table by COPY, parsed by PostgreSQL, no checks."""
+    """The floor: the raw pairs file streamed into an unlogged table by COPY, parsed by PostgreSQL, no checks (a
+    JSONL file a line per row, as text: the bench's lines hold no backslash or tab)."""
     from django.db import connection, transaction
 
+    jsonl = path.suffix == ".jsonl"
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
-        cursor.execute(f"CREATE UNLOGGED TABLE {FLOOR_TABLE} (member_id text, job_id text)")
-    sql = f"COPY {FLOOR_TABLE} FROM STDIN (FORMAT csv, HEADER)"
+        columns = "(line text)" if jsonl else "(member_id text, job_id text)"
+        cursor.execute(f"CREATE UNLOGGED TABLE {FLOOR_TABLE} {columns}")
+    sql = f"COPY {FLOOR_TABLE} FROM STDIN ({'FORMAT text' if jsonl else 'FORMAT csv, HEADER'})"
     with (
         Clock() as clock,
         transaction.atomic(),
@@ -104,6 +114,7 @@ def copy_floor(path: Path) -> Clock:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=1_000_000)
+    parser.add_argument("--pairs-format", choices=("csv", "jsonl"), default="csv", help="The pairs file's format.")
     args = parser.parse_args()
     reset_database()
     from django.db import connection
@@ -120,7 +131,7 @@ def main() -> None:
     ]
     tmp = tempfile.TemporaryDirectory()
     try:
-        paths = write_files(Path(tmp.name), args.pairs)
+        paths = write_files(Path(tmp.name), args.pairs, args.pairs_format)
         total, clocks = {"wall": 0.0, "cpu": 0.0, "db": 0.0}, {}
         for kind, path in paths.items():
             with Clock() as clock, path.open("rb") as stream:

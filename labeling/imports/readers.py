@@ -115,6 +115,34 @@ def _row_cleaner(schema: ImportSchema, header: list[str]) -> Callable[[list[str]
     return clean
 
 
+def _object_cleaner(schema: ImportSchema) -> Callable[[dict], tuple | None]:
+    """:func:`_row_cleaner` for a JSON object (a JSONL line): the cleaned values when every value present is ASCII
+    text without NUL and good, else None (then :func:`_clean` finds the errors, or cleans a list or a number)."""
+    plan = [(column.name, column.fast or column.clean, column.required) for column in schema.columns]
+
+    def clean(record: dict) -> tuple | None:
+        values = []
+        try:
+            for name, clean_value, required in plan:
+                value = record.get(name)
+                if value is None:
+                    if required:
+                        return None
+                elif (
+                    type(value) is not str
+                    or not value.isascii()
+                    or "\x00" in value
+                    or not (value.strip() or not required)
+                ):
+                    return None  # not plain text, or a required value left blank
+                values.append(clean_value(value))
+        except FieldError:
+            return None
+        return tuple(values)
+
+    return clean
+
+
 def clean_object(schema: ImportSchema, line: int, raw: dict, prefix: str) -> dict | list[RowError]:
     """A nested JSON object (e.g. a red-team variant's ``member``) cleaned like a row of ``schema``: its values by
     name, or its errors with ``prefix.field`` names. List columns come back as lists, not JSON text."""
@@ -237,7 +265,7 @@ def iter_csv(
 def iter_jsonl(
     stream: BinaryIO, schema: ImportSchema, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[tuple[int, tuple] | RowError]:
-    allowed = set(schema.names)
+    allowed, fast = set(schema.names), _object_cleaner(schema)
     lines = _Lines(stream, max_line_bytes)
     for raw_line in lines:
         line = lines.count
@@ -259,9 +287,13 @@ def iter_jsonl(
         if not isinstance(record, dict):
             yield RowError(line, "row", "expected a JSON object")
             continue
-        unknown = sorted(set(record) - allowed)
-        if unknown:
+        if not allowed.issuperset(record):
+            unknown = sorted(set(record) - allowed)
             yield RowError(line, unknown[0], f"unknown field; expected {', '.join(schema.names)}")
+            continue
+        values = fast(record)
+        if values is not None:
+            yield line, values
             continue
         result = _clean(schema, line, record)
         yield from result if isinstance(result, list) else (result,)
