@@ -20,8 +20,8 @@ recorded, else the file was changed or replaced behind the app's back and :class
 served. :func:`verify` reads every object in full and compares sha256.
 """
 
+import contextlib
 import hashlib
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,21 +149,32 @@ def publish(storage: Storage, staging: Path, key: str, files: dict[str, tuple[st
 
 
 def remove(storage: Storage, key: str, names: list[str]) -> None:
-    """Delete an export's files under ``key`` (and its folder, on a folder storage). On an object store an object
-    that cannot be deleted now (the store is down) never stops the caller: its deletion is recorded, in the
-    caller's transaction, and the watchdog's sweep deletes it later (``labeling.services.storage``). ``storage``
-    is the exports storage (:func:`exports_storage`)."""
-    if is_folder(storage):
-        folder = Path(storage.path(key))
-        if folder.exists():
-            for path in folder.iterdir():
-                path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            shutil.rmtree(folder)
-        return
+    """Delete an export's files under ``key`` (every file of its folder, and the folder, on a folder storage). A
+    file that cannot be deleted now (the store is down, the disk refuses) never stops the caller: its deletion is
+    recorded, in the caller's transaction, and the watchdog's sweep deletes it later (``labeling.services.storage``,
+    which also removes a folder it leaves empty). ``storage`` is the exports storage (:func:`exports_storage`)."""
     # imported here, not above: that module (the one deletion mechanism of every storage) imports this one
     from labeling.services.storage import storage_delete_or_defer
 
+    if is_folder(storage):
+        folder = Path(storage.path(key))
+        if not folder.exists():
+            return
+        names = [path.name for path in folder.iterdir()]
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError):
+                path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        if not storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports"):
+            remove_empty_folder(storage, key)
+        return
     storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports")
+
+
+def remove_empty_folder(storage: Storage, key: str) -> None:
+    """On a folder storage, remove the folder ``key`` if nothing is left in it (else leave it)."""
+    if is_folder(storage):
+        with contextlib.suppress(OSError):  # not empty, or gone already
+            Path(storage.path(key)).rmdir()
 
 
 def check_available(storage: Storage) -> None:

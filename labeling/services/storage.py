@@ -15,6 +15,7 @@ for the next sweep.
 """
 
 import logging
+import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -107,8 +108,9 @@ def storage_deletions_retry(*, sweep: Sweep, limit: int = SWEEP_BATCH) -> int:
         PendingStorageDeletion.objects.filter(pk__in=[p.pk for p in due]).update(next_attempt_at=sweep.now + CLAIM)
     gone = 0
     for index, pending in enumerate(due):
+        target = storage_for(pending.storage)
         try:
-            storage_for(pending.storage).delete(pending.name)
+            target.delete(pending.name)
         except Exception as error:
             _failed(pending, error, sweep.now)
             if export_storage.is_outage(error):  # the rest would wait for the same store: due for the next sweep
@@ -117,6 +119,8 @@ def storage_deletions_retry(*, sweep: Sweep, limit: int = SWEEP_BATCH) -> int:
                 break
             continue
         PendingStorageDeletion.objects.filter(pk=pending.pk).delete()
+        if pending.storage == PendingStorageDeletion.Storage.EXPORTS:  # an export's folder, once it is empty
+            export_storage.remove_empty_folder(target, posixpath.dirname(pending.name))
         gone += 1
     return gone
 

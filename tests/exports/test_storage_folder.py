@@ -47,3 +47,49 @@ def test_a_file_changed_or_removed_on_disk_is_refused_and_found(export_run, engi
     assert gone.status_code == 409 and "is missing" in gone.json()["detail"]
     archive = client.get(f"/api/exports/{export.pk}/archive", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert archive.status_code == 200  # the untouched archive is still served
+
+
+def test_a_file_the_disk_will_not_delete_does_not_stop_the_deletion_and_the_sweep_finishes_it(
+    export_run, engineer, monkeypatch
+):
+    from django.core.files.storage import FileSystemStorage
+    from django.utils import timezone
+
+    from labeling.models import PendingStorageDeletion
+    from labeling.services import storage as deletions
+    from policyhub.leases import Sweep
+
+    export, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+    export = services.export_build(export_id=export.pk)
+    folder = services.export_dir(export)
+    files = sorted(path.name for path in folder.iterdir())
+    real_delete = FileSystemStorage.delete
+
+    def refuse_the_archive(self, name):
+        if name.endswith(export.archive_name):
+            raise PermissionError(13, "Permission denied", name)
+        real_delete(self, name)
+
+    monkeypatch.setattr(FileSystemStorage, "delete", refuse_the_archive)
+    services.export_delete(export=export, user=engineer)
+    export.refresh_from_db()
+    assert export.status == "deleted"  # the deletion went through: no export half deleted and still listed
+    assert [path.name for path in folder.iterdir()] == [export.archive_name]  # the rest is gone
+    pending = PendingStorageDeletion.objects.get()
+    assert (pending.storage, pending.name, pending.attempts) == ("exports", f"{export.key}/{export.archive_name}", 1)
+    assert "Permission denied" in pending.last_error and len(files) == 6
+
+    monkeypatch.setattr(FileSystemStorage, "delete", real_delete)
+    later = Sweep(now=timezone.now() + deletions.RETRY_FIRST, queue_idle=True)
+    assert deletions.storage_deletions_retry(sweep=later) == 1
+    assert not folder.exists() and not PendingStorageDeletion.objects.exists()
+
+
+def test_deleting_an_export_in_a_folder_removes_its_folder(export_run, engineer):
+    from labeling.models import PendingStorageDeletion
+
+    export, _ = services.export_create(user=engineer, version=export_run.policy_version, runs=[export_run])
+    export = services.export_build(export_id=export.pk)
+    folder = services.export_dir(export)
+    services.export_delete(export=export, user=engineer)
+    assert not folder.exists() and not PendingStorageDeletion.objects.exists()
