@@ -160,10 +160,11 @@ def remove(storage: Storage, key: str, names: list[str]) -> None:
         folder = Path(storage.path(key))
         if not folder.exists():
             return
-        names = [path.name for path in folder.iterdir()]
-        for path in folder.iterdir():
+        files = [path for path in folder.iterdir() if not path.is_dir()]  # a build's folder is flat
+        for path in files:
             with contextlib.suppress(OSError):
                 path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        names = [path.name for path in files]
         if not storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports"):
             remove_empty_folder(storage, key)
         return
