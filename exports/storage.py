@@ -165,10 +165,8 @@ def remove(storage: Storage, key: str, names: list[str]) -> None:
             with contextlib.suppress(OSError):
                 path.chmod(stat.S_IRUSR | stat.S_IWUSR)
         names = [path.name for path in files]
-        if not storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports"):
-            remove_empty_folder(storage, key)
-        return
-    storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports")
+    if not storage_delete_or_defer(names=[f"{key}/{name}" for name in names], storage="exports"):
+        remove_empty_folder(storage, key)  # a folder storage's; nothing to do on an object store
 
 
 def remove_empty_folder(storage: Storage, key: str) -> None:

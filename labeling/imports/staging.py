@@ -205,29 +205,27 @@ class Stage:
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM {self.name}")
             staged = cursor.fetchone()[0]
-            if self.kind == "pairs":
-                with references_proved(cursor, batch_id, pairs=True):
-                    cursor.execute(
-                        "INSERT INTO labeling_pair (member_id, job_id, import_batch_id, created_at) "
-                        f"SELECT m.id, j.id, %s, %s FROM {self.name} s "
-                        "JOIN labeling_member m ON m.external_id = s.member_ext "
-                        "JOIN labeling_job j ON j.external_id = s.job_ext "
-                        "WHERE NOT EXISTS (SELECT 1 FROM labeling_pair p WHERE p.member_id = m.id AND p.job_id = j.id) "
-                        "ORDER BY m.id, j.id",  # the unique index, job_id's and the primary key grow in order
-                        [batch_id, now],
-                    )
-                    created = cursor.rowcount
+            pairs = self.kind == "pairs"
+            if pairs:
+                sql = (
+                    "INSERT INTO labeling_pair (member_id, job_id, import_batch_id, created_at) "
+                    f"SELECT m.id, j.id, %s, %s FROM {self.name} s "
+                    "JOIN labeling_member m ON m.external_id = s.member_ext "
+                    "JOIN labeling_job j ON j.external_id = s.job_ext "
+                    "WHERE NOT EXISTS (SELECT 1 FROM labeling_pair p WHERE p.member_id = m.id AND p.job_id = j.id) "
+                    "ORDER BY m.id, j.id"  # the unique index, job_id's and the primary key grow in order
+                )
             else:
                 columns = self.target.stage_columns
                 select = ", ".join(_json(f"s.{c}") if c in self.target.json_columns else f"s.{c}" for c in columns)
-                with references_proved(cursor, batch_id, pairs=False):
-                    cursor.execute(
-                        f"INSERT INTO {self.target.table} ({', '.join(columns)}, import_batch_id, created_at) "
-                        f"SELECT {select}, %s, %s FROM {self.name} s WHERE NOT EXISTS "
-                        f"(SELECT 1 FROM {self.target.table} t WHERE t.external_id = s.external_id)",
-                        [batch_id, now],
-                    )
-                    created = cursor.rowcount
+                sql = (
+                    f"INSERT INTO {self.target.table} ({', '.join(columns)}, import_batch_id, created_at) "
+                    f"SELECT {select}, %s, %s FROM {self.name} s WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {self.target.table} t WHERE t.external_id = s.external_id)"
+                )
+            with references_proved(cursor, batch_id, pairs=pairs):
+                cursor.execute(sql, [batch_id, now])
+                created = cursor.rowcount  # read before the context's own statement replaces it
         return created, staged - created
 
 
@@ -276,6 +274,6 @@ def _replica_role(cursor) -> bool:
         with transaction.atomic():  # a savepoint: a refusal leaves the import's transaction usable
             cursor.execute("SET LOCAL session_replication_role = replica")
     except DatabaseError as error:
-        log.info("pairs import: foreign keys checked per row (%s)", str(error).strip().splitlines()[0])
+        log.info("import: foreign keys checked per row (%s)", str(error).strip().splitlines()[0])
         return False
     return True
