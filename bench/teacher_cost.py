@@ -10,9 +10,10 @@ in its own process (a fresh one per way, so neither inherits the other's prompt 
 The response cache is emptied between the ways. For each way it prints the requests the fake received, the tokens
 it billed (input, of which cached, output; checked against the run's own counters), the cost at gpt-4o-mini's
 prices ($0.15 / $0.075 cached / $0.60 per million tokens), the wall time against the concurrency ideal (requests ×
-latency / concurrency) and the worker's CPU per pair; then the ratios. Targets: the input billed with n = K is at
-most 1/K of the input billed one sample per request (plus the same outputs), and the n = K run reaches 90 % of its
-ideal.
+latency / concurrency), the worker's CPU per pair, and where the wall time went (until the fake read the first
+request; serving, with the share of the concurrency busy; after the last answer); then the ratios. Targets: the
+input billed with n = K is at most 1/K of the input billed one sample per request (plus the same outputs), and the
+n = K run reaches 90 % of its ideal.
 """
 
 import argparse
@@ -64,11 +65,11 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
         cpu_before, load = tree_cpu_seconds(args.worker_pid), os.getloadavg()[0]
         server_cpu_before = tree_cpu_seconds(server.pid)
         log_before = len(worker_log.read_text(errors="replace").splitlines())
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         run = labeling_run_create(version=version, config=config, selection={"import_batch": batch.pk}, user=owner,
                                   chunk_size=args.chunk_size)  # fmt: skip
         wait_until(lambda: not LabelingRun.objects.get(pk=run.pk).is_active, 3600, f"run {run.pk} (see {worker_log})")
-        elapsed = time.perf_counter() - started
+        elapsed, finished_at = time.perf_counter() - started, time.time()
         cpu = tree_cpu_seconds(args.worker_pid) - cpu_before
         server_cpu = tree_cpu_seconds(server.pid) - server_cpu_before
         stats = fake_stats(port)
@@ -88,6 +89,7 @@ def label_once(args, way: str, version, batch, owner, worker_log: Path) -> dict:
         "run_matches_fake": counters == billed, "cost": run.cost, "elapsed": elapsed, "worker_cpu": cpu,
         "ideal": stats["chat_requests"] * args.latency / args.concurrency, "load": load, "server_cpu": server_cpu,
         "at_observed": stats["chat_requests"] * observed / args.concurrency, "observed": observed, "chunks": chunks,
+        "served": stats["served"], "started_at": started_at, "finished_at": finished_at,
     }  # fmt: skip
 
 
@@ -107,6 +109,12 @@ def report(args, results: list[dict]) -> None:
         print(f"{'':>12}latency {r['observed'] * 1000:.0f} ms mean as the client saw it: "
               f"{r['at_observed'] / r['elapsed']:.0%} of the ideal at that latency; load average {r['load']:.1f} "
               f"before the run; chunks:", *r["chunks"], sep="\n              ")  # fmt: skip
+        served, requests = r["served"], r["requests"]
+        span = served["last"] - served["first"]
+        print(f"{'':>12}where the wall time went: {served['first'] - r['started_at']:.2f} s before the fake read "
+              f"the first request, {span:.2f} s serving ({served['seconds'] / requests * 1000:.0f} ms per request "
+              f"as the fake served it; {served['seconds'] / (span * args.concurrency):.0%} of the concurrency busy),"
+              f" {r['finished_at'] - served['last']:.2f} s from the last answer to the run seen finished")  # fmt: skip
     if len(results) < 2:
         return
     old, new = results

@@ -781,6 +781,7 @@ class FakeOpenAI:
         self.responder: Responder | None = None
         self.judge: Callable[[dict, int], dict | str] = HonestJudge()
         self.requests: list[dict] = []
+        self.served: list[tuple[float, float]] = []  # (body read, answer sent) per chat completion, time.time()
         #: The ``usage`` of every chat completion answered over HTTP with a 200: (is a judge request, usage).
         self.usages: list[tuple[bool, dict]] = []
         #: Every HTTP request that reached the server, any endpoint: (method, path, Authorization header).
@@ -881,10 +882,16 @@ class FakeOpenAI:
         }
 
     def stats(self) -> dict:
-        """The teacher's chat completion requests, the choices they asked for and what they were billed."""
+        """The teacher's chat completion requests, the choices they asked for and what they were billed; and when
+        they were served (``served``: the first body read and the last answer sent, as ``time.time()``, and the
+        seconds spent serving them in all, so a client's occupancy of its concurrency can be told)."""
         with self._lock:
             requests = sum(1 for body in self.requests if not is_judge_request(body))
-        return {"chat_requests": requests, "answers_asked": self.answers_asked(), "billed": self.billed()}
+            served = list(self.served)
+        timing = {"first": min(r for r, _ in served), "last": max(s for _, s in served),
+                  "seconds": sum(s - r for r, s in served)} if served else None  # fmt: skip
+        return {"chat_requests": requests, "answers_asked": self.answers_asked(), "billed": self.billed(),
+                "served": timing}  # fmt: skip
 
     def answers_asked(self, *, judge: bool = False) -> int:
         """The choices the teacher's (or the judge's) chat completion requests asked for: the sum of their ``n``."""
@@ -899,6 +906,7 @@ class FakeOpenAI:
         with self._lock:
             self.received.clear()
             self.requests.clear()
+            self.served.clear()
             self.usages.clear()
             self.batch_lines.clear()
             self.batch_usages.clear()
@@ -1037,6 +1045,14 @@ class FakeOpenAI:
         return len(os.path.commonprefix([earlier, text]))
 
     def _handle_chat(self, handler: _Handler, body: dict) -> None:
+        received = time.time()
+        try:
+            self._answer_chat(handler, body)
+        finally:
+            with self._lock:
+                self.served.append((received, time.time()))
+
+    def _answer_chat(self, handler: _Handler, body: dict) -> None:
         with self._lock:
             self.requests.append(body)
         invalid = self._validate_chat(body)

@@ -304,6 +304,19 @@ def test_latency_is_applied(server, client):
     assert time.monotonic() - started >= 0.3
 
 
+def test_stats_say_when_requests_were_served_and_for_how_long(server, client):
+    """What bench/teacher_cost.py splits a run's wall time by: before the first request, serving, after."""
+    assert server.stats()["served"] is None
+    server.latency = 0.1
+    before = time.time()
+    ask(client)
+    ask(client)
+    served = server.stats()["served"]
+
+    assert before <= served["first"] < served["last"] <= time.time()
+    assert 0.2 <= served["seconds"] <= served["last"] - served["first"]
+
+
 def test_64_concurrent_requests_are_served_concurrently(server, client):
     server.latency = 0.2
 
