@@ -3,7 +3,8 @@ first), and store the answers while later requests are in flight.
 
 The chunk's requests are prepared ``PREPARE_SLICE`` candidates at a time (``FIRST_SLICE`` first), so the teacher
 starts on the first slice while the next ones are read. Answers are stored every ``FLUSH_ANSWERS`` answers or
-``FLUSH_SECONDS``: samples, cache, candidates and counters in one transaction that first checks this worker still
+``FLUSH_SECONDS`` (and once more when only the last answers are on their way, so little is left to store after
+the last one): samples, cache, candidates and counters in one transaction that first checks this worker still
 holds the lease, and the last flush also marks the chunk done. A worker killed mid-chunk loses at most one flush; a
 re-delivered task redoes nothing that was stored. A watcher thread renews the lease and notices a cancelled run. A
 pair's missing samples are one request for that many choices (``n``) unless the config remembers that its endpoint
@@ -88,6 +89,7 @@ class ChunkRequests:
         self.keys: dict[tuple[int, int], str] = {}  # request key -> cache key
         self._cached: dict = {}
         self.requested, self.seconds, self.first_at = 0, 0.0, time.perf_counter()
+        self.answers_asked, self.read_all = 0, False  # answers asked for by the requests yielded so far; all?
 
     def in_chunk(self) -> QuerySet[Candidate]:
         return chunk_candidates(self.chunk)
@@ -103,6 +105,7 @@ class ChunkRequests:
             size = FIRST_SLICE if first else PREPARE_SLICE
             candidates = list(self.in_chunk().filter(id__gt=after).order_by("id")[:size])
             if not candidates:
+                self.read_all = True
                 return
             after = candidates[-1].pk
             in_slice = self.in_chunk().filter(id__gte=candidates[0].pk, id__lte=after)
@@ -112,6 +115,7 @@ class ChunkRequests:
             self.keys.update(work.keys)
             self._cached.update(work.cached)
             self.requested += len(work.requests)
+            self.answers_asked += sum(len(request.answer_keys) for request in work.requests)
             self.seconds += time.perf_counter() - started
             if first:
                 self.first_at, first = time.perf_counter(), False
@@ -231,20 +235,28 @@ def _label(
     watcher = Watcher(ctx.run.pk, prepared.chunk.pk, token)
     watcher.start()
     written, last_flush, pending, remembered = 0, time.monotonic(), {}, False
+    # Once only the last answers are on their way, what came before is stored at once: the write left after the
+    # last answer (the chunk's tail) is theirs, not up to FLUSH_ANSWERS.
+    last = provider.answers_after(ctx.k) if hasattr(provider, "answers_after") else 0
+    received, ending = 0, False
     try:
         for answer in provider.answer_stream(prepared, should_stop=watcher.stop_requested.is_set):
             pending[answer.key] = answer
+            received += 1
             remembered = remembered or remember_n_support(ctx.run, provider)
-            if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+            due = len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS
+            if not ending and prepared.read_all and prepared.answers_asked - received <= last:
+                ending = due = True
+            if due:
                 pending.update(prepared.take_cached())
                 if flush(ctx, token, prepared, pending, final=False, judged=judged(pending)) is None:
                     return written, None, time.perf_counter()
                 written, pending, last_flush = written + len(pending), {}, time.monotonic()
         asked = time.perf_counter()
         pending.update(prepared.take_cached())
-        last = judged(pending)
+        verdicts = judged(pending)
     finally:
         watcher.finished.set()
         watcher.join()
-    outcome = flush(ctx, token, prepared, pending, final=True, judged=last)
+    outcome = flush(ctx, token, prepared, pending, final=True, judged=verdicts)
     return written + len(pending), outcome, asked

@@ -14,6 +14,7 @@ Requests run concurrently (``AsyncOpenAI`` under a semaphore of ``concurrency``)
 """
 
 import asyncio
+import itertools
 import json
 import queue
 import random
@@ -40,6 +41,7 @@ RETRY_AFTER_CAP = 120.0
 HANDOFF_ANSWERS = 200
 HANDOFF_SECONDS = 1.0
 FEED_REQUESTS = 64
+_MORE = object()  # from the event loop to the caller's thread: read the next batch of requests
 #: What an endpoint that does not take ``n > 1`` answers a request with one (vLLM and OpenAI take it; some servers
 #: refuse it with 400 or, pydantic-based ones, 422). Others ignore it and return one choice: handled too.
 N_REFUSED_STATUSES = (400, 422)
@@ -95,6 +97,12 @@ async def _next_batch(feed: queue.Queue) -> list | None:
         return feed.get_nowait()
     except queue.Empty:
         return await asyncio.get_running_loop().run_in_executor(None, feed.get)
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def backoff(attempt: int) -> float:
@@ -158,18 +166,25 @@ class OpenAIProvider:
         self.n_supported: bool | None = n_supported
         self.n_learned: bool | None = None
 
+    def answers_after(self, per_request: int) -> int:
+        """How many answers may still be on their way once all others were handed over: a round in flight plus
+        a hand-off batch. A caller storing answers as they come stores what it has then, so little is left to
+        store after the last one."""
+        return self.concurrency * per_request + HANDOFF_ANSWERS
+
     def answer_stream(
         self, requests: Iterable[TeacherRequest], *, should_stop: Callable[[], bool] = lambda: False
     ) -> Iterator[TeacherAnswer]:
         """Yield answers as they complete. The requests run on an event loop in a helper thread, so the caller's
         thread (and its database connection) is free to store answers while later ones are still in flight.
 
-        ``requests`` is read in the caller's thread and each batch of FEED_REQUESTS starts as soon as it is read:
-        a generator that prepares requests slice by slice (database reads, cache lookups) overlaps that work with
-        the first requests in flight."""
+        ``requests`` is read in the caller's thread a batch at a time (FEED_REQUESTS, at most the concurrency),
+        each when the loop asks for it (``_MORE``) after starting the previous one: a generator that prepares
+        requests slice by slice (database reads, cache lookups) does that work while the first requests are in
+        flight, and the first batch is sent before the caller reads the next (the two threads share one GIL)."""
         finished = object()
-        feed: queue.Queue = queue.Queue()  # lists of requests, then None
-        results: queue.Queue = queue.Queue()
+        feed: queue.Queue = queue.Queue()  # lists of requests, or None: no more
+        results: queue.Queue = queue.Queue()  # lists of answers, _MORE, an error, then ``finished``
         abandoned = threading.Event()
 
         def stop() -> bool:
@@ -183,30 +198,26 @@ class OpenAIProvider:
             finally:
                 results.put(finished)
 
+        batches = _batched(requests, min(FEED_REQUESTS, self.concurrency))
         thread = threading.Thread(target=run_loop, name="teacher-requests", daemon=True)
         thread.start()
         try:
-            try:
-                batch: list[TeacherRequest] = []
-                for request in requests:
-                    batch.append(request)
-                    if len(batch) >= FEED_REQUESTS:
-                        feed.put(batch)
-                        batch = []
-                feed.put(batch)
-            finally:
-                feed.put(None)  # also when reading the requests failed: the loop ends with what it was given
             while (item := results.get()) is not finished:
-                if isinstance(item, BaseException):
+                if item is _MORE:
+                    feed.put(next(batches, None))  # a failure to read ends the stream with that error
+                elif isinstance(item, BaseException):
                     raise item
-                yield from item
+                else:
+                    yield from item
         finally:
-            abandoned.set()  # the caller stopped early: start no new request
+            abandoned.set()  # the caller stopped early, or reading failed: start no new request
+            feed.put(None)  # the loop may be waiting for a batch
             thread.join()
 
     async def _run_requests(self, feed: queue.Queue, should_stop, deliver) -> None:
-        """Answer the requests arriving on ``feed`` and hand them to ``deliver`` in batches (every HANDOFF_ANSWERS
-        answers or HANDOFF_SECONDS): waking the consumer thread per answer would cost more CPU than the answers do."""
+        """Answer the requests arriving on ``feed``, asking for each next batch (``_MORE``) once the last one has
+        started, and hand the answers to ``deliver`` in batches (every HANDOFF_ANSWERS answers or HANDOFF_SECONDS):
+        waking the consumer thread per answer would cost more CPU than the answers do."""
         semaphore = asyncio.Semaphore(self.concurrency)
         batch: list[TeacherAnswer] = []
         last = time.monotonic()
@@ -248,11 +259,15 @@ class OpenAIProvider:
                     batch, last = [], time.monotonic()
 
             tasks = []
-            while (requests := await _next_batch(feed)) is not None:
+            while not should_stop():
+                deliver(_MORE)
+                if (requests := await _next_batch(feed)) is None:
+                    break
                 tasks += [asyncio.create_task(one(r)) for r in requests]
+                await asyncio.sleep(0)  # let them start before the caller's thread reads the next batch
             await asyncio.gather(*tasks)
-        if batch:
-            deliver(batch)
+            if batch:  # before closing the client: the caller stores them meanwhile
+                deliver(batch)
 
     async def _guarded(self, client, semaphore, request, should_stop) -> list[TeacherAnswer] | None:
         async with semaphore:

@@ -1,7 +1,9 @@
 """HTTP clients for the teacher that never follow a redirect and re-check, at every connection, each address
 the host resolves to (DNS may change between the worker's check and a connection)."""
 
+import functools
 import socket
+import ssl
 
 import aiohttp
 import httpcore2
@@ -28,17 +30,25 @@ class CheckedResolver(aiohttp.abc.AbstractResolver):
         await self._resolver.close()
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context of every teacher connection in this process: loading the CA bundle costs 50–80 ms of CPU,
+    which a chunk used to pay before its first request (an ``SSLContext`` serves any number of connections and
+    threads; nothing changes it after it is made)."""
+    return httpx2.create_ssl_context()
+
+
 def async_http_client(*, timeout: float, limit: int) -> httpx2.AsyncClient:
     """The SDK's aiohttp client (``openai[aiohttp]``) on a connector with :class:`CheckedResolver`."""
-    ssl_context = httpx2.create_ssl_context()
+    ssl_context = tls_context()
 
     def session() -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(resolver=CheckedResolver(), ssl=ssl_context, limit=limit)
         )
 
-    return openai.DefaultAioHttpClient(
-        timeout=timeout, follow_redirects=False, transport=AiohttpTransport(client=session)
+    return openai.DefaultAioHttpClient(  # the transport is given the context too, or it loads the CA bundle again
+        timeout=timeout, follow_redirects=False, transport=AiohttpTransport(client=session, verify=ssl_context)
     )
 
 
@@ -64,7 +74,7 @@ class CheckedTransport(httpx2.HTTPTransport):
 
     def __init__(self) -> None:
         super().__init__()
-        self._pool = httpcore2.ConnectionPool(ssl_context=httpx2.create_ssl_context(), network_backend=CheckedBackend())
+        self._pool = httpcore2.ConnectionPool(ssl_context=tls_context(), network_backend=CheckedBackend())
 
 
 def sync_http_client(*, timeout: float) -> httpx2.Client:
