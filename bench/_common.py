@@ -68,12 +68,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
+def wait_until(condition, timeout: float, what: str, every: float = 0.02) -> None:
+    """Poll ``condition`` every ``every`` s (a run's wall time is measured to that resolution) until it holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(every)
     sys.exit(f"timed out waiting for {what}")
 
 

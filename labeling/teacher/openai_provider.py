@@ -263,8 +263,9 @@ class OpenAIProvider:
                 deliver(_MORE)
                 if (requests := await _next_batch(feed)) is None:
                     break
-                tasks += [asyncio.create_task(one(r)) for r in requests]
-                await asyncio.sleep(0)  # let them start before the caller's thread reads the next batch
+                for request in requests:  # each starts before the next is created: the first round goes out
+                    tasks.append(asyncio.create_task(one(request)))  # one by one, not after all are prepared
+                    await asyncio.sleep(0)
             await asyncio.gather(*tasks)
             if batch:  # before closing the client: the caller stores them meanwhile
                 deliver(batch)
