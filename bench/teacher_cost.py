@@ -124,7 +124,7 @@ def report(args, results: list[dict]) -> None:
           f"tokens {new['billed']['completion'] / old['billed']['completion']:.3f}, "
           f"cost {new['cost'] / old['cost']:.3f}, wall time {new['elapsed'] / old['elapsed']:.3f}")  # fmt: skip
     reached = new["ideal"] / new["elapsed"]
-    print(f"n = K throughput {reached:.0%} of its concurrency ideal (target >= 90 %): "
+    print(f"n = K throughput {reached:.1%} of its concurrency ideal (target >= 90 %): "
           f"{'OK' if reached >= 0.9 else 'MISSED'}")  # fmt: skip
 
 
