@@ -73,3 +73,9 @@ def _batch_step(task, step, run_id: int, chain: str | None = None) -> str:
 def figures_refresh(snapshot_id: int) -> bool:
     """Precomputed figures whose inputs changed: compute them again (a no-op when they are fresh)."""
     return services.figures_refresh(snapshot_id=snapshot_id)
+
+
+@shared_task(ignore_result=True, acks_late=True, max_retries=0)
+def figures_keep_run(run_id: int) -> bool:
+    """A run that ended: compute its page's figures now, not on its first view (a no-op when they exist)."""
+    return services.figures_keep_run(run_id=run_id)

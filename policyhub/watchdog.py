@@ -13,7 +13,7 @@ import logging
 from django.utils import timezone
 
 from exports.services import export_recover_stuck
-from labeling.services import figures_refresh_stale, recovery, storage_deletions_retry
+from labeling.services import figures_keep_ended, figures_refresh_stale, recovery, storage_deletions_retry
 
 from .leases import Sweep
 from .queueing import waiting_messages
@@ -30,7 +30,8 @@ def sweep() -> dict[str, int]:
         "batches": recovery.batch_runs_requeue(sweep=look),
         "imports": recovery.imports_requeue(sweep=look),
         "exports": export_recover_stuck(sweep=look, max_recoveries=recovery.MAX_RECOVERIES),
-        "figures": figures_refresh_stale() if look.queue_idle else 0,  # a queued refresh would do it anyway
+        # a queued refresh would do it anyway; so would a queued computation of an ended run's figures
+        "figures": (figures_refresh_stale() + figures_keep_ended()) if look.queue_idle else 0,
         "storage_deletions": storage_deletions_retry(sweep=look),
     }
     if any(sent.values()):

@@ -3,6 +3,8 @@
 from .batches import labeling_run_batch_poll, labeling_run_batch_submit
 from .figures import (
     agreement_snapshot,
+    figures_keep_ended,
+    figures_keep_run,
     figures_mark_stale,
     figures_rebuild,
     figures_refresh,
@@ -125,6 +127,8 @@ __all__ = [
     "figures_rebuild",
     "figures_refresh",
     "figures_refresh_stale",
+    "figures_keep_ended",
+    "figures_keep_run",
     "rule_overrides",
     "run_page",
     "run_page_snapshot",

@@ -36,7 +36,7 @@ from ..pipeline.requests import Key, Work, answer_from_cache, chunk_candidates, 
 from ..teacher import TeacherAnswer, TeacherConfigError
 from ..teacher.openai_provider import N_REFUSED_STATUSES, sync_client
 from ..teacher.parsing import read_completion, read_completion_choices
-from .figures import figures_mark_stale, version_labeling_runs
+from .figures import figures_keep_ended, figures_mark_stale, version_labeling_runs
 
 PENDING = "pending"  # the batch is open: poll again later
 BATCH_MAX_REQUESTS = 50_000  # per batch file (OpenAI's limit)
@@ -94,6 +94,7 @@ def _write(ctx: RunContext, chunk: RunChunk, work: Work, answers: dict) -> None:
 
 def _fail(run: LabelingRun, error: str) -> None:
     LabelingRun.objects.filter(pk=run.pk).fail(error)
+    figures_keep_ended(run_ids=[run.pk])
 
 
 def _load(run_id: int) -> LabelingRun:
@@ -268,7 +269,9 @@ def labeling_run_batch_poll(*, run_id: int, chain: str = "") -> str:
         job.refresh_from_db()
     if job.violations and _resubmit_violations(client, run, job):
         return PENDING
-    LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
+    with transaction.atomic():
+        LabelingRun.objects.filter(pk=run.pk).finish_if_complete()
+        figures_keep_ended(run_ids=[run.pk])
     return "done"
 
 

@@ -7,6 +7,8 @@ marks the snapshot stale again and queues the next refresh: the figures are thos
 ``computed_at``, and a page says when newer changes are on their way.
 """
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,6 +21,10 @@ from ..selectors import agreement, feedback
 from ..selectors import runs as runs_selectors
 
 REFRESH_TASK = "labeling.tasks.figures_refresh"
+KEEP_TASK = "labeling.tasks.figures_keep_run"
+#: The watchdog computes the run-page figures of runs that ended this recently and have none (a lost message);
+#: an older run never viewed gets them on its first view, as before.
+KEEP_ENDED_WITHIN = timedelta(hours=1)
 #: Below this many reviews and human-approved items a stale snapshot is computed again on the page itself (a
 #: fraction of the 300 ms a page may take), so a small installation never shows figures behind its reviews.
 INLINE_REFRESH_BELOW = 20_000
@@ -85,6 +91,32 @@ def figures_refresh_stale() -> int:
     stale = list(FiguresSnapshot.objects.filter(stale=True).values_list("pk", flat=True)[:1000])
     enqueue_each(REFRESH_TASK, [(pk,) for pk in stale])
     return len(stale)
+
+
+def figures_keep_ended(*, run_ids=None) -> int:
+    """Queue the first computation of ended runs' run-page figures (a scan of their candidates: seconds at a
+    million), so the first view of a run that just ended reads them rather than making them. ``run_ids``: those of
+    these runs that have ended (after a chunk or a batch); None: the watchdog's part, runs that ended within
+    KEEP_ENDED_WITHIN without them. Returns how many were queued."""
+    ended = LabelingRun.objects.exclude(status__in=[LabelingRun.Status.QUEUED, LabelingRun.Status.RUNNING])
+    if run_ids is not None:
+        ended = ended.filter(pk__in=run_ids)
+    else:
+        ended = ended.filter(finished_at__gte=timezone.now() - KEEP_ENDED_WITHIN)
+    kept = FiguresSnapshot.objects.filter(kind=FiguresSnapshot.Kind.RUN_PAGE).values("run_id")
+    missing = list(ended.exclude(pk__in=kept).values_list("pk", flat=True)[:1000])
+    enqueue_each(KEEP_TASK, [(pk,) for pk in missing])
+    return len(missing)
+
+
+def figures_keep_run(*, run_id: int) -> bool:
+    """The task of :func:`figures_keep_ended`: compute an ended run's run-page figures unless they exist."""
+    run = LabelingRun.objects.filter(pk=run_id).first()
+    if run is None or run.is_active:
+        return False
+    existed = FiguresSnapshot.objects.filter(kind=FiguresSnapshot.Kind.RUN_PAGE, run=run).exists()
+    run_page_snapshot(run=run)
+    return not existed
 
 
 def figures_rebuild(*, run_ids=None, version_ids=None, here: bool = True) -> tuple[int, int]:

@@ -184,10 +184,12 @@ def enqueue_run_chunks(run: LabelingRun, indexes) -> None:
 # --- processing, cancel and resume ---------------------------------------------------------------------------
 def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
     """Label one chunk (a worker's task); raises :class:`ChunkBusy` while another worker holds it. Then the
-    agreement figures over the run are stale (its answers and approvals changed)."""
+    agreement figures over the run are stale (its answers and approvals changed), and a run that has ended has
+    its page's figures computed by a worker."""
     outcome = chunk.process_chunk(run_id, chunk_index)
     with transaction.atomic():
         figures.figures_mark_stale(run_ids=figures.version_labeling_runs(run_id))
+        figures.figures_keep_ended(run_ids=[run_id])  # the run's last chunk: its page's figures, on a worker
     return outcome
 
 
@@ -201,6 +203,7 @@ def labeling_run_cancel(*, run: LabelingRun, user=None) -> LabelingRun:
         raise ValidationError(f"Run #{run.pk} is {run.status}; only a queued or running run can be cancelled.")
     if run.mode == LabelingRun.Mode.BATCH:
         batches.batch_cancel_open(run=run)
+    figures.figures_keep_ended(run_ids=[run.pk])
     return run
 
 
@@ -260,3 +263,4 @@ def _resume_running(run: LabelingRun) -> LabelingRun:
 def labeling_run_fail(*, run_id: int, error: str) -> None:
     """Record an unexpected failure of a run's task; the run can be resumed once the cause is fixed."""
     LabelingRun.objects.filter(pk=run_id).fail(error)
+    figures.figures_keep_ended(run_ids=[run_id])
