@@ -267,6 +267,15 @@ if AWS_S3_PUBLIC_ENDPOINT_URL:
             "https://files.example.com (no query)."
         )
 EXPORT_DOWNLOAD_URL_SECONDS = env_int("EXPORT_DOWNLOAD_URL_SECONDS", 300)
+# A stored file that could not be deleted (the object store was down) is deleted again by the watchdog's sweep:
+# first this many seconds later, then after twice as long each time, up to the maximum.
+STORAGE_DELETE_RETRY_FIRST_SECONDS = env_int("STORAGE_DELETE_RETRY_FIRST_SECONDS", 60)
+STORAGE_DELETE_RETRY_MAX_SECONDS = env_int("STORAGE_DELETE_RETRY_MAX_SECONDS", 6 * 3600)
+if not 1 <= STORAGE_DELETE_RETRY_FIRST_SECONDS <= STORAGE_DELETE_RETRY_MAX_SECONDS:
+    raise ImproperlyConfigured(
+        f"STORAGE_DELETE_RETRY_FIRST_SECONDS={STORAGE_DELETE_RETRY_FIRST_SECONDS} must be at least 1 and at most "
+        f"STORAGE_DELETE_RETRY_MAX_SECONDS={STORAGE_DELETE_RETRY_MAX_SECONDS}."
+    )
 if not 1 <= EXPORT_DOWNLOAD_URL_SECONDS <= 7 * 24 * 3600:
     raise ImproperlyConfigured("EXPORT_DOWNLOAD_URL_SECONDS must be 1 to 604800 (S3's limit for presigned URLs).")
 

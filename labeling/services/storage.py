@@ -6,7 +6,8 @@ of a build that did not become the export's) calls :func:`storage_delete_or_defe
 one that cannot be deleted (the store is down, or refuses) gets a :class:`~labeling.models.PendingStorageDeletion`
 row, written in the caller's transaction, so the row exists exactly when the reference to the file is gone. The
 watchdog's sweep (``policyhub.watchdog``) calls :func:`storage_deletions_retry`, which deletes the due files again,
-backing off after each failure (RETRY_FIRST, doubling up to RETRY_MAX), and removes a row once its file is gone. A
+backing off after each failure (``STORAGE_DELETE_RETRY_FIRST_SECONDS``, doubling up to
+``STORAGE_DELETE_RETRY_MAX_SECONDS``), and removes a row once its file is gone. A
 file already gone counts as deleted (S3 and a folder both answer a delete of a missing file with success).
 
 When the store turns out to be down (:func:`exports.storage.is_outage`), the remaining files of the same call or
@@ -19,6 +20,7 @@ import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.utils import timezone
@@ -31,9 +33,6 @@ from ..models import PendingStorageDeletion
 
 log = logging.getLogger(__name__)
 
-#: The first retry of a failed delete comes this long after it; each further failure doubles the wait, up to RETRY_MAX.
-RETRY_FIRST = timedelta(minutes=1)
-RETRY_MAX = timedelta(hours=6)
 #: A sweep retries at most this many due deletions (the oldest due first); the next sweep takes the rest.
 SWEEP_BATCH = 500
 #: How long a sweep's claim on the due rows lasts: another sweep leaves them alone meanwhile.
@@ -49,8 +48,11 @@ def storage_for(alias: str) -> Storage:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """How long after its ``attempts``-th failed try a deletion is tried again."""
-    return min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX)
+    """How long after its ``attempts``-th failed try a deletion is tried again (the first wait, doubling each time
+    up to the longest: both settings)."""
+    first, longest = settings.STORAGE_DELETE_RETRY_FIRST_SECONDS, settings.STORAGE_DELETE_RETRY_MAX_SECONDS
+    doublings = min(max(attempts - 1, 0), longest.bit_length())  # a file failing for months: no overflow
+    return timedelta(seconds=min(first * 2**doublings, longest))
 
 
 def storage_delete_or_defer(
@@ -84,7 +86,7 @@ def storage_delete_or_defer(
                 last_error=error_text(failed),
                 created_at=now,
                 last_attempt_at=now if attempts else None,
-                next_attempt_at=now + RETRY_FIRST,
+                next_attempt_at=now + retry_delay(1),
             )  # fmt: skip
         )
     if deferred:  # a file recorded already (a second failed try of the same caller) stays one row

@@ -64,9 +64,9 @@ def test_deleting_while_the_store_is_down_succeeds_and_the_sweep_removes_the_obj
 
     server.start()
     assert bucket.keys(f"exports/{export.pk}/") == stored  # still there: nothing deleted them yet
-    assert _sweep() == 0 and PendingStorageDeletion.objects.count() == 6  # the first retry waits RETRY_FIRST
+    assert _sweep() == 0 and PendingStorageDeletion.objects.count() == 6  # the first retry waits a minute
     bucket.client.delete_object(Bucket=bucket.name, Key=stored[0])  # one is gone already: that counts as done
-    assert _sweep(deletions.RETRY_FIRST) == 6
+    assert _sweep(deletions.retry_delay(1)) == 6
     assert bucket.keys(f"exports/{export.pk}/") == []
     assert not PendingStorageDeletion.objects.exists()
     export.refresh_from_db()
@@ -79,15 +79,15 @@ def test_while_the_store_stays_down_the_sweep_backs_off_and_keeps_every_record(e
     server.stop()
     services.export_delete(export=export, user=engineer)
 
-    later = timezone.now() + deletions.RETRY_FIRST
+    later = timezone.now() + deletions.retry_delay(1)
     assert deletions.storage_deletions_retry(sweep=Sweep(now=later, queue_idle=True)) == 0
     rows = list(PendingStorageDeletion.objects.order_by("-last_attempt_at", "name"))
     assert len(rows) == 6
     retried = [row for row in rows if row.last_attempt_at == later]
     assert len(retried) == 1  # the store is down: one try, not six waits for it
-    assert retried[0].next_attempt_at == later + 2 * deletions.RETRY_FIRST  # the wait doubles
+    assert retried[0].next_attempt_at == later + 2 * deletions.retry_delay(1)  # the wait doubles
     assert "Could not connect to the endpoint URL" in retried[0].last_error
-    assert deletions.retry_delay(30) == deletions.RETRY_MAX  # and stops growing
+    assert deletions.retry_delay(30) == timedelta(hours=6)  # and stops growing (STORAGE_DELETE_RETRY_MAX_SECONDS)
 
     server.start()
     assert _sweep(timedelta(hours=1)) == 6

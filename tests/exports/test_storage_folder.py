@@ -80,7 +80,7 @@ def test_a_file_the_disk_will_not_delete_does_not_stop_the_deletion_and_the_swee
     assert "Permission denied" in pending.last_error and len(files) == 6
 
     monkeypatch.setattr(FileSystemStorage, "delete", real_delete)
-    later = Sweep(now=timezone.now() + deletions.RETRY_FIRST, queue_idle=True)
+    later = Sweep(now=timezone.now() + deletions.retry_delay(1), queue_idle=True)
     assert deletions.storage_deletions_retry(sweep=later) == 1
     assert not folder.exists() and not PendingStorageDeletion.objects.exists()
 

@@ -23,7 +23,9 @@ def _upload(name="members.csv", rows="m1,Nurse\n"):
 
 
 def _sweep_later() -> int:
-    return deletions.storage_deletions_retry(sweep=Sweep(now=timezone.now() + deletions.RETRY_FIRST, queue_idle=True))
+    return deletions.storage_deletions_retry(
+        sweep=Sweep(now=timezone.now() + deletions.retry_delay(1), queue_idle=True)
+    )
 
 
 def test_an_import_whose_store_goes_down_before_its_upload_is_deleted_succeeds_and_the_sweep_deletes_it(
@@ -94,7 +96,7 @@ def test_the_watchdog_sweep_deletes_the_due_files(s3):
     PendingStorageDeletion.objects.create(storage="default", name="imports/left-behind", attempts=3,
                                           next_attempt_at=timezone.now())  # fmt: skip
     PendingStorageDeletion.objects.create(storage="default", name="imports/not-yet", attempts=3,
-                                          next_attempt_at=timezone.now() + deletions.RETRY_MAX)  # fmt: skip
+                                          next_attempt_at=timezone.now() + deletions.retry_delay(99))  # fmt: skip
     assert watchdog.sweep()["storage_deletions"] == 1  # what beat runs (policyhub.tasks.watchdog_sweep)
     assert s3.keys("imports/") == []
     assert list(PendingStorageDeletion.objects.values_list("name", flat=True)) == ["imports/not-yet"]
@@ -131,7 +133,7 @@ def test_a_sweep_killed_while_deleting_loses_no_deletion_and_another_sweep_leave
         raise SystemExit("the worker was killed")
 
     monkeypatch.setattr(deletions, "storage_for", killed_during_the_call)
-    now = timezone.now() + deletions.RETRY_FIRST
+    now = timezone.now() + deletions.retry_delay(1)
     with pytest.raises(SystemExit):
         deletions.storage_deletions_retry(sweep=Sweep(now=now, queue_idle=True))
     assert PendingStorageDeletion.objects.count() == 2

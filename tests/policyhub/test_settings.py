@@ -135,6 +135,23 @@ def test_hsts_seconds_that_are_not_a_number_are_a_clear_error(tmp_path):
     assert "SECURE_HSTS_SECONDS='a year' is not a whole number" in result.stderr
 
 
+def test_storage_deletion_retries_are_set_from_the_environment_and_bad_ones_are_a_clear_error(tmp_path):
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "from labeling.services.storage import retry_delay; "
+        "print([int(retry_delay(n).total_seconds()) for n in (1, 2, 3, 4, 9, 5000)])"
+    )
+    result = start(
+        tmp_path, code, DEBUG="1", STORAGE_DELETE_RETRY_FIRST_SECONDS="5", STORAGE_DELETE_RETRY_MAX_SECONDS="30"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[5, 10, 20, 30, 30, 30]"  # doubling, up to the longest
+
+    result = start(tmp_path, DEBUG="1", STORAGE_DELETE_RETRY_FIRST_SECONDS="600", STORAGE_DELETE_RETRY_MAX_SECONDS="60")
+    assert result.returncode != 0
+    assert "STORAGE_DELETE_RETRY_FIRST_SECONDS=600 must be at least 1 and at most" in result.stderr
+
+
 PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "kP3v9-QzX7_mR2sLw8YtN4bH6jC1dF5gA0eU-oI9pZ2xV7nM3qW8rT6yK4hJ1",
