@@ -43,6 +43,9 @@ FLUSH_SECONDS = 2.0
 #: while the first ones are in flight).
 PREPARE_SLICE = 250
 FIRST_SLICE = 40
+#: The answers a chunk must hold for it to store them early, once only the last ones are on their way: fewer make
+#: a short final write anyway, and an extra transaction costs more than it saves.
+EARLY_FLUSH_ANSWERS = 250
 
 
 class ChunkBusy(Exception):
@@ -246,7 +249,7 @@ def _label(
             remembered = remembered or remember_n_support(ctx.run, provider)
             due = len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush >= FLUSH_SECONDS
             if not ending and prepared.read_all and prepared.answers_asked - received <= last:
-                ending = due = True
+                ending, due = True, due or len(pending) >= EARLY_FLUSH_ANSWERS
             if due:
                 pending.update(prepared.take_cached())
                 if flush(ctx, token, prepared, pending, final=False, judged=judged(pending)) is None:
