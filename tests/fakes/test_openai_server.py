@@ -15,7 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI, label_segments
+from tests.fakes.openai_server import FakeOpenAI, _common_prefix_length, label_segments
 
 LABELS = ["partial_match", "strong_match", "no_match"]
 RULES = ["R1", "R2", "R3"]
@@ -548,6 +548,14 @@ def test_cli_stops_on_sigint_when_started_in_the_background():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [("", ""), ("abc", ""), ("abc", "abc"), ("abc", "abd"), ("abc", "abcdef"), ("xbc", "abc"),
+                 ("policy " * 500 + "member 1", "policy " * 500 + "member 2")],
+)  # fmt: skip
+def test_the_cached_prefix_is_the_common_prefix(a, b):
+    assert _common_prefix_length(a, b) == _common_prefix_length(b, a) == len(os.path.commonprefix([a, b]))
 
 
 def test_usage_reports_the_prompt_prefix_seen_before_as_cached_tokens(server, client):
