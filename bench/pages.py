@@ -10,10 +10,13 @@ score run on them. The database is kept: a rerun with the same parameters reuses
 ``--fresh`` rebuilds it. Then logs in as each role (policy owner, annotator, ML engineer, admin = staff) with
 Django's test client and calls every page and API read ``--calls`` times, printing the median server time (the
 request handled in this process, no network), the queries and their database time. Reads over 300 ms are
-flagged with ``!``. ``--only`` keeps the URLs containing one of the words.
+flagged with ``!``. ``--only`` keeps the URLs containing one of the words. ``--running`` measures them with the
+run marked running, as while it labels (restored afterwards): its page's figures are then kept and counted again
+by the workers every few seconds, not on each view.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
@@ -236,6 +239,23 @@ def measure(urls: list[str], calls: int, roles: list[str]) -> list[tuple]:
     return results
 
 
+@contextlib.contextmanager
+def _running(running: bool):
+    """The populated run marked running for the measurements (``--running``), then as it was."""
+    from labeling.models import LabelingRun
+
+    if not running:
+        yield
+        return
+    run = LabelingRun.objects.filter(purpose="labeling", pairs_total__gt=100).order_by("-pk").first()
+    LabelingRun.objects.filter(pk=run.pk).update(status=LabelingRun.Status.RUNNING, finished_at=None)
+    print(f"run #{run.pk} marked running for the measurements", flush=True)
+    try:
+        yield
+    finally:
+        LabelingRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=run.finished_at)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=1_000_000)
@@ -244,6 +264,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated words: only the URLs containing one")
     parser.add_argument("--roles", default=",".join(ROLES), help=f"comma-separated, of {', '.join(ROLES)}")
     parser.add_argument("--fresh", action="store_true", help="rebuild the database even if it matches")
+    parser.add_argument("--running", action="store_true", help="measure with the run marked running")
     args = parser.parse_args()
     import django
 
@@ -274,7 +295,8 @@ def main() -> None:
 
     for name in ("django.request", "django.security", "axes"):  # the 403s and logins are expected: not news
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    results = measure(reads([w for w in args.only.split(",") if w]), args.calls, args.roles.split(","))
+    with _running(args.running):
+        results = measure(reads([w for w in args.only.split(",") if w]), args.calls, args.roles.split(","))
     slow = [r for r in results if r[3] > TARGET_MS and r[2] == 200]
     print(
         f"\n{len(results)} reads, {len(slow)} over {TARGET_MS} ms"

@@ -1575,9 +1575,9 @@ class PolicyFeedbackReopening(models.Model):
 
 # --- pages: precomputed figures ---
 class FiguresSnapshot(models.Model):
-    """Figures too costly to compute on every page view (agreement over hundreds of thousands of reviews, a
-    finished run's counts over a million candidates), computed from scratch by the same selectors and kept with
-    the time they were computed. Every write that changes their inputs marks them ``stale`` in its own
+    """Figures too costly to compute on every page view (agreement over hundreds of thousands of reviews, a large
+    run's counts over a million candidates), computed from scratch by the same selectors and kept with the time
+    they were computed. Every write that changes their inputs marks them ``stale`` in its own
     transaction and queues their refresh
     (``labeling.services.figures``), so a page shows exact figures as of ``computed_at`` and says when newer
     changes are on their way."""
@@ -1585,7 +1585,7 @@ class FiguresSnapshot(models.Model):
     class Kind(models.TextChoices):
         RUN_AGREEMENT = "run_agreement", "A run's agreement"
         VERSION_AGREEMENT = "version_agreement", "A version's agreement"
-        RUN_PAGE = "run_page", "A finished run's counts, trust rates and timeline"
+        RUN_PAGE = "run_page", "A run's counts, trust rates and timeline"
         VERSION_RULES = "version_rules", "A version's reviewed and overridden items per cited rule"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -1595,6 +1595,9 @@ class FiguresSnapshot(models.Model):
     )
     stale = models.BooleanField(default=False, help_text="Inputs changed since computed_at; a refresh is queued.")
     computed_at = models.DateTimeField()
+    seconds = models.FloatField(
+        default=0, help_text="How long computing them took (a running run's next refresh waits a multiple of it)."
+    )
     figures = models.JSONField()
 
     class Meta:

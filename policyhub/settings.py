@@ -390,6 +390,11 @@ REVIEW_LEASE_SECONDS = int(env("REVIEW_LEASE_SECONDS", "600"))
 REVIEW_UNDO_WINDOW_SECONDS = int(env("REVIEW_UNDO_WINDOW_SECONDS", "600"))
 # A batch-mode run asks the OpenAI Batch API for its batch's status this often until it ends.
 LABELING_BATCH_POLL_SECONDS = int(env("LABELING_BATCH_POLL_SECONDS", "30"))
+# A large running run's page figures (counts, trust rates, timeline) are computed again at most this often while it
+# writes answers, and never sooner than four times as long as computing them took (labeling.services.figures).
+RUN_FIGURES_REFRESH_SECONDS = env_int("RUN_FIGURES_REFRESH_SECONDS", 10)
+if not 1 <= RUN_FIGURES_REFRESH_SECONDS <= 3600:
+    raise ImproperlyConfigured(f"RUN_FIGURES_REFRESH_SECONDS={RUN_FIGURES_REFRESH_SECONDS} must be 1 to 3600.")
 # Imports: the largest file accepted (bytes; the form, the API and the worker refuse a larger one with its size)
 # and the longest line of a CSV or JSONL file (bytes; a longer line is a bad row with its line number).
 IMPORT_MAX_UPLOAD_BYTES = int(env("IMPORT_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024)))

@@ -2,6 +2,7 @@
 (ML engineers)."""
 
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal
 
 from ninja import Field, Query, Router, Schema, Status
@@ -94,6 +95,11 @@ class RunOut(Schema):
     recoveries: int = Field(description="Stuck chunks or batch steps re-queued by the watchdog or a resume.")
     recovery_note: str = Field(description="What the latest recovery did, e.g. '2 chunks were stuck; …'.")
     trust: dict
+    figures_computed_at: datetime | None = Field(
+        description="When routing and trust were counted: null when counted for this read (a small running run), "
+        "else kept figures (an ended run's, or a large running run's, counted again every few seconds)."
+    )
+    figures_stale: bool = Field(description="Answers or reviews changed them since; newer figures are on their way.")
 
 
 class JudgePlanOut(Schema):
@@ -182,6 +188,8 @@ def _run_out(run: LabelingRun) -> dict:
         "recoveries": run.recoveries,
         "recovery_note": run.recovery_note,
         "trust": figures.trust.as_dict(),
+        "figures_computed_at": figures.computed_at,
+        "figures_stale": figures.stale,
     }  # fmt: skip
 
 

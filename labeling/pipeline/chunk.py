@@ -15,7 +15,7 @@ a judge (:mod:`.judge`) each flush's answers are judged first, and their verdict
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -126,10 +126,18 @@ class ChunkRequests:
 
 
 def flush(
-    ctx: RunContext, token: str, prepared: ChunkRequests, answers: dict, *, final: bool, judged: Judged | None = None
+    ctx: RunContext,
+    token: str,
+    prepared: ChunkRequests,
+    answers: dict,
+    *,
+    final: bool,
+    judged: Judged | None = None,
+    on_write: Callable[[], None] | None = None,
 ) -> str | None:
     """Store a batch of a chunk's answers in one transaction while this worker still holds the chunk's lease:
-    samples, cache, the candidates they complete, the run's counters; at the end, the chunk's own state.
+    samples, cache, the candidates they complete, the run's counters, then ``on_write()`` (the caller's part of
+    the same transaction); at the end, the chunk's own state.
 
     Returns None if the lease was lost (another worker has the chunk: write nothing), else "done" /
     "stopped early" for the final flush and "" for the others.
@@ -141,6 +149,8 @@ def flush(
         if answers:
             touched = [prepared.candidates[pair_id] for pair_id in {key[0] for key in answers}]
             write_answers(ctx, touched, prepared.facts, answers, prepared.keys, judged)
+            if on_write is not None:
+                on_write()
         if not final:
             return ""
         in_chunk = prepared.in_chunk()  # all of it: a cancelled chunk may not have read every slice
@@ -153,8 +163,9 @@ def flush(
         return "done" if complete else "stopped early"
 
 
-def process_chunk(run_id: int, chunk_index: int) -> str:
-    """Label one chunk; returns what happened (for logs). Raises :class:`ChunkBusy` while leased elsewhere."""
+def process_chunk(run_id: int, chunk_index: int, *, on_write: Callable[[], None] | None = None) -> str:
+    """Label one chunk; returns what happened (for logs). Raises :class:`ChunkBusy` while leased elsewhere.
+    ``on_write``: called in each transaction that stores answers, after them."""
     started = time.perf_counter()
     run = LabelingRun.objects.select_related("policy_version__policy").get(pk=run_id)
     chunk = RunChunk.objects.get(run=run, index=chunk_index)
@@ -179,7 +190,7 @@ def process_chunk(run_id: int, chunk_index: int) -> str:
         return f"failed: {error}"
     prepared = ChunkRequests(ctx, chunk)
     try:
-        written, outcome, asked = _label(ctx, token, provider, prepared, judge)
+        written, outcome, asked = _label(ctx, token, provider, prepared, judge, on_write)
     except BaseException:
         # E.g. the database dropped the connection: the task's retry may claim the chunk at once instead of
         # waiting out the lease (and the watchdog), and redoes only what no flush stored.
@@ -226,7 +237,7 @@ def _judge_of(run: LabelingRun) -> Judge | None:
 
 
 def _label(
-    ctx: RunContext, token: str, provider, prepared: ChunkRequests, judge: Judge | None = None
+    ctx: RunContext, token: str, provider, prepared: ChunkRequests, judge: Judge | None = None, on_write=None
 ) -> tuple[int, str | None, float]:
     """Stream the chunk's answers from the teacher and flush them as they come (judged first, in a run with a
     judge, while the watcher still renews the lease); returns (samples written, the final flush's outcome or None
@@ -252,7 +263,7 @@ def _label(
                 ending, due = True, due or len(pending) >= EARLY_FLUSH_ANSWERS
             if due:
                 pending.update(prepared.take_cached())
-                if flush(ctx, token, prepared, pending, final=False, judged=judged(pending)) is None:
+                if flush(ctx, token, prepared, pending, final=False, judged=judged(pending), on_write=on_write) is None:
                     return written, None, time.perf_counter()
                 written, pending, last_flush = written + len(pending), {}, time.monotonic()
         asked = time.perf_counter()
@@ -261,5 +272,5 @@ def _label(
     finally:
         watcher.finished.set()
         watcher.join()
-    outcome = flush(ctx, token, prepared, pending, final=True, judged=verdicts)
+    outcome = flush(ctx, token, prepared, pending, final=True, judged=verdicts, on_write=on_write)
     return written + len(pending), outcome, asked

@@ -7,14 +7,16 @@ marks the snapshot stale again and queues the next refresh: the figures are thos
 ``computed_at``, and a page says when newer changes are on their way.
 """
 
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from policyhub.models import PolicyVersion
-from policyhub.queueing import enqueue_each
+from policyhub.queueing import enqueue, enqueue_each
 
 from ..models import FiguresSnapshot, LabelingRun
 from ..selectors import agreement, feedback
@@ -28,6 +30,12 @@ KEEP_ENDED_WITHIN = timedelta(hours=1)
 #: Below this many reviews and human-approved items a stale snapshot is computed again on the page itself (a
 #: fraction of the 300 ms a page may take), so a small installation never shows figures behind its reviews.
 INLINE_REFRESH_BELOW = 20_000
+#: A running run with fewer pairs has its page read live. A larger one has its page's figures kept from its start
+#: and computed again on a worker while it writes answers, at most every ``RUN_FIGURES_REFRESH_SECONDS`` and never
+#: sooner than REFRESH_LOAD times as long as the last computation took (scans of its candidates take at most a
+#: quarter of a database core, however large the run).
+LIVE_RUN_BELOW = INLINE_REFRESH_BELOW
+REFRESH_LOAD = 4
 
 
 #: The figures over reviews (what a review, undo or adjudication changes): the agreement, and the draft editor's
@@ -38,27 +46,63 @@ AGREEMENT = (
     FiguresSnapshot.Kind.VERSION_RULES,
 )
 ALL_KINDS = tuple(FiguresSnapshot.Kind)
+#: The figures over a run's candidates (what its answers change).
+RUN_PAGE = (FiguresSnapshot.Kind.RUN_PAGE,)
 #: Kinds kept per version: over every labeling run of the version.
 VERSION_KINDS = (FiguresSnapshot.Kind.VERSION_AGREEMENT, FiguresSnapshot.Kind.VERSION_RULES)
 
 
 def figures_mark_stale(*, run_ids, kinds=ALL_KINDS) -> int:
     """The runs' reviews, approvals or answers changed (or a run was added to its version): mark the figures over
-    them (of ``kinds``: a review changes the agreement, not the run page) stale and queue their refresh. Call it
-    last in the writing transaction: it locks the snapshots' rows until the write commits, so a refresh that
-    starts meanwhile reads only after the write is in (a snapshot already stale is locked, not written, and gets
-    no second refresh)."""
+    them (of ``kinds``: a review changes the agreement, not the run page) stale and queue their refresh (a running
+    run's page figures: once they are old enough, see LIVE_RUN_BELOW). Call it last in the writing transaction:
+    it locks the snapshots' rows until the write commits, so a refresh that starts meanwhile reads only after the
+    write is in (a snapshot already stale is locked, not written, and gets no second refresh)."""
     run_ids = list(run_ids)
     versions = LabelingRun.objects.filter(pk__in=run_ids, purpose=LabelingRun.Purpose.LABELING).values(
         "policy_version_id"
     )
     scope = Q(run_id__in=run_ids) | Q(kind__in=VERSION_KINDS, version_id__in=versions)
     rows = FiguresSnapshot.objects.filter(scope, kind__in=kinds).select_for_update(no_key=True).order_by("pk")
-    fresh = [pk for pk, stale in rows.values_list("pk", "stale") if not stale]
-    if fresh:
-        FiguresSnapshot.objects.filter(pk__in=fresh).update(stale=True)
-        enqueue_each(REFRESH_TASK, [(pk,) for pk in fresh])
+    fresh = [row for row in rows.values_list("pk", "stale", "kind", "run_id", "computed_at", "seconds") if not row[1]]
+    if not fresh:
+        return 0
+    FiguresSnapshot.objects.filter(pk__in=[row[0] for row in fresh]).update(stale=True)
+    running = _running({row[3] for row in fresh if row[2] == FiguresSnapshot.Kind.RUN_PAGE})
+    now, now_pks = timezone.now(), []
+    for pk, _stale, _kind, run_id, computed_at, seconds in fresh:
+        wait = _refresh_wait(computed_at, seconds, now) if run_id in running else 0
+        if wait > 0:
+            enqueue(REFRESH_TASK, pk, countdown=wait)
+        else:
+            now_pks.append((pk,))
+    enqueue_each(REFRESH_TASK, now_pks)
     return len(fresh)
+
+
+def _running(run_ids) -> set[int]:
+    if not run_ids:
+        return set()
+    active = [LabelingRun.Status.QUEUED, LabelingRun.Status.RUNNING]
+    return set(LabelingRun.objects.filter(pk__in=run_ids, status__in=active).values_list("pk", flat=True))
+
+
+def _refresh_wait(computed_at, seconds: float, now) -> float:
+    """Seconds until a running run's page figures computed at ``computed_at`` (in ``seconds``) are due again."""
+    every = max(settings.RUN_FIGURES_REFRESH_SECONDS, REFRESH_LOAD * seconds)
+    return max(0.0, every - (now - computed_at).total_seconds())
+
+
+def read_live(run: LabelingRun) -> bool:
+    """A running run small enough for its page to count its candidates on every view (see LIVE_RUN_BELOW)."""
+    return run.is_active and run.pairs_total < LIVE_RUN_BELOW
+
+
+def figures_keep_started(*, run: LabelingRun) -> None:
+    """A run just created with its candidates: keep its page's figures from the start if it is too large to be
+    read live (one scan of its new candidates, in the creating transaction), so no view has to count them."""
+    if not read_live(run):
+        run_page_snapshot(run=run)
 
 
 def version_labeling_runs(run_id: int) -> list[int]:
@@ -78,7 +122,7 @@ def figures_refresh(*, snapshot_id: int) -> bool:
         with transaction.atomic():
             _compute(snapshot)
             FiguresSnapshot.objects.filter(pk=snapshot_id).update(
-                figures=snapshot.figures, computed_at=snapshot.computed_at
+                figures=snapshot.figures, computed_at=snapshot.computed_at, seconds=snapshot.seconds
             )
     except BaseException:
         FiguresSnapshot.objects.filter(pk=snapshot_id).update(stale=True)  # still old figures: say so
@@ -141,14 +185,18 @@ def figures_rebuild(*, run_ids=None, version_ids=None, here: bool = True) -> tup
 
 def _compute(snapshot: FiguresSnapshot) -> None:
     snapshot.computed_at = timezone.now()  # before the reads: the figures hold at least what was committed then
+    started = time.perf_counter()
+    snapshot.figures = _figures(snapshot)
+    snapshot.seconds = time.perf_counter() - started
+
+
+def _figures(snapshot: FiguresSnapshot) -> dict:
     if snapshot.kind == FiguresSnapshot.Kind.RUN_PAGE:
-        snapshot.figures = runs_selectors.run_page_figures(run=snapshot.run)
-        return
+        return runs_selectors.run_page_figures(run=snapshot.run)
     if snapshot.kind == FiguresSnapshot.Kind.VERSION_RULES:
-        snapshot.figures = feedback.version_rule_figures(version_id=snapshot.version_id)
-        return
+        return feedback.version_rule_figures(version_id=snapshot.version_id)
     version, runs = agreement.scope_runs(snapshot.kind, run=snapshot.run, version=snapshot.version)
-    snapshot.figures = agreement.snapshot_figures(version=version, runs=runs)
+    return agreement.snapshot_figures(version=version, runs=runs)
 
 
 def _small(snapshot: FiguresSnapshot) -> bool:
@@ -157,15 +205,15 @@ def _small(snapshot: FiguresSnapshot) -> bool:
 
 
 def run_page_snapshot(*, run: LabelingRun) -> FiguresSnapshot:
-    """A run's counts, trust rates and timeline as kept (for a run that has ended; an active one is read live)."""
+    """A run's counts, trust rates and timeline as kept (for a run that has ended, or a large one running)."""
     return _snapshot(kind=FiguresSnapshot.Kind.RUN_PAGE, run=run)
 
 
 def run_page(*, run: LabelingRun) -> runs_selectors.RunPage:
-    """The run page's (and ``GET /api/runs/{id}``'s) counts, trust rates and timeline: live while the run writes
-    answers, kept once it has ended (a full scan of its candidates, seconds at a million, done again only when
-    something changed them)."""
-    if run.is_active:
+    """The run page's (and ``GET /api/runs/{id}``'s) counts, trust rates and timeline: live while a small run
+    writes answers, else kept (a full scan of its candidates, seconds at a million, done again only when something
+    changed them, and while it runs at most every ``RUN_FIGURES_REFRESH_SECONDS``)."""
+    if read_live(run):
         return runs_selectors.run_page_live(run=run)
     return runs_selectors.run_page_from_snapshot(run_page_snapshot(run=run))
 
@@ -204,21 +252,21 @@ def _kept(kind: str, scope: str, ids) -> dict[int, FiguresSnapshot]:
 
 
 def run_pages(runs) -> dict[int, runs_selectors.RunPage]:
-    """{run id: :func:`run_page`} of many runs: the finished ones' kept figures in one read (not one per run),
-    the active ones live."""
+    """{run id: :func:`run_page`} of many runs: the kept figures in one read (not one per run), the small running
+    runs' live."""
     runs = list(runs)
-    kept = _kept(FiguresSnapshot.Kind.RUN_PAGE, "run_id", [run.pk for run in runs if not run.is_active])
+    kept = _kept(FiguresSnapshot.Kind.RUN_PAGE, "run_id", [run.pk for run in runs if not read_live(run)])
     return {
         run.pk: runs_selectors.run_page_live(run=run)
-        if run.is_active
+        if read_live(run)
         else runs_selectors.run_page_from_snapshot(kept[run.pk])
         for run in runs
     }
 
 
 def runs_trust(runs) -> dict:
-    """{run id: trust rates} as each run's page shows them: kept once it has ended (one read for all of them, not
-    a scan of their candidates)."""
+    """{run id: trust rates} as each run's page shows them: kept unless small and running (one read for all of
+    them, not a scan of their candidates)."""
     return {pk: page.trust for pk, page in run_pages(runs).items()}
 
 

@@ -71,6 +71,7 @@ def labeling_run_create(
     try:
         with transaction.atomic():
             chunks = _materialise(run, pairs)
+            figures.figures_keep_started(run=run)  # a large run's page: its figures kept from the start
             figures.figures_mark_stale(run_ids=[run.pk], kinds=figures.AGREEMENT)  # the version's lists its runs
             if mode == LabelingRun.Mode.BATCH:
                 enqueue("labeling.tasks.labeling_run_batch_submit", run.pk)
@@ -183,10 +184,13 @@ def enqueue_run_chunks(run: LabelingRun, indexes) -> None:
 
 # --- processing, cancel and resume ---------------------------------------------------------------------------
 def labeling_run_chunk_process(*, run_id: int, chunk_index: int) -> str:
-    """Label one chunk (a worker's task); raises :class:`ChunkBusy` while another worker holds it. Then the
-    agreement figures over the run are stale (its answers and approvals changed), and a run that has ended has
-    its page's figures computed by a worker."""
-    outcome = chunk.process_chunk(run_id, chunk_index)
+    """Label one chunk (a worker's task); raises :class:`ChunkBusy` while another worker holds it. Each write of
+    answers marks the run's page figures stale (a large running run's are kept); then the agreement figures over
+    the run are stale (its answers and approvals changed), and a run that has ended has its page's figures
+    computed by a worker."""
+    outcome = chunk.process_chunk(
+        run_id, chunk_index, on_write=lambda: figures.figures_mark_stale(run_ids=[run_id], kinds=figures.RUN_PAGE)
+    )
     with transaction.atomic():
         figures.figures_mark_stale(run_ids=figures.version_labeling_runs(run_id))
         figures.figures_keep_ended(run_ids=[run_id])  # the run's last chunk: its page's figures, on a worker

@@ -64,6 +64,7 @@ def run_detail(request, pk):
         "costs": selectors.run_costs(run=run, labelled=figures.labelled),
         "stuck_chunks": selectors.run_stuck_chunks(run=run),
         "watchdog_seconds": round(settings.WATCHDOG_INTERVAL_SECONDS),
+        "figures_refresh_seconds": settings.RUN_FIGURES_REFRESH_SECONDS,
         "reasons": Candidate.REASONS,
         "labelstudio": selectors.run_labelstudio(run=run),
         "labelstudio_configured": bool(settings.LABEL_STUDIO_URL and settings.LABEL_STUDIO_API_KEY),

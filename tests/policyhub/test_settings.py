@@ -152,6 +152,15 @@ def test_storage_deletion_retries_are_set_from_the_environment_and_bad_ones_are_
     assert "STORAGE_DELETE_RETRY_FIRST_SECONDS=600 must be at least 1 and at most" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "RUN_FIGURES_REFRESH_SECONDS=0 must be 1 to 3600."), ("soon", "'soon' is not a whole number.")],
+)
+def test_a_bad_running_run_refresh_interval_is_a_clear_error(tmp_path, value, message):
+    result = start(tmp_path, DEBUG="1", RUN_FIGURES_REFRESH_SECONDS=value)
+    assert result.returncode != 0 and message in result.stderr
+
+
 PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "kP3v9-QzX7_mR2sLw8YtN4bH6jC1dF5gA0eU-oI9pZ2xV7nM3qW8rT6yK4hJ1",
