@@ -156,11 +156,14 @@ def figures_keep_ended(*, run_ids=None) -> int:
 def figures_keep_run(*, run_id: int) -> bool:
     """The task of :func:`figures_keep_ended`: compute an ended run's run-page figures unless they exist."""
     run = LabelingRun.objects.filter(pk=run_id).first()
-    if run is None or run.is_active:
-        return False
-    existed = FiguresSnapshot.objects.filter(kind=FiguresSnapshot.Kind.RUN_PAGE, run=run).exists()
+    if (
+        run is None
+        or run.is_active
+        or FiguresSnapshot.objects.filter(kind=FiguresSnapshot.Kind.RUN_PAGE, run=run).exists()
+    ):
+        return False  # running, or kept already (a stale one has its refresh queued)
     run_page_snapshot(run=run)
-    return not existed
+    return True
 
 
 def figures_rebuild(*, run_ids=None, version_ids=None, here: bool = True) -> tuple[int, int]:
