@@ -93,3 +93,26 @@ def test_the_imported_tables_have_no_triggers_of_their_own_that_skipping_the_row
             "AND tgrelid IN ('labeling_pair'::regclass, 'labeling_member'::regclass, 'labeling_job'::regclass)"
         )
         assert cursor.fetchall() == []
+
+
+def test_the_database_checks_say_when_the_role_may_not_skip_the_per_row_checks(db, settings):
+    """``manage.py migrate`` (and ``check --database default``) warn the operator, with the grant that fixes it."""
+    from django.core.checks import Tags, run_checks
+
+    def warnings():
+        return [w for w in run_checks(tags=[Tags.database], databases=["default"]) if w.id == "labeling.W001"]
+
+    assert warnings() == []  # the tests' role may: no warning
+    role = f"ph_plain_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role} NOSUPERUSER")
+        cursor.execute(f"SET ROLE {role}")
+    try:
+        (warning,) = warnings()
+        settings.IMPORT_SKIP_ROW_FK_CHECKS = False
+        assert warnings() == []  # checked per row on purpose: nothing to say
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+    assert f"The database role '{role}' may not set session_replication_role" in warning.msg
+    assert f'GRANT SET ON PARAMETER session_replication_role TO "{role}";' in warning.hint
