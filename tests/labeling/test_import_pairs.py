@@ -128,3 +128,25 @@ def test_ids_are_cleaned_alike_on_the_quick_and_the_careful_path(members_and_job
         (2, "job_id", "must not contain spaces"),
         (3, "job_id", "must not contain spaces"),
     ]
+
+
+def test_each_imports_pairs_are_found_by_their_batch_through_the_block_range_index(do_import):
+    """Pairs are chosen by import for a run or a red-team set: the lookup stays indexed (a BRIN on PostgreSQL,
+    whose page ranges hold several batches and are rechecked) and returns exactly that import's pairs."""
+    from django.db import connection, transaction
+
+    _many_members_and_jobs(do_import, 300, 100)
+    rows = _pairs_csv(30_000, members=300)
+    first = do_import("pairs", "first.csv", "member_id,job_id\n" + "".join(rows[:20_000]))
+    second = do_import("pairs", "second.csv", "member_id,job_id\n" + "".join(rows[20_000:]))
+    assert (first.batch.rows_created, second.batch.rows_created) == (20_000, 10_000)
+    for batch, expected in ((first.batch, rows[:20_000]), (second.batch, rows[20_000:])):
+        chosen = Pair.objects.filter(import_batch_id=batch.pk)
+        assert set(chosen.values_list("member__external_id", "job__external_id")) == {
+            tuple(row.strip().split(",")) for row in expected
+        }
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small would be read whole anyway
+            plan = Pair.objects.filter(import_batch_id=second.batch.pk).explain()
+        assert "Bitmap Index Scan on pair_import_batch_brin" in plan, plan
