@@ -5,7 +5,8 @@
 
 The database named by DATABASE_URL is dropped and re-created (refuses names not containing "bench"). Prints, per
 file, rows/s, wall time and CPU time (this process, and the PostgreSQL backend serving it when the server runs on
-this machine); whether the per-row foreign-key checks were skipped (``IMPORT_SKIP_ROW_FK_CHECKS``, README
+this machine) and the WAL the server wrote meanwhile (a measure of its work that the machine's speed does not
+move); whether the per-row foreign-key checks were skipped (``IMPORT_SKIP_ROW_FK_CHECKS``, README
 *Imports*); the total against the 10 s target; the floor, a plain ``COPY`` of the same raw pairs file into an
 unlogged table without checks, indexes or constraints, and the import's ratio to it; the peak RSS of this process.
 The figures are printed even when the clean-up fails.
@@ -70,7 +71,16 @@ class Clock:
         seconds = tree_cpu_seconds(self.backend)
         return seconds or None
 
+    @staticmethod
+    def wal_position() -> int:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+            return int(cursor.fetchone()[0])
+
     def __enter__(self):
+        self.wal = self.wal_position()
         self.wall, self.cpu, self.db = time.perf_counter(), time.process_time(), self.backend_cpu()
         return self
 
@@ -79,10 +89,11 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
         db = self.backend_cpu()
         self.db = db - self.db if db is not None and self.db is not None else None
+        self.wal = self.wal_position() - self.wal
 
     def __str__(self) -> str:
         db = f"{self.db:5.1f} s" if self.db is not None else "  n/a"
-        return f"{self.wall:6.1f} s wall, CPU {self.cpu:5.1f} s here + {db} in PostgreSQL"
+        return f"{self.wall:6.1f} s wall, CPU {self.cpu:5.1f} s here + {db} in PostgreSQL, WAL {self.wal / 1e6:4.0f} MB"
 
 
 FLOOR_TABLE = "bench_import_floor"
@@ -132,7 +143,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     try:
         paths = write_files(Path(tmp.name), args.pairs, args.pairs_format)
-        total, clocks = {"wall": 0.0, "cpu": 0.0, "db": 0.0}, {}
+        total, clocks = {"wall": 0.0, "cpu": 0.0, "db": 0.0, "wal": 0.0}, {}
         for kind, path in paths.items():
             with Clock() as clock, path.open("rb") as stream:
                 result = import_file(kind=kind, stream=stream, name=path.name)
@@ -145,7 +156,7 @@ def main() -> None:
         verdict = "OK" if total["wall"] <= TARGET_SECONDS else "MISSED"
         lines.append(
             f"total    {total['wall']:6.1f} s wall, CPU {total['cpu']:5.1f} s here + {total['db']:5.1f} s in "
-            f"PostgreSQL, for {args.pairs:,} pairs with their members and jobs (target <= {TARGET_SECONDS} s): "
+            f"PostgreSQL, WAL {total['wal'] / 1e6:4.0f} MB, for {args.pairs:,} pairs with their members and jobs (target <= {TARGET_SECONDS} s): "
             f"{verdict}"
         )
         floor = copy_floor(paths["pairs"])
