@@ -156,8 +156,8 @@ def main() -> None:
         verdict = "OK" if total["wall"] <= TARGET_SECONDS else "MISSED"
         lines.append(
             f"total    {total['wall']:6.1f} s wall, CPU {total['cpu']:5.1f} s here + {total['db']:5.1f} s in "
-            f"PostgreSQL, WAL {total['wal'] / 1e6:4.0f} MB, for {args.pairs:,} pairs with their members and jobs (target <= {TARGET_SECONDS} s): "
-            f"{verdict}"
+            f"PostgreSQL, WAL {total['wal'] / 1e6:4.0f} MB, for {args.pairs:,} pairs with their members and jobs "
+            f"(target <= {TARGET_SECONDS} s): {verdict}"
         )
         floor = copy_floor(paths["pairs"])
         lines.append(f"floor    {floor} (COPY of the raw pairs file into an unlogged table)")
