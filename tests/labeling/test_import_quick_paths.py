@@ -28,6 +28,10 @@ MEMBER_VALUES = [
     {"member_id": "m13", "headline": "A long skill", "skills": "ok;" + "k" * 101},
     {"member_id": "m14", "headline": "Only separators", "skills": " ; ;; "},
     {"member_id": "m15", "headline": "Unicode skill", "skills": "Ökonomie;SQL"},
+    {"member_id": "m16", "headline": "Plain skills", "skills": ";C/C++; node.js ;a,b;"},
+    {"member_id": "m17", "headline": "Skills at the limits", "skills": ";".join(["k" * 100] + ["s"] * 199)},
+    {"member_id": "m18", "headline": "One skill too many", "skills": ";".join(["s"] * 201)},
+    {"member_id": "m19", "headline": "A control character", "skills": "a;b\x07"},
 ]
 JSON_ONLY = [
     {"member_id": "m20", "headline": "List skills", "skills": ["a", " b ", ""]},
@@ -66,3 +70,12 @@ def test_a_csv_row_comes_out_as_the_careful_path_makes_it(record):
         for e in _careful([row])
     ]  # the header is line 1
     assert list(iter_csv(io.BytesIO(buffer.getvalue().encode()), SCHEMAS["members"])) == expected
+
+
+def test_a_csv_file_without_the_optional_columns_comes_out_as_the_careful_path_makes_it():
+    text = "member_id,headline\nm1,Nurse\nm2,  Welder \n"
+    expected = [(2, ("m1", "Nurse", "[]", "", "", "")), (3, ("m2", "Welder", "[]", "", "", ""))]
+    assert _careful([{"member_id": "m1", "headline": "Nurse"}, {"member_id": "m2", "headline": "  Welder "}]) == [
+        (line - 1, values) for line, values in expected
+    ]
+    assert list(iter_csv(io.BytesIO(text.encode()), SCHEMAS["members"])) == expected
